@@ -1,0 +1,24 @@
+"""fluxstack-otel: production monitoring for any ASGI app in one call, built on OpenTelemetry.
+
+from fluxstack_otel import configure_monitoring
+
+monitoring = configure_monitoring()      # mapping | MonitoringConfig | .toml/.json path | None
+app = monitoring.instrument(app)         # HTTP metrics + /metrics
+...
+monitoring.shutdown()
+"""
+
+from fluxstack_otel._asgi import MonitoringMiddleware
+from fluxstack_otel._config import MonitoringConfig, load_config
+from fluxstack_otel._errors import ConfigError, MissingDependencyError
+from fluxstack_otel._monitoring import Monitoring, configure_monitoring
+
+__all__ = [
+    "ConfigError",
+    "MissingDependencyError",
+    "Monitoring",
+    "MonitoringConfig",
+    "MonitoringMiddleware",
+    "configure_monitoring",
+    "load_config",
+]

@@ -1,0 +1,153 @@
+"""MonitoringMiddleware: the six HTTP metrics for any ASGI app, plus the monitoring endpoints.
+
+Per request it times the exchange, counts body bytes as they pass through ``receive`` and
+``send`` (so chunked uploads and streamed responses are measured, not read from
+``Content-Length``), notes the status, and after the app returns hands one record to the HTTP
+recorder. No OpenTelemetry call happens on this path.
+
+Rules:
+- ``http_requests_total`` counts every request that entered, also those that end without a
+  response (client gone, cancelled).
+- Duration runs from entry until the last response body byte is sent (``more_body`` false), so
+  Starlette background tasks are excluded and streaming is included. When no final body message
+  is sent, it runs until the app returns.
+- An unhandled ``Exception`` is recorded as status 500 (when no response had started) with
+  ``error_type`` = the exception's class name, and re-raised unchanged. A response with status
+  >= ``error_status_threshold`` (default 500) is an error with ``error_type`` = the status code.
+  Cancellation (``BaseException`` that is not an ``Exception``) is not an error: the request is
+  counted, with a status only if one was sent.
+- WebSocket and lifespan scopes pass through untouched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from fluxstack_otel._failures import report_failure
+from fluxstack_otel._routes import normalize_method, resolve_route
+
+if TYPE_CHECKING:
+    from fluxstack_otel._monitoring import Monitoring
+
+__all__ = ["ASGIApp", "MonitoringMiddleware", "Receive", "Scope", "Send"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class MonitoringMiddleware:
+    """Wraps an ASGI app with HTTP metrics and serves the monitoring endpoints.
+
+    Use ``monitoring.instrument(app)``, or with Starlette/FastAPI
+    ``app.add_middleware(MonitoringMiddleware, monitoring=monitoring)``.
+
+    Args:
+        app: The ASGI app to wrap.
+        monitoring: The handle returned by ``configure_monitoring``.
+    """
+
+    def __init__(self, app: ASGIApp, *, monitoring: Monitoring) -> None:
+        self.app = app
+        self._monitoring = monitoring
+        wiring = monitoring._wiring()
+        self._endpoints = wiring.endpoints
+        self._recorder = wiring.recorder
+        self._excluded = wiring.excluded_exact
+        self._excluded_prefixes = wiring.excluded_prefixes
+        self._error_status = wiring.error_status
+        self._probe = wiring.loop_probe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        probe = self._probe
+        if probe is not None and not probe.active:
+            probe.ensure_started()
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        endpoint = self._endpoints.get(path)
+        if endpoint is not None:
+            await endpoint(scope, receive, send)
+            return
+        recorder = self._recorder
+        if (
+            recorder is None
+            or path in self._excluded
+            or (self._excluded_prefixes and path.startswith(self._excluded_prefixes))
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        start = perf_counter()
+        entry_root_path = scope.get("root_path", "")
+        received = 0
+        sent = 0
+        status: int | None = None
+        end = 0.0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            body = message.get("body")
+            if body:
+                received += len(body)
+            return message
+
+        async def counting_send(message: Message) -> None:
+            nonlocal sent, status, end
+            kind = message["type"]
+            if kind == "http.response.body":
+                body = message.get("body")
+                if body:
+                    sent += len(body)
+                await send(message)
+                if not message.get("more_body", False):
+                    end = perf_counter()
+                return
+            if kind == "http.response.start":
+                status = message["status"]
+            elif kind == "http.response.pathsend":
+                sent += _file_size(message.get("path"))
+                await send(message)
+                end = perf_counter()
+                return
+            await send(message)
+
+        error_type: str | None = None
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        except Exception as exc:
+            error_type = type(exc).__name__
+            if status is None:
+                status = 500
+            raise
+        finally:
+            now = perf_counter()
+            if error_type is None and status is not None and status >= self._error_status:
+                error_type = str(status)
+            try:
+                recorder.record(
+                    normalize_method(scope.get("method", "GET")),
+                    resolve_route(scope, entry_root_path, status),
+                    status,
+                    error_type,
+                    (end or now) - start,
+                    received,
+                    sent,
+                    now,
+                )
+            except Exception:  # monitoring must never fail a request
+                report_failure("recording an HTTP request")
+
+
+def _file_size(path: object) -> int:
+    try:
+        return os.stat(path).st_size if isinstance(path, str) else 0
+    except OSError:
+        return 0

@@ -1,0 +1,268 @@
+"""``configure_monitoring`` and the ``Monitoring`` handle: build the pipeline, own its lifecycle.
+
+One ``Monitoring`` owns: the resource, an SDK ``MeterProvider`` (system and custom metrics) with
+one cumulative reader, the HTTP recorder, the metric stream, the sinks, and the event-loop probe.
+Nothing is global: tests and apps may build as many independent instances as they like; each has
+its own private Prometheus exposition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.metrics import Meter, NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
+
+from fluxstack_otel._asgi import ASGIApp, MonitoringMiddleware, Receive, Scope, Send
+from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig, load_config
+from fluxstack_otel._failures import report_failure
+from fluxstack_otel._looplag import LoopLagProbe
+from fluxstack_otel._recorder import HttpRecorder
+from fluxstack_otel._stream import MetricStream
+from fluxstack_otel._system import PsutilSource, SystemSource, register_system_metrics
+from fluxstack_otel.exporters._prometheus import (
+    PrometheusEndpoint,
+    PrometheusServer,
+    RenderOptions,
+    render,
+)
+
+__all__ = ["ConfigSource", "Monitoring", "configure_monitoring"]
+
+_log = logging.getLogger("fluxstack_otel")
+
+ConfigSource = MonitoringConfig | Mapping[str, Any] | str | os.PathLike[str] | None
+Endpoint = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Wiring:
+    """What the middleware needs, precomputed once so the request path only reads attributes."""
+
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    recorder: HttpRecorder | None = None
+    excluded_exact: frozenset[str] = frozenset()
+    excluded_prefixes: tuple[str, ...] = ()
+    error_status: int = 500
+    loop_probe: LoopLagProbe | None = None
+
+
+class Monitoring:
+    """A configured monitoring pipeline. Create it with ``configure_monitoring``.
+
+    Attributes:
+        config: The validated configuration in force.
+    """
+
+    def __init__(
+        self, config: MonitoringConfig, *, system_source: SystemSource | None = None
+    ) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._closed = False
+        self._servers: list[PrometheusServer] = []
+        self._wiring_cache = _Wiring()
+        self._provider: MeterProvider | None = None
+        self._recorder: HttpRecorder | None = None
+        self._probe: LoopLagProbe | None = None
+        self._resource = _make_resource(config)
+        if not config.enabled:
+            self._stream = MetricStream(None, None, self._resource)
+            return
+
+        if config.http_metrics:
+            self._recorder = HttpRecorder(
+                duration_buckets=config.duration_buckets,
+                size_buckets=config.size_buckets,
+                max_series=config.max_series_per_metric,
+                retention_period=config.retention_period,
+            )
+        reader = InMemoryMetricReader()
+        self._provider = MeterProvider(metric_readers=[reader], resource=self._resource)
+        if config.system_metrics:
+            self._probe = LoopLagProbe(window=config.collect_interval)
+            register_system_metrics(
+                self._provider.get_meter("fluxstack_otel.system"),
+                system_source or PsutilSource(),
+                self._probe.value,
+            )
+        self._stream = MetricStream(
+            reader,
+            self._recorder.to_metrics if self._recorder is not None else None,
+            self._resource,
+        )
+        self._wiring_cache = self._build_wiring()
+        try:
+            self._start_servers()
+        except BaseException:
+            self.shutdown()
+            raise
+        _register_fork_handler(self)
+
+    # --- public API -------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """False when configured with ``enabled: false`` (everything is a no-op)."""
+        return self.config.enabled
+
+    @property
+    def meter(self) -> Meter:
+        """A standard OpenTelemetry ``Meter`` whose instruments reach every exporter."""
+        if self._provider is None or not self.config.custom_metrics:
+            return NoOpMeterProvider().get_meter("fluxstack_otel.custom")
+        return self._provider.get_meter("fluxstack_otel.custom")
+
+    @property
+    def prometheus_servers(self) -> tuple[PrometheusServer, ...]:
+        """The standalone Prometheus servers started for exporters with a ``port``."""
+        return tuple(self._servers)
+
+    def instrument(self, app: ASGIApp) -> ASGIApp:
+        """Wrap an ASGI app: HTTP metrics plus the monitoring endpoints (``/metrics``).
+
+        With ``enabled: false`` the app is returned unchanged.
+        """
+        if not self.config.enabled:
+            return app
+        return MonitoringMiddleware(app, monitoring=self)
+
+    def collect(self) -> MetricsData:
+        """Collect every metric now, as cumulative OpenTelemetry data."""
+        return self._stream.collect()
+
+    def render_prometheus(self, *, openmetrics: bool = False) -> bytes:
+        """The exposition ``/metrics`` would serve now (text 0.0.4, or OpenMetrics)."""
+        return render(self.collect(), openmetrics=openmetrics, options=self._render_options())
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop background work and release resources. Idempotent; bounded by ``timeout``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._probe is not None:
+            self._probe.stop()
+        for server in self._servers:
+            try:
+                server.stop(timeout)
+            except Exception:
+                report_failure("stopping the Prometheus server")
+        if self._provider is not None:
+            try:
+                self._provider.shutdown(timeout_millis=timeout * 1000)
+            except Exception:
+                report_failure("shutting down the MeterProvider")
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("enabled" if self.config.enabled else "disabled")
+        return f"<Monitoring service={self.config.service_name!r} {state}>"
+
+    # --- wiring -----------------------------------------------------------------------------
+
+    def _wiring(self) -> _Wiring:
+        return self._wiring_cache
+
+    def _prometheus_configs(self) -> list[PrometheusExporterConfig]:
+        return [
+            e
+            for e in self.config.exporters
+            if isinstance(e, PrometheusExporterConfig) and e.enabled
+        ]
+
+    def _render_options(self) -> RenderOptions:
+        configs = self._prometheus_configs()
+        first = configs[0] if configs else PrometheusExporterConfig()
+        return RenderOptions(target_info=first.target_info, scope_labels=first.scope_labels)
+
+    def _endpoint_for(self, exporter: PrometheusExporterConfig) -> PrometheusEndpoint:
+        return PrometheusEndpoint(
+            self._stream.collect,
+            options=RenderOptions(
+                target_info=exporter.target_info, scope_labels=exporter.scope_labels
+            ),
+            allow_openmetrics=exporter.openmetrics,
+            allow_gzip=exporter.gzip,
+        )
+
+    def _build_wiring(self) -> _Wiring:
+        config = self.config
+        endpoints: dict[str, Endpoint] = {}
+        for exporter in self._prometheus_configs():
+            if exporter.port is None:
+                endpoints[exporter.endpoint] = self._endpoint_for(exporter)
+        exact = frozenset(p for p in config.excluded_paths if not p.endswith("*"))
+        prefixes = tuple(p[:-1] for p in config.excluded_paths if p.endswith("*"))
+        return _Wiring(
+            endpoints=endpoints,
+            recorder=self._recorder,
+            excluded_exact=exact,
+            excluded_prefixes=prefixes,
+            error_status=config.error_status_threshold,
+            loop_probe=self._probe,
+        )
+
+    def _start_servers(self) -> None:
+        for exporter in self._prometheus_configs():
+            if exporter.port is not None:
+                server = PrometheusServer(
+                    self._endpoint_for(exporter),
+                    path=exporter.endpoint,
+                    host=exporter.host or "127.0.0.1",
+                    port=exporter.port,
+                )
+                self._servers.append(server)
+                server.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The child must not report the parent's counts or identity, nor rely on its threads.
+        self._resource = _make_resource(self.config)
+        if self._recorder is not None:
+            self._recorder.reset()
+        if self._probe is not None:
+            self._probe.reset_after_fork()
+        self._stream.set_resource(self._resource)
+
+
+def _make_resource(config: MonitoringConfig) -> Resource:
+    return Resource.create(
+        {"service.name": config.service_name, "service.instance.id": str(uuid.uuid4())}
+    )
+
+
+def _register_fork_handler(monitoring: Monitoring) -> None:
+    ref = weakref.ref(monitoring)
+
+    def after_in_child() -> None:
+        instance = ref()
+        if instance is not None and not instance._closed:
+            instance._after_fork_in_child()
+
+    os.register_at_fork(after_in_child=after_in_child)
+
+
+def configure_monitoring(config: ConfigSource = None) -> Monitoring:
+    """Validate the configuration and build a monitoring pipeline.
+
+    Args:
+        config: A mapping (native snake_case in seconds, or the FluxStack plugin's camelCase in
+            milliseconds), a ``MonitoringConfig``, a path to a ``.toml``/``.json`` file, or None
+            for the defaults (HTTP and system metrics, Prometheus at ``/metrics``).
+
+    Returns:
+        The ``Monitoring`` handle: ``instrument(app)``, ``shutdown()``, ``collect()``...
+
+    Raises:
+        ConfigError: The configuration is invalid; the message names the key path, the value
+            and what is allowed.
+    """
+    return Monitoring(load_config(config))

@@ -1,0 +1,356 @@
+"""The hot-path HTTP recorder: per-series accumulators, no OpenTelemetry call per request.
+
+One request is one ``record()`` call: a dict lookup on the series key, three bucket bisections and a
+handful of integer increments under one uncontended lock. Its cost does not depend on how many
+exporters read the data. At collection time ``snapshot()`` copies the accumulators and
+``to_metrics()`` projects them onto the six catalogue metrics as standard OpenTelemetry points
+(``Sum`` and ``Histogram``, cumulative), so every OTel exporter can consume them.
+
+A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
+projections of those keys: ``http_requests_total`` sums over status and error, and so on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    Sum,
+)
+
+from fluxstack_otel import _catalog as cat
+
+__all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
+
+_log = logging.getLogger("fluxstack_otel")
+
+# The label value of the one series that absorbs label sets beyond the cardinality cap.
+OVERFLOW = "<overflow>"
+
+SeriesKey = tuple[str, str, int | None, str | None]
+_K = TypeVar("_K", bound=tuple[object, ...])
+
+# The recorder keeps no min/max (they would cost compares on every request and cannot be turned
+# into deltas). The SDK types say float, but None is what OTLP encodes as "absent", and every
+# consumer in this package treats None as not recorded.
+_NOT_RECORDED: float = cast(float, None)
+
+
+class _Series:
+    """Accumulators of one label set; mutated only under the recorder's lock."""
+
+    __slots__ = (
+        "count",
+        "dur_buckets",
+        "dur_sum",
+        "last",
+        "req_buckets",
+        "req_sum",
+        "resp_buckets",
+        "resp_sum",
+        "start_ns",
+    )
+
+    def __init__(self, n_dur: int, n_size: int, start_ns: int, now: float) -> None:
+        self.count = 0
+        self.dur_buckets = [0] * n_dur
+        self.dur_sum = 0.0
+        self.req_buckets = [0] * n_size
+        self.req_sum = 0
+        self.resp_buckets = [0] * n_size
+        self.resp_sum = 0
+        self.start_ns = start_ns
+        self.last = now
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSnapshot:
+    """A consistent copy of one series' accumulators, taken under the lock."""
+
+    key: SeriesKey
+    start_ns: int
+    count: int
+    dur_buckets: tuple[int, ...]
+    dur_sum: float
+    req_buckets: tuple[int, ...]
+    req_sum: int
+    resp_buckets: tuple[int, ...]
+    resp_sum: int
+
+
+class HttpRecorder:
+    """Accumulates HTTP exchanges per series and exposes them as OTel metrics.
+
+    Args:
+        duration_buckets: Upper bounds (seconds) of the duration histogram buckets.
+        size_buckets: Upper bounds (bytes) of the two size histograms.
+        max_series: The cardinality cap; label sets beyond it fold into one overflow series.
+        retention_period: Seconds after which a series that saw no request is evicted.
+        clock: Monotonic clock in seconds (``time.perf_counter``); injectable for tests.
+        wall_clock_ns: Wall clock in nanoseconds for OTel start times; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        duration_buckets: Sequence[float] = cat.DEFAULT_DURATION_BUCKETS,
+        size_buckets: Sequence[float] = cat.DEFAULT_SIZE_BUCKETS,
+        max_series: int = 2000,
+        retention_period: float = 300.0,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._dur_bounds = tuple(float(b) for b in duration_buckets)
+        self._size_bounds = tuple(float(b) for b in size_buckets)
+        self._n_dur = len(self._dur_bounds) + 1
+        self._n_size = len(self._size_bounds) + 1
+        self._max_series = max_series
+        self._retention = retention_period
+        self._clock = clock
+        self._wall_ns = wall_clock_ns
+        self._series: dict[SeriesKey, _Series] = {}
+        self._lock = threading.Lock()
+        self._overflow_warned = False
+
+    @property
+    def duration_bounds(self) -> tuple[float, ...]:
+        """The duration histogram's bucket upper bounds."""
+        return self._dur_bounds
+
+    @property
+    def size_bounds(self) -> tuple[float, ...]:
+        """The size histograms' bucket upper bounds."""
+        return self._size_bounds
+
+    def record(
+        self,
+        method: str,
+        route: str,
+        status: int | None,
+        error_type: str | None,
+        duration: float,
+        request_bytes: int,
+        response_bytes: int,
+        now: float,
+    ) -> None:
+        """Count one finished HTTP exchange.
+
+        Args:
+            method: The normalised request method.
+            route: The route template (never the raw path).
+            status: The response status, or None when no response started.
+            error_type: Set when the exchange counts as an error.
+            duration: Seconds from request start to the last body byte sent.
+            request_bytes: Body bytes received.
+            response_bytes: Body bytes sent.
+            now: The recorder clock's reading at the end of the exchange.
+        """
+        key = (method, route, status, error_type)
+        with self._lock:
+            s = self._series.get(key)
+            if s is None:
+                s = self._new_series(key, now)
+            s.count += 1
+            s.dur_buckets[bisect_left(self._dur_bounds, duration)] += 1
+            s.dur_sum += duration
+            s.req_buckets[bisect_left(self._size_bounds, request_bytes)] += 1
+            s.req_sum += request_bytes
+            if status is not None:
+                s.resp_buckets[bisect_left(self._size_bounds, response_bytes)] += 1
+                s.resp_sum += response_bytes
+            s.last = now
+
+    def _new_series(self, key: SeriesKey, now: float) -> _Series:
+        # Called with the lock held.
+        if len(self._series) >= self._max_series:
+            key = (OVERFLOW, OVERFLOW, key[2], key[3])
+            existing = self._series.get(key)
+            if existing is not None:
+                return existing
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                _log.warning(
+                    "HTTP metrics reached their cardinality cap of %d series; further label sets "
+                    "are folded into route=%r. Raise max_series_per_metric or check that routes "
+                    "are templates.",
+                    self._max_series,
+                    OVERFLOW,
+                )
+        s = _Series(self._n_dur, self._n_size, self._wall_ns(), now)
+        self._series[key] = s
+        return s
+
+    def reset(self) -> None:
+        """Forget every series (a forked child starts from zero, not from its parent's counts)."""
+        with self._lock:
+            self._series.clear()
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def snapshot(self) -> list[SeriesSnapshot]:
+        """Evict expired series, then copy every live series consistently."""
+        now = self._clock()
+        horizon = now - self._retention
+        with self._lock:
+            expired = [k for k, s in self._series.items() if s.last < horizon]
+            for k in expired:
+                del self._series[k]
+            return [
+                SeriesSnapshot(
+                    k,
+                    s.start_ns,
+                    s.count,
+                    tuple(s.dur_buckets),
+                    s.dur_sum,
+                    tuple(s.req_buckets),
+                    s.req_sum,
+                    tuple(s.resp_buckets),
+                    s.resp_sum,
+                )
+                for k, s in self._series.items()
+            ]
+
+    def to_metrics(self, snapshot: list[SeriesSnapshot] | None = None) -> list[Metric]:
+        """Project the accumulators onto the six catalogue metrics (cumulative OTel points)."""
+        snap = self.snapshot() if snapshot is None else snapshot
+        now_ns = self._wall_ns()
+        requests: dict[tuple[str, str], list[int]] = {}
+        responses: dict[tuple[str, str, int], list[int]] = {}
+        errors: dict[tuple[str, str, int | None, str], list[int]] = {}
+        durations: dict[tuple[str, str, int | None], _HistAcc] = {}
+        req_sizes: dict[tuple[str, str], _HistAcc] = {}
+        resp_sizes: dict[tuple[str, str, int], _HistAcc] = {}
+        for s in snap:
+            method, route, status, error_type = s.key
+            mr = (method, route)
+            _add_count(requests, mr, s.count, s.start_ns)
+            _add_hist(req_sizes, mr, s.count, s.req_buckets, s.req_sum, s.start_ns)
+            mrs = (method, route, status)
+            _add_hist(durations, mrs, s.count, s.dur_buckets, s.dur_sum, s.start_ns)
+            if status is not None:
+                mrs_ok = (method, route, status)
+                _add_count(responses, mrs_ok, s.count, s.start_ns)
+                _add_hist(resp_sizes, mrs_ok, s.count, s.resp_buckets, s.resp_sum, s.start_ns)
+            if error_type is not None:
+                _add_count(errors, (method, route, status, error_type), s.count, s.start_ns)
+
+        return [
+            _sum_metric(cat.HTTP_REQUESTS, requests, now_ns),
+            _sum_metric(cat.HTTP_RESPONSES, responses, now_ns),
+            _sum_metric(cat.HTTP_ERRORS, errors, now_ns),
+            _hist_metric(cat.HTTP_REQUEST_DURATION, durations, self._dur_bounds, now_ns),
+            _hist_metric(cat.HTTP_REQUEST_SIZE, req_sizes, self._size_bounds, now_ns),
+            _hist_metric(cat.HTTP_RESPONSE_SIZE, resp_sizes, self._size_bounds, now_ns),
+        ]
+
+
+class _HistAcc:
+    __slots__ = ("buckets", "count", "start_ns", "sum")
+
+    def __init__(self, n: int, start_ns: int) -> None:
+        self.count = 0
+        self.sum: float = 0.0
+        self.buckets = [0] * n
+        self.start_ns = start_ns
+
+
+def _add_count(into: dict[_K, list[int]], key: _K, count: int, start_ns: int) -> None:
+    acc = into.get(key)
+    if acc is None:
+        into[key] = [count, start_ns]
+    else:
+        acc[0] += count
+        acc[1] = min(acc[1], start_ns)
+
+
+def _add_hist(
+    into: dict[_K, _HistAcc],
+    key: _K,
+    count: int,
+    buckets: tuple[int, ...],
+    total: float,
+    start_ns: int,
+) -> None:
+    acc = into.get(key)
+    if acc is None:
+        acc = into[key] = _HistAcc(len(buckets), start_ns)
+    else:
+        acc.start_ns = min(acc.start_ns, start_ns)
+    acc.count += count
+    acc.sum += total
+    b = acc.buckets
+    for i, n in enumerate(buckets):
+        if n:
+            b[i] += n
+
+
+def _attributes(spec: cat.MetricSpec, key: tuple[object, ...]) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    for name, value in zip(spec.labels, key, strict=False):
+        if value is not None:
+            attrs[name] = str(value)
+    return attrs
+
+
+def _sum_metric(spec: cat.MetricSpec, series: dict[_K, list[int]], now_ns: int) -> Metric:
+    points = [
+        NumberDataPoint(
+            attributes=_attributes(spec, key),
+            start_time_unix_nano=start,
+            time_unix_nano=now_ns,
+            value=count,
+        )
+        for key, (count, start) in series.items()
+    ]
+    return Metric(
+        name=spec.name,
+        description=spec.help,
+        unit=spec.unit,
+        data=Sum(
+            data_points=points,
+            aggregation_temporality=AggregationTemporality.CUMULATIVE,
+            is_monotonic=True,
+        ),
+    )
+
+
+def _hist_metric(
+    spec: cat.MetricSpec,
+    series: dict[_K, _HistAcc],
+    bounds: tuple[float, ...],
+    now_ns: int,
+) -> Metric:
+    points = [
+        HistogramDataPoint(
+            attributes=_attributes(spec, key),
+            start_time_unix_nano=acc.start_ns,
+            time_unix_nano=now_ns,
+            count=acc.count,
+            sum=acc.sum,
+            bucket_counts=list(acc.buckets),
+            explicit_bounds=list(bounds),
+            min=_NOT_RECORDED,
+            max=_NOT_RECORDED,
+        )
+        for key, acc in series.items()
+    ]
+    return Metric(
+        name=spec.name,
+        description=spec.help,
+        unit=spec.unit,
+        data=Histogram(
+            data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE
+        ),
+    )

@@ -1,0 +1,108 @@
+"""Route templates for the ``route`` label: ``/items/{item_id}``, never ``/items/42``.
+
+Starlette (and so FastAPI) routers write the matched route into the ASGI scope
+(``scope["route"]``) and mutate the scope in place, so after the app has run the middleware reads
+the innermost matched route without matching anything again. Mounts add their raw prefix to
+``scope["root_path"]``; the prefix is turned back into the mount's template by walking the top
+router's mounts once per distinct prefix (cached, bounded).
+
+Frameworks that do not write ``scope["route"]`` get the one fixed value ``UNMATCHED_ROUTE`` unless
+they write ``scope["path_template"]`` (a string), which is used as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from fluxstack_otel._catalog import UNMATCHED_ROUTE
+
+__all__ = ["KNOWN_METHODS", "normalize_method", "resolve_route"]
+
+# Methods outside this set are folded into "_OTHER" (as OpenTelemetry's HTTP semantic conventions
+# do) so random methods cannot create series.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+_OTHER_METHOD = "_OTHER"
+
+_MOUNT_CACHE_LIMIT = 1024
+_mount_cache: dict[tuple[int, str], str] = {}
+
+
+def normalize_method(method: str) -> str:
+    """Return the method if it is a standard HTTP method, else ``"_OTHER"``."""
+    return method if method in KNOWN_METHODS else _OTHER_METHOD
+
+
+def resolve_route(scope: MutableMapping[str, Any], entry_root_path: str, status: int | None) -> str:
+    """Return the route template of a finished request.
+
+    Args:
+        scope: The request's scope after the app ran (routers have written into it).
+        entry_root_path: ``scope["root_path"]`` as it was when the request entered the middleware.
+        status: The response status, used to tell a mount's own 404 from a matched mount.
+    """
+    route = scope.get("route")
+    if route is None:
+        template = scope.get("path_template")
+        return template if isinstance(template, str) else UNMATCHED_ROUTE
+    root_path = scope.get("root_path", "")
+    prefix = ""
+    if root_path != entry_root_path and root_path.startswith(entry_root_path):
+        prefix = _mount_prefix(scope, root_path[len(entry_root_path) :])
+    if _is_mount(route):
+        # A Mount is the innermost match: its app routed nothing itself (a 404 of a sub-router,
+        # or a plain ASGI app such as StaticFiles under the mount).
+        if status == 404 and route.routes:
+            return UNMATCHED_ROUTE
+        return (prefix or getattr(route, "path", "")) + "/{path}"
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    return prefix + path
+
+
+def _mount_prefix(scope: MutableMapping[str, Any], raw: str) -> str:
+    router = scope.get("router")
+    cache_key = (id(router), raw)
+    cached = _mount_cache.get(cache_key)
+    if cached is not None:
+        return cached
+    template = _walk_mounts(getattr(router, "routes", None), raw)
+    if template is None:
+        # Not a Starlette-shaped router: keep the raw prefix (mount paths rarely hold parameters;
+        # the cardinality cap bounds the rest).
+        template = raw
+    if len(_mount_cache) < _MOUNT_CACHE_LIMIT:
+        _mount_cache[cache_key] = template
+    return template
+
+
+def _is_mount(route: Any) -> bool:
+    # Starlette's Mount (and FastAPI's, the same class) has sub-routes and no endpoint.
+    return hasattr(route, "routes") and not hasattr(route, "endpoint")
+
+
+def _walk_mounts(routes: Any, raw: str) -> str | None:
+    """Follow the mounts that consumed ``raw`` and join their path templates."""
+    template = ""
+    remaining = raw
+    depth = 0
+    while remaining and routes is not None and depth < 16:
+        depth += 1
+        for candidate in routes:
+            regex = getattr(candidate, "path_regex", None)
+            if regex is None or not _is_mount(candidate):
+                continue
+            match = regex.match(remaining + "/")
+            if match is None:
+                continue
+            rest = match.groupdict().get("path", "")
+            template += getattr(candidate, "path", "")
+            remaining = "/" + rest.rstrip("/") if rest.strip("/") else ""
+            routes = getattr(candidate, "routes", None)
+            break
+        else:
+            return None
+    return template if not remaining else None

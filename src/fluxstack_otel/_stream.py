@@ -1,0 +1,191 @@
+"""The metric stream: one ``MetricsData`` per collection, SDK metrics plus the HTTP recorder.
+
+Every sink (Prometheus scrape, JSON, console, file, OTLP, the alert processor) reads the same
+stream. The SDK side is one cumulative ``InMemoryMetricReader``, so the SDK aggregates once no
+matter how many sinks there are. Sinks that want delta temporality get a ``DeltaView``, which
+subtracts the previous cumulative snapshot it saw, per series, for SDK and HTTP series alike:
+each export carries exactly what happened since the previous export of that sink.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+__all__ = ["DeltaView", "MetricStream"]
+
+HTTP_SCOPE = InstrumentationScope("fluxstack_otel.http")
+
+
+class MetricStream:
+    """Collects the merged, cumulative metric data on demand.
+
+    Args:
+        reader: The SDK reader attached to the monitoring's MeterProvider (None: no SDK metrics).
+        http_metrics: Returns the HTTP recorder's metrics (None: HTTP metrics are off).
+        resource: The resource every collection carries.
+    """
+
+    def __init__(
+        self,
+        reader: InMemoryMetricReader | None,
+        http_metrics: Callable[[], list[Metric]] | None,
+        resource: Resource,
+    ) -> None:
+        self._reader = reader
+        self._http_metrics = http_metrics
+        self._resource = resource
+
+    @property
+    def resource(self) -> Resource:
+        """The resource of this stream's data."""
+        return self._resource
+
+    def set_resource(self, resource: Resource) -> None:
+        """Replace the resource (a forked worker gets its own ``service.instance.id``)."""
+        self._resource = resource
+
+    def collect(self) -> MetricsData:
+        """Return every metric as cumulative OTel data (thread-safe)."""
+        scopes: list[ScopeMetrics] = []
+        if self._http_metrics is not None:
+            scopes.append(
+                ScopeMetrics(scope=HTTP_SCOPE, metrics=self._http_metrics(), schema_url="")
+            )
+        if self._reader is not None:
+            data = self._reader.get_metrics_data()
+            if data is not None:
+                for rm in data.resource_metrics:
+                    scopes.extend(rm.scope_metrics)
+        return MetricsData(
+            resource_metrics=[
+                ResourceMetrics(resource=self._resource, scope_metrics=scopes, schema_url="")
+            ]
+        )
+
+    def delta_view(self) -> DeltaView:
+        """A per-sink view that turns this stream's cumulative data into deltas."""
+        return DeltaView(self)
+
+
+_SeriesId = tuple[str, str, frozenset[tuple[str, object]]]
+
+
+class DeltaView:
+    """Converts cumulative collections into deltas since this view's previous collection.
+
+    Gauges pass through. A series whose start time changed (restarted, or evicted and back)
+    starts over from its full value, as OTel's delta semantics expect.
+    """
+
+    def __init__(self, stream: MetricStream) -> None:
+        self._stream = stream
+        self._previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint] = {}
+        self._lock = threading.Lock()
+
+    def collect(self) -> MetricsData:
+        """Collect from the stream and return the deltas since the last call."""
+        data = self._stream.collect()
+        with self._lock:
+            return self._to_delta(data)
+
+    def _to_delta(self, data: MetricsData) -> MetricsData:
+        previous = self._previous
+        current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint] = {}
+        out_rms = []
+        for rm in data.resource_metrics:
+            out_sms = []
+            for sm in rm.scope_metrics:
+                metrics = [_delta_metric(sm.scope.name, m, previous, current) for m in sm.metrics]
+                out_sms.append(replace(sm, metrics=metrics))
+            out_rms.append(replace(rm, scope_metrics=out_sms))
+        self._previous = current
+        return MetricsData(resource_metrics=out_rms)
+
+
+def _delta_metric(
+    scope: str,
+    metric: Metric,
+    previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint],
+    current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint],
+) -> Metric:
+    data = metric.data
+    if isinstance(data, Sum) and data.aggregation_temporality == AggregationTemporality.CUMULATIVE:
+        points: list[NumberDataPoint] = []
+        for p in data.data_points:
+            sid = (scope, metric.name, frozenset(p.attributes.items()))
+            current[sid] = p
+            prev = previous.get(sid)
+            if isinstance(prev, NumberDataPoint) and prev.start_time_unix_nano == (
+                p.start_time_unix_nano
+            ):
+                points.append(
+                    replace(p, start_time_unix_nano=prev.time_unix_nano, value=p.value - prev.value)
+                )
+            else:
+                points.append(p)
+        return replace(
+            metric,
+            data=replace(
+                data, data_points=points, aggregation_temporality=AggregationTemporality.DELTA
+            ),
+        )
+    if (
+        isinstance(data, Histogram)
+        and data.aggregation_temporality == AggregationTemporality.CUMULATIVE
+    ):
+        hpoints: list[HistogramDataPoint] = []
+        for hp in data.data_points:
+            sid = (scope, metric.name, frozenset(hp.attributes.items()))
+            current[sid] = hp
+            prev = previous.get(sid)
+            if (
+                isinstance(prev, HistogramDataPoint)
+                and prev.start_time_unix_nano == hp.start_time_unix_nano
+                and len(prev.bucket_counts) == len(hp.bucket_counts)
+            ):
+                hpoints.append(
+                    replace(
+                        hp,
+                        start_time_unix_nano=prev.time_unix_nano,
+                        count=hp.count - prev.count,
+                        sum=hp.sum - prev.sum,
+                        bucket_counts=_subtract(hp.bucket_counts, prev.bucket_counts),
+                        min=_absent(),
+                        max=_absent(),
+                    )
+                )
+            else:
+                hpoints.append(hp)
+        return replace(
+            metric,
+            data=replace(
+                data, data_points=hpoints, aggregation_temporality=AggregationTemporality.DELTA
+            ),
+        )
+    return metric
+
+
+def _subtract(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+def _absent() -> float:
+    # min/max of a difference of cumulative histograms are unknown; None encodes "absent" in OTLP.
+    return None  # type: ignore[return-value]

@@ -1,0 +1,441 @@
+"""Prometheus exposition of the metric stream: text 0.0.4 and OpenMetrics, rendered directly.
+
+The renderer reads OpenTelemetry ``MetricsData`` and writes the exposition itself rather than
+building prometheus_client objects first: a scrape is one pass over the points with precomputed
+bucket labels, which keeps large scrapes cheaper than prometheus_client's own rendering.
+
+Naming: built-in metrics already carry their final Prometheus names. Other metrics (custom, or from
+third-party instrumentations) are sanitised to ``[a-zA-Z0-9_:]``; monotonic sums become counters
+with a ``_total`` suffix; non-monotonic sums become gauges. ``target_info`` and the OTel scope
+labels are opt-in, so upgrading this package never renames a series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import math
+import re
+import threading
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    NumberDataPoint,
+    Sum,
+)
+
+__all__ = [
+    "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_TEXT",
+    "PrometheusEndpoint",
+    "PrometheusServer",
+    "RenderOptions",
+    "negotiate",
+    "render",
+]
+
+_log = logging.getLogger("fluxstack_otel")
+
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+_CONTENT_TYPE_OPENMETRICS_001 = "application/openmetrics-text; version=0.0.1; charset=utf-8"
+
+_INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """What the exposition includes beyond the metrics themselves.
+
+    Attributes:
+        target_info: Emit ``target_info`` with the resource attributes as labels.
+        scope_labels: Add ``otel_scope_name``/``otel_scope_version`` labels to every series.
+    """
+
+    target_info: bool = False
+    scope_labels: bool = False
+
+
+def negotiate(accept: str | None, *, allow_openmetrics: bool = True) -> tuple[bool, str]:
+    """Pick the exposition format from an ``Accept`` header.
+
+    Returns:
+        ``(openmetrics, content_type)``: the highest-quality format both sides support; the
+        0.0.4 text format when the header is absent, unparsable or names nothing we serve.
+    """
+    if not accept or not allow_openmetrics:
+        return False, CONTENT_TYPE_TEXT
+    best_q, best = 0.0, (False, CONTENT_TYPE_TEXT)
+    for part in accept.split(","):
+        media, _, params = part.partition(";")
+        media = media.strip().lower()
+        q, version = 1.0, None
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            key = key.strip().lower()
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+            elif key == "version":
+                version = value.strip()
+        if media == "application/openmetrics-text":
+            if version in (None, "1.0.0"):
+                candidate = (True, CONTENT_TYPE_OPENMETRICS)
+            elif version == "0.0.1":
+                candidate = (True, _CONTENT_TYPE_OPENMETRICS_001)
+            else:
+                continue
+        elif media in ("text/plain", "text/*", "*/*"):
+            candidate = (False, CONTENT_TYPE_TEXT)
+        else:
+            continue
+        if q > best_q:
+            best_q, best = q, candidate
+    return best
+
+
+def render(
+    data: MetricsData, *, openmetrics: bool, options: RenderOptions = RenderOptions()
+) -> bytes:
+    """Render one collection in the Prometheus text format (0.0.4) or OpenMetrics 1.0."""
+    out: list[str] = []
+    families: dict[str, str] = {}  # family name -> its type, to merge scopes and skip clashes
+    for rm in data.resource_metrics:
+        if options.target_info:
+            _render_target_info(out, rm.resource.attributes, openmetrics)
+        for sm in rm.scope_metrics:
+            scope_labels = ""
+            if options.scope_labels:
+                scope_labels = _labels_inner(
+                    {"otel_scope_name": sm.scope.name, "otel_scope_version": sm.scope.version or ""}
+                )
+            for metric in sm.metrics:
+                _render_metric(out, families, metric.name, metric.description, metric.data,
+                               scope_labels, openmetrics)  # fmt: skip
+    if openmetrics:
+        out.append("# EOF\n")
+    return "".join(out).encode()
+
+
+def _render_metric(
+    out: list[str],
+    families: dict[str, str],
+    name: str,
+    description: str,
+    data: Any,
+    scope_labels: str,
+    openmetrics: bool,
+) -> None:
+    name = _metric_name(name)
+    if isinstance(data, Sum):
+        if data.is_monotonic:
+            kind = "counter"
+            base = name[:-6] if name.endswith("_total") else name
+            sample = base + "_total"
+            family = base if openmetrics else sample
+        else:
+            kind, family, sample = "gauge", name, name
+        _header(out, families, family, kind, description)
+        if families.get(family) != kind:
+            return
+        _render_numbers(out, sample, data.data_points, scope_labels)
+    elif isinstance(data, Gauge):
+        _header(out, families, name, "gauge", description)
+        if families.get(name) == "gauge":
+            _render_numbers(out, name, data.data_points, scope_labels)
+    elif isinstance(data, Histogram):
+        _header(out, families, name, "histogram", description)
+        if families.get(name) == "histogram":
+            _render_histograms(out, name, data.data_points, scope_labels)
+    else:
+        _warn_once(f"unsupported:{name}", "metric %r has an unsupported type %s; not exposed",
+                   name, type(data).__name__)  # fmt: skip
+
+
+def _header(out: list[str], families: dict[str, str], family: str, kind: str, help_: str) -> None:
+    seen = families.get(family)
+    if seen is None:
+        families[family] = kind
+        out.append(f"# HELP {family} {_escape_help(help_)}\n# TYPE {family} {kind}\n")
+    elif seen != kind:
+        _warn_once(f"clash:{family}", "metric family %r is both %s and %s; the %s is dropped",
+                   family, seen, kind, kind)  # fmt: skip
+
+
+def _render_numbers(
+    out: list[str], sample: str, points: Iterable[NumberDataPoint], scope_labels: str
+) -> None:
+    for p in points:
+        inner = _labels_inner(p.attributes)
+        if scope_labels:
+            inner = f"{inner},{scope_labels}" if inner else scope_labels
+        labels = f"{{{inner}}}" if inner else ""
+        out.append(f"{sample}{labels} {_fmt(p.value)}\n")
+
+
+_le_cache: dict[tuple[float, ...], tuple[str, ...]] = {}
+
+
+def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    cached = _le_cache.get(bounds)
+    if cached is None:
+        cached = (*(f'le="{_fmt(float(b))}"' for b in bounds), 'le="+Inf"')
+        if len(_le_cache) < 256:
+            _le_cache[bounds] = cached
+    return cached
+
+
+def _render_histograms(
+    out: list[str], name: str, points: Iterable[HistogramDataPoint], scope_labels: str
+) -> None:
+    bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
+    append = out.append
+    for p in points:
+        inner = _labels_inner(p.attributes)
+        if scope_labels:
+            inner = f"{inner},{scope_labels}" if inner else scope_labels
+        les = _le_labels(tuple(p.explicit_bounds))
+        prefix = f"{bucket}{{{inner}," if inner else f"{bucket}{{"
+        running = 0
+        lines = []
+        for le, n in zip(les, p.bucket_counts, strict=False):
+            running += n
+            lines.append(f"{prefix}{le}}} {running}\n")
+        append("".join(lines))
+        labels = f"{{{inner}}}" if inner else ""
+        append(f"{count_name}{labels} {p.count}\n{sum_name}{labels} {_fmt(p.sum)}\n")
+
+
+def _render_target_info(out: list[str], attributes: Any, openmetrics: bool) -> None:
+    inner = _labels_inner(attributes)
+    if openmetrics:
+        out.append(f"# HELP target Target metadata\n# TYPE target info\ntarget_info{{{inner}}} 1\n")
+    else:
+        out.append(
+            f"# HELP target_info Target metadata\n# TYPE target_info gauge\n"
+            f"target_info{{{inner}}} 1\n"
+        )
+
+
+_name_cache: dict[str, str] = {}
+_label_cache: dict[str, str] = {}
+
+
+def _metric_name(name: str) -> str:
+    cached = _name_cache.get(name)
+    if cached is None:
+        cached = _INVALID_NAME.sub("_", name)
+        if cached[:1].isdigit():
+            cached = "_" + cached
+        if len(_name_cache) < 10_000:
+            _name_cache[name] = cached
+    return cached
+
+
+def _label_name(key: str) -> str:
+    cached = _label_cache.get(key)
+    if cached is None:
+        cached = _INVALID_LABEL.sub("_", key)
+        if cached[:1].isdigit():
+            cached = "_" + cached
+        if len(_label_cache) < 10_000:
+            _label_cache[key] = cached
+    return cached
+
+
+def _labels_inner(attributes: Any) -> str:
+    if not attributes:
+        return ""
+    parts = []
+    for key, value in attributes.items():
+        text = value if isinstance(value, str) else _attr_text(value)
+        if "\\" in text or '"' in text or "\n" in text:
+            text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        parts.append(f'{_label_name(key)}="{text}"')
+    return ",".join(parts)
+
+
+def _attr_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_attr_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _escape_help(text: str) -> str:
+    if "\\" in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value):
+        return repr(value)
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned and len(_warned) < 1000:
+        _warned.add(key)
+        _log.warning(message, *args)
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class PrometheusEndpoint:
+    """The ``/metrics`` handler served by the middleware (an ASGI app for one path).
+
+    Rendering runs in the loop's default executor, so a large scrape never stalls requests.
+
+    Args:
+        collect: Returns the stream's current cumulative data.
+        options: What the exposition includes.
+        allow_openmetrics: Whether OpenMetrics may be negotiated.
+        allow_gzip: Whether the body may be gzip-compressed when the client accepts it.
+    """
+
+    def __init__(
+        self,
+        collect: Callable[[], MetricsData],
+        *,
+        options: RenderOptions = RenderOptions(),
+        allow_openmetrics: bool = True,
+        allow_gzip: bool = True,
+    ) -> None:
+        self._collect = collect
+        self._options = options
+        self._allow_om = allow_openmetrics
+        self._allow_gzip = allow_gzip
+
+    def respond(
+        self, accept: str | None, accept_encoding: str | None
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """Render a scrape response body and its headers for the given request headers."""
+        openmetrics, content_type = negotiate(accept, allow_openmetrics=self._allow_om)
+        body = render(self._collect(), openmetrics=openmetrics, options=self._options)
+        headers = [(b"content-type", content_type.encode()), (b"vary", b"accept, accept-encoding")]
+        if self._allow_gzip and accept_encoding and "gzip" in accept_encoding.lower():
+            body = gzip.compress(body, compresslevel=3)
+            headers.append((b"content-encoding", b"gzip"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        return body, headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method", "GET")
+        if method not in ("GET", "HEAD"):
+            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
+            return
+        accept = accept_encoding = None
+        for key, value in scope.get("headers", ()):
+            if key == b"accept":
+                accept = value.decode("latin-1")
+            elif key == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
+        loop = asyncio.get_running_loop()
+        try:
+            body, headers = await loop.run_in_executor(None, self.respond, accept, accept_encoding)
+        except Exception:
+            _log.exception("rendering the Prometheus exposition failed")
+            await _plain(send, 500, b"metrics collection failed", [])
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class PrometheusServer:
+    """A standalone HTTP server for the exposition on its own host and port (a daemon thread).
+
+    Args:
+        endpoint: The handler whose ``respond`` renders scrapes.
+        path: The path served; other paths get 404.
+        host: The address to bind.
+        port: The port to bind (0 picks a free one; see ``port`` after start).
+    """
+
+    def __init__(self, endpoint: PrometheusEndpoint, *, path: str, host: str, port: int) -> None:
+        respond = endpoint.respond
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._serve(with_body=True)
+
+            def do_HEAD(self) -> None:
+                self._serve(with_body=False)
+
+            def _serve(self, *, with_body: bool) -> None:
+                if self.path.split("?", 1)[0] != path:
+                    self.send_error(404)
+                    return
+                try:
+                    body, headers = respond(
+                        self.headers.get("Accept"), self.headers.get("Accept-Encoding")
+                    )
+                except Exception:
+                    _log.exception("rendering the Prometheus exposition failed")
+                    self.send_error(500)
+                    return
+                self.send_response(200)
+                for key, value in headers:
+                    self.send_header(key.decode(), value.decode())
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # scrapes are not worth a log line each
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fluxstack-otel-prometheus", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start serving in the background."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and close the socket."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout)
+        self._server.server_close()
