@@ -8,13 +8,14 @@ The names are the FluxStack plugin's exact Prometheus names, so its dashboards k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
     "ALERT_ALIASES",
     "BUILTIN_METRICS",
     "DEFAULT_DURATION_BUCKETS",
     "DEFAULT_SIZE_BUCKETS",
+    "EVENT_LOOP_LAG",
     "HTTP_ERRORS",
     "HTTP_METRICS",
     "HTTP_REQUESTS",
@@ -30,7 +31,6 @@ __all__ = [
     "PROCESS_CPU_USER",
     "PROCESS_HEAP_USED",
     "PROCESS_RSS",
-    "EVENT_LOOP_LAG",
     "SYSTEM_LOAD_1M",
     "SYSTEM_MEMORY_TOTAL",
     "SYSTEM_METRICS",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How a metric aggregates, in Prometheus terms."""
 
     COUNTER = "counter"
