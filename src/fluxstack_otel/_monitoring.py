@@ -15,7 +15,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -40,7 +40,7 @@ __all__ = ["ConfigSource", "Monitoring", "configure_monitoring"]
 
 _log = logging.getLogger("fluxstack_otel")
 
-ConfigSource = MonitoringConfig | Mapping[str, Any] | str | os.PathLike[str] | None
+ConfigSource: TypeAlias = MonitoringConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 Endpoint = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 

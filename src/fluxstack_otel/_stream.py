@@ -129,7 +129,7 @@ def _delta_metric(
     if isinstance(data, Sum) and data.aggregation_temporality == AggregationTemporality.CUMULATIVE:
         points: list[NumberDataPoint] = []
         for p in data.data_points:
-            sid = (scope, metric.name, frozenset(p.attributes.items()))
+            sid = (scope, metric.name, frozenset((p.attributes or {}).items()))
             current[sid] = p
             prev = previous.get(sid)
             if isinstance(prev, NumberDataPoint) and prev.start_time_unix_nano == (
@@ -152,7 +152,7 @@ def _delta_metric(
     ):
         hpoints: list[HistogramDataPoint] = []
         for hp in data.data_points:
-            sid = (scope, metric.name, frozenset(hp.attributes.items()))
+            sid = (scope, metric.name, frozenset((hp.attributes or {}).items()))
             current[sid] = hp
             prev = previous.get(sid)
             if (

@@ -121,7 +121,7 @@ def render(
                     {"otel_scope_name": sm.scope.name, "otel_scope_version": sm.scope.version or ""}
                 )
             for metric in sm.metrics:
-                _render_metric(out, families, metric.name, metric.description, metric.data,
+                _render_metric(out, families, metric.name, metric.description or "", metric.data,
                                scope_labels, openmetrics)  # fmt: skip
     if openmetrics:
         out.append("# EOF\n")
