@@ -13,7 +13,7 @@ import os
 import threading
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -22,16 +22,19 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
 
-from fluxstack_otel._asgi import ASGIApp, MonitoringMiddleware, Receive, Scope, Send
+from fluxstack_otel._asgi import ASGIApp, MonitoringMiddleware
 from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig, load_config
+from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._failures import report_failure
 from fluxstack_otel._looplag import LoopLagProbe
 from fluxstack_otel._recorder import HttpRecorder
+from fluxstack_otel._sinks import Endpoint, Sink, SinkContext
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel._system import PsutilSource, SystemSource, register_system_metrics
+from fluxstack_otel.exporters import SINK_FACTORIES
 from fluxstack_otel.exporters._prometheus import (
-    PrometheusEndpoint,
     PrometheusServer,
+    PrometheusSink,
     RenderOptions,
     render,
 )
@@ -41,7 +44,6 @@ __all__ = ["ConfigSource", "Monitoring", "configure_monitoring"]
 _log = logging.getLogger("fluxstack_otel")
 
 ConfigSource: TypeAlias = MonitoringConfig | Mapping[str, Any] | str | os.PathLike[str] | None
-Endpoint = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -69,7 +71,7 @@ class Monitoring:
         self.config = config
         self._lock = threading.Lock()
         self._closed = False
-        self._servers: list[PrometheusServer] = []
+        self._sinks: list[Sink] = []
         self._wiring_cache = _Wiring()
         self._provider: MeterProvider | None = None
         self._recorder: HttpRecorder | None = None
@@ -100,9 +102,22 @@ class Monitoring:
             self._recorder.to_metrics if self._recorder is not None else None,
             self._resource,
         )
+        context = SinkContext(config=config, stream=self._stream)
+        for index, exporter in enumerate(config.exporters):
+            if not exporter.enabled:
+                continue
+            factory = SINK_FACTORIES.get(exporter.type)
+            if factory is None:
+                raise ConfigError(
+                    f"exporter type {exporter.type!r} is not available in this version; "
+                    f"available: {', '.join(sorted(SINK_FACTORIES))}",
+                    path=f"exporters[{index}].type",
+                )
+            self._sinks.append(factory(exporter, context))
         self._wiring_cache = self._build_wiring()
         try:
-            self._start_servers()
+            for sink in self._sinks:
+                sink.start()
         except BaseException:
             self.shutdown()
             raise
@@ -125,7 +140,9 @@ class Monitoring:
     @property
     def prometheus_servers(self) -> tuple[PrometheusServer, ...]:
         """The standalone Prometheus servers started for exporters with a ``port``."""
-        return tuple(self._servers)
+        return tuple(
+            s.server for s in self._sinks if isinstance(s, PrometheusSink) and s.server is not None
+        )
 
     def instrument(self, app: ASGIApp) -> ASGIApp:
         """Wrap an ASGI app: HTTP metrics plus the monitoring endpoints (``/metrics``).
@@ -152,11 +169,11 @@ class Monitoring:
             self._closed = True
         if self._probe is not None:
             self._probe.stop()
-        for server in self._servers:
+        for sink in self._sinks:
             try:
-                server.stop(timeout)
+                sink.shutdown(timeout)
             except Exception:
-                report_failure("stopping the Prometheus server")
+                report_failure(f"shutting down the {type(sink).__name__}")
         if self._provider is not None:
             try:
                 self._provider.shutdown(timeout_millis=timeout * 1000)
@@ -184,22 +201,11 @@ class Monitoring:
         first = configs[0] if configs else PrometheusExporterConfig()
         return RenderOptions(target_info=first.target_info, scope_labels=first.scope_labels)
 
-    def _endpoint_for(self, exporter: PrometheusExporterConfig) -> PrometheusEndpoint:
-        return PrometheusEndpoint(
-            self._stream.collect,
-            options=RenderOptions(
-                target_info=exporter.target_info, scope_labels=exporter.scope_labels
-            ),
-            allow_openmetrics=exporter.openmetrics,
-            allow_gzip=exporter.gzip,
-        )
-
     def _build_wiring(self) -> _Wiring:
         config = self.config
         endpoints: dict[str, Endpoint] = {}
-        for exporter in self._prometheus_configs():
-            if exporter.port is None:
-                endpoints[exporter.endpoint] = self._endpoint_for(exporter)
+        for sink in self._sinks:
+            endpoints.update(sink.endpoints())
         exact = frozenset(p for p in config.excluded_paths if not p.endswith("*"))
         prefixes = tuple(p[:-1] for p in config.excluded_paths if p.endswith("*"))
         return _Wiring(
@@ -210,18 +216,6 @@ class Monitoring:
             error_status=config.error_status_threshold,
             loop_probe=self._probe,
         )
-
-    def _start_servers(self) -> None:
-        for exporter in self._prometheus_configs():
-            if exporter.port is not None:
-                server = PrometheusServer(
-                    self._endpoint_for(exporter),
-                    path=exporter.endpoint,
-                    host=exporter.host or "127.0.0.1",
-                    port=exporter.port,
-                )
-                self._servers.append(server)
-                server.start()
 
     def _after_fork_in_child(self) -> None:
         # The child must not report the parent's counts or identity, nor rely on its threads.

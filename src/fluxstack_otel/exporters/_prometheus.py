@@ -21,7 +21,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import (
     Gauge,
@@ -32,11 +32,16 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+if TYPE_CHECKING:
+    from fluxstack_otel._config import PrometheusExporterConfig
+    from fluxstack_otel._sinks import Endpoint, SinkContext
+
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "PrometheusEndpoint",
     "PrometheusServer",
+    "PrometheusSink",
     "RenderOptions",
     "negotiate",
     "render",
@@ -439,3 +444,48 @@ class PrometheusServer:
             self._server.shutdown()
             self._thread.join(timeout)
         self._server.server_close()
+
+
+class PrometheusSink:
+    """A Prometheus exporter entry: ``/metrics`` through the middleware, or its own server.
+
+    Args:
+        exporter: The entry's configuration.
+        context: The monitoring's sink context.
+    """
+
+    def __init__(self, exporter: PrometheusExporterConfig, context: SinkContext) -> None:
+        self._config = exporter
+        self._endpoint = PrometheusEndpoint(
+            context.stream.collect,
+            options=RenderOptions(
+                target_info=exporter.target_info, scope_labels=exporter.scope_labels
+            ),
+            allow_openmetrics=exporter.openmetrics,
+            allow_gzip=exporter.gzip,
+        )
+        self._server: PrometheusServer | None = None
+
+    @property
+    def server(self) -> PrometheusServer | None:
+        """The standalone server, when the entry has a ``port``."""
+        return self._server
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        if self._config.port is not None:
+            return {}
+        return {self._config.endpoint: self._endpoint}
+
+    def start(self) -> None:
+        if self._config.port is not None:
+            self._server = PrometheusServer(
+                self._endpoint,
+                path=self._config.endpoint,
+                host=self._config.host or "127.0.0.1",
+                port=self._config.port,
+            )
+            self._server.start()
+
+    def shutdown(self, timeout: float) -> None:
+        if self._server is not None:
+            self._server.stop(timeout)

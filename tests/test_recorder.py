@@ -1,0 +1,135 @@
+"""The hot-path recorder: exact counts, bucket placement, projections, eviction, cardinality cap."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from opentelemetry.sdk.metrics.export import Histogram, Metric, Sum
+
+from fluxstack_otel import _catalog as cat
+from fluxstack_otel._recorder import OVERFLOW, HttpRecorder
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def by_name(metrics: list[Metric]) -> dict[str, Metric]:
+    return {m.name: m for m in metrics}
+
+
+def points(metric: Metric) -> dict[frozenset[tuple[str, str]], object]:
+    data = metric.data
+    assert isinstance(data, Sum | Histogram)
+    return {frozenset(p.attributes.items()): p for p in data.data_points}
+
+
+def test_projects_one_exchange_onto_the_six_metrics() -> None:
+    """One errored exchange appears in all six metrics with the right label sets and values."""
+    rec = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(10.0, 100.0), clock=lambda: 0.0)
+    rec.record("GET", "/a/{id}", 500, "RuntimeError", 0.5, 20, 150, 0.0)
+    m = by_name(rec.to_metrics())
+    assert set(m) == {spec.name for spec in cat.HTTP_METRICS}
+    mr = frozenset({("method", "GET"), ("route", "/a/{id}")})
+    mrs = mr | {("status_code", "500")}
+    assert points(m["http_requests_total"])[mr].value == 1
+    assert points(m["http_responses_total"])[mrs].value == 1
+    err = points(m["http_errors_total"])[mrs | {("error_type", "RuntimeError")}]
+    assert err.value == 1
+    dur = points(m["http_request_duration_seconds"])[mrs]
+    assert dur.bucket_counts == [0, 1, 0]
+    assert dur.sum == pytest.approx(0.5)
+    req = points(m["http_request_size_bytes"])[mr]
+    assert req.bucket_counts == [0, 1, 0]
+    assert req.sum == 20
+    resp = points(m["http_response_size_bytes"])[mrs]
+    assert resp.bucket_counts == [0, 0, 1]
+    assert resp.sum == 150
+
+
+def test_bucket_bounds_are_inclusive_like_prometheus_le() -> None:
+    """A value equal to a bound lands in that bound's bucket (Prometheus ``le``)."""
+    rec = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(10.0,), clock=lambda: 0.0)
+    rec.record("GET", "/", 200, None, 0.1, 10, 10, 0.0)
+    dur = points(by_name(rec.to_metrics())["http_request_duration_seconds"])
+    (p,) = dur.values()
+    assert p.bucket_counts == [1, 0, 0]
+
+
+def test_request_without_response_counts_as_request_only() -> None:
+    """A request that ended without a response is in requests_total but not responses_total."""
+    rec = HttpRecorder(clock=lambda: 0.0)
+    rec.record("POST", "/up", None, None, 0.2, 100, 0, 0.0)
+    m = by_name(rec.to_metrics())
+    assert [p.value for p in m["http_requests_total"].data.data_points] == [1]
+    assert list(m["http_responses_total"].data.data_points) == []
+    assert list(m["http_response_size_bytes"].data.data_points) == []
+    (dur,) = m["http_request_duration_seconds"].data.data_points
+    assert "status_code" not in dur.attributes
+
+
+def test_requests_total_sums_over_statuses() -> None:
+    """http_requests_total is per method and route, whatever the status."""
+    rec = HttpRecorder(clock=lambda: 0.0)
+    for status in (200, 200, 404, 500):
+        rec.record("GET", "/x", status, None, 0.01, 0, 1, 0.0)
+    (p,) = by_name(rec.to_metrics())["http_requests_total"].data.data_points
+    assert p.value == 4
+
+
+def test_concurrent_threads_lose_no_counts() -> None:
+    """Eight threads recording at once produce exact totals."""
+    rec = HttpRecorder(clock=lambda: 0.0)
+
+    def work() -> None:
+        for _ in range(5000):
+            rec.record("GET", "/t", 200, None, 0.001, 1, 1, 0.0)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    m = by_name(rec.to_metrics())
+    (p,) = m["http_requests_total"].data.data_points
+    assert p.value == 40_000
+    (h,) = m["http_request_duration_seconds"].data.data_points
+    assert h.count == 40_000
+    assert sum(h.bucket_counts) == 40_000
+
+
+def test_idle_series_are_evicted_after_the_retention_period() -> None:
+    """A series with no request for retention_period seconds disappears; a fresh one restarts."""
+    clock = FakeClock()
+    wall = iter(range(1, 100))
+    rec = HttpRecorder(retention_period=60.0, clock=clock, wall_clock_ns=lambda: next(wall))
+    rec.record("GET", "/old", 200, None, 0.01, 0, 0, clock.now)
+    clock.now += 30
+    rec.record("GET", "/live", 200, None, 0.01, 0, 0, clock.now)
+    clock.now += 31
+    routes = {p.attributes["route"] for p in rec.to_metrics()[0].data.data_points}
+    assert routes == {"/live"}
+    rec.record("GET", "/old", 200, None, 0.01, 0, 0, clock.now)
+    (old,) = [p for p in rec.to_metrics()[0].data.data_points if p.attributes["route"] == "/old"]
+    assert old.value == 1
+
+
+def test_cardinality_cap_folds_new_series_into_overflow(caplog: pytest.LogCaptureFixture) -> None:
+    """Beyond the cap new label sets go to one overflow series, counted exactly, warned once."""
+    rec = HttpRecorder(max_series=10, clock=lambda: 0.0)
+    with caplog.at_level(logging.WARNING, logger="fluxstack_otel"):
+        for i in range(100):
+            rec.record("GET", f"/r{i}", 200, None, 0.01, 0, 0, 0.0)
+    assert len(rec) == 11
+    pts = rec.to_metrics()[0].data.data_points
+    total = sum(p.value for p in pts)
+    assert total == 100
+    overflow = [p for p in pts if p.attributes["route"] == OVERFLOW]
+    assert overflow[0].value == 90
+    assert sum("cardinality cap" in r.getMessage() for r in caplog.records) == 1
