@@ -1,0 +1,239 @@
+"""MonitoringMiddleware driven in-process with raw ASGI messages: edge cases of the HTTP rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from fluxstack_otel import Monitoring, MonitoringMiddleware, configure_monitoring
+
+
+@pytest.fixture
+def monitoring() -> Iterator[Monitoring]:
+    m = configure_monitoring({"system_metrics": False})
+    yield m
+    m.shutdown()
+
+
+def values(m: Monitoring) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(m.render_prometheus().decode()):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def scope(path: str = "/", method: str = "GET", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        **extra,
+    }
+
+
+async def drive(
+    app: Any, s: dict[str, Any], body_chunks: list[bytes] | None = None
+) -> list[dict[str, Any]]:
+    chunks = list(body_chunks or [b""])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            chunk = chunks.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(s, receive, send)
+    return sent
+
+
+MR = frozenset({("method", "GET"), ("route", "<unmatched>")})
+
+
+def test_exception_is_reraised_unchanged_and_recorded_as_500(monitoring: Monitoring) -> None:
+    """The app's own exception object propagates; the metrics show a 500 with its class name."""
+    error = KeyError("boom")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise error
+
+    wrapped = monitoring.instrument(app)
+    with pytest.raises(KeyError) as caught:
+        asyncio.run(drive(wrapped, scope("/x")))
+    assert caught.value is error
+    v = values(monitoring)
+    mrs = MR | {("status_code", "500")}
+    assert v[("http_responses_total", mrs)] == 1
+    assert v[("http_errors_total", mrs | {("error_type", "KeyError")})] == 1
+
+
+def test_request_without_response_counts_only_as_request(monitoring: Monitoring) -> None:
+    """A client that disconnects before any response is a request, not a response."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    asyncio.run(drive(monitoring.instrument(app), scope("/gone", "POST"), [b"ab", b"cd"]))
+    v = values(monitoring)
+    post = frozenset({("method", "POST"), ("route", "<unmatched>")})
+    assert v[("http_requests_total", post)] == 1
+    assert v[("http_request_size_bytes_sum", post)] == 4
+    assert not [k for k in v if k[0] == "http_responses_total"]
+
+
+def test_duration_stops_at_the_last_body_byte(monitoring: Monitoring) -> None:
+    """Work after the final body message (a background task) is not part of the duration."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        await asyncio.sleep(0.3)
+
+    asyncio.run(drive(monitoring.instrument(app), scope("/bg")))
+    v = values(monitoring)
+    assert v[("http_request_duration_seconds_sum", MR | {("status_code", "200")})] < 0.25
+
+
+def test_streamed_body_bytes_are_counted_as_sent(monitoring: Monitoring) -> None:
+    """Response size is the sum of the body chunks actually sent, not a header."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"999999")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for _ in range(4):
+            await send({"type": "http.response.body", "body": b"x" * 250, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    asyncio.run(drive(monitoring.instrument(app), scope("/s")))
+    v = values(monitoring)
+    assert v[("http_response_size_bytes_sum", MR | {("status_code", "200")})] == 1000
+
+
+def test_error_status_threshold_is_configurable() -> None:
+    """With error_status_threshold 400 a 404 counts as an error with error_type '404'."""
+    m = configure_monitoring({"system_metrics": False, "error_status_threshold": 400})
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    asyncio.run(drive(m.instrument(app), scope("/missing")))
+    v = values(m)
+    key = MR | {("status_code", "404"), ("error_type", "404")}
+    assert v[("http_errors_total", key)] == 1
+    m.shutdown()
+
+
+def test_non_standard_methods_fold_into_other(monitoring: Monitoring) -> None:
+    """Random methods cannot create series: they are counted under method '_OTHER'."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = monitoring.instrument(app)
+    for method in ("FOO", "BAR", "GET"):
+        asyncio.run(drive(wrapped, scope("/", method)))
+    v = values(monitoring)
+    other = frozenset({("method", "_OTHER"), ("route", "<unmatched>")})
+    assert v[("http_requests_total", other)] == 2
+    assert v[("http_requests_total", MR)] == 1
+
+
+def test_excluded_paths_are_not_counted() -> None:
+    """Exact and prefix exclusions bypass the recorder entirely."""
+    m = configure_monitoring({"system_metrics": False, "excluded_paths": ["/health", "/static/*"]})
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = m.instrument(app)
+    for path in ("/health", "/static/app.js", "/counted"):
+        asyncio.run(drive(wrapped, scope(path)))
+    v = values(m)
+    assert v[("http_requests_total", MR)] == 1
+    m.shutdown()
+
+
+def test_websocket_and_lifespan_scopes_pass_through_untouched(monitoring: Monitoring) -> None:
+    """Non-HTTP scopes reach the app with the original scope, receive and send objects."""
+    seen: list[tuple[Any, Any, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope, receive, send))
+
+    async def receive() -> dict[str, Any]:
+        return {}
+
+    async def send(message: Any) -> None:
+        return None
+
+    wrapped = monitoring.instrument(app)
+    for kind in ("websocket", "lifespan"):
+        s = {"type": kind, "path": "/metrics"}
+        asyncio.run(wrapped(s, receive, send))
+        assert seen[-1] == (s, receive, send)
+    assert not [k for k in values(monitoring) if k[0] == "http_requests_total"]
+
+
+def test_disabled_monitoring_returns_the_bare_app() -> None:
+    """enabled: false gives a no-op: instrument returns the app itself, the middleware passes all."""
+    m = configure_monitoring({"enabled": False})
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b"app says no"})
+
+    assert m.instrument(app) is app
+    sent = asyncio.run(drive(MonitoringMiddleware(app, monitoring=m), scope("/metrics")))
+    assert sent[1]["body"] == b"app says no"
+    m.shutdown()
+
+
+def test_two_instances_in_one_process_do_not_share_series() -> None:
+    """Each Monitoring has a private registry: traffic through one is invisible to the other."""
+    a = configure_monitoring({"system_metrics": False})
+    b = configure_monitoring({"system_metrics": False})
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    asyncio.run(drive(a.instrument(app), scope("/only-a")))
+    assert values(a)[("http_requests_total", MR)] == 1
+    assert not [k for k in values(b) if k[0] == "http_requests_total"]
+    a.shutdown()
+    b.shutdown()
+
+
+def test_metrics_endpoint_rejects_other_methods(monitoring: Monitoring) -> None:
+    """POST /metrics answers 405 with an Allow header instead of reaching the app."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover - not reached
+        raise AssertionError("the app must not see /metrics")
+
+    sent = asyncio.run(drive(monitoring.instrument(app), scope("/metrics", "POST")))
+    assert sent[0]["status"] == 405
+    assert (b"allow", b"GET, HEAD") in sent[0]["headers"]
+
+
+def test_shutdown_is_idempotent(monitoring: Monitoring) -> None:
+    """Calling shutdown twice is harmless."""
+    monitoring.shutdown()
+    monitoring.shutdown()
