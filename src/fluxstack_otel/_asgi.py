@@ -84,51 +84,19 @@ class MonitoringMiddleware:
             await self.app(scope, receive, send)
             return
 
-        start = perf_counter()
+        exchange = _Exchange(receive, send)
         entry_root_path = scope.get("root_path", "")
-        received = 0
-        sent = 0
-        status: int | None = None
-        end = 0.0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            body = message.get("body")
-            if body:
-                received += len(body)
-            return message
-
-        async def counting_send(message: Message) -> None:
-            nonlocal sent, status, end
-            kind = message["type"]
-            if kind == "http.response.body":
-                body = message.get("body")
-                if body:
-                    sent += len(body)
-                await send(message)
-                if not message.get("more_body", False):
-                    end = perf_counter()
-                return
-            if kind == "http.response.start":
-                status = message["status"]
-            elif kind == "http.response.pathsend":
-                sent += _file_size(message.get("path"))
-                await send(message)
-                end = perf_counter()
-                return
-            await send(message)
-
         error_type: str | None = None
         try:
-            await self.app(scope, counting_receive, counting_send)
+            await self.app(scope, exchange.receive, exchange.send)
         except Exception as exc:
             error_type = type(exc).__name__
-            if status is None:
-                status = 500
+            if exchange.status is None:
+                exchange.status = 500
             raise
         finally:
             now = perf_counter()
+            status = exchange.status
             if error_type is None and status is not None and status >= self._error_status:
                 error_type = str(status)
             try:
@@ -137,13 +105,56 @@ class MonitoringMiddleware:
                     resolve_route(scope, entry_root_path, status),
                     status,
                     error_type,
-                    (end or now) - start,
-                    received,
-                    sent,
+                    (exchange.end or now) - exchange.start,
+                    exchange.received,
+                    exchange.sent,
                     now,
                 )
             except Exception:  # monitoring must never fail a request
                 report_failure("recording an HTTP request")
+
+
+class _Exchange:
+    """One request's measurements, filled in as messages pass through ``receive`` and ``send``."""
+
+    __slots__ = ("_receive", "_send", "end", "received", "sent", "start", "status")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.received = 0
+        self.sent = 0
+        self.status: int | None = None
+        self.end = 0.0
+        self.start = perf_counter()
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        body = message.get("body")
+        if body:
+            self.received += len(body)
+        return message
+
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function that returns the server's awaitable: no extra coroutine per message,
+        # except for the final body message, whose completion time ends the duration.
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body")
+            if body:
+                self.sent += len(body)
+            if not message.get("more_body", False):
+                return self._send_final(message)
+        elif kind == "http.response.start":
+            self.status = message["status"]
+        elif kind == "http.response.pathsend":
+            self.sent += _file_size(message.get("path"))
+            return self._send_final(message)
+        return self._send(message)
+
+    async def _send_final(self, message: Message) -> None:
+        await self._send(message)
+        self.end = perf_counter()
 
 
 def _file_size(path: object) -> int:

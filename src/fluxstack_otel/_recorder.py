@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -39,6 +40,8 @@ _log = logging.getLogger("fluxstack_otel")
 OVERFLOW = "<overflow>"
 
 SeriesKey = tuple[str, str, int | None, str | None]
+_Pending = tuple[str, str, int | None, str | None, float, int, int, float]
+_DRAIN_AT = 256
 _K = TypeVar("_K", bound=tuple[object, ...])
 
 # The recorder keeps no min/max (they would cost compares on every request and cannot be turned
@@ -47,31 +50,11 @@ _K = TypeVar("_K", bound=tuple[object, ...])
 _NOT_RECORDED: float = cast(float, None)
 
 
-class _Series:
-    """Accumulators of one label set; mutated only under the recorder's lock."""
-
-    __slots__ = (
-        "count",
-        "dur_buckets",
-        "dur_sum",
-        "last",
-        "req_buckets",
-        "req_sum",
-        "resp_buckets",
-        "resp_sum",
-        "start_ns",
-    )
-
-    def __init__(self, n_dur: int, n_size: int, start_ns: int, now: float) -> None:
-        self.count = 0
-        self.dur_buckets = [0] * n_dur
-        self.dur_sum = 0.0
-        self.req_buckets = [0] * n_size
-        self.req_sum = 0
-        self.resp_buckets = [0] * n_size
-        self.resp_sum = 0
-        self.start_ns = start_ns
-        self.last = now
+# A series' accumulators live in one flat list (cheaper to update than attributes):
+# [last update, duration sum, request bytes sum, response bytes sum,
+#  duration buckets..., request size buckets..., response size buckets...]
+# The request count is the sum of the duration buckets, so count and buckets always agree.
+_LAST, _DUR_SUM, _REQ_SUM, _RESP_SUM, _BUCKETS = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +102,16 @@ class HttpRecorder:
         self._retention = retention_period
         self._clock = clock
         self._wall_ns = wall_clock_ns
-        self._series: dict[SeriesKey, _Series] = {}
+        self._series: dict[SeriesKey, list[float]] = {}
+        self._start_ns: dict[SeriesKey, int] = {}
+        self._req_at = _BUCKETS + self._n_dur
+        self._resp_at = self._req_at + self._n_size
         self._lock = threading.Lock()
         self._overflow_warned = False
+        # Records wait here until the next drain: appending to a deque is atomic and costs a
+        # fraction of updating accumulators under a lock, and draining in batches is cheaper per
+        # record. Bounded: the request that fills it drains it.
+        self._pending: deque[_Pending] = deque()
 
     @property
     def duration_bounds(self) -> tuple[float, ...]:
@@ -156,22 +146,42 @@ class HttpRecorder:
             response_bytes: Body bytes sent.
             now: The recorder clock's reading at the end of the exchange.
         """
-        key = (method, route, status, error_type)
-        with self._lock:
-            s = self._series.get(key)
-            if s is None:
-                s = self._new_series(key, now)
-            s.count += 1
-            s.dur_buckets[bisect_left(self._dur_bounds, duration)] += 1
-            s.dur_sum += duration
-            s.req_buckets[bisect_left(self._size_bounds, request_bytes)] += 1
-            s.req_sum += request_bytes
-            if status is not None:
-                s.resp_buckets[bisect_left(self._size_bounds, response_bytes)] += 1
-                s.resp_sum += response_bytes
-            s.last = now
+        pending = self._pending
+        pending.append(
+            (method, route, status, error_type, duration, request_bytes, response_bytes, now)
+        )
+        if len(pending) >= _DRAIN_AT:
+            self._drain()
 
-    def _new_series(self, key: SeriesKey, now: float) -> _Series:
+    def _drain(self) -> None:
+        """Fold the pending records into the accumulators (a tight loop, one lock for all)."""
+        with self._lock:
+            pending = self._pending
+            popleft = pending.popleft
+            series = self._series
+            dur_bounds, size_bounds = self._dur_bounds, self._size_bounds
+            req_at, resp_at = self._req_at, self._resp_at
+            # Only the records present now: appends racing with this loop wait for the next drain.
+            for _ in range(len(pending)):
+                item = popleft()
+                key = item[:4]
+                acc = series.get(key)
+                if acc is None:
+                    acc = self._new_series(key)
+                _, _, status, _, duration, request_bytes, response_bytes, now = item
+                acc[_LAST] = now
+                acc[_DUR_SUM] += duration
+                acc[_BUCKETS + bisect_left(dur_bounds, duration)] += 1
+                if request_bytes:
+                    acc[_REQ_SUM] += request_bytes
+                    acc[req_at + bisect_left(size_bounds, request_bytes)] += 1
+                else:
+                    acc[req_at] += 1
+                if status is not None:
+                    acc[_RESP_SUM] += response_bytes
+                    acc[resp_at + bisect_left(size_bounds, response_bytes)] += 1
+
+    def _new_series(self, key: SeriesKey) -> list[float]:
         # Called with the lock held.
         if len(self._series) >= self._max_series:
             key = (OVERFLOW, OVERFLOW, key[2], key[3])
@@ -187,40 +197,51 @@ class HttpRecorder:
                     self._max_series,
                     OVERFLOW,
                 )
-        s = _Series(self._n_dur, self._n_size, self._wall_ns(), now)
-        self._series[key] = s
-        return s
+        acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (self._n_dur + 2 * self._n_size)
+        self._series[key] = acc
+        self._start_ns[key] = self._wall_ns()
+        return acc
 
     def reset(self) -> None:
         """Forget every series (a forked child starts from zero, not from its parent's counts)."""
         with self._lock:
+            self._pending.clear()
             self._series.clear()
+            self._start_ns.clear()
 
     def __len__(self) -> int:
+        self._drain()
         return len(self._series)
 
     def snapshot(self) -> list[SeriesSnapshot]:
         """Evict expired series, then copy every live series consistently."""
         now = self._clock()
         horizon = now - self._retention
+        self._drain()
         with self._lock:
-            expired = [k for k, s in self._series.items() if s.last < horizon]
+            expired = [k for k, acc in self._series.items() if acc[_LAST] < horizon]
             for k in expired:
                 del self._series[k]
-            return [
+                del self._start_ns[k]
+            copies = [(k, self._start_ns[k], list(acc)) for k, acc in self._series.items()]
+        d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
+        out = []
+        for k, start_ns, acc in copies:
+            dur = tuple(int(n) for n in acc[d0:r0])
+            out.append(
                 SeriesSnapshot(
                     k,
-                    s.start_ns,
-                    s.count,
-                    tuple(s.dur_buckets),
-                    s.dur_sum,
-                    tuple(s.req_buckets),
-                    s.req_sum,
-                    tuple(s.resp_buckets),
-                    s.resp_sum,
+                    start_ns,
+                    sum(dur),
+                    dur,
+                    acc[_DUR_SUM],
+                    tuple(int(n) for n in acc[r0:p0]),
+                    int(acc[_REQ_SUM]),
+                    tuple(int(n) for n in acc[p0:end]),
+                    int(acc[_RESP_SUM]),
                 )
-                for k, s in self._series.items()
-            ]
+            )
+        return out
 
     def to_metrics(self, snapshot: list[SeriesSnapshot] | None = None) -> list[Metric]:
         """Project the accumulators onto the six catalogue metrics (cumulative OTel points)."""

@@ -28,6 +28,8 @@ _OTHER_METHOD = "_OTHER"
 
 _MOUNT_CACHE_LIMIT = 1024
 _mount_cache: dict[tuple[int, str], str] = {}
+_ROUTE_CACHE_LIMIT = 4096
+_route_cache: dict[int, tuple[object, str]] = {}
 
 
 def normalize_method(method: str) -> str:
@@ -48,6 +50,19 @@ def resolve_route(scope: MutableMapping[str, Any], entry_root_path: str, status:
         template = scope.get("path_template")
         return template if isinstance(template, str) else UNMATCHED_ROUTE
     root_path = scope.get("root_path", "")
+    if root_path == entry_root_path:
+        # The common case, an unmounted route: one cached lookup. Keyed by id() because
+        # Starlette routes define __eq__ and so are unhashable; the entry keeps the route
+        # alive, so its id cannot be reused while cached.
+        cached = _route_cache.get(id(route))
+        if cached is not None and cached[0] is route:
+            return cached[1]
+        if not _is_mount(route):
+            path = getattr(route, "path_format", None) or getattr(route, "path", None)
+            if isinstance(path, str):
+                if len(_route_cache) < _ROUTE_CACHE_LIMIT:
+                    _route_cache[id(route)] = (route, path)
+                return path
     prefix = ""
     if root_path != entry_root_path and root_path.startswith(entry_root_path):
         prefix = _mount_prefix(scope, root_path[len(entry_root_path) :])
