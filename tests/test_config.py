@@ -1,0 +1,759 @@
+"""The configuration model and its parser: defaults, FluxStack compatibility, files and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fluxstack_otel import _catalog as cat
+from fluxstack_otel._config import (
+    AGGREGATIONS,
+    PARAMETERS,
+    AlertRule,
+    ConsoleExporterConfig,
+    FileExporterConfig,
+    JsonExporterConfig,
+    MonitoringConfig,
+    OtlpExporterConfig,
+    PrometheusExporterConfig,
+    Thresholds,
+    load_config,
+)
+from fluxstack_otel._config_parse import CHECK, key_of
+from fluxstack_otel._errors import ConfigError
+
+# The FluxStack plugin's README example, verbatim.
+FLUXSTACK_SEED: dict[str, Any] = {
+    "enabled": True,
+    "httpMetrics": True,
+    "systemMetrics": True,
+    "exporters": [{"type": "prometheus", "endpoint": "/metrics", "enabled": True}],
+    "alerts": [
+        {
+            "metric": "http_request_duration_ms",
+            "operator": ">",
+            "value": 2000,
+            "severity": "warning",
+        }
+    ],
+}
+
+# The FluxStack plugin's defaultConfig, verbatim.
+FLUXSTACK_DEFAULT: dict[str, Any] = {
+    "enabled": True,
+    "httpMetrics": True,
+    "systemMetrics": True,
+    "customMetrics": True,
+    "collectInterval": 5000,
+    "retentionPeriod": 300000,
+    "exporters": [
+        {"type": "console", "interval": 30000, "enabled": False},
+        {"type": "prometheus", "endpoint": "/metrics", "enabled": True, "format": "text"},
+    ],
+    "thresholds": {"responseTime": 1000, "errorRate": 0.05, "memoryUsage": 0.8, "cpuUsage": 0.8},
+    "alerts": [],
+}
+
+CONFIG_CLASSES = (
+    MonitoringConfig,
+    Thresholds,
+    AlertRule,
+    PrometheusExporterConfig,
+    ConsoleExporterConfig,
+    JsonExporterConfig,
+    FileExporterConfig,
+    OtlpExporterConfig,
+)
+
+
+def alert(**extra: Any) -> dict[str, Any]:
+    return {
+        "metric": "http_requests_total",
+        "operator": ">",
+        "value": 1,
+        "severity": "info",
+        **extra,
+    }
+
+
+# --- defaults and accepted forms ------------------------------------------------------------
+
+
+def test_defaults_come_from_none_and_empty_mapping() -> None:
+    """None and {} both give the defaults: one Prometheus exporter at /metrics, seconds."""
+    for source in (None, {}):
+        config = load_config(source)
+        assert config == MonitoringConfig()
+    config = MonitoringConfig()
+    assert config.exporters == (PrometheusExporterConfig(),)
+    assert config.exporters[0].endpoint == "/metrics"
+    assert (config.collect_interval, config.retention_period) == (5.0, 300.0)
+    assert config.alert_evaluation_interval == 30.0
+    assert config.duration_buckets == cat.DEFAULT_DURATION_BUCKETS
+    assert config.size_buckets == cat.DEFAULT_SIZE_BUCKETS
+    assert config.thresholds == Thresholds(response_time=1.0, error_rate=0.05)
+
+
+def test_a_monitoring_config_is_returned_as_is() -> None:
+    """A ready MonitoringConfig is not copied or re-validated."""
+    config = MonitoringConfig(service_name="shop")
+    assert load_config(config) is config
+
+
+def test_configs_are_frozen_and_hashable() -> None:
+    """Every parsed config is immutable and hashable, headers and labels included."""
+    source = {
+        "exporters": [{"type": "otlp", "headers": {"authorization": "x"}}],
+        "alerts": [alert(labels={"method": "GET"})],
+    }
+    config = load_config(source)
+    assert hash(config) == hash(load_config(source))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.enabled = False  # type: ignore[misc]
+
+
+def test_snake_case_mapping_is_read_in_seconds() -> None:
+    """snake_case keys keep their values as seconds, lists become tuples."""
+    config = load_config(
+        {
+            "service_name": "shop",
+            "collect_interval": 2.5,
+            "retention_period": 60,
+            "excluded_paths": ["/health", "/static/*"],
+            "duration_buckets": [0.1, 1, 10],
+            "alert_evaluation_interval": 10,
+            "exporters": [{"type": "console", "interval": 15}],
+        }
+    )
+    assert config.collect_interval == 2.5
+    assert config.retention_period == 60.0
+    assert config.excluded_paths == ("/health", "/static/*")
+    assert config.duration_buckets == (0.1, 1.0, 10.0)
+    assert config.alert_evaluation_interval == 10.0
+    assert config.exporters == (ConsoleExporterConfig(interval=15.0),)
+
+
+def test_every_exporter_type_parses_with_its_options() -> None:
+    """Each exporter type reads its own keys into its own class."""
+    config = load_config(
+        {
+            "exporters": [
+                {"type": "prometheus", "endpoint": "/m", "host": "0.0.0.0", "port": 9464},
+                {"type": "console", "format": "json", "stream": "stdout"},
+                {"type": "json", "endpoint": "/metrics.json", "timeout": 2},
+                {"type": "file", "file_path": "out.json", "format": "json", "history": True},
+                {
+                    "type": "otlp",
+                    "endpoint": "collector:4317",
+                    "protocol": "grpc",
+                    "compression": "gzip",
+                    "temporality": "delta",
+                },
+            ]
+        }
+    )
+    prom, console, js, file, otlp = config.exporters
+    assert prom == PrometheusExporterConfig(endpoint="/m", host="0.0.0.0", port=9464)
+    assert console == ConsoleExporterConfig(format="json", stream="stdout")
+    assert js == JsonExporterConfig(endpoint="/metrics.json", timeout=2.0)
+    assert file == FileExporterConfig(file_path="out.json", format="json", history=True)
+    assert otlp == OtlpExporterConfig(
+        endpoint="collector:4317", protocol="grpc", compression="gzip", temporality="delta"
+    )
+    assert [e.type for e in config.exporters] == ["prometheus", "console", "json", "file", "otlp"]
+
+
+def test_disabled_exporters_are_validated_and_kept() -> None:
+    """An entry with enabled false stays in the tuple, and a bad value in it is still an error."""
+    config = load_config({"exporters": [{"type": "file", "file_path": "m.prom", "enabled": False}]})
+    assert config.exporters == (FileExporterConfig(file_path="m.prom", enabled=False),)
+    with pytest.raises(ConfigError, match=r"exporters\[0\]\.format"):
+        load_config(
+            {"exporters": [{"type": "file", "file_path": "m", "enabled": False, "format": 1}]}
+        )
+
+
+def test_prometheus_address_clash_only_among_enabled_fixed_ports() -> None:
+    """Disabled entries and port 0 (a free port each) never clash with another entry."""
+    config = load_config(
+        {
+            "exporters": [
+                {"type": "prometheus"},
+                {"type": "prometheus", "enabled": False},
+                {"type": "prometheus", "port": 0},
+                {"type": "prometheus", "port": 0},
+            ]
+        }
+    )
+    assert len(config.exporters) == 4
+
+
+# --- FluxStack compatibility ----------------------------------------------------------------
+
+
+def test_fluxstack_seed_object_configures_in_seconds() -> None:
+    """The FluxStack README object configures as-is, and its ms alert keeps ms with a scale."""
+    config = load_config(FLUXSTACK_SEED)
+    assert config.collect_interval == 5.0
+    assert config.exporters == (PrometheusExporterConfig(endpoint="/metrics", enabled=True),)
+    (rule,) = config.alerts
+    assert rule.metric == cat.HTTP_REQUEST_DURATION.name
+    assert rule.value == 2000
+    assert rule.scale == 1000
+    assert rule.aggregation == "p95"
+    assert (rule.operator, rule.severity) == (">", "warning")
+
+
+def test_fluxstack_default_config_parses() -> None:
+    """FluxStack's defaultConfig parses: ms become s, format text is Prometheus text."""
+    config = load_config(FLUXSTACK_DEFAULT)
+    assert (config.collect_interval, config.retention_period) == (5.0, 300.0)
+    console, prom = config.exporters
+    assert console == ConsoleExporterConfig(interval=30.0, enabled=False)
+    assert prom == PrometheusExporterConfig()
+    assert config.thresholds == Thresholds(
+        response_time=1.0, error_rate=0.05, memory_usage=0.8, cpu_usage=0.8
+    )
+    assert config.alerts == ()
+
+
+def _duration_keys() -> Iterator[str]:
+    """Every (class, key) whose check reads 1000 as 1.0 in camelCase style: the ms keys."""
+    for cls in CONFIG_CLASSES:
+        for f in dataclasses.fields(cls):
+            if CHECK in f.metadata:
+                try:
+                    converted = f.metadata[CHECK](1000, "x", True)
+                except ConfigError:
+                    continue
+                if converted == 1.0:
+                    yield f"{cls.__name__}.{key_of(f.name, camel=True)}"
+
+
+# Every millisecond key in FluxStack style: (config, read back, class.key it covers).
+MS_CASES: list[tuple[dict[str, Any], Callable[[MonitoringConfig], Any], str]] = [
+    ({"collectInterval": 2500}, lambda c: c.collect_interval, "MonitoringConfig.collectInterval"),
+    ({"retentionPeriod": 2500}, lambda c: c.retention_period, "MonitoringConfig.retentionPeriod"),
+    (
+        {"alertEvaluationInterval": 2500},
+        lambda c: c.alert_evaluation_interval,
+        "MonitoringConfig.alertEvaluationInterval",
+    ),
+    (
+        {"thresholds": {"responseTime": 2500}},
+        lambda c: c.thresholds.response_time,
+        "Thresholds.responseTime",
+    ),
+    *[
+        (
+            {"httpMetrics": True, "exporters": [{"type": t, "interval": 2500, **more}]},
+            lambda c: c.exporters[0].interval,
+            f"{cls}.interval",
+        )
+        for t, cls, more in [
+            ("prometheus", "PrometheusExporterConfig", {}),
+            ("console", "ConsoleExporterConfig", {}),
+            ("json", "JsonExporterConfig", {"filePath": "m.json"}),
+            ("file", "FileExporterConfig", {"filePath": "m.prom"}),
+            ("otlp", "OtlpExporterConfig", {}),
+        ]
+    ],
+    (
+        {"exporters": [{"type": "json", "url": "http://c/", "timeout": 2500, "filePath": "f"}]},
+        lambda c: c.exporters[0].timeout,
+        "JsonExporterConfig.timeout",
+    ),
+    (
+        {"httpMetrics": True, "exporters": [{"type": "otlp", "timeout": 2500}]},
+        lambda c: c.exporters[0].timeout,
+        "OtlpExporterConfig.timeout",
+    ),
+    *[
+        (
+            {"httpMetrics": True, "alerts": [alert(**{key: 2500})]},
+            lambda c, attr=attr: getattr(c.alerts[0], attr),
+            f"AlertRule.{key}",
+        )
+        for key, attr in [
+            ("window", "window"),
+            ("for", "for_"),
+            ("keepFiringFor", "keep_firing_for"),
+            ("repeatInterval", "repeat_interval"),
+        ]
+    ],
+]
+
+
+@pytest.mark.parametrize(("source", "read", "key"), MS_CASES, ids=[c[2] for c in MS_CASES])
+def test_fluxstack_milliseconds_become_seconds(
+    source: dict[str, Any], read: Callable[[MonitoringConfig], Any], key: str
+) -> None:
+    """In FluxStack style each interval and duration key is read in ms and stored in seconds."""
+    assert read(load_config(source)) == 2.5
+
+
+def test_ms_cases_cover_every_duration_key() -> None:
+    """The ms conversion cases above cover every duration field of every config class."""
+    assert {c[2] for c in MS_CASES} == set(_duration_keys())
+
+
+def test_fluxstack_json_endpoint_url_becomes_url() -> None:
+    """FluxStack POSTs to a json exporter's endpoint URL; here that is the url option."""
+    config = load_config({"exporters": [{"type": "json", "endpoint": "https://c.example/m"}]})
+    assert config.exporters == (JsonExporterConfig(url="https://c.example/m"),)
+
+
+def test_file_format_text_means_prometheus() -> None:
+    """FluxStack's file format text is Prometheus text."""
+    config = load_config({"exporters": [{"type": "file", "filePath": "m", "format": "text"}]})
+    assert config.exporters == (FileExporterConfig(file_path="m", format="prometheus"),)
+
+
+def test_mixing_key_styles_is_an_error() -> None:
+    """A camelCase key and a snake_case key in one config ask the user to pick one style."""
+    with pytest.raises(ConfigError) as info:
+        load_config({"collectInterval": 5000, "retention_period": 300})
+    assert info.value.path == "retention_period"
+    assert "'collectInterval'" in str(info.value)
+    assert "use one style" in str(info.value)
+
+
+def test_header_names_and_label_keys_do_not_decide_the_style() -> None:
+    """Uppercase header names are data: a snake_case config with them stays in seconds."""
+    config = load_config(
+        {
+            "collect_interval": 5,
+            "exporters": [{"type": "otlp", "headers": {"Authorization": "Bearer t"}}],
+        }
+    )
+    assert config.collect_interval == 5.0
+    assert config.exporters[0].headers == (("Authorization", "Bearer t"),)  # type: ignore[union-attr]
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", cat.BUILTIN_METRICS, ids=lambda s: s.name)
+def test_alert_aggregation_defaults_per_kind(spec: cat.MetricSpec) -> None:
+    """A rule without aggregation gets its metric kind's default: rate, p95 or value."""
+    (rule,) = load_config({"alerts": [alert(metric=spec.name)]}).alerts
+    assert rule.aggregation == AGGREGATIONS[spec.kind][0]
+    assert rule.scale == 1.0
+
+
+def test_alert_labels_and_options_parse() -> None:
+    """Labels become sorted pairs and the snake_case options are read in seconds."""
+    (rule,) = load_config(
+        {
+            "alerts": [
+                alert(
+                    metric=cat.HTTP_ERRORS.name,
+                    labels={"route": "/x", "method": "GET"},
+                    aggregation="value",
+                    window=300,
+                    keep_firing_for=60,
+                    name="errors",
+                    message="too many",
+                    **{"for": 30},
+                )
+            ]
+        }
+    ).alerts
+    assert rule.labels == (("method", "GET"), ("route", "/x"))
+    assert (rule.aggregation, rule.window, rule.for_, rule.keep_firing_for) == (
+        "value",
+        300,
+        30,
+        60,
+    )
+    assert (rule.name, rule.message) == ("errors", "too many")
+
+
+# --- thresholds -----------------------------------------------------------------------------
+
+
+def test_thresholds_turn_off_with_null_or_false() -> None:
+    """None (JSON null) or false (TOML has no null) turns a threshold off; 0 is a value."""
+    config = load_config(
+        {"thresholds": {"response_time": None, "error_rate": False, "cpu_usage": 2}}
+    )
+    assert config.thresholds.response_time is None
+    assert config.thresholds.error_rate is None
+    assert config.thresholds.cpu_usage == 2.0
+    assert load_config({"thresholds": {"error_rate": 0}}).thresholds.error_rate == 0.0
+
+
+# --- the bad-input table --------------------------------------------------------------------
+
+P = "exporters[0]"
+# (id, source, expected ConfigError.path, fragments the message must hold)
+# fmt: off
+BAD: list[tuple[str, object, str, tuple[str, ...]]] = [
+    ("typo", {"colect_interval": 5}, "colect_interval", ("unknown key 'colect_interval'", "did you mean 'collect_interval'?")),
+    ("camel typo", {"collectInterval": 5, "retentionPeriode": 1}, "retentionPeriode", ("did you mean 'retentionPeriod'?", "allowed keys:", "httpMetrics")),
+    ("bool as str", {"enabled": "yes"}, "enabled", ("expected true or false", "got 'yes'")),
+    ("number as bool", {"http_metrics": 1}, "http_metrics", ("expected true or false", "got 1")),
+    ("bool as number", {"collect_interval": True}, "collect_interval", ("a finite number of seconds > 0", "got True")),
+    ("str as number", {"collect_interval": "5"}, "collect_interval", ("got '5'",)),
+    ("zero interval", {"collect_interval": 0}, "collect_interval", ("> 0", "got 0")),
+    ("negative ms", {"collectInterval": -5}, "collectInterval", ("milliseconds > 0", "got -5")),
+    ("nan", {"retention_period": math.nan}, "retention_period", ("finite number", "got nan")),
+    ("inf", {"alert_evaluation_interval": math.inf}, "alert_evaluation_interval", ("got inf",)),
+    ("huge int", {"collect_interval": 10**400}, "collect_interval", ("finite number", "got 1000000")),
+    ("empty name", {"service_name": ""}, "service_name", ("a non-empty string", "got ''")),
+    ("str not list", {"excluded_paths": "/health"}, "excluded_paths", ("expected a list", "got '/health'")),
+    ("relative path", {"excluded_paths": ["/ok", "health"]}, "excluded_paths[1]", ("starting with '/'", "got 'health'")),
+    ("inner star", {"excluded_paths": ["/a*/b"]}, "excluded_paths[0]", ("'*' only at its end", "got '/a*/b'")),
+    ("status low", {"error_status_threshold": 399}, "error_status_threshold", ("an integer from 400 to 600", "got 399")),
+    ("status float", {"error_status_threshold": 500.0}, "error_status_threshold", ("an integer", "got 500.0")),
+    ("no buckets", {"duration_buckets": []}, "duration_buckets", ("non-empty list", "got []")),
+    ("flat buckets", {"duration_buckets": [0.1, 0.1]}, "duration_buckets[1]", ("> 0.1 (buckets strictly increase)", "got 0.1")),
+    ("negative bucket", {"size_buckets": [-1]}, "size_buckets[0]", ("> 0", "got -1")),
+    ("series zero", {"max_series_per_metric": 0}, "max_series_per_metric", ("an integer >= 1", "got 0")),
+    ("exporters mapping", {"exporters": {"type": "console"}}, "exporters", ("expected a list", "got {'type': 'console'}")),
+    ("exporter str", {"exporters": ["prometheus"]}, P, ("expected a mapping", "got 'prometheus'")),
+    ("no type", {"exporters": [{}]}, P, ("missing required key 'type'", "'prometheus'", "'otlp'")),
+    ("type typo", {"exporters": [{"type": "console"}, {"type": "promethus"}]}, "exporters[1].type", ("got 'promethus'", "did you mean 'prometheus'?")),
+    ("type number", {"exporters": [{"type": 5}]}, f"{P}.type", ("one of 'prometheus', 'console', 'json', 'file', 'otlp'", "got 5")),
+    ("endpoint", {"exporters": [{"type": "prometheus", "endpoint": "metrics"}]}, f"{P}.endpoint", ("a path starting with '/'", "got 'metrics'")),
+    ("port range", {"exporters": [{"type": "prometheus", "port": 70000}]}, f"{P}.port", ("from 0 to 65535", "got 70000")),
+    ("port str", {"exporters": [{"type": "prometheus", "port": "9464"}]}, f"{P}.port", ("an integer", "got '9464'")),
+    ("host no port", {"exporters": [{"type": "prometheus", "host": "0.0.0.0"}]}, f"{P}.host", ("'0.0.0.0'", "needs a port")),
+    ("prom format", {"exporters": [{"type": "prometheus", "format": "json"}]}, f"{P}.format", ("one of 'text'", "got 'json'")),
+    ("prom key typo", {"exporters": [{"type": "prometheus", "endpiont": "/m"}]}, f"{P}.endpiont", ("did you mean 'endpoint'?",)),
+    ("same endpoint", {"exporters": [{"type": "prometheus"}, {"type": "prometheus"}]}, "exporters[1]", ("serves '/metrics'", "as exporters[0] does already")),
+    ("same port", {"exporters": [{"type": "prometheus", "port": 9464}, {"type": "prometheus", "endpoint": "/m", "host": "127.0.0.1", "port": 9464}]}, "exporters[1]", ("serves '127.0.0.1:9464'",)),
+    ("console format", {"exporters": [{"type": "console", "format": "yaml"}]}, f"{P}.format", ("one of 'text', 'json'", "got 'yaml'")),
+    ("console stream", {"exporters": [{"type": "console", "stream": "stderr"}]}, f"{P}.stream", ("one of 'log', 'stdout'", "got 'stderr'")),
+    ("interval", {"exporters": [{"type": "console", "interval": -1}]}, f"{P}.interval", ("seconds > 0 or null", "got -1")),
+    ("json nowhere", {"exporters": [{"type": "json"}]}, P, ("at least one of 'endpoint', 'url', 'file_path'",)),
+    ("json nowhere camel", {"httpMetrics": True, "exporters": [{"type": "json"}]}, P, ("'filePath'",)),
+    ("json url", {"exporters": [{"type": "json", "url": "ftp://x"}]}, f"{P}.url", ("http:// or https:// URL", "got 'ftp://x'")),
+    ("json two urls", {"exporters": [{"type": "json", "endpoint": "http://a", "url": "http://b"}]}, f"{P}.endpoint", ("'http://a'", "keep one")),
+    ("headers list", {"exporters": [{"type": "json", "url": "http://a", "headers": ["x"]}]}, f"{P}.headers", ("expected a mapping", "got ['x']")),
+    ("header value", {"exporters": [{"type": "otlp", "headers": {"api-key": 5}}]}, f"{P}.headers.api-key", ("a string without line breaks", "of type int")),
+    ("header name", {"exporters": [{"type": "otlp", "headers": {"bad name": "x"}}]}, f"{P}.headers.bad name", ("HTTP header name", "got 'bad name'")),
+    ("file path missing", {"exporters": [{"type": "file"}]}, P, ("missing required key 'file_path'",)),
+    ("file path camel", {"httpMetrics": True, "exporters": [{"type": "file", "filePath": 5}]}, f"{P}.filePath", ("a non-empty string", "got 5")),
+    ("file format", {"exporters": [{"type": "file", "file_path": "m", "format": "xml"}]}, f"{P}.format", ("'prometheus', 'json', 'text'", "got 'xml'")),
+    ("otlp protocol", {"exporters": [{"type": "otlp", "protocol": "http"}]}, f"{P}.protocol", ("'http/protobuf', 'grpc'", "got 'http'")),
+    ("otlp endpoint", {"exporters": [{"type": "otlp", "endpoint": "localhost:4318"}]}, f"{P}.endpoint", ("URL with protocol 'http/protobuf'", "got 'localhost:4318'")),
+    ("otlp compression", {"exporters": [{"type": "otlp", "compression": "zstd"}]}, f"{P}.compression", ("'gzip', 'none' or null", "got 'zstd'")),
+    ("otlp temporality", {"exporters": [{"type": "otlp", "temporality": "deltaa"}]}, f"{P}.temporality", ("did you mean 'delta'?",)),
+    ("otlp timeout", {"exporters": [{"type": "otlp", "timeout": 0}]}, f"{P}.timeout", ("seconds > 0", "got 0")),
+    ("thresholds str", {"thresholds": "strict"}, "thresholds", ("expected a mapping", "got 'strict'")),
+    ("error rate", {"thresholds": {"error_rate": 1.5}}, "thresholds.error_rate", (">= 0 and <= 1", "null/false (off)", "got 1.5")),
+    ("memory zero", {"thresholds": {"memory_usage": 0}}, "thresholds.memory_usage", ("> 0 and <= 1", "got 0")),
+    ("threshold true", {"thresholds": {"responseTime": True}}, "thresholds.responseTime", ("milliseconds > 0", "got True")),
+    ("threshold typo", {"thresholds": {"responce_time": 1}}, "thresholds.responce_time", ("did you mean 'response_time'?",)),
+    ("alerts mapping", {"alerts": {"metric": "x"}}, "alerts", ("expected a list",)),
+    ("alert missing", {"alerts": [{"metric": "http_requests_total", "operator": ">", "value": 1}]}, "alerts[0]", ("missing required key 'severity'",)),
+    ("severity", {"alerts": [alert(severity="warn")]}, "alerts[0].severity", ("'info', 'warning', 'error', 'critical'", "got 'warn'", "did you mean 'warning'?")),
+    ("operator", {"alerts": [alert(operator="=>")]}, "alerts[0].operator", ("'>', '>=', '<', '<=', '==', '!='", "got '=>'")),
+    ("metric", {"alerts": [alert(metric="http_request_total")]}, "alerts[0].metric", ("got 'http_request_total'", "did you mean 'http_requests_total'?")),
+    ("value str", {"alerts": [alert(value="high")]}, "alerts[0].value", ("a finite number", "got 'high'")),
+    ("value nan", {"alerts": [alert(value=math.nan)]}, "alerts[0].value", ("got nan",)),
+    ("aggregation", {"alerts": [alert(aggregation="p95")]}, "alerts[0].aggregation", ("one of 'rate', 'value' (for a counter)", "got 'p95'")),
+    ("label", {"alerts": [alert(labels={"path": "/x"})]}, "alerts[0].labels.path", ("unknown label 'path'", "'method', 'route'")),
+    ("label value", {"alerts": [alert(labels={"method": 1})]}, "alerts[0].labels.method", ("a string", "got 1")),
+    ("for negative", {"alerts": [alert(**{"for": -1})]}, "alerts[0].for", ("seconds >= 0", "got -1")),
+    ("keepFiringFor", {"httpMetrics": True, "alerts": [alert(keepFiringFor=-1)]}, "alerts[0].keepFiringFor", ("milliseconds >= 0",)),
+    ("scale internal", {"alerts": [alert(scale=2)]}, "alerts[0].scale", ("unknown key 'scale'",)),
+    ("repeat zero", {"alerts": [alert(repeat_interval=0)]}, "alerts[0].repeat_interval", ("> 0", "got 0")),
+    ("mixed nested", {"collect_interval": 5, "exporters": [{"type": "file", "filePath": "m"}]}, "collect_interval", ("'exporters[0].filePath'", "use one style")),
+    ("int key", {1: True}, "", ("keys must be strings", "got 1")),
+    ("int source", 42, "", ("a MonitoringConfig, a mapping or the path", "got 42")),
+    ("list source", [("enabled", True)], "", ("got [('enabled', True)]",)),
+    ("bytes path", b"monitoring.toml", "", ("got b'monitoring.toml'",)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "fragments"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
+)
+def test_bad_input_names_path_value_and_allowed(
+    source: Any, path: str, fragments: tuple[str, ...]
+) -> None:
+    """Each bad value raises ConfigError with its key path, the value and what is allowed."""
+    with pytest.raises(ConfigError) as info:
+        load_config(source)
+    assert info.value.path == path
+    message = str(info.value)
+    assert message.startswith(f"{path}: " if path else "")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_config_error_is_a_value_error() -> None:
+    """Callers catching ValueError catch configuration errors too."""
+    with pytest.raises(ValueError, match="enabled"):
+        load_config({"enabled": "no"})
+
+
+class _ExplodingMapping(Mapping[str, Any]):
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("boom")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("boom")
+
+    def __len__(self) -> int:
+        return 1
+
+
+class _BadRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _deep(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+_loop: list[Any] = []
+_loop.append(_loop)
+
+HOSTILE: list[tuple[str, object]] = [
+    ("exploding mapping", _ExplodingMapping()),
+    ("exploding thresholds", {"thresholds": _ExplodingMapping()}),
+    ("bad repr value", {"service_name": _BadRepr()}),
+    ("5000-digit int", {"collect_interval": 10**5000}),
+    ("deep list", {"excluded_paths": _deep(100_000)}),
+    ("self-referential list", {"exporters": _loop}),
+    ("object source", object()),
+]
+
+
+@pytest.mark.parametrize("source", [h[1] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
+def test_hostile_inputs_raise_only_config_error(source: Any) -> None:
+    """Objects that raise, cannot be shown or nest without end still give a ConfigError."""
+    with pytest.raises(ConfigError):
+        load_config(source)
+
+
+def test_header_secret_is_not_echoed_in_errors() -> None:
+    """A bad header value is described by its type, never quoted, since it may be a secret."""
+    with pytest.raises(ConfigError) as info:
+        load_config({"exporters": [{"type": "otlp", "headers": {"x-key": "s3cr3t\r\nX: y"}}]})
+    assert "s3cr3t" not in str(info.value)
+
+
+# --- repr -----------------------------------------------------------------------------------
+
+
+def test_repr_masks_header_values() -> None:
+    """Exporter reprs, and the config repr around them, show header names but mask values."""
+    config = load_config(
+        {
+            "exporters": [
+                {"type": "otlp", "headers": {"authorization": "Bearer s3cr3t"}},
+                {"type": "json", "url": "https://c/", "headers": {"x-api-key": "t0ken"}},
+            ]
+        }
+    )
+    otlp, js = config.exporters
+    assert "headers={'authorization': '***'}" in repr(otlp)
+    assert "headers={'x-api-key': '***'}" in repr(js)
+    assert "s3cr3t" not in repr(config)
+    assert "t0ken" not in repr(config)
+    assert otlp.headers == (("authorization", "Bearer s3cr3t"),)  # type: ignore[union-attr]
+
+
+# --- the parameter table --------------------------------------------------------------------
+
+
+def test_parameter_table_matches_the_model() -> None:
+    """PARAMETERS lists every top-level field once with its default, keys, doc and env var."""
+    defaults = MonitoringConfig()
+    assert [p.name for p in PARAMETERS] == [f.name for f in dataclasses.fields(MonitoringConfig)]
+    for p in PARAMETERS:
+        assert p.default == getattr(defaults, p.name)
+        assert p.doc.endswith(".")
+        assert p.env_var == f"FLUXSTACK_MONITORING_{p.name.upper()}"
+    by_name = {p.name: p for p in PARAMETERS}
+    assert by_name["collect_interval"].camel_name == "collectInterval"
+    assert by_name["collect_interval"].unit == "s"
+    assert by_name["duration_buckets"].unit is None
+    assert by_name["max_series_per_metric"].type == "int"
+
+
+def test_config_classes_are_frozen_keyword_only_and_slotted() -> None:
+    """Every configuration class is a frozen, keyword-only, slotted dataclass."""
+    for cls in CONFIG_CLASSES:
+        params = cls.__dataclass_params__  # type: ignore[attr-defined]
+        assert params.frozen
+        assert "__slots__" in cls.__dict__
+        with pytest.raises(TypeError):
+            cls(True)
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def test_toml_file(tmp_path: Path) -> None:
+    """A TOML file at its top level is read like a mapping."""
+    path = tmp_path / "monitoring.toml"
+    path.write_text(
+        'service_name = "shop"\ncollect_interval = 2\n\n[[exporters]]\ntype = "console"\n'
+        "\n[thresholds]\nresponse_time = false\n"
+    )
+    config = load_config(path)
+    assert (config.service_name, config.collect_interval) == ("shop", 2.0)
+    assert config.exporters == (ConsoleExporterConfig(),)
+    assert config.thresholds.response_time is None
+    assert load_config(str(path)) == config
+
+
+def test_json_file_in_fluxstack_style(tmp_path: Path) -> None:
+    """A JSON file may hold FluxStack's object as-is."""
+    path = tmp_path / "monitoring.json"
+    path.write_text(json.dumps(FLUXSTACK_DEFAULT))
+    assert load_config(path) == load_config(FLUXSTACK_DEFAULT)
+
+
+def test_pyproject_table(tmp_path: Path) -> None:
+    """A pyproject.toml holds the config under [tool.fluxstack.monitoring]; errors say so."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[project]\nname = "shop"\n\n[tool.fluxstack.monitoring]\ncollectInterval = 1500\n'
+    )
+    assert load_config(path).collect_interval == 1.5
+    path.write_text("[tool.fluxstack.monitoring]\ncollect_interval = -1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.path == "tool.fluxstack.monitoring.collect_interval"
+    assert "got -1" in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_pyproject_without_the_table(tmp_path: Path) -> None:
+    """A pyproject.toml without [tool.fluxstack.monitoring] is an error naming the table."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.ruff]\nline-length = 100\n")
+    with pytest.raises(ConfigError, match=r"no \[tool\.fluxstack\.monitoring\] table"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragments"),
+    [
+        ("missing.toml", None, ("missing.toml", "cannot read it", "No such file")),
+        (
+            "monitoring.yaml",
+            "enabled: true",
+            ("monitoring.yaml", "expected a .toml or .json", "'.yaml'"),
+        ),
+        ("bad.toml", "enabled = = true", ("bad.toml", "not valid TOML")),
+        ("bad.json", '{"enabled": tru}', ("bad.json", "not valid JSON")),
+        ("latin.json", b'{"service_name": "caf\xe9"}', ("latin.json", "not valid JSON")),
+        ("list.json", "[1, 2]", ("list.json", "expected a mapping", "got [1, 2]")),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, ("deep.json", "not valid JSON")),
+        ("value.json", '{"enabled": 1}', ("enabled: expected true or false, got 1", "value.json")),
+    ],
+)
+def test_bad_files(
+    tmp_path: Path, name: str, content: str | bytes | None, fragments: tuple[str, ...]
+) -> None:
+    """A missing, unreadable, wrongly named or malformed file is a ConfigError naming it."""
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    """A path naming a directory gives a ConfigError, not an OSError."""
+    folder = tmp_path / "conf.json"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_config(folder)
+
+
+# --- fuzz -----------------------------------------------------------------------------------
+
+
+def _all_keys() -> list[str]:
+    keys = {"type", "format", "for"}
+    for cls in CONFIG_CLASSES:
+        for f in dataclasses.fields(cls):
+            keys.update({key_of(f.name, camel=False), key_of(f.name, camel=True)})
+    return sorted(keys)
+
+
+_words = st.sampled_from(
+    [
+        *_all_keys(),
+        *(e for e in ("prometheus", "console", "json", "file", "otlp", "text", "grpc")),
+        *cat.METRICS_BY_NAME,
+        *cat.ALERT_ALIASES,
+        ">",
+        "warning",
+        "p95",
+        "rate",
+        "method",
+        "/metrics",
+        "http://c/",
+        "authorization",
+    ]
+)
+_keys = _words | st.text(max_size=8)
+_leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8) | _words
+_json = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+def _shaped(camel: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Mappings with the real keys of one style in the real places, holding random values."""
+
+    def entry(
+        cls: type, fixed: dict[str, Any] | None = None, **known: st.SearchStrategy[Any]
+    ) -> st.SearchStrategy[dict[str, Any]]:
+        keys = [key_of(f.name, camel) for f in dataclasses.fields(cls) if CHECK in f.metadata]
+        return st.fixed_dictionaries(fixed or {}, optional=dict.fromkeys(keys, _json) | known)
+
+    exporter = st.sampled_from(CONFIG_CLASSES[3:]).flatmap(
+        lambda cls: entry(cls, {"type": st.just(cls.type)})
+    )
+    return entry(
+        MonitoringConfig,
+        exporters=st.lists(exporter, max_size=3),
+        alerts=st.lists(entry(AlertRule), max_size=2),
+        thresholds=entry(Thresholds),
+    )
+
+
+_configs = st.one_of(
+    _shaped(False), _shaped(True), st.dictionaries(_keys, _json, max_size=6), _json
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_configs)
+def test_fuzz_only_config_error_escapes(source: Any) -> None:
+    """Whatever JSON-like value arrives, load_config returns a config or raises ConfigError."""
+    try:
+        config = load_config(source)
+    except ConfigError:
+        return
+    assert isinstance(config, MonitoringConfig)
+    hash(config)
