@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
 
 import psutil
 import pytest
@@ -48,6 +47,7 @@ def test_all_six_system_metrics_have_live_values() -> None:
 
 
 _HEAP_PROBE = """
+import gc
 from fluxstack_otel._system import PsutilSource
 source = PsutilSource()
 gc.collect()
