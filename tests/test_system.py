@@ -55,7 +55,7 @@ before = source.heap_used_bytes()
 # 200,000 small bytes objects (CPython's object arenas) plus 25 MB of larger buffers (malloc).
 blob = [bytes(120) + i.to_bytes(4, "little") for i in range(200_000)]
 blob.extend(bytearray(b"x" * 25_000) for _ in range(1_000))
-print(source.heap_used_bytes() - before)
+print(int(source.heap_used_bytes() - before))
 """
 
 
