@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -237,3 +238,28 @@ def test_shutdown_is_idempotent(monitoring: Monitoring) -> None:
     """Calling shutdown twice is harmless."""
     monitoring.shutdown()
     monitoring.shutdown()
+
+
+def test_slow_request_log_names_method_route_and_duration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With slow_request_log on, a request slower than response_time logs one warning."""
+    m = configure_monitoring(
+        {"system_metrics": False, "thresholds": {"response_time": 0.05, "slow_request_log": True}}
+    )
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            await asyncio.sleep(0.08)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = m.instrument(app)
+    with caplog.at_level(logging.WARNING, logger="fluxstack_otel"):
+        asyncio.run(drive(wrapped, scope("/fast")))
+        asyncio.run(drive(wrapped, scope("/slow")))
+    slow = [r for r in caplog.records if r.getMessage().startswith("slow request")]
+    assert len(slow) == 1
+    assert "GET <unmatched>" in slow[0].getMessage()
+    assert slow[0].duration_ms >= 80  # type: ignore[attr-defined]
+    m.shutdown()

@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
@@ -31,6 +32,8 @@ from fluxstack_otel._routes import normalize_method, resolve_route
 
 if TYPE_CHECKING:
     from fluxstack_otel._monitoring import Monitoring
+
+_log = logging.getLogger("fluxstack_otel")
 
 __all__ = ["ASGIApp", "MonitoringMiddleware", "Receive", "Scope", "Send"]
 
@@ -62,6 +65,7 @@ class MonitoringMiddleware:
         self._excluded_prefixes = wiring.excluded_prefixes
         self._error_status = wiring.error_status
         self._probe = wiring.loop_probe
+        self._slow = wiring.slow_request_threshold
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         probe = self._probe
@@ -100,16 +104,21 @@ class MonitoringMiddleware:
             if error_type is None and status is not None and status >= self._error_status:
                 error_type = str(status)
             try:
+                method = normalize_method(scope.get("method", "GET"))
+                route = resolve_route(scope, entry_root_path, status)
+                duration = (exchange.end or now) - exchange.start
                 recorder.record(
-                    normalize_method(scope.get("method", "GET")),
-                    resolve_route(scope, entry_root_path, status),
+                    method,
+                    route,
                     status,
                     error_type,
-                    (exchange.end or now) - exchange.start,
+                    duration,
                     exchange.received,
                     exchange.sent,
                     now,
                 )
+                if self._slow is not None and duration > self._slow:
+                    _log_slow_request(method, route, status, duration, self._slow)
             except Exception:  # monitoring must never fail a request
                 report_failure("recording an HTTP request")
 
@@ -155,6 +164,25 @@ class _Exchange:
     async def _send_final(self, message: Message) -> None:
         await self._send(message)
         self.end = perf_counter()
+
+
+def _log_slow_request(
+    method: str, route: str, status: int | None, duration: float, threshold: float
+) -> None:
+    _log.warning(
+        "slow request: %s %s took %.0f ms (threshold %.0f ms)",
+        method,
+        route,
+        duration * 1000,
+        threshold * 1000,
+        extra={
+            "method": method,
+            "route": route,
+            "status_code": status,
+            "duration_ms": duration * 1000,
+            "threshold_ms": threshold * 1000,
+        },
+    )
 
 
 def _file_size(path: object) -> int:

@@ -56,6 +56,7 @@ class _Wiring:
     excluded_prefixes: tuple[str, ...] = ()
     error_status: int = 500
     loop_probe: LoopLagProbe | None = None
+    slow_request_threshold: float | None = None
 
 
 class Monitoring:
@@ -215,6 +216,9 @@ class Monitoring:
             excluded_prefixes=prefixes,
             error_status=config.error_status_threshold,
             loop_probe=self._probe,
+            slow_request_threshold=(
+                config.thresholds.response_time if config.thresholds.slow_request_log else None
+            ),
         )
 
     def _after_fork_in_child(self) -> None:
