@@ -73,15 +73,19 @@ __all__ = [
     "AGGREGATIONS",
     "PARAMETERS",
     "AlertRule",
+    "AlertmanagerNotifierConfig",
     "ConsoleExporterConfig",
     "ExporterConfig",
     "FileExporterConfig",
     "JsonExporterConfig",
+    "LogNotifierConfig",
     "MonitoringConfig",
+    "NotifierConfig",
     "OtlpExporterConfig",
     "Param",
     "PrometheusExporterConfig",
     "Thresholds",
+    "WebhookNotifierConfig",
     "load_config",
 ]
 
@@ -307,6 +311,46 @@ class AlertRule:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LogNotifierConfig:
+    """Alerts logged by the ``fluxstack_otel`` logger, at a level that follows their severity."""
+
+    type: ClassVar[Literal["log"]] = "log"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookNotifierConfig:
+    """Alerts POSTed as JSON to ``url``, with retries."""
+
+    type: ClassVar[Literal["webhook"]] = "webhook"
+    url: str = field(metadata={CHECK: text("an http:// or https:// URL", is_url)})
+    """The URL the notifications are POSTed to (required)."""
+    timeout: float = option(5.0, _duration)
+    """Seconds one POST may take."""
+    headers: tuple[tuple[str, str], ...] = option((), headers)
+    """Extra HTTP headers as (name, value) pairs; ``repr`` masks the values."""
+
+    def __repr__(self) -> str:
+        return _masked_repr(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertmanagerNotifierConfig:
+    """Alerts sent to a Prometheus Alertmanager's ``/api/v2/alerts``."""
+
+    type: ClassVar[Literal["alertmanager"]] = "alertmanager"
+    url: str = field(metadata={CHECK: text("an http:// or https:// URL", is_url)})
+    """The Alertmanager's base URL, such as ``http://alertmanager:9093`` (required)."""
+    timeout: float = option(5.0, _duration)
+    """Seconds one POST may take."""
+
+
+NotifierConfig: TypeAlias = LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig
+_NOTIFIERS: dict[str, type[NotifierConfig]] = {
+    c.type: c for c in (LogNotifierConfig, WebhookNotifierConfig, AlertmanagerNotifierConfig)
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MonitoringConfig:
     """The whole monitoring configuration; ``load_config`` builds it from any source.
 
@@ -332,6 +376,7 @@ class MonitoringConfig:
     exporters: tuple[ExporterConfig, ...] = param((PrometheusExporterConfig(),), lambda v, p, c: _exporters(v, p, c), "Where metrics go; disabled entries are kept.")
     alerts: tuple[AlertRule, ...] = param((), lambda v, p, c: _alerts(v, p, c), "Alert rules over the built-in metrics.")
     alert_evaluation_interval: float = param(30.0, _duration, "How often alert rules are evaluated.", _S)
+    notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), lambda v, p, c: _notifiers(v, p, c), "Where alert notifications go: the log, a webhook, an Alertmanager.")
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")  # noqa: RUF009
     # fmt: on
@@ -464,8 +509,23 @@ def _alert(value: object, path: str, camel: bool) -> AlertRule:
     return replace(rule, metric=spec.name, aggregation=aggregation, scale=scale)
 
 
+def _notifiers(value: object, path: str, camel: bool) -> tuple[NotifierConfig, ...]:
+    return tuple(
+        _notifier(item, f"{path}[{i}]", camel) for i, item in enumerate(items(value, path))
+    )
+
+
+def _notifier(value: object, path: str, camel: bool) -> NotifierConfig:
+    raw = entries(value, path)
+    if "type" not in raw:
+        kinds = ", ".join(map(repr, _NOTIFIERS))
+        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
+    kind = choice(*_NOTIFIERS)(raw["type"], join(path, "type"), camel)
+    return build(_NOTIFIERS[kind], raw, path, camel, {"type": lambda *_: None})
+
+
 def _config_keys(raw: dict[str, Any], root: str) -> Iterator[tuple[str, str]]:
-    """(path, key) of every config key: top level, thresholds, exporter and alert entries."""
+    """(path, key) of every config key: top level, thresholds, exporter, alert, notifier entries."""
     for key in raw:
         yield join(root, key), key
     thresholds = raw.get("thresholds")
@@ -473,7 +533,7 @@ def _config_keys(raw: dict[str, Any], root: str) -> Iterator[tuple[str, str]]:
         where = join(root, "thresholds")
         for key in entries(thresholds, where):
             yield join(where, key), key
-    for name in ("exporters", "alerts"):
+    for name in ("exporters", "alerts", "notifiers"):
         listed = raw.get(name)
         if isinstance(listed, list | tuple):
             for i, item in enumerate(listed):
