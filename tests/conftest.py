@@ -1,0 +1,57 @@
+"""Shared fixtures: real servers with a bounded life, built on ``servers.py``.
+
+A fixture whose binary is absent skips the test with the package to install; tests that call the
+``servers`` helpers directly use its ``requires_*`` marks instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from servers import (
+    ALERTMANAGER_MISSING,
+    PROMETHEUS_MISSING,
+    AlertmanagerServer,
+    ASGIApp,
+    PrometheusServer,
+    alertmanager_path,
+    prometheus_path,
+    serve_asgi,
+)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[ASGIApp], str]]:
+    """``serve(app) -> "http://127.0.0.1:PORT"``: real uvicorn, stopped when the test ends."""
+    with ExitStack() as stack:
+
+        def start(app: ASGIApp) -> str:
+            return stack.enter_context(serve_asgi(app))
+
+        yield start
+
+
+@pytest.fixture
+def prometheus() -> Iterator[Callable[..., PrometheusServer]]:
+    """``prometheus(targets, **options)``: a started ``PrometheusServer``, stopped at the end."""
+    if prometheus_path() is None:
+        pytest.skip(PROMETHEUS_MISSING)
+    with ExitStack() as stack:
+
+        def start(targets: list[str], **options: Any) -> PrometheusServer:
+            return stack.enter_context(PrometheusServer(targets, **options))
+
+        yield start
+
+
+@pytest.fixture
+def alertmanager() -> Iterator[AlertmanagerServer]:
+    """A started ``AlertmanagerServer``, stopped when the test ends."""
+    if alertmanager_path() is None:
+        pytest.skip(ALERTMANAGER_MISSING)
+    with AlertmanagerServer() as server:
+        yield server
