@@ -231,10 +231,17 @@ class Monitoring:
         self._stream.set_resource(self._resource)
 
 
+_DEFAULT_SERVICE_NAME = MonitoringConfig().service_name
+
+
 def _make_resource(config: MonitoringConfig) -> Resource:
-    return Resource.create(
-        {"service.name": config.service_name, "service.instance.id": str(uuid.uuid4())}
-    )
+    resource = Resource.create({"service.instance.id": str(uuid.uuid4())})
+    # OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) names the service unless
+    # the config says otherwise; the SDK's fallback is "unknown_service...".
+    name = str(resource.attributes.get("service.name", ""))
+    if not name.startswith("unknown_service") and config.service_name == _DEFAULT_SERVICE_NAME:
+        return resource
+    return resource.merge(Resource({"service.name": config.service_name}))
 
 
 def _register_fork_handler(monitoring: Monitoring) -> None:

@@ -101,11 +101,29 @@ class DeltaView:
 
     def collect(self) -> MetricsData:
         """Collect from the stream and return the deltas since the last call."""
+        data, commit = self.peek()
+        commit()
+        return data
+
+    def peek(self) -> tuple[MetricsData, Callable[[], None]]:
+        """The deltas since the last committed collection, and the function that commits this one.
+
+        A pushing sink commits only after a successful export: a failed export's counts are then
+        part of the next delta instead of being lost. One caller at a time (a sink's own thread).
+        """
         data = self._stream.collect()
         with self._lock:
-            return self._to_delta(data)
+            out, current = self._to_delta(data)
 
-    def _to_delta(self, data: MetricsData) -> MetricsData:
+        def commit() -> None:
+            with self._lock:
+                self._previous = current
+
+        return out, commit
+
+    def _to_delta(
+        self, data: MetricsData
+    ) -> tuple[MetricsData, dict[_SeriesId, NumberDataPoint | HistogramDataPoint]]:
         previous = self._previous
         current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint] = {}
         out_rms = []
@@ -115,8 +133,7 @@ class DeltaView:
                 metrics = [_delta_metric(sm.scope.name, m, previous, current) for m in sm.metrics]
                 out_sms.append(replace(sm, metrics=metrics))
             out_rms.append(replace(rm, scope_metrics=out_sms))
-        self._previous = current
-        return MetricsData(resource_metrics=out_rms)
+        return MetricsData(resource_metrics=out_rms), current
 
 
 def _delta_metric(

@@ -1,0 +1,414 @@
+"""The otlp exporter against receivers on 127.0.0.1 that decode with opentelemetry-proto.
+
+Payloads are decoded with the official message classes; the tests check names, values, resource
+attributes, and that cumulative and delta series add up to the requests sent, including when
+some exports fail.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+
+from fluxstack_otel import MissingDependencyError, configure_monitoring
+from fluxstack_otel._catalog import HTTP_METRICS, HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from fluxstack_otel._config import MonitoringConfig, OtlpExporterConfig
+from fluxstack_otel._failures import failure_counts
+from fluxstack_otel._recorder import HttpRecorder
+from fluxstack_otel._sinks import SinkContext
+from fluxstack_otel._stream import MetricStream
+from fluxstack_otel.exporters._otlp import OtlpSink, signal_url
+
+DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+Request = pb.ExportMetricsServiceRequest
+
+
+class Received:
+    """What a receiver accepted, with a condition to wait on."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.requests: list[Request] = []
+        self.metadata: list[dict[str, str]] = []
+        self.attempts = 0
+        self.failures = failures  # the first N exports are refused
+        self.cond = threading.Condition()
+
+    def accept(self, request: Request, metadata: dict[str, str]) -> bool:
+        with self.cond:
+            self.attempts += 1
+            self.cond.notify_all()
+            if self.attempts <= self.failures:
+                return False
+            self.requests.append(request)
+            self.metadata.append(metadata)
+            self.cond.notify_all()
+            return True
+
+    def wait_for(self, predicate: Callable[[Received], bool], timeout: float = 10.0) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: predicate(self), timeout)
+        assert ok, f"receiver: timed out ({self.attempts} attempts, {len(self.requests)} accepted)"
+
+
+class HttpReceiver(Received):
+    """OTLP/HTTP (protobuf) on 127.0.0.1: POST /v1/metrics; refusals answer 500."""
+
+    def __init__(self, failures: int = 0, path: str = "/v1/metrics") -> None:
+        super().__init__(failures)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = Request()
+                request.ParseFromString(body)
+                ok = self.path == path and receiver.accept(
+                    request, {k.lower(): v for k, v in self.headers.items()}
+                )
+                payload = pb.ExportMetricsServiceResponse().SerializeToString() if ok else b""
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> HttpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class GrpcReceiver(Received):
+    """OTLP/gRPC on 127.0.0.1 (plaintext); refusals answer INTERNAL (not retried)."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__(failures)
+        receiver = self
+
+        class Servicer(pb_grpc.MetricsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Request, context: grpc.ServicerContext) -> Any:
+                metadata = dict(context.invocation_metadata())
+                if not receiver.accept(request, metadata):
+                    context.abort(grpc.StatusCode.INTERNAL, "refused by the test")
+                return pb.ExportMetricsServiceResponse()
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_MetricsServiceServicer_to_server(Servicer(), self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> GrpcReceiver:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop(grace=None).wait(5)
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def metrics_of(request: Request) -> dict[str, metrics_pb2.Metric]:
+    out = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out[m.name] = m
+    return out
+
+
+def resource_of(request: Request) -> dict[str, Any]:
+    (rm,) = request.resource_metrics
+    return {kv.key: kv.value.string_value for kv in rm.resource.attributes}
+
+
+def requests_total(request: Request) -> tuple[float, int]:
+    """The sum of http_requests_total over its series, and its temporality."""
+    m = metrics_of(request).get(HTTP_REQUESTS.name)
+    if m is None:
+        return 0, 0
+    return sum(p.as_int for p in m.sum.data_points), m.sum.aggregation_temporality
+
+
+def durations_count(request: Request) -> int:
+    m = metrics_of(request).get(HTTP_REQUEST_DURATION.name)
+    return 0 if m is None else sum(p.count for p in m.histogram.data_points)
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+class Pipeline:
+    def __init__(self) -> None:
+        self.recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,))
+        self.reader = InMemoryMetricReader()
+        self.resource = Resource.create({"service.name": "svc", "service.instance.id": "i-42"})
+        self.provider = MeterProvider(metric_readers=[self.reader], resource=self.resource)
+        self.stream = MetricStream(self.reader, self.recorder.to_metrics, self.resource)
+        self.sent = 0
+
+    def requests(self, n: int, route: str = "/a") -> None:
+        for _ in range(n):
+            self.recorder.record("GET", route, 200, None, 0.05, 0, 10, time.perf_counter())
+        self.sent += n
+
+    def sink(self, **config: Any) -> OtlpSink:
+        context = SinkContext(config=MonitoringConfig(), stream=self.stream)
+        return OtlpSink(OtlpExporterConfig(**config), context)
+
+
+@pytest.fixture
+def pipeline() -> Iterator[Pipeline]:
+    p = Pipeline()
+    yield p
+    p.provider.shutdown()
+
+
+RECEIVERS = {"http/protobuf": HttpReceiver, "grpc": GrpcReceiver}
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_cumulative_export_carries_names_values_and_resource(
+    pipeline: Pipeline, protocol: str
+) -> None:
+    """Every HTTP metric and a custom counter arrive with exact values and the resource."""
+    pipeline.provider.get_meter("app").create_counter("orders", description="Orders").add(5)
+    with RECEIVERS[protocol]() as receiver:
+        sink = pipeline.sink(endpoint=receiver.base_url, protocol=protocol, interval=0.05)
+        sink.start()
+        try:
+            pipeline.requests(7)
+            receiver.wait_for(lambda r: any(requests_total(q)[0] == 7 for q in r.requests))
+        finally:
+            sink.shutdown(5.0)
+    last = receiver.requests[-1]
+    metrics = metrics_of(last)
+    assert {spec.name for spec in HTTP_METRICS} - {"http_errors_total"} <= set(metrics)
+    assert requests_total(last) == (7, CUMULATIVE)
+    assert metrics["orders"].sum.data_points[0].as_int == 5
+    assert metrics["orders"].description == "Orders"
+    (duration,) = metrics[HTTP_REQUEST_DURATION.name].histogram.data_points
+    assert duration.count == 7
+    assert list(duration.bucket_counts) == [7, 0, 0]
+    assert list(duration.explicit_bounds) == [0.1, 1.0]
+    assert not duration.HasField("min")  # the recorder keeps none: absent, not 0
+    assert not duration.HasField("max")
+    attrs = {kv.key: kv.value.string_value for kv in duration.attributes}
+    assert attrs == {"method": "GET", "route": "/a", "status_code": "200"}
+    resource = resource_of(last)
+    assert resource["service.name"] == "svc"
+    assert resource["service.instance.id"] == "i-42"
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_delta_exports_sum_to_the_requests_sent(pipeline: Pipeline, protocol: str) -> None:
+    """Requests sent between exports: the deltas add up exactly, nothing counted twice."""
+    with RECEIVERS[protocol]() as receiver:
+        sink = pipeline.sink(
+            endpoint=receiver.base_url, protocol=protocol, interval=0.03, temporality="delta"
+        )
+        sink.start()
+        try:
+            for batch in (3, 4, 5):
+                seen = len(receiver.requests)
+                pipeline.requests(batch)
+                receiver.wait_for(lambda r, seen=seen: len(r.requests) >= seen + 2)
+        finally:
+            sink.shutdown(5.0)
+    totals = [requests_total(q) for q in receiver.requests]
+    assert sum(t for t, _ in totals) == pipeline.sent == 12
+    assert {temporality for t, temporality in totals if t} == {DELTA}
+    assert sum(durations_count(q) for q in receiver.requests) == 12
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_delta_counts_of_failed_exports_are_sent_later_not_lost(
+    pipeline: Pipeline, protocol: str
+) -> None:
+    """The first exports are refused; the next accepted delta carries their counts."""
+    with RECEIVERS[protocol](failures=3) as receiver:
+        sink = pipeline.sink(
+            endpoint=receiver.base_url, protocol=protocol, interval=0.03, temporality="delta"
+        )
+        pipeline.requests(6)
+        sink.start()
+        try:
+            receiver.wait_for(lambda r: r.attempts >= 2)
+            pipeline.requests(4)
+            receiver.wait_for(lambda r: sum(requests_total(q)[0] for q in r.requests) >= 10)
+            pipeline.requests(1)
+        finally:
+            sink.shutdown(5.0)
+    assert receiver.attempts > 3
+    assert sum(requests_total(q)[0] for q in receiver.requests) == pipeline.sent == 11
+
+
+def test_metrics_without_points_are_not_sent(pipeline: Pipeline) -> None:
+    """Before any request the HTTP metrics have no points and are left out of the payload."""
+    pipeline.provider.get_meter("app").create_counter("ready").add(1)
+    with HttpReceiver() as receiver:
+        sink = pipeline.sink(endpoint=receiver.base_url, interval=3600)
+        sink.start()
+        sink.shutdown(5.0)
+    (request,) = receiver.requests
+    assert set(metrics_of(request)) == {"ready"}
+
+
+def test_nothing_at_all_to_send_sends_nothing(pipeline: Pipeline) -> None:
+    """An empty collection is not an export: the receiver sees no request."""
+    with HttpReceiver() as receiver:
+        sink = pipeline.sink(endpoint=receiver.base_url, interval=3600)
+        sink.start()
+        sink.shutdown(5.0)
+        assert receiver.attempts == 0
+
+
+def test_headers_and_gzip_reach_the_backend(pipeline: Pipeline) -> None:
+    """Configured headers are sent on every export, and gzip is applied when asked."""
+    pipeline.requests(1)
+    with HttpReceiver() as receiver:
+        sink = pipeline.sink(
+            endpoint=receiver.base_url, headers=(("X-Team", "core"),), compression="gzip"
+        )
+        assert sink.export() is True
+        sink.shutdown(1.0)
+    assert receiver.metadata[0]["x-team"] == "core"
+    assert receiver.metadata[0]["content-encoding"] == "gzip"
+
+
+def test_grpc_headers_become_lowercase_metadata(pipeline: Pipeline) -> None:
+    """gRPC metadata keys must be lowercase: configured names are lowered, values kept."""
+    pipeline.requests(1)
+    with GrpcReceiver() as receiver:
+        sink = pipeline.sink(
+            endpoint=receiver.base_url, protocol="grpc", headers=(("X-Team", "Core"),)
+        )
+        assert sink.export() is True
+        sink.shutdown(1.0)
+    assert receiver.metadata[0]["x-team"] == "Core"
+
+
+def test_standard_environment_variables_apply_when_the_config_is_silent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT/HEADERS, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES."""
+    with HttpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base_url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme")
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+        monitoring = configure_monitoring(
+            {"system_metrics": False, "exporters": [{"type": "otlp", "interval": 3600}]}
+        )
+        monitoring.meter.create_counter("boot").add(1)
+        monitoring.shutdown(5.0)
+    (request,) = receiver.requests
+    resource = resource_of(request)
+    assert resource["service.name"] == "from-env"
+    assert resource["deployment.environment"] == "test"
+    assert receiver.metadata[0]["x-tenant"] == "acme"
+
+
+def test_an_explicit_service_name_wins_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """service_name in the config says otherwise: OTEL_SERVICE_NAME does not override it."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monitoring = configure_monitoring({"service_name": "shop", "system_metrics": False})
+    try:
+        (rm,) = monitoring.collect().resource_metrics
+        assert rm.resource.attributes["service.name"] == "shop"
+    finally:
+        monitoring.shutdown()
+
+
+def test_a_bare_collector_address_gets_the_metrics_path() -> None:
+    """http://host:4318 means the collector; a URL with a path is taken as the signal URL."""
+    assert signal_url("http://c:4318") == "http://c:4318/v1/metrics"
+    assert signal_url("http://c:4318/") == "http://c:4318/v1/metrics"
+    assert signal_url("https://c/otlp/v1/metrics") == "https://c/otlp/v1/metrics"
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter",
+    ],
+)
+def test_missing_extra_names_the_pip_line(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    """Without the official exporter installed, the error gives the exact install command."""
+    monkeypatch.setitem(sys.modules, module, None)
+    protocol = "grpc" if ".grpc." in module else "http/protobuf"
+    with pytest.raises(MissingDependencyError, match=r"pip install 'fluxstack-otel\[otlp\]'"):
+        pipeline.sink(protocol=protocol)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_backend_down_is_reported_and_shutdown_stays_bounded(
+    pipeline: Pipeline, protocol: str
+) -> None:
+    """Nothing listens: failures are counted, and shutdown returns within its timeout."""
+    pipeline.requests(1)
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    sink = pipeline.sink(endpoint=endpoint, protocol=protocol, interval=0.02, timeout=0.5)
+    kind = f"exporting OTLP to {endpoint}"
+    before = failure_counts().get(kind, 0)
+    sink.start()
+    deadline = time.monotonic() + 10
+    while failure_counts().get(kind, 0) - before < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    sink.shutdown(1.0)
+    assert time.monotonic() - t0 < 1.5
