@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Mapping
@@ -170,11 +171,17 @@ class Monitoring:
             self._closed = True
         if self._probe is not None:
             self._probe.stop()
-        for sink in self._sinks:
-            try:
-                sink.shutdown(timeout)
-            except Exception:
-                report_failure(f"shutting down the {type(sink).__name__}")
+        # Sinks stop side by side: a hanging backend must not eat the others' flush time, and the
+        # whole shutdown stays within ``timeout`` however many exporters there are.
+        threads = [
+            threading.Thread(target=_shutdown_sink, args=(sink, timeout), daemon=True)
+            for sink in self._sinks
+        ]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._provider is not None:
             try:
                 self._provider.shutdown(timeout_millis=timeout * 1000)
@@ -229,6 +236,13 @@ class Monitoring:
         if self._probe is not None:
             self._probe.reset_after_fork()
         self._stream.set_resource(self._resource)
+
+
+def _shutdown_sink(sink: Sink, timeout: float) -> None:
+    try:
+        sink.shutdown(timeout)
+    except Exception:
+        report_failure(f"shutting down the {type(sink).__name__}")
 
 
 _DEFAULT_SERVICE_NAME = MonitoringConfig().service_name

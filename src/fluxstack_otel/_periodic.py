@@ -118,11 +118,14 @@ class PeriodicWorker:
             thread = self._thread
             if self._stop.is_set():
                 return self._flushed.is_set()
-            self._final_deadline = self._clock() + timeout
+            join_deadline = self._clock() + timeout
+            # The last run ends a little before the bound, so its own timeouts fire in time to be
+            # reported as what they are rather than as an abandoned thread.
+            self._final_deadline = join_deadline - 0.1 * timeout
             self._stop.set()
         if thread is None:
             return False
-        thread.join(max(0.0, self._final_deadline - self._clock()))
+        thread.join(max(0.0, join_deadline - self._clock()))
         if thread.is_alive():
             report_failure(
                 f"the final export of {self._name} (abandoned after {timeout:g}s)",
