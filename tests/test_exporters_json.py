@@ -7,7 +7,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from fluxstack_otel._sinks import SinkContext
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel.exporters._json import JsonSink, document
 from fluxstack_otel.exporters._post import PostError, post_with_retries
+from servers import serve_asgi
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -173,28 +173,6 @@ def test_failing_extras_provider_leaves_the_sections_out(
 
 
 # --- servers -------------------------------------------------------------------------------------
-
-
-@contextmanager
-def serve_asgi(app: Any) -> Iterator[str]:
-    """The app under a real uvicorn on 127.0.0.1; yields its base URL."""
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class Receiver:

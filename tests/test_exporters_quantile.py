@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from fluxstack_otel._quantile import histogram_quantile
+from servers import promtool_path, requires_promtool
 
 BOUNDS = (0.1, 0.5, 1.0)
 
@@ -67,7 +67,7 @@ def _cases(n: int) -> list[tuple[float, tuple[float, ...], list[int]]]:
     return cases
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+@requires_promtool
 def test_matches_prometheus_on_random_histograms(tmp_path: Path) -> None:
     """For 60 random histograms, promtool evaluates histogram_quantile to our exact value."""
     tests = []
@@ -90,6 +90,9 @@ def test_matches_prometheus_on_random_histograms(tmp_path: Path) -> None:
     spec = tmp_path / "quantiles.yml"
     spec.write_text("rule_files: []\nevaluation_interval: 1m\ntests:\n" + "".join(tests))
     result = subprocess.run(
-        ["promtool", "test", "rules", str(spec)], capture_output=True, text=True, timeout=60
+        [str(promtool_path()), "test", "rules", str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
