@@ -33,7 +33,7 @@ from fluxstack_otel._failures import failure_counts
 from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import SinkContext
 from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._otlp import OtlpSink, signal_url
+from fluxstack_otel.exporters._otlp import OtlpSink, signal_url, with_environment
 
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -348,6 +348,39 @@ def test_standard_environment_variables_apply_when_the_config_is_silent(
     assert resource["service.name"] == "from-env"
     assert resource["deployment.environment"] == "test"
     assert receiver.metadata[0]["x-tenant"] == "acme"
+
+
+def test_protocol_and_temporality_preference_come_from_the_environment(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_EXPORTER_OTLP_PROTOCOL=grpc and a delta preference apply to an entry left default."""
+    with GrpcReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base_url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+        sink = pipeline.sink()
+        pipeline.requests(2)
+        assert sink.export() is True
+        pipeline.requests(1)
+        assert sink.export() is True
+        sink.shutdown(1.0)
+    assert [requests_total(q) for q in receiver.requests] == [(2, DELTA), (1, DELTA)]
+
+
+def test_explicit_protocol_and_temporality_beat_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An entry that sets protocol or temporality keeps them whatever the environment says."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
+    config = with_environment(OtlpExporterConfig(protocol="grpc"))
+    assert config.protocol == "grpc"
+    assert config.temporality == "delta"  # left default: the preference applies
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "cumulative")
+    config = with_environment(OtlpExporterConfig(temporality="delta"))
+    assert config.protocol == "grpc"
+    assert config.temporality == "delta"
 
 
 def test_an_explicit_service_name_wins_over_the_environment(

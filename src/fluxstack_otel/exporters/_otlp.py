@@ -17,6 +17,7 @@ errors too; records they log from this package's export threads are rate-limited
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,14 +35,15 @@ from fluxstack_otel._periodic import PeriodicWorker, Tick
 if TYPE_CHECKING:
     from fluxstack_otel._sinks import Endpoint, SinkContext
 
-__all__ = ["OtlpSink", "strip_empty"]
+__all__ = ["OtlpSink", "signal_url", "strip_empty", "with_environment"]
 
 _THREAD_PREFIX = "fluxstack-otel-"
 _EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
 )
-_DEFAULT_TIMEOUT = OtlpExporterConfig().timeout
+_DEFAULTS = OtlpExporterConfig()
+_DEFAULT_TIMEOUT = _DEFAULTS.timeout
 
 
 class _MetricExporter(Protocol):
@@ -64,6 +66,7 @@ class OtlpSink:
     """
 
     def __init__(self, exporter: OtlpExporterConfig, context: SinkContext) -> None:
+        exporter = with_environment(exporter)
         self._config = exporter
         self._exporter = _build_exporter(exporter)
         self._collect = context.stream.collect
@@ -118,6 +121,34 @@ class OtlpSink:
 
     def _run(self, tick: Tick) -> None:
         self.export(tick.remaining())
+
+
+def with_environment(config: OtlpExporterConfig) -> OtlpExporterConfig:
+    """Apply the standard variables the official exporters do not read themselves.
+
+    ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`` (``grpc`` or ``http/protobuf``) and
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` (``delta`` or ``lowmemory`` mean delta)
+    apply where the entry keeps the default. Endpoint, headers, timeout, compression and TLS
+    variables are read by the official exporters.
+    """
+    changes: dict[str, str] = {}
+    if config.protocol == _DEFAULTS.protocol:
+        protocol = _env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+        if protocol == "grpc":
+            changes["protocol"] = "grpc"
+    if config.temporality == _DEFAULTS.temporality:
+        preference = _env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+        if preference in ("delta", "lowmemory"):
+            changes["temporality"] = "delta"
+    return replace(config, **changes) if changes else config  # type: ignore[arg-type]
+
+
+def _env(*names: str) -> str | None:
+    for name in names:
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            return value
+    return None
 
 
 def strip_empty(data: MetricsData) -> MetricsData:
