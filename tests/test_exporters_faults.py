@@ -169,11 +169,12 @@ def test_broken_backends_do_not_slow_requests_or_stop_the_healthy_exporters(
         f"shutdowns {', '.join(f'{s:.2f}s' for s in shutdowns)}"
     )
     print(report)
-    # Noise allowance: 50 % plus 0.5 ms on the median, 3x plus 5 ms on p99. A blocking export on
-    # the request path would add hundreds of milliseconds to seconds.
+    # Noise allowance: 50 % plus 0.5 ms on the median, 3x plus 10 ms on p99 (exporting ten times a
+    # second shares the GIL with requests, faults or not). An export on the request path would add
+    # the hanging backend's whole 3 s timeout to requests.
     assert f50 < b50 * 1.5 + 0.0005, report
-    assert f99 < b99 * 3 + 0.005, report
-    assert max(faulty) < 0.5, report
+    assert f99 < b99 * 3 + 0.010, report
+    assert max(faulty) < 1.0, report
     # Nine sinks stop side by side, so the hanging ones cost the bound once, not once each.
     assert all(s < SHUTDOWN_TIMEOUT + 0.5 for s in shutdowns), report
 
