@@ -75,6 +75,7 @@ __all__ = [
     "AlertRule",
     "AlertmanagerNotifierConfig",
     "ConsoleExporterConfig",
+    "DashboardConfig",
     "ExporterConfig",
     "FileExporterConfig",
     "JsonExporterConfig",
@@ -344,6 +345,20 @@ class AlertmanagerNotifierConfig:
     """Seconds one POST may take."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DashboardConfig:
+    """The built-in HTML dashboard, served on the app (off by default)."""
+
+    enabled: bool = option(False, boolean)
+    """Serve the dashboard page."""
+    path: str = option(
+        "/metrics/dashboard",
+        text(f"{_PATH}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
+    )
+    """The page's path; its script and stylesheet (and the data, without a json endpoint) are
+    served under it."""
+
+
 NotifierConfig: TypeAlias = LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig
 _NOTIFIERS: dict[str, type[NotifierConfig]] = {
     c.type: c for c in (LogNotifierConfig, WebhookNotifierConfig, AlertmanagerNotifierConfig)
@@ -379,6 +394,7 @@ class MonitoringConfig:
     notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), lambda v, p, c: _notifiers(v, p, c), "Where alert notifications go: the log, a webhook, an Alertmanager.")
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")  # noqa: RUF009
+    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")  # noqa: RUF009
     # fmt: on
 
 
