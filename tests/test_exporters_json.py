@@ -36,7 +36,7 @@ from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import SinkContext
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel.exporters._json import JsonSink, document
-from fluxstack_otel.exporters._post import PostError, post_with_retries
+from fluxstack_otel.exporters._post import PostError, post_with_retries, public_url
 from servers import serve_asgi
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
@@ -291,6 +291,14 @@ def test_post_retries_server_errors_with_backoff_within_the_run() -> None:
         assert receiver.bodies == [b"{}"]
 
 
+def test_logged_urls_keep_only_scheme_host_and_port() -> None:
+    """Webhook secrets in the path, query or userinfo never reach a log line."""
+    assert public_url("https://hooks.example/services/T0/B0/secret?k=v") == "https://hooks.example"
+    assert public_url("http://user:pw@127.0.0.1:8080/x") == "http://127.0.0.1:8080"
+    assert public_url("http://[::1]:4318/v1/metrics") == "http://[::1]:4318"
+    assert public_url("collector:4317") == "collector:4317"
+
+
 def test_post_does_not_retry_a_client_error() -> None:
     """A 400 is final for this run: one attempt, then the error."""
     with Receiver([400]) as receiver:
@@ -312,7 +320,8 @@ def test_failed_posts_are_reported_and_retried_next_interval(pipeline: Pipeline)
     """A run whose POSTs all fail is counted; a later run delivers."""
     with Receiver([400, 400]) as receiver:
         config = JsonExporterConfig(url=receiver.url, interval=0.05)
-        kind = f"posting the JSON document to {receiver.url} (POST {receiver.url} answered 400)"
+        origin = receiver.url.removesuffix("/hook")
+        kind = f"posting the JSON document (POST {origin} answered 400)"
         before = failure_counts().get(kind, 0)
         sink = JsonSink(config, pipeline.context())
         sink.start()

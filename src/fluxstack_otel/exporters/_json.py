@@ -20,7 +20,7 @@ from fluxstack_otel._failures import report_failure
 from fluxstack_otel._periodic import PeriodicWorker, Tick
 from fluxstack_otel.exporters._atomic import write_atomic
 from fluxstack_otel.exporters._document import CONTENT_TYPE, document, dumps, safe_extras
-from fluxstack_otel.exporters._post import PostError, post_with_retries
+from fluxstack_otel.exporters._post import PostError, post_with_retries, public_url
 
 if TYPE_CHECKING:
     from fluxstack_otel._config import JsonExporterConfig
@@ -108,7 +108,7 @@ class JsonSink:
         self._worker: PeriodicWorker | None = None
         if exporter.url is not None or exporter.file_path is not None:
             interval = exporter.interval or context.config.collect_interval
-            target = exporter.url or exporter.file_path
+            target = public_url(exporter.url) if exporter.url else exporter.file_path
             self._worker = PeriodicWorker(f"fluxstack-otel-json {target}", interval, self.push)
 
     def endpoints(self) -> dict[str, Endpoint]:
@@ -137,4 +137,4 @@ class JsonSink:
             try:
                 post_with_retries(url, body, self._headers, timeout=self._config.timeout, tick=tick)
             except PostError as exc:
-                report_failure(f"posting the JSON document to {url} ({exc})", exc_info=False)
+                report_failure(f"posting the JSON document ({exc})", exc_info=False)

@@ -31,6 +31,7 @@ from fluxstack_otel._config import OtlpExporterConfig
 from fluxstack_otel._errors import MissingDependencyError
 from fluxstack_otel._failures import report_failure
 from fluxstack_otel._periodic import PeriodicWorker, Tick
+from fluxstack_otel.exporters._post import public_url
 
 if TYPE_CHECKING:
     from fluxstack_otel._sinks import Endpoint, SinkContext
@@ -71,7 +72,11 @@ class OtlpSink:
         self._exporter = _build_exporter(exporter)
         self._collect = context.stream.collect
         self._delta = context.stream.delta_view() if exporter.temporality == "delta" else None
-        self._target = exporter.endpoint or f"the default {exporter.protocol} endpoint"
+        self._target = (
+            public_url(exporter.endpoint)
+            if exporter.endpoint
+            else f"the default {exporter.protocol} endpoint"
+        )
         interval = exporter.interval or context.config.collect_interval
         self._worker = PeriodicWorker(f"{_THREAD_PREFIX}otlp {self._target}", interval, self._run)
         _rate_limit_exporter_logs()

@@ -12,10 +12,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from http.client import HTTPException
+from urllib.parse import urlsplit
 
 from fluxstack_otel._periodic import Tick
 
-__all__ = ["PostError", "post", "post_with_retries"]
+__all__ = ["PostError", "post", "post_with_retries", "public_url"]
 
 # Worth another try: the backend is busy, restarting, or timed out. Any other 4xx is final.
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -31,6 +32,21 @@ class PostError(Exception):
         self.retryable = retryable
 
 
+def public_url(url: str) -> str:
+    """``scheme://host:port`` of a URL, for logs: webhook URLs often carry a secret in their path
+    or query (``/services/T0/B0/XXXX``), and userinfo is a password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    if not parts.scheme or not host:
+        return url.split("?", 1)[0].rsplit("@", 1)[-1]  # a bare host:port, as gRPC takes
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}"
+
+
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
     """POST ``body`` once.
 
@@ -41,6 +57,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
         PostError: Connection failure, timeout, or an error status; names the URL and the cause.
     """
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+    shown = public_url(url)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
@@ -48,11 +65,11 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
     except urllib.error.HTTPError as exc:
         exc.close()
         raise PostError(
-            f"POST {url} answered {exc.code}", retryable=exc.code in _RETRYABLE_STATUS
+            f"POST {shown} answered {exc.code}", retryable=exc.code in _RETRYABLE_STATUS
         ) from None
     except (urllib.error.URLError, HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise PostError(f"POST {url} failed: {reason}", retryable=True) from None
+        raise PostError(f"POST {shown} failed: {reason}", retryable=True) from None
 
 
 def post_with_retries(
@@ -86,7 +103,7 @@ def post_with_retries(
     while True:
         budget = min(timeout, tick.remaining())
         if budget < _MIN_ATTEMPT:
-            raise PostError(f"POST {url}: no time left in this run", retryable=True)
+            raise PostError(f"POST {public_url(url)}: no time left in this run", retryable=True)
         try:
             send(url, body, headers, budget)
             return
