@@ -126,6 +126,16 @@ def test_runs_every_interval_and_once_at_shutdown(
     sink.shutdown(2.0)
 
 
+def test_whole_float_values_print_as_integers() -> None:
+    """A gauge of bytes reported as a float prints every digit, not 3.1871e+07."""
+    provider = MeterProvider(metric_readers=[reader := InMemoryMetricReader()])
+    gauge = provider.get_meter("m").create_gauge("rss_bytes")
+    gauge.set(31_871_000.0)
+    text = format_text(MetricStream(reader, None, Resource({})).collect())
+    provider.shutdown()
+    assert "  rss_bytes 31871000" in text.splitlines()
+
+
 def test_histogram_without_observations_shows_only_its_count() -> None:
     """A series with no observations prints count=0 and no quantiles (there are none)."""
     point = HistogramDataPoint({}, 0, 1, 0, 0.0, [0, 0], [1.0], None, None)  # type: ignore[arg-type]

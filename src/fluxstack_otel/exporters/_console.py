@@ -126,4 +126,6 @@ def _num(value: float) -> str:
         return str(value)
     if math.isnan(value):
         return "NaN"
+    if value.is_integer() and abs(value) < 1e15:  # byte counts read better whole than 3.1871e+07
+        return str(int(value))
     return f"{value:.6g}"
