@@ -8,6 +8,7 @@ its own private Prometheus exposition.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -32,6 +33,7 @@ from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import Endpoint, Sink, SinkContext
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel._system import PsutilSource, SystemSource, register_system_metrics
+from fluxstack_otel.alerts import Alert, AlertCallback, AlertProcessor, build_processor
 from fluxstack_otel.exporters import SINK_FACTORIES
 from fluxstack_otel.exporters._prometheus import (
     PrometheusServer,
@@ -78,6 +80,7 @@ class Monitoring:
         self._provider: MeterProvider | None = None
         self._recorder: HttpRecorder | None = None
         self._probe: LoopLagProbe | None = None
+        self._alerts: AlertProcessor | None = None
         self._resource = _make_resource(config)
         if not config.enabled:
             self._stream = MetricStream(None, None, self._resource)
@@ -104,7 +107,10 @@ class Monitoring:
             self._recorder.to_metrics if self._recorder is not None else None,
             self._resource,
         )
-        context = SinkContext(config=config, stream=self._stream)
+        self._alerts = build_processor(config, self._stream.collect)
+        context = SinkContext(
+            config=config, stream=self._stream, extras=self._alerts.document_section
+        )
         for index, exporter in enumerate(config.exporters):
             if not exporter.enabled:
                 continue
@@ -116,6 +122,7 @@ class Monitoring:
                     path=f"exporters[{index}].type",
                 )
             self._sinks.append(factory(exporter, context))
+        self._sinks.append(self._alerts)
         self._wiring_cache = self._build_wiring()
         try:
             for sink in self._sinks:
@@ -158,6 +165,21 @@ class Monitoring:
     def collect(self) -> MetricsData:
         """Collect every metric now, as cumulative OpenTelemetry data."""
         return self._stream.collect()
+
+    def on_alert(self, fn: AlertCallback, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Call ``fn(alert)`` when an alert fires (and repeats) and when it resolves.
+
+        Args:
+            fn: A function or coroutine function taking an ``Alert``; it runs in the alert
+                thread, and what it raises is logged and counted, never propagated.
+            loop: Where an async ``fn`` is scheduled; without one it runs with ``asyncio.run``.
+        """
+        if self._alerts is not None:
+            self._alerts.on_alert(fn, loop=loop)
+
+    def alerts(self) -> list[Alert]:
+        """The pending and firing alerts as of the last evaluation (see docs/alerts.md)."""
+        return [] if self._alerts is None else self._alerts.alerts()
 
     def render_prometheus(self, *, openmetrics: bool = False) -> bytes:
         """The exposition ``/metrics`` would serve now (text 0.0.4, or OpenMetrics)."""
