@@ -166,7 +166,8 @@ def _go_value(spec: str) -> str:
 
 
 def _go_literal(text: str) -> str:
-    return text.replace("{{", '{{ "{{" }}')
+    # Every brace, not only "{{": a "{" next to an action ("{{{ $value }}") would open one too.
+    return text.replace("{", '{{ "{" }}')
 
 
 def duration(seconds: float) -> str:
