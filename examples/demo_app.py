@@ -3,8 +3,10 @@
     make demo                                  # or: python examples/demo_app.py
     python examples/demo_app.py --port 9000 --no-traffic
 
-Then open http://127.0.0.1:8000/metrics and reload it: the background traffic (a few requests
-every half second, through the monitored app) makes the counters and histograms move.
+Then open the dashboard at http://127.0.0.1:8000/metrics/dashboard: the background traffic (a
+few requests every half second, through the monitored app) makes it move, and the occasional
+failing request raises the demo's alert. http://127.0.0.1:8000/metrics is the same data for
+Prometheus.
 """
 
 from __future__ import annotations
@@ -29,9 +31,31 @@ ASGIApp = Callable[..., Awaitable[None]]
 
 TRAFFIC_PERIOD = 0.5  # seconds between two rounds of generated requests
 
+# The demo's monitoring: the defaults (Prometheus at /metrics, the health thresholds) plus the
+# built-in dashboard, a faster refresh than the 5 s default, and one alert the traffic sets off.
+DEMO_CONFIG = {
+    "collect_interval": 2,
+    "alert_evaluation_interval": 5,
+    "dashboard": {"enabled": True, "path": "/metrics/dashboard"},
+    "alerts": [
+        {
+            "name": "DemoErrors",
+            "metric": "http_errors_total",
+            "aggregation": "rate",
+            "operator": ">",
+            "value": 0,
+            "window": 60,
+            "severity": "warning",
+            "message": "the demo's /error route failed in the last minute",
+        }
+    ],
+}
+
 
 async def homepage(request: Request) -> Response:
-    return PlainTextResponse("Hello from the fluxstack-otel demo. Metrics: /metrics\n")
+    return PlainTextResponse(
+        "Hello from the fluxstack-otel demo. Dashboard: /metrics/dashboard, metrics: /metrics\n"
+    )
 
 
 async def item(request: Request) -> Response:
@@ -123,14 +147,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    monitoring = configure_monitoring()
+    monitoring = configure_monitoring(DEMO_CONFIG)
     try:
         app = build_app(monitoring, traffic=args.traffic)
         base = f"http://{args.host}:{args.port}"
         print("fluxstack-otel demo")
-        print(f"  app:      {base}/")
-        print(f"  metrics:  {base}/metrics")
-        print("  routes:   GET /  GET /items/{item_id}  POST /echo  GET /slow  GET /error")
+        print(f"  app:       {base}/")
+        print(f"  dashboard: {base}{monitoring.config.dashboard.path}")
+        print(f"  metrics:   {base}/metrics")
+        print("  routes:    GET /  GET /items/{item_id}  POST /echo  GET /slow  GET /error")
         state = (
             f"on, every {TRAFFIC_PERIOD:g} s (--no-traffic to turn off)" if args.traffic else "off"
         )

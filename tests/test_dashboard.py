@@ -1,0 +1,151 @@
+"""The dashboard endpoints over real uvicorn: page, assets, headers, where the data comes from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
+from fluxstack_otel._dashboard import CONTENT_SECURITY_POLICY
+from servers import ASGIApp
+
+PAGE = "/metrics/dashboard"
+
+
+async def _hello(request: Any) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+@pytest.fixture
+def monitored() -> Iterator[Callable[[dict[str, Any]], tuple[Monitoring, ASGIApp]]]:
+    """``monitored(config) -> (monitoring, app)``; every monitoring is shut down at the end."""
+    built: list[Monitoring] = []
+
+    def build(config: dict[str, Any]) -> tuple[Monitoring, ASGIApp]:
+        monitoring = configure_monitoring(config)
+        built.append(monitoring)
+        return monitoring, monitoring.instrument(Starlette(routes=[Route("/", _hello)]))
+
+    yield build
+    for monitoring in built:
+        monitoring.shutdown()
+
+
+def _client(base: str) -> httpx.Client:
+    return httpx.Client(base_url=base, trust_env=False, timeout=10.0)
+
+
+class _Tags(HTMLParser):
+    """Collects start tags with their attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def test_dashboard_is_off_by_default(monitored: Any, serve: Any) -> None:
+    """Without ``dashboard.enabled`` the path is the app's, not a monitoring endpoint."""
+    _, app = monitored({})
+    with _client(serve(app)) as client:
+        assert client.get(PAGE).status_code == 404
+
+
+def test_page_and_assets_are_served_with_a_strict_policy(monitored: Any, serve: Any) -> None:
+    """The page, its script and stylesheet come with the CSP, nosniff and the right types."""
+    _, app = monitored({"dashboard": {"enabled": True}})
+    with _client(serve(app)) as client:
+        expected = {
+            PAGE: "text/html",
+            f"{PAGE}/app.js": "text/javascript",
+            f"{PAGE}/style.css": "text/css",
+        }
+        for path, content_type in expected.items():
+            response = client.get(path)
+            assert response.status_code == 200, path
+            assert response.headers["content-type"].startswith(content_type)
+            assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["x-frame-options"] == "DENY"
+        head = client.head(PAGE)
+        assert head.status_code == 200
+        assert head.content == b""
+        post = client.post(PAGE)
+        assert post.status_code == 405
+        assert post.headers["allow"] == "GET, HEAD"
+
+
+def test_page_has_no_inline_code_and_no_outside_url(monitored: Any, serve: Any) -> None:
+    """Nothing inline (the CSP would block it) and no URL to another origin: it works offline."""
+    _, app = monitored({"dashboard": {"enabled": True}})
+    with _client(serve(app)) as client:
+        page = client.get(PAGE).text
+        script = client.get(f"{PAGE}/app.js").text
+        style = client.get(f"{PAGE}/style.css").text
+    tags = _tags(page)
+    scripts = [attrs for tag, attrs in tags if tag == "script"]
+    assert scripts == [{"src": "dashboard/app.js", "defer": None}]
+    assert "<style" not in page
+    assert not [
+        attrs for _, attrs in tags if "style" in attrs or any(k.startswith("on") for k in attrs)
+    ]
+    for text in (page, script, style):
+        assert not re.search(r"https?://", text)
+        assert "@import" not in text
+
+
+def test_page_reads_the_document_it_serves_without_a_json_endpoint(
+    monitored: Any, serve: Any
+) -> None:
+    """Without a json exporter endpoint the dashboard serves the document at ``<path>/data.json``."""
+    _, app = monitored({"service_name": "shop <&>", "dashboard": {"enabled": True}})
+    with _client(serve(app)) as client:
+        client.get("/")
+        body = dict(next(attrs for tag, attrs in _tags(client.get(PAGE).text) if tag == "body"))
+        assert body["data-source"] == "dashboard/data.json"
+        document = client.get(f"{PAGE}/data.json").json()
+    assert document["resource"]["service_name"] == "shop <&>"
+    names = {m["name"] for m in document["metrics"]}
+    assert "http_requests_total" in names
+    assert "alerts" in document  # extras reach this document too
+
+
+def test_page_reads_the_json_exporter_endpoint_when_there_is_one(
+    monitored: Any, serve: Any
+) -> None:
+    """With a json exporter ``endpoint`` the page links to it (relatively) and serves no copy."""
+    config = {
+        "exporters": [{"type": "prometheus"}, {"type": "json", "endpoint": "/metrics.json"}],
+        "dashboard": {"enabled": True, "path": "/ops/dash"},
+    }
+    _, app = monitored(config)
+    with _client(serve(app)) as client:
+        body = dict(
+            next(attrs for tag, attrs in _tags(client.get("/ops/dash").text) if tag == "body")
+        )
+        assert body["data-source"] == "../metrics.json"
+        assert client.get("/ops/dash/data.json").status_code == 404
+        assert client.get("/ops/dash/app.js").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["metrics/dashboard", "/metrics/dashboard/", 3])
+def test_a_bad_dashboard_path_is_a_config_error(path: object) -> None:
+    """The path must start with '/' and not end with one; the error names the key."""
+    with pytest.raises(ConfigError, match=r"dashboard\.path"):
+        configure_monitoring({"dashboard": {"enabled": True, "path": path}})
