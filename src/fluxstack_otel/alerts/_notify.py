@@ -223,6 +223,7 @@ class _Outbox:
         self._first_backoff = first_backoff
         # Enough time for ``attempts`` attempts and the backoffs between them.
         self._budget = attempts * timeout + first_backoff * (2 ** (attempts - 1) - 1) * 1.2 + 0.1
+        self._attempts = attempts
         self._send = send
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
         self._abort = threading.Event()
@@ -251,21 +252,36 @@ class _Outbox:
             body = self._queue.get()
             if body is None:
                 return
-            tick = Tick(time.monotonic() + self._budget, abort=self._abort)
             try:
-                post_with_retries(
-                    self._url,
-                    body,
-                    self._headers,
-                    timeout=self._timeout,
-                    tick=tick,
-                    first_backoff=self._first_backoff,
-                    send=self._send,
-                )
+                self._post(body)
             except PostError:
                 report_failure(f"sending alerts to {self.what}", exc_info=False)
             except Exception:
                 report_failure(f"sending alerts to {self.what}")
+
+    def _post(self, body: bytes) -> None:
+        left = self._attempts
+
+        def attempt(url: str, data: bytes, headers: Mapping[str, str], timeout: float) -> int:
+            # post_with_retries bounds retries by time; this bounds their number too.
+            nonlocal left
+            left -= 1
+            try:
+                return self._send(url, data, headers, timeout)
+            except PostError as exc:
+                if left <= 0:
+                    raise PostError(str(exc), retryable=False) from None
+                raise
+
+        post_with_retries(
+            self._url,
+            body,
+            self._headers,
+            timeout=self._timeout,
+            tick=Tick(time.monotonic() + self._budget, abort=self._abort),
+            first_backoff=self._first_backoff,
+            send=attempt,
+        )
 
     def shutdown(self, timeout: float) -> None:
         """Send what is queued within ``timeout``; then stop retrying and leave."""
