@@ -85,6 +85,9 @@ _COUNTER, _UPDOWN, _GAUGE, _HISTOGRAM = "counter", "updown", "gauge", "histogram
 _SUMMED = (_COUNTER, _HISTOGRAM)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
+_FORK_GUARD = threading.Lock()
+_fork_guarded = False
+
 Attrs = tuple[tuple[str, Any], ...]
 # (scope, name) -> [kind, description, unit, {attrs: payload}]; a payload is [value] or
 # [count, sum, buckets, bounds].
@@ -139,6 +142,7 @@ class HostStream(MetricStream):
             raise ConfigError("multiprocess needs a directory", path="multiprocess.directory")
         self._dir = Path(directory)
         self._interval = interval
+        _guard_forks()
         self._alive = alive
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -353,12 +357,17 @@ class HostStream(MetricStream):
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
-        fd = os.open(self._dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the lock
+        # An flock belongs to the open file, which a fork shares: a child forked while a thread
+        # of this process holds the lock would hold it forever (its copy of the descriptor is
+        # never closed). _FORK_GUARD is held around every locked section and taken by fork, so
+        # no fork happens inside one.
+        with _FORK_GUARD:
+            fd = os.open(self._dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
 
     def _read_archive(self) -> dict[str, Any] | None:
         doc = _read_json(self._dir / _ARCHIVE)
@@ -568,6 +577,20 @@ def _write_quick(path: Path, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+def _guard_forks() -> None:
+    """Make fork wait for the directory lock's sections (registered once, at first use)."""
+    global _fork_guarded
+    with _FORK_GUARD:
+        if _fork_guarded:
+            return
+        _fork_guarded = True
+    os.register_at_fork(
+        before=_FORK_GUARD.acquire,
+        after_in_parent=_FORK_GUARD.release,
+        after_in_child=_FORK_GUARD.release,
+    )
 
 
 def _publish_at_exit(ref: weakref.ref[HostStream]) -> None:
