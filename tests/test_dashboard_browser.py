@@ -216,7 +216,8 @@ def _sum(doc: dict[str, Any], name: str, route: str | None = None) -> float:
 
 
 def _gauge(doc: dict[str, Any], name: str) -> float:
-    return float(_series(doc, name)[0]["value"])
+    (series,) = _series(doc, name)  # one process: one series
+    return float(series["value"])
 
 
 def _quantiles(doc: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, float]:

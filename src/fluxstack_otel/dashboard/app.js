@@ -36,9 +36,15 @@
     return sum;
   }
 
-  function gauge(doc, name) {
+  // A gauge's one value. Behind several workers (the multiprocess host view) memory has one
+  // series per worker, which add up, and loop lag one per worker, of which the worst counts.
+  function gauge(doc, name, reduce) {
     const m = metric(doc, name);
-    return m && m.series.length ? num(m.series[0].value) : null;
+    if (!m || !m.series.length) return null;
+    const values = m.series.map((s) => num(s.value));
+    if (reduce === "sum") return values.reduce((a, b) => a + b, 0);
+    if (reduce === "max") return Math.max(...values);
+    return values[0];
   }
 
   // Histogram series merged into one: {count, bounds: [...], cumulative: [...]}.
@@ -159,18 +165,18 @@
       show(id, v, fmtDuration(v));
     }
 
-    const rss = gauge(doc, names.rss);
+    const rss = gauge(doc, names.rss, "sum");
     const memoryTotal = gauge(doc, names.memory_total);
     show("rss", rss, fmtBytes(rss));
     document.getElementById("rss-share").textContent =
       rss !== null && memoryTotal ? fmtPercent(rss / memoryTotal) + " of host memory" : "of host memory";
-    const heap = gauge(doc, names.heap);
+    const heap = gauge(doc, names.heap, "sum");
     show("heap", heap, fmtBytes(heap));
     const cpu = total(doc, names.cpu);
     const cpuRate = prev ? rate(cpu, total(prev, names.cpu)) : null;
     show("cpu", cpuRate, fmtPercent(cpuRate));
     show("cpu-seconds", cpu, cpu === null ? "–" : cpu.toFixed(2) + " s");
-    const lag = gauge(doc, names.loop_lag);
+    const lag = gauge(doc, names.loop_lag, "max");
     show("loop-lag", lag, fmtDuration(lag));
     const load = gauge(doc, names.load);
     show("load", load, load === null ? "–" : load.toFixed(2));
