@@ -149,3 +149,19 @@ def test_a_bad_dashboard_path_is_a_config_error(path: object) -> None:
     """The path must start with '/' and not end with one; the error names the key."""
     with pytest.raises(ConfigError, match=r"dashboard\.path"):
         configure_monitoring({"dashboard": {"enabled": True, "path": path}})
+
+
+def test_dashboard_is_protected_like_the_other_endpoints(monitored: Any, serve: Any) -> None:
+    """With ``auth`` set, the page, its assets and its data need the credentials too."""
+    config = {
+        "auth": {"basic": {"username": "ops", "password": "s3cret"}},
+        "dashboard": {"enabled": True},
+    }
+    _, app = monitored(config)
+    paths = [PAGE, f"{PAGE}/app.js", f"{PAGE}/style.css", f"{PAGE}/data.json"]
+    with _client(serve(app)) as client:
+        for path in paths:
+            refused = client.get(path)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"].startswith("Basic")
+            assert client.get(path, auth=("ops", "s3cret")).status_code == 200, path
