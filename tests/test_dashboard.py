@@ -126,22 +126,20 @@ def test_page_reads_the_document_it_serves_without_a_json_endpoint(
     assert "alerts" in document  # extras reach this document too
 
 
-def test_page_reads_the_json_exporter_endpoint_when_there_is_one(
-    monitored: Any, serve: Any
-) -> None:
-    """With a json exporter ``endpoint`` the page links to it (relatively) and serves no copy."""
+def test_page_reads_its_own_document_next_to_a_json_exporter(monitored: Any, serve: Any) -> None:
+    """With a json exporter too, the page still reads its own data (relative to a custom path)."""
     config = {
         "exporters": [{"type": "prometheus"}, {"type": "json", "endpoint": "/metrics.json"}],
         "dashboard": {"enabled": True, "path": "/ops/dash"},
     }
     _, app = monitored(config)
     with _client(serve(app)) as client:
-        body = dict(
-            next(attrs for tag, attrs in _tags(client.get("/ops/dash").text) if tag == "body")
-        )
-        assert body["data-source"] == "../metrics.json"
-        assert client.get("/ops/dash/data.json").status_code == 404
+        page = client.get("/ops/dash").text
+        body = dict(next(attrs for tag, attrs in _tags(page) if tag == "body"))
+        assert body["data-source"] == "dash/data.json"
+        assert client.get("/ops/dash/data.json").status_code == 200
         assert client.get("/ops/dash/app.js").status_code == 200
+        assert client.get("/metrics.json").status_code == 200
 
 
 @pytest.mark.parametrize("path", ["metrics/dashboard", "/metrics/dashboard/", 3])

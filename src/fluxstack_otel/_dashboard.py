@@ -7,9 +7,12 @@ whatever protects the other monitoring endpoints, exactly like ``/metrics``. Und
   inline script or style, no third-party origin, so the page works offline and cannot be made to
   load anything else;
 - ``<path>/app.js`` and ``<path>/style.css``: the assets, shipped as package data;
-- ``<path>/data.json``: the JSON document, only when no enabled json exporter serves it on the
-  app. With one, the page reads that exporter's ``endpoint`` instead, so the document is built
-  once per request whoever asks.
+- ``<path>/data.json``: the JSON document (``exporters/_document.py``) the page polls.
+
+The dashboard serves its own document rather than pointing the page at a json exporter's
+endpoint: exporters present the metrics under the configured naming profile, which may rename
+them, while the page reads the catalogue's names; and the page keeps working whatever exporters
+are configured. The document is built only when the page asks, as a json endpoint's is.
 
 The page polls the document and computes everything else itself: rates from the difference of two
 successive documents, p50/p95/p99 from the histogram buckets as PromQL's ``histogram_quantile``
@@ -28,14 +31,13 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from fluxstack_otel import _catalog as cat
-from fluxstack_otel._config import JsonExporterConfig
 from fluxstack_otel.exporters._json import JsonEndpoint
 
 if TYPE_CHECKING:
     from fluxstack_otel._config import DashboardConfig
     from fluxstack_otel._sinks import Endpoint, SinkContext
 
-__all__ = ["CONTENT_SECURITY_POLICY", "DashboardSink", "data_path"]
+__all__ = ["CONTENT_SECURITY_POLICY", "DashboardSink"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -67,30 +69,13 @@ _METRICS = {
 _LABELS = {"route": cat.LABEL_ROUTE, "method": cat.LABEL_METHOD}
 
 
-def data_path(config: DashboardConfig, exporters: tuple[Any, ...]) -> str:
-    """The path of the JSON document the page reads.
-
-    Returns:
-        The ``endpoint`` of the first enabled json exporter that serves one on the app, else
-        ``<path>/data.json``, which the dashboard then serves itself.
-    """
-    for exporter in exporters:
-        if (
-            isinstance(exporter, JsonExporterConfig)
-            and exporter.enabled
-            and exporter.endpoint is not None
-        ):
-            return exporter.endpoint
-    return f"{config.path}/{_DATA}"
-
-
 class DashboardSink:
     """The dashboard page and its assets, as endpoints of the middleware.
 
     Args:
         config: The ``dashboard`` section (enabled, path).
-        context: The monitoring's sink context: the stream and extras for ``data.json``, the
-            exporters to find a json endpoint, ``collect_interval`` for the refresh period.
+        context: The monitoring's sink context: the stream and extras for ``data.json``,
+            ``collect_interval`` for the refresh period, ``service_name`` for the title.
 
     Raises:
         OSError: The page's assets are missing from the installed package.
@@ -98,7 +83,7 @@ class DashboardSink:
 
     def __init__(self, config: DashboardConfig, context: SinkContext) -> None:
         self._path = config.path
-        self._data = data_path(config, context.config.exporters)
+        self._data = f"{self._path}/{_DATA}"
         refresh = min(context.config.collect_interval, _MAX_REFRESH)
         # Read once here: nothing touches the disk on a request.
         package = resources.files("fluxstack_otel") / "dashboard"
@@ -115,8 +100,7 @@ class DashboardSink:
         for name, content_type in _ASSETS.items():
             body = (package / name).read_bytes()
             self._endpoints[f"{self._path}/{name}"] = _Static(body, content_type)
-        if self._data == f"{self._path}/{_DATA}":
-            self._endpoints[self._data] = JsonEndpoint(context.stream.collect, context.extras)
+        self._endpoints[self._data] = JsonEndpoint(context.stream.collect, context.extras)
 
     @property
     def data_path(self) -> str:
