@@ -43,7 +43,9 @@ pytestmark = [
 class Gunicorn:
     """gunicorn running ``mp_app:app`` in a process group of its own, with its log."""
 
-    def __init__(self, directory: Path, log: Path, *, max_requests: int, jitter: int) -> None:
+    def __init__(
+        self, directory: Path, log: Path, *, max_requests: int, jitter: int, preload: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -53,7 +55,7 @@ class Gunicorn:
                 [str(GUNICORN), "-w", str(WORKERS), "-k", "uvicorn.workers.UvicornWorker",
                  "--bind", f"127.0.0.1:{self.port}", "--chdir", str(APPS),
                  "--max-requests", str(max_requests), "--max-requests-jitter", str(jitter),
-                 "--graceful-timeout", "10", "mp_app:app"],
+                 "--graceful-timeout", "10", *(["--preload"] if preload else []), "mp_app:app"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
             )  # fmt: skip
@@ -217,3 +219,19 @@ def test_host_total_is_exact_and_monotonic_across_worker_recycling(
         f"\n{REQUESTS} requests in {load_seconds:.1f}s, {len(scrapes)} scrapes during the traffic, "
         f"{booted - WORKERS} workers recycled, 40 exact scrapes after"
     )
+
+
+def test_preloaded_app_forked_into_workers_counts_exactly(tmp_path: Path) -> None:
+    """With --preload the master configures monitoring and forks: every worker publishes its own."""
+    server = Gunicorn(tmp_path / "mp", tmp_path / "gunicorn.log", max_requests=400, jitter=100,
+                      preload=True)  # fmt: skip
+    try:
+        wait_until(lambda: scrape_total(server.url) is not None, timeout=20,
+                   message=lambda: f"gunicorn to serve /metrics\n{server.tail()}")  # fmt: skip
+        assert drive(server.port, 4000, connections=16) == 4000
+        wait_until(lambda: scrape_total(server.url) == 4000, timeout=4 * INTERVAL + 5,
+                   message=lambda: f"total {scrape_total(server.url)} == 4000\n{server.tail()}")  # fmt: skip
+        assert [scrape_total(server.url) for _ in range(10)] == [4000] * 10
+        assert server.log.read_text(errors="replace").count("Booting worker") >= WORKERS + 4
+    finally:
+        server.stop()

@@ -232,7 +232,10 @@ class HostStream(MetricStream):
 
     def publish(self) -> Families:
         """Write this worker's cumulative state to its file now, and return it."""
-        with self._state_lock:
+        # Under _FORK_GUARD too: collecting takes the recorder's and the SDK's locks, and a child
+        # forked while this thread held one (gunicorn --preload forking from a master that
+        # publishes) would wait for it forever.
+        with _FORK_GUARD, self._state_lock:
             families = self._carry(self._local.collect())
             doc = {
                 "pid": self._pid,
@@ -359,8 +362,8 @@ class HostStream(MetricStream):
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
         # An flock belongs to the open file, which a fork shares: a child forked while a thread
         # of this process holds the lock would hold it forever (its copy of the descriptor is
-        # never closed). _FORK_GUARD is held around every locked section and taken by fork, so
-        # no fork happens inside one.
+        # never closed). _FORK_GUARD is held around every locked section (and every publish) and
+        # taken by fork, so no fork happens inside one.
         with _FORK_GUARD:
             fd = os.open(self._dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
             try:
