@@ -32,6 +32,7 @@ __all__ = [
     "render_message",
     "template_fields",
     "threshold_window",
+    "usable_cpus",
 ]
 
 Labels: TypeAlias = tuple[tuple[str, str], ...]
@@ -131,7 +132,8 @@ def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> 
 
     Args:
         config: The validated configuration.
-        cpu_count: CPUs that ``thresholds.cpu_usage`` divides by; None reads this machine's.
+        cpu_count: CPUs that ``thresholds.cpu_usage`` divides by; None counts those this
+            process may run on.
 
     Returns:
         The rules, configured alerts first, in configuration order.
@@ -141,8 +143,15 @@ def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> 
             ``MonitoringConfig`` is built in code), or its message template cannot be rendered.
     """
     rules = [_user_rule(rule, f"alerts[{i}]") for i, rule in enumerate(config.alerts)]
-    rules.extend(_threshold_rules(config, cpu_count or os.cpu_count() or 1))
+    rules.extend(_threshold_rules(config, cpu_count or usable_cpus()))
     return tuple(rules)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _user_rule(rule: AlertRule, path: str) -> Rule:
