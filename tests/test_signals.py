@@ -1,0 +1,169 @@
+"""SIGTERM: a uvicorn app stops gracefully, and every exporter flushes once, within the bound.
+
+The app runs in its own process, as in production: uvicorn in the main thread, monitoring with a
+file exporter (with history, so every write leaves one snapshot), a json exporter POSTing to a
+receiver here and an OTLP exporter, all with a 60 s interval so no periodic run happens during
+the test. After SIGTERM the process must exit within uvicorn's graceful stop plus
+``Monitoring.shutdown``'s bound, and each exporter must have delivered exactly once, with the
+final counts. Nothing in the app calls ``shutdown()``: the exit hook does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadgen import run_load
+from servers import wait_until
+from test_exporters_otlp import HttpReceiver, requests_total
+
+REQUESTS = 200
+SHUTDOWN_BOUND = 5.0  # Monitoring.shutdown()'s default timeout, used by the exit hook
+EXIT_BOUND = SHUTDOWN_BOUND + 3.0  # plus uvicorn's graceful stop and interpreter exit
+
+CHILD = """
+import socket, sys
+import uvicorn
+from fluxstack_otel import configure_monitoring
+
+prom_path, json_url, otlp_url = sys.argv[1:4]
+every = {"interval": 60}
+monitoring = configure_monitoring({
+    "system_metrics": False,
+    "exporters": [
+        {"type": "file", "file_path": prom_path, "history": True, **every},
+        {"type": "json", "url": json_url, **every},
+        {"type": "otlp", "endpoint": otlp_url, **every},
+    ],
+})
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(128)  # connections wait in the backlog until uvicorn accepts them
+print(sock.getsockname()[1], flush=True)
+config = uvicorn.Config(monitoring.instrument(app), log_level="warning", lifespan="off")
+uvicorn.Server(config).run(sockets=[sock])
+"""
+
+
+class JsonReceiver:
+    """Collects the JSON documents POSTed to it on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+        received = self.documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+
+    def __enter__(self) -> JsonReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def json_receiver() -> Iterator[JsonReceiver]:
+    with JsonReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[HttpReceiver]:
+    with HttpReceiver() as receiver:
+        yield receiver
+
+
+def _read_port(process: subprocess.Popen[str], timeout: float) -> int:
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    if not lines or not lines[0].strip():
+        process.kill()
+        _, err = process.communicate(timeout=5)
+        raise AssertionError(f"the app did not start within {timeout:g}s:\n{err[-2000:]}")
+    return int(lines[0])
+
+
+def _requests_in_json(document: dict[str, Any]) -> float:
+    for metric in document["metrics"]:
+        if metric["name"] == "http_requests_total":
+            return sum(float(s["value"]) for s in metric["series"])
+    return 0
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_every_exporter_once_within_the_bound(
+    tmp_path: Path, json_receiver: JsonReceiver, otlp_receiver: HttpReceiver
+) -> None:
+    """SIGTERM: exit within the bound; one file write, one POST, one OTLP export, final counts."""
+    prom = tmp_path / "metrics.prom"
+    process = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(prom), json_receiver.url, otlp_receiver.base_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        port = _read_port(process, timeout=30)
+        result = run_load(f"http://127.0.0.1:{port}", [("GET", "/", b"")] * REQUESTS, connections=4)
+        assert result.count("/", 200) == REQUESTS
+        assert not prom.exists()  # no periodic run yet: what follows is the flush
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=EXIT_BOUND + 5)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+    # uvicorn re-raises SIGTERM after its graceful stop, so the process ends by the signal.
+    assert process.returncode in (0, -signal.SIGTERM), err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert took < EXIT_BOUND, f"exit took {took:.2f}s"
+
+    line = f'http_requests_total{{method="GET",route="<unmatched>"}} {REQUESTS}\n'
+    assert line in prom.read_text()
+    snapshots = [p for p in tmp_path.iterdir() if p.name.startswith("metrics.prom.")]
+    assert len(snapshots) == 1, snapshots  # written once
+    wait_until(lambda: json_receiver.documents, timeout=5, message="the final POST")
+    assert len(json_receiver.documents) == 1
+    assert _requests_in_json(json_receiver.documents[0]) == REQUESTS
+    assert len(otlp_receiver.requests) == 1
+    assert requests_total(otlp_receiver.requests[0])[0] == REQUESTS
+    print(f"SIGTERM to exit: {took:.2f}s (bound {EXIT_BOUND:g}s)")
