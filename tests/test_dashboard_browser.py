@@ -341,5 +341,17 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
                 lambda: float(snapshot()["shown"]["request-rate"]["value"] or 0) == 0, timeout=10
             )
             assert chromium.console_errors == []
+
+            # The policy is in force, and a breach would have been seen: an injected inline
+            # script does not run, and its refusal is reported as a console error.
+            chromium.evaluate(
+                "const s = document.createElement('script');"
+                " s.textContent = 'window.injected = true'; document.head.appendChild(s); 0"
+            )
+            assert chromium.evaluate("window.injected === undefined") is True
+            assert wait_until(
+                lambda: chromium.evaluate("0") == 0 and chromium.console_errors, timeout=5
+            )
+            assert "Content Security Policy" in " ".join(chromium.console_errors)
     finally:
         monitoring.shutdown()
