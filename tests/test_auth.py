@@ -13,6 +13,7 @@ import pytest
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring, load_config
 from fluxstack_otel._auth import Guard, ProtectedEndpoint
+from fluxstack_otel._endpoint_server import EndpointServer
 from servers import serve_asgi
 
 TOKEN = "tok-3f9a-secret"
@@ -259,3 +260,44 @@ def test_standalone_prometheus_server_applies_the_same_rules() -> None:
         assert_refused(denied.status_code, denied.content, 403)
     finally:
         monitoring.shutdown()
+
+
+def test_endpoint_server_serves_every_endpoint_apart_from_the_app() -> None:
+    """endpoint_server.port: /metrics and the JSON endpoint leave the app for their own port,
+    answer as they would on the app, and keep the auth rules (unknown paths included)."""
+    monitoring = configure_monitoring(
+        {
+            "system_metrics": False,
+            "exporters": [{"type": "prometheus"}, {"type": "json", "endpoint": "/metrics.json"}],
+            "auth": {"bearer_token": TOKEN},
+            "endpoint_server": {"host": "127.0.0.1", "port": 0},
+        }
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        (server,) = [s for s in monitoring._sinks if isinstance(s, EndpointServer)]
+        with (
+            serve_asgi(monitoring.instrument(app)) as base,
+            httpx.Client(timeout=10, trust_env=False) as client,
+        ):
+            # On the app, the monitoring paths are the app's own now.
+            assert client.get(f"{base}/metrics", headers=auth).text == "app"
+            apart = f"http://127.0.0.1:{server.port}"
+            refused = client.get(f"{apart}/metrics")
+            assert_refused(refused.status_code, refused.content, 401)
+            assert client.get(f"{apart}/nothing-here").status_code == 401
+            assert client.get(f"{apart}/nothing-here", headers=auth).status_code == 404
+            scrape = client.get(f"{apart}/metrics", headers=auth)
+            assert scrape.status_code == 200
+            assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
+            assert 'http_requests_total{method="GET",route="<unmatched>"} 1' in scrape.text
+            gz = client.get(f"{apart}/metrics", headers={**auth, "Accept-Encoding": "gzip"})
+            assert gz.headers["content-encoding"] == "gzip"
+            document = client.get(f"{apart}/metrics.json", headers=auth).json()
+            assert {m["name"] for m in document["metrics"]} >= {"http_requests_total"}
+            assert client.post(f"{apart}/metrics", headers=auth).status_code == 405
+            head = client.head(f"{apart}/metrics", headers=auth)
+            assert (head.status_code, head.content) == (200, b"")
+    finally:
+        monitoring.shutdown()
+    assert not server._threads[0].is_alive()
