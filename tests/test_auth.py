@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring, load_config
 from fluxstack_otel._auth import Guard, ProtectedEndpoint
+from fluxstack_otel._cli import main
 from fluxstack_otel._endpoint_server import EndpointServer
 from servers import serve_asgi
 
@@ -301,3 +303,19 @@ def test_endpoint_server_serves_every_endpoint_apart_from_the_app() -> None:
     finally:
         monitoring.shutdown()
     assert not server._threads[0].is_alive()
+
+
+def test_check_config_masks_the_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fluxstack-otel check-config`` shows the auth section with both secrets as ***."""
+    path = tmp_path / "monitoring.toml"
+    path.write_text(
+        f'[auth]\nbearer_token = "{TOKEN}"\nallow_networks = ["10.0.0.0/8"]\n'
+        f'[auth.basic]\nusername = "scraper"\npassword = "{PASSWORD}"\n'
+    )
+    for extra in ([], ["--json"]):
+        assert main(["check-config", *extra, str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "10.0.0.0/8" in out
+        assert "scraper" in out
+        assert TOKEN not in out
+        assert PASSWORD not in out

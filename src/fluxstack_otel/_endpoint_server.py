@@ -155,6 +155,8 @@ class EndpointServer:
         if self._threads[0].is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._threads[0].join(timeout)
+        if not self._threads[0].is_alive():
+            self._loop.close()
 
 
 async def _run(
