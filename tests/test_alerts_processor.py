@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -244,7 +245,10 @@ def test_default_notifier_logs_firing_alerts(caplog: pytest.LogCaptureFixture) -
             )
         record = next(r for r in caplog.records if "HighErrorRate firing" in r.getMessage())
         assert record.levelno == logging.ERROR
-        assert "error rate is 50.00% of requests" in record.getMessage()
+        # An evaluation may fall inside the traffic: the rate it saw need not be 50 %.
+        assert re.search(
+            r"error rate is \d+\.\d\d% of requests \(threshold 10\.00%\)", record.getMessage()
+        )
     finally:
         monitoring.shutdown(2)
 
