@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
+from fluxstack_otel._catalog import BUILTIN_METRICS
 from fluxstack_otel._dashboard import CONTENT_SECURITY_POLICY
 from servers import ASGIApp
 
@@ -163,3 +164,15 @@ def test_dashboard_is_protected_like_the_other_endpoints(monitored: Any, serve: 
             assert refused.status_code == 401, path
             assert refused.headers["www-authenticate"].startswith("Basic")
             assert client.get(path, auth=("ops", "s3cret")).status_code == 200, path
+
+
+def test_page_data_keeps_the_catalogue_names_under_another_naming(
+    monitored: Any, serve: Any
+) -> None:
+    """With ``naming: semconv`` the exporters rename, but the page's data keeps the names it reads."""
+    _, app = monitored({"naming": "semconv", "dashboard": {"enabled": True}})
+    with _client(serve(app)) as client:
+        client.get("/")
+        document = client.get(f"{PAGE}/data.json").json()
+    names = {m["name"] for m in document["metrics"]}
+    assert {spec.name for spec in BUILTIN_METRICS} <= names
