@@ -8,11 +8,24 @@ exporters read the data. At collection time ``snapshot()`` copies the accumulato
 
 A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
 projections of those keys: ``http_requests_total`` sums over status and error, and so on.
+
+Bounds. At most ``max_series - 1`` label sets get series of their own; every further one is folded
+into the overflow series (method and route ``<overflow>``, and ``<overflow>`` as status and error
+type where the metric has them), one per metric, so no metric ever has more than ``max_series``
+series, and the recorder holds at most ``max_series + 2`` keys (the overflow keeps apart only
+"no response", "response" and "error", which tell the six metrics apart). Eviction works on whole
+``(method, route)`` groups, the coarsest projection: when no request of a group was seen for
+``retention_period``, all its keys go together, so a projected counter that stays is never a
+partial sum that would go backwards, and one that comes back starts again with a new start time.
+
+Exemplars (``tracing: true``): ``exemplar()`` notes the trace of a request; the latest one per
+duration bucket per series is kept and attached to the duration histogram's points.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from bisect import bisect_left
@@ -21,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -41,6 +55,12 @@ OVERFLOW = "<overflow>"
 
 SeriesKey = tuple[str, str, int | None, str | None]
 _Pending = tuple[str, str, int | None, str | None, float, int, int, float]
+# (series key, duration, trace id, span id, Unix time in ns)
+_PendingExemplar = tuple[SeriesKey, float, int, int, int]
+# (duration, Unix time in ns, trace id, span id): the latest exemplar of one bucket
+_Exemplar = tuple[float, int, int, int]
+# The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
+_OVERFLOW_STATUS = 0
 _DRAIN_AT = 256
 _K = TypeVar("_K", bound=tuple[object, ...])
 
@@ -70,6 +90,7 @@ class SeriesSnapshot:
     req_sum: int
     resp_buckets: tuple[int, ...]
     resp_sum: int
+    exemplars: tuple[_Exemplar | None, ...] | None = None
 
 
 class HttpRecorder:
@@ -108,6 +129,9 @@ class HttpRecorder:
         self._resp_at = self._req_at + self._n_size
         self._lock = threading.Lock()
         self._overflow_warned = False
+        self._overflow_keys = 0
+        self._exemplars: dict[SeriesKey, list[_Exemplar | None]] = {}
+        self._pending_exemplars: deque[_PendingExemplar] = deque()
         # Records wait here until the next drain: appending to a deque is atomic and costs a
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
         # record. Bounded: the request that fills it drains it.
@@ -180,14 +204,67 @@ class HttpRecorder:
                 if status is not None:
                     acc[_RESP_SUM] += response_bytes
                     acc[resp_at + bisect_left(size_bounds, response_bytes)] += 1
+            if self._pending_exemplars:
+                self._fold_exemplars()
+
+    def exemplar(
+        self,
+        method: str,
+        route: str,
+        status: int | None,
+        error_type: str | None,
+        duration: float,
+        trace_id: int,
+        span_id: int,
+    ) -> None:
+        """Note the trace of an exchange just passed to ``record()`` (``tracing: true`` only).
+
+        Args:
+            method: As given to ``record()``.
+            route: As given to ``record()``.
+            status: As given to ``record()``.
+            error_type: As given to ``record()``.
+            duration: As given to ``record()``.
+            trace_id: The request span's trace id.
+            span_id: The request span's id.
+        """
+        self._pending_exemplars.append(
+            ((method, route, status, error_type), duration, trace_id, span_id, self._wall_ns())
+        )
+
+    def _fold_exemplars(self) -> None:
+        # Called with the lock held, after the records: every exemplar's series exists (or was
+        # folded into the overflow, or evicted meanwhile: then the exemplar is dropped).
+        pending = self._pending_exemplars
+        series, exemplars, bounds = self._series, self._exemplars, self._dur_bounds
+        for _ in range(len(pending)):
+            key, duration, trace_id, span_id, at = pending.popleft()
+            if key not in series:
+                key = self._overflow_key(key)
+                if key not in series:
+                    continue
+            slots = exemplars.get(key)
+            if slots is None:
+                slots = exemplars[key] = [None] * self._n_dur
+            slots[bisect_left(bounds, duration)] = (duration, at, trace_id, span_id)
+
+    @staticmethod
+    def _overflow_key(key: SeriesKey) -> SeriesKey:
+        return (
+            OVERFLOW,
+            OVERFLOW,
+            None if key[2] is None else _OVERFLOW_STATUS,
+            None if key[3] is None else OVERFLOW,
+        )
 
     def _new_series(self, key: SeriesKey) -> list[float]:
-        # Called with the lock held.
-        if len(self._series) >= self._max_series:
-            key = (OVERFLOW, OVERFLOW, key[2], key[3])
+        # Called with the lock held. One slot stays free for the overflow series of each metric.
+        if len(self._series) - self._overflow_keys >= self._max_series - 1:
+            key = self._overflow_key(key)
             existing = self._series.get(key)
             if existing is not None:
                 return existing
+            self._overflow_keys += 1
             if not self._overflow_warned:
                 self._overflow_warned = True
                 _log.warning(
@@ -208,25 +285,41 @@ class HttpRecorder:
             self._pending.clear()
             self._series.clear()
             self._start_ns.clear()
+            self._pending_exemplars.clear()
+            self._exemplars.clear()
+            self._overflow_keys = 0
 
     def __len__(self) -> int:
         self._drain()
         return len(self._series)
 
     def snapshot(self) -> list[SeriesSnapshot]:
-        """Evict expired series, then copy every live series consistently."""
+        """Evict expired (method, route) groups, then copy every live series consistently."""
         now = self._clock()
         horizon = now - self._retention
         self._drain()
         with self._lock:
-            expired = [k for k, acc in self._series.items() if acc[_LAST] < horizon]
+            series = self._series
+            last: dict[tuple[str, str], float] = {}
+            for k, acc in series.items():
+                group = (k[0], k[1])
+                if acc[_LAST] > last.get(group, -math.inf):
+                    last[group] = acc[_LAST]
+            expired = [k for k in series if last[(k[0], k[1])] < horizon]
             for k in expired:
-                del self._series[k]
+                del series[k]
                 del self._start_ns[k]
-            copies = [(k, self._start_ns[k], list(acc)) for k, acc in self._series.items()]
+                self._exemplars.pop(k, None)
+                if k[0] == OVERFLOW:
+                    self._overflow_keys -= 1
+            exemplars = self._exemplars
+            copies = [
+                (k, self._start_ns[k], list(acc), _copy(exemplars.get(k)))
+                for k, acc in series.items()
+            ]
         d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
         out = []
-        for k, start_ns, acc in copies:
+        for k, start_ns, acc, exemplar_slots in copies:
             dur = tuple(int(n) for n in acc[d0:r0])
             out.append(
                 SeriesSnapshot(
@@ -239,6 +332,7 @@ class HttpRecorder:
                     int(acc[_REQ_SUM]),
                     tuple(int(n) for n in acc[p0:end]),
                     int(acc[_RESP_SUM]),
+                    exemplar_slots,
                 )
             )
         return out
@@ -248,19 +342,23 @@ class HttpRecorder:
         snap = self.snapshot() if snapshot is None else snapshot
         now_ns = self._wall_ns()
         requests: dict[tuple[str, str], list[int]] = {}
-        responses: dict[tuple[str, str, int], list[int]] = {}
-        errors: dict[tuple[str, str, int | None, str], list[int]] = {}
-        durations: dict[tuple[str, str, int | None], _HistAcc] = {}
+        responses: dict[tuple[str, str, _Status], list[int]] = {}
+        errors: dict[tuple[str, str, _Status, str], list[int]] = {}
+        durations: dict[tuple[str, str, _Status], _HistAcc] = {}
         req_sizes: dict[tuple[str, str], _HistAcc] = {}
-        resp_sizes: dict[tuple[str, str, int], _HistAcc] = {}
+        resp_sizes: dict[tuple[str, str, _Status], _HistAcc] = {}
         for s in snap:
-            method, route, status, error_type = s.key
+            method, route, code, error_type = s.key
+            # The overflow keys, with or without a status, are one series per metric.
+            status: _Status = OVERFLOW if method == OVERFLOW else code
             mr = (method, route)
             _add_count(requests, mr, s.count, s.start_ns)
             _add_hist(req_sizes, mr, s.count, s.req_buckets, s.req_sum, s.start_ns)
             mrs = (method, route, status)
             _add_hist(durations, mrs, s.count, s.dur_buckets, s.dur_sum, s.start_ns)
-            if status is not None:
+            if s.exemplars is not None:
+                _add_exemplars(durations[mrs], s.exemplars)
+            if code is not None:
                 mrs_ok = (method, route, status)
                 _add_count(responses, mrs_ok, s.count, s.start_ns)
                 _add_hist(resp_sizes, mrs_ok, s.count, s.resp_buckets, s.resp_sum, s.start_ns)
@@ -277,14 +375,45 @@ class HttpRecorder:
         ]
 
 
+_Status = int | str | None
+
+
+def _copy(slots: list[_Exemplar | None] | None) -> tuple[_Exemplar | None, ...] | None:
+    return None if slots is None else tuple(slots)
+
+
 class _HistAcc:
-    __slots__ = ("buckets", "count", "start_ns", "sum")
+    __slots__ = ("buckets", "count", "exemplars", "start_ns", "sum")
 
     def __init__(self, n: int, start_ns: int) -> None:
         self.count = 0
         self.sum: float = 0.0
         self.buckets = [0] * n
         self.start_ns = start_ns
+        self.exemplars: list[_Exemplar | None] | None = None
+
+
+def _add_exemplars(acc: _HistAcc, slots: tuple[_Exemplar | None, ...]) -> None:
+    """Merge a series' exemplars into a projected point's: the latest per bucket wins."""
+    if acc.exemplars is None:
+        acc.exemplars = list(slots)
+        return
+    mine = acc.exemplars
+    for i, theirs in enumerate(slots):
+        if theirs is None:
+            continue
+        current = mine[i]
+        if current is None or theirs[1] > current[1]:
+            mine[i] = theirs
+
+
+def _exemplar_points(acc: _HistAcc) -> list[Exemplar]:
+    if acc.exemplars is None:
+        return []
+    return [
+        Exemplar(None, value, at, span_id, trace_id)
+        for value, at, trace_id, span_id in filter(None, acc.exemplars)
+    ]
 
 
 def _add_count(into: dict[_K, list[int]], key: _K, count: int, start_ns: int) -> None:
@@ -364,6 +493,7 @@ def _hist_metric(
             explicit_bounds=list(bounds),
             min=_NOT_RECORDED,
             max=_NOT_RECORDED,
+            exemplars=_exemplar_points(acc),
         )
         for key, acc in series.items()
     ]
