@@ -3,6 +3,11 @@
 Nothing else in the package spells a built-in metric name as a string literal; code refers to the
 ``MetricSpec`` constants below (``HTTP_REQUESTS.name``) or iterates ``BUILTIN_METRICS``.
 The names are the FluxStack plugin's exact Prometheus names, so its dashboards keep working.
+
+Naming profiles (``naming`` in the configuration) say how the built-ins are presented to exporters:
+``FLUXSTACK`` (those exact names and labels) or ``SEMCONV`` (OpenTelemetry semantic-convention
+names, units and attribute keys). Inside the package every metric keeps its FluxStack identity;
+the profile is applied once per collection, on the way out (``_naming.py``), never per request.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ __all__ = [
     "DEFAULT_DURATION_BUCKETS",
     "DEFAULT_SIZE_BUCKETS",
     "EVENT_LOOP_LAG",
+    "FLUXSTACK",
     "HTTP_ERRORS",
     "HTTP_METRICS",
     "HTTP_REQUESTS",
@@ -31,13 +37,18 @@ __all__ = [
     "PROCESS_CPU_USER",
     "PROCESS_HEAP_USED",
     "PROCESS_RSS",
+    "PROFILES",
+    "SEMCONV",
     "SYSTEM_LOAD_1M",
     "SYSTEM_MEMORY_TOTAL",
     "SYSTEM_METRICS",
+    "SYSTEM_SCOPE",
     "UNMATCHED_ROUTE",
     "AlertAlias",
     "Kind",
     "MetricSpec",
+    "Naming",
+    "Profile",
 ]
 
 
@@ -198,3 +209,97 @@ class AlertAlias:
 ALERT_ALIASES: dict[str, AlertAlias] = {
     "http_request_duration_ms": AlertAlias(HTTP_REQUEST_DURATION, 1000.0),
 }
+
+
+# The instrumentation scope of the system metrics (the HTTP metrics have "fluxstack_otel.http").
+SYSTEM_SCOPE = "fluxstack_otel.system"
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How one built-in metric is presented in a naming profile.
+
+    Attributes:
+        name: The OpenTelemetry metric name (Prometheus derives its name from it and the unit).
+        unit: The UCUM unit.
+        attributes: Constant attributes every point carries (``process.cpu.time`` is the user
+            mode only, so it says ``cpu.mode="user"``).
+        convention: False where the semantic conventions define nothing for this figure and the
+            name is ours, in their style.
+    """
+
+    name: str
+    unit: str
+    attributes: tuple[tuple[str, str], ...] = ()
+    convention: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A naming profile: a presentation of every built-in metric and label.
+
+    Attributes:
+        name: The ``naming`` configuration value.
+        metrics: Built-in metric name -> its presentation.
+        labels: Built-in label key -> the attribute key presented.
+        integer_status: Present the status code as an integer attribute (OpenTelemetry's type
+            for ``http.response.status_code``) rather than a string.
+    """
+
+    name: str
+    metrics: dict[str, Naming]
+    labels: dict[str, str]
+    integer_status: bool = False
+
+    def naming(self, spec: MetricSpec) -> Naming:
+        """The presentation of a built-in metric."""
+        return self.metrics[spec.name]
+
+    @property
+    def identity(self) -> bool:
+        """True when the profile presents every metric as it is recorded (nothing to rewrite)."""
+        return (
+            all(n.name == name and not n.attributes for name, n in self.metrics.items())
+            and all(k == v for k, v in self.labels.items())
+            and not self.integer_status
+        )
+
+
+_LABELS = (LABEL_METHOD, LABEL_ROUTE, LABEL_STATUS_CODE, LABEL_ERROR_TYPE)
+
+FLUXSTACK = Profile(
+    "fluxstack",
+    {m.name: Naming(m.name, m.unit) for m in BUILTIN_METRICS},
+    {key: key for key in _LABELS},
+)
+
+# OpenTelemetry semantic conventions (HTTP: stable; process and system: development). Units follow
+# UCUM; annotations in braces are dropped from Prometheus names. docs/naming.md has the table and
+# the reasons behind the four names the conventions do not define.
+SEMCONV = Profile(
+    "semconv",
+    {
+        HTTP_REQUESTS.name: Naming("http.server.request.count", "{request}", convention=False),
+        HTTP_RESPONSES.name: Naming("http.server.response.count", "{response}", convention=False),
+        HTTP_ERRORS.name: Naming("http.server.error.count", "{error}", convention=False),
+        HTTP_REQUEST_DURATION.name: Naming("http.server.request.duration", "s"),
+        HTTP_REQUEST_SIZE.name: Naming("http.server.request.body.size", "By"),
+        HTTP_RESPONSE_SIZE.name: Naming("http.server.response.body.size", "By"),
+        PROCESS_RSS.name: Naming("process.memory.usage", "By"),
+        PROCESS_HEAP_USED.name: Naming("process.memory.heap.usage", "By", convention=False),
+        PROCESS_CPU_USER.name: Naming("process.cpu.time", "s", (("cpu.mode", "user"),)),
+        EVENT_LOOP_LAG.name: Naming("asyncio.eventloop.delay.max", "s", convention=False),
+        SYSTEM_MEMORY_TOTAL.name: Naming("system.memory.limit", "By"),
+        SYSTEM_LOAD_1M.name: Naming("system.cpu.load_average.1m", "{thread}", convention=False),
+    },
+    {
+        LABEL_METHOD: "http.request.method",
+        LABEL_ROUTE: "http.route",
+        LABEL_STATUS_CODE: "http.response.status_code",
+        LABEL_ERROR_TYPE: "error.type",
+    },
+    integer_status=True,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (FLUXSTACK, SEMCONV)}
+"""The naming profiles by their configuration value."""
