@@ -210,7 +210,8 @@ def test_disabled_monitoring_returns_the_bare_app() -> None:
 def test_two_instances_in_one_process_do_not_share_series() -> None:
     """Each Monitoring has a private registry: traffic through one is invisible to the other."""
     a = configure_monitoring({"system_metrics": False})
-    b = configure_monitoring({"system_metrics": False})
+    # Only one live instance may provide the process-wide MeterProvider (set_global).
+    b = configure_monitoring({"system_metrics": False, "set_global": False})
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
