@@ -167,3 +167,61 @@ def test_sigterm_flushes_every_exporter_once_within_the_bound(
     assert len(otlp_receiver.requests) == 1
     assert requests_total(otlp_receiver.requests[0])[0] == REQUESTS
     print(f"SIGTERM to exit: {took:.2f}s (bound {EXIT_BOUND:g}s)")
+
+
+PLAIN = """
+import asyncio, signal, sys, time
+from fluxstack_otel import configure_monitoring
+
+path, mode = sys.argv[1:3]
+
+def handler(signum, frame):
+    sys.exit(3)
+
+if mode == "own":
+    signal.signal(signal.SIGTERM, handler)
+monitoring = configure_monitoring({"system_metrics": False, "exporters": [
+    {"type": "file", "file_path": path, "interval": 60}]})
+wrapped = monitoring.instrument(lambda scope, receive, send: send(
+    {"type": "http.response.start", "status": 200, "headers": []}))
+
+async def discard(message):
+    pass
+
+async def three():
+    for _ in range(3):
+        await wrapped({"type": "http", "method": "GET", "path": "/", "headers": []}, None, discard)
+
+asyncio.run(three())
+print("own" if signal.getsignal(signal.SIGTERM) is handler else "ours", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("own_handler", [False, True])
+def test_a_process_without_a_server_flushes_on_sigterm_and_keeps_a_handler_of_its_own(
+    tmp_path: Path, own_handler: bool
+) -> None:
+    """No server: SIGTERM flushes and the process still dies by it; an app's own handler stays."""
+    path = tmp_path / "metrics.prom"
+    process = subprocess.Popen(
+        [sys.executable, "-c", PLAIN, str(path), "own" if own_handler else "default"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline().strip() if process.stdout else ""
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=EXIT_BOUND + 5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=5)
+    if own_handler:
+        assert line == "own", err[-2000:]
+        assert process.returncode == 3  # the app's handler ran: sys.exit(3), and atexit flushed
+    else:
+        assert line == "ours", err[-2000:]
+        assert process.returncode == -signal.SIGTERM
+    assert 'http_requests_total{method="GET",route="<unmatched>"} 3\n' in path.read_text()
