@@ -319,3 +319,21 @@ def test_check_config_masks_the_secrets(tmp_path: Path, capsys: pytest.CaptureFi
         assert "scraper" in out
         assert TOKEN not in out
         assert PASSWORD not in out
+
+
+def test_the_dashboard_and_its_assets_are_guarded_too() -> None:
+    """Every dashboard path (page, script, stylesheet, data) answers 401 without the token."""
+    monitoring = configure_monitoring(
+        {"system_metrics": False, "dashboard": {"enabled": True}, "auth": {"bearer_token": TOKEN}}
+    )
+    try:
+        wrapped = monitoring.instrument(app)
+        paths = [p for p in monitoring._wiring().endpoints if p.startswith("/metrics/dashboard")]
+        assert len(paths) >= 3
+        for path in paths:
+            status, _, body = call(wrapped, http_scope(path))
+            assert_refused(status, body, 401)
+            status, _, _ = call(wrapped, http_scope(path, auth=f"Bearer {TOKEN}"))
+            assert status == 200
+    finally:
+        monitoring.shutdown()
