@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +25,14 @@ from fluxstack_otel import (
     MonitoringMiddleware,
     configure_monitoring,
 )
-from servers import promtool_check_metrics, requires_promtool, serve_asgi
+from servers import (
+    PrometheusServer,
+    promtool_check_metrics,
+    requires_prometheus,
+    requires_promtool,
+    serve_asgi,
+    wait_until,
+)
 
 OM = {"accept": "application/openmetrics-text"}
 
@@ -187,3 +195,37 @@ def test_tracing_without_the_instrumentation_names_the_extra(
     monkeypatch.setitem(sys.modules, "opentelemetry.instrumentation.asgi", None)
     with pytest.raises(MissingDependencyError, match=r"fluxstack-otel\[tracing\]"):
         configure_monitoring({"system_metrics": False, "set_global": False, "tracing": True})
+
+
+class ExemplarPrometheus(PrometheusServer):
+    """A real Prometheus that stores exemplars (a feature flag in Prometheus 2.x)."""
+
+    def _arguments(self) -> list[str]:
+        return [*super()._arguments(), "--enable-feature=exemplar-storage"]
+
+
+@requires_prometheus
+def test_a_real_prometheus_ingests_the_exemplars(traced: Monitoring, spans: Spans) -> None:
+    """Prometheus scrapes the OpenMetrics exposition and serves the exemplars' trace ids back."""
+    with serve_asgi(traced.instrument(app, tracer_provider=spans.provider)) as base:
+        with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
+            for _ in range(3):
+                client.get("/work")
+        trace_ids = {format(s.context.trace_id, "032x") for s in spans.server_spans()}
+        with ExemplarPrometheus([base.removeprefix("http://")]) as prometheus:
+            prometheus.wait_for("http_request_duration_seconds_count > 0", timeout=30)
+
+            def stored() -> list[dict[str, Any]]:
+                now = time.time()
+                found = prometheus.api(
+                    "query_exemplars",
+                    {
+                        "query": "http_request_duration_seconds_bucket",
+                        "start": str(now - 300),
+                        "end": str(now + 60),
+                    },
+                )
+                return [e for series in found for e in series["exemplars"]]
+
+            exemplars = wait_until(stored, timeout=30, message="exemplars in Prometheus")
+    assert {e["labels"]["trace_id"] for e in exemplars} <= trace_ids
