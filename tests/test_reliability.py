@@ -313,8 +313,10 @@ def test_a_raising_alert_callback_is_isolated_and_logged(caplog: pytest.LogCaptu
     assert "callback bug" in caplog.text
 
 
-def test_a_raising_observable_callback_spoils_only_its_own_metric() -> None:
-    """An observable gauge whose callback raises: the other metrics are still collected."""
+def test_a_raising_observable_callback_spoils_only_its_own_metric(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An observable gauge whose callback raises: logged, and the other metrics still collected."""
     monitoring = configure_monitoring({"system_metrics": False})
 
     def broken(options: CallbackOptions) -> list[Observation]:
@@ -331,4 +333,5 @@ def test_a_raising_observable_callback_spoils_only_its_own_metric() -> None:
     finally:
         monitoring.shutdown(1.0)
     assert "app_fine_gauge 7" in text
+    assert "observable bug" in caplog.text
     assert 'http_requests_total{method="GET",route="<unmatched>"} 3' in text
