@@ -42,6 +42,7 @@ from opentelemetry.metrics import _Gauge as Gauge
 from opentelemetry.sdk import metrics as sdk
 
 from fluxstack_otel import _catalog as cat
+from fluxstack_otel._config_parse import show
 from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._failures import report_failure
 from fluxstack_otel._naming import exposition_names, prometheus_base
@@ -85,17 +86,17 @@ class _Names:
               kind: cat.Kind, *, gauge: bool = False) -> None:  # fmt: skip
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigError(
-                f"custom metric name {name!r} is not a valid OpenTelemetry instrument name:"
+                f"custom metric name {show(name)} is not a valid OpenTelemetry instrument name:"
                 " a letter, then up to 254 letters, digits and '_', '.', '-', '/'"
             )
         if not isinstance(unit, str) or len(unit) > 63 or not unit.isascii():
             raise ConfigError(
-                f"custom metric {name!r}: unit {unit!r} is not a string of at most 63 ASCII"
+                f"custom metric {name!r}: unit {show(unit)} is not a string of at most 63 ASCII"
                 " characters (UCUM, such as 's', 'By', '{request}')"
             )
         if not isinstance(description, str):
             raise ConfigError(
-                f"custom metric {name!r}: description {description!r} is not a string"
+                f"custom metric {name!r}: description {show(description)} is not a string"
             )
         key = name.lower()
         if key in _RESERVED_OTEL:
@@ -141,13 +142,13 @@ def check_buckets(name: str, buckets: object) -> list[float]:
         ConfigError: Naming the metric and the first bad bound.
     """
     if isinstance(buckets, str | bytes) or not isinstance(buckets, Sequence):
-        raise ConfigError(f"custom histogram {name!r}: buckets {buckets!r} is not a sequence")
+        raise ConfigError(f"custom histogram {name!r}: buckets {show(buckets)} is not a sequence")
     out: list[float] = []
     for i, bound in enumerate(buckets):
         ok = isinstance(bound, int | float) and not isinstance(bound, bool)
         if not ok or not math.isfinite(float(bound)) or (out and float(bound) <= out[-1]):
             raise ConfigError(
-                f"custom histogram {name!r}: buckets[{i}] = {bound!r}; bounds are finite numbers"
+                f"custom histogram {name!r}: buckets[{i}] = {show(bound)}; bounds are finite numbers"
                 " in strictly increasing order"
             )
         out.append(float(bound))
@@ -160,7 +161,9 @@ def _guarded(name: str, callbacks: Sequence[Callback]) -> list[Callback]:
     out: list[Callback] = []
     for i, fn in enumerate(callbacks):
         if not callable(fn):
-            raise ConfigError(f"custom metric {name!r}: callbacks[{i}] = {fn!r} is not callable")
+            raise ConfigError(
+                f"custom metric {name!r}: callbacks[{i}] = {show(fn)} is not callable"
+            )
         out.append(_guard(name, fn))
     return out
 
