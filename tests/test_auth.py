@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,16 @@ def test_the_dashboard_and_its_assets_are_guarded_too() -> None:
             assert status == 200
     finally:
         monitoring.shutdown()
+
+
+def test_an_endpoint_server_address_that_cannot_be_bound_is_a_config_error() -> None:
+    """A taken port is reported at configuration time, naming the section."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match="cannot serve the endpoints") as info:
+            configure_monitoring(
+                {"system_metrics": False, "endpoint_server": {"host": "127.0.0.1", "port": port}}
+            )
+    assert info.value.path == "endpoint_server"

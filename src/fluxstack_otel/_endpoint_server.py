@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from fluxstack_otel._errors import ConfigError
+
 if TYPE_CHECKING:
     from fluxstack_otel._auth import Guard
     from fluxstack_otel._sinks import Endpoint
@@ -42,6 +44,9 @@ class EndpointServer:
         host: The address to bind.
         port: The port to bind (0 picks a free one; see ``port``).
         guard: The ``auth`` rules, applied to unknown paths before their 404.
+
+    Raises:
+        ConfigError: The address cannot be bound (taken, or not an interface of this host).
     """
 
     def __init__(
@@ -127,7 +132,14 @@ class EndpointServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # scrapes are not worth a log line each
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            self._loop.close()
+            raise ConfigError(
+                f"cannot serve the endpoints on {host!r} port {port}: {exc.strerror or exc}",
+                path="endpoint_server",
+            ) from None
         self._server.daemon_threads = True
         self._threads = [
             threading.Thread(target=self._loop.run_forever, name="fluxstack-otel-endpoints-loop",
