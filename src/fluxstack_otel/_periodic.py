@@ -13,8 +13,10 @@ joined forever.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from fluxstack_otel._failures import report_failure
@@ -93,6 +95,7 @@ class PeriodicWorker:
         self._lock = threading.Lock()
         self._runs = 0
         self._flushed = threading.Event()
+        _restart_after_fork(self)
 
     @property
     def runs(self) -> int:
@@ -154,3 +157,26 @@ class PeriodicWorker:
             report_failure(f"a run of {self._name}")
         finally:
             self._runs += 1
+
+    def _after_fork_in_child(self) -> None:
+        # Threads do not survive fork(): a forked worker runs a thread of its own when the
+        # parent's worker was running (and not stopped), with fresh locks and events.
+        running = self._thread is not None and not self._stop.is_set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flushed = threading.Event()
+        self._thread = None
+        self._runs = 0
+        if running:
+            self.start()
+
+
+def _restart_after_fork(worker: PeriodicWorker) -> None:
+    ref = weakref.ref(worker)
+
+    def after_in_child() -> None:
+        instance = ref()
+        if instance is not None:
+            instance._after_fork_in_child()
+
+    os.register_at_fork(after_in_child=after_in_child)

@@ -1,0 +1,170 @@
+"""After ``os.fork()`` in process: the child starts from zero, with its own identity and threads.
+
+Each test forks once; the child runs a small function, sends its result as JSON through a pipe
+and leaves with ``os._exit`` whatever happens; the parent reads with a deadline and reaps it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fluxstack_otel import Monitoring, load_config
+from fluxstack_otel._periodic import PeriodicWorker, Tick
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+
+def in_child(run: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Fork; return what ``run()`` returned in the child (its exception re-raised as one)."""
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads running
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        status = 1
+        try:
+            os.close(read)
+            try:
+                payload = {"ok": run()}
+            except BaseException as exc:
+                payload = {"error": f"{type(exc).__name__}: {exc}"}
+            os.write(write, json.dumps(payload, default=str).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    try:
+        chunks = []
+        while True:
+            ready, _, _ = select.select([read], [], [], timeout)
+            if not ready:
+                os.kill(pid, 9)
+                raise AssertionError(f"the child said nothing within {timeout:g}s")
+            chunk = os.read(read, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    answer = json.loads(b"".join(chunks))
+    if "error" in answer:
+        raise AssertionError(f"in the child: {answer['error']}")
+    return answer["ok"]
+
+
+@pytest.fixture
+def monitoring() -> Iterator[Monitoring]:
+    """A pipeline with no exporter threads and not the process-wide provider."""
+    instance = Monitoring(load_config({"set_global": False, "exporters": []}))
+    try:
+        yield instance
+    finally:
+        instance.shutdown()
+
+
+def values(monitoring: Monitoring, name: str) -> list[float]:
+    return [
+        point.value  # type: ignore[union-attr]
+        for rm in monitoring.collect().resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+def test_custom_counts_from_before_the_fork_stay_in_the_parent(monitoring: Monitoring) -> None:
+    """An SDK counter starts empty in the child and counts the child's own; the parent keeps its."""
+    counter = monitoring.meter.create_counter("jobs")
+    counter.add(5, {"kind": "a"})
+
+    def child() -> list[list[float]]:
+        before = values(monitoring, "jobs")
+        counter.add(1, {"kind": "a"})
+        return [before, values(monitoring, "jobs")]
+
+    assert in_child(child) == [[], [1]]
+    counter.add(1, {"kind": "a"})
+    assert values(monitoring, "jobs") == [6]
+
+
+def test_http_counts_and_identity_are_the_childs_own(monitoring: Monitoring) -> None:
+    """The child has a new service.instance.id and none of the parent's HTTP series."""
+    recorder = monitoring._recorder
+    assert recorder is not None
+    recorder.record("GET", "/", 200, None, 0.01, 0, 5, time.perf_counter())
+
+    def instance() -> str:
+        (rm,) = monitoring.collect().resource_metrics
+        return str(rm.resource.attributes["service.instance.id"])
+
+    def child() -> tuple[str, list[float]]:
+        return instance(), values(monitoring, "http_requests_total")
+
+    child_instance, child_requests = in_child(child)
+    assert child_instance != instance()
+    assert child_requests == []
+    assert values(monitoring, "http_requests_total") == [1]
+
+
+def test_a_lock_held_at_fork_time_does_not_hang_the_child(monitoring: Monitoring) -> None:
+    """A collection in progress in another thread when the fork happens cannot deadlock the child."""
+    counter = monitoring.meter.create_counter("held")
+    counter.add(1)
+    storage = next(iter(monitoring._provider._measurement_consumer._reader_storages.values()))  # type: ignore[union-attr]
+    (match,) = next(iter(storage._instrument_view_instrument_matches.values()))
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with match._lock, storage._lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    held.wait(5)
+    try:
+
+        def child() -> list[float]:
+            counter.add(2)
+            return values(monitoring, "held")
+
+        assert in_child(child, timeout=5) == [2]
+    finally:
+        release.set()
+        thread.join(5)
+
+
+def test_a_periodic_worker_runs_again_in_the_child() -> None:
+    """A running exporter thread is restarted in the child; a stopped one stays stopped."""
+    runs: list[int] = []
+    ran = threading.Event()
+
+    def task(tick: Tick) -> None:
+        runs.append(os.getpid())
+        ran.set()
+
+    running = PeriodicWorker("fluxstack-otel-test-running", 0.02, task)
+    stopped = PeriodicWorker("fluxstack-otel-test-stopped", 0.02, lambda tick: None)
+    running.start()
+    stopped.start()
+    stopped.stop(1.0)
+    try:
+
+        def child() -> list[bool]:
+            ran.clear()
+            return [ran.wait(5) and runs[-1] == os.getpid(), stopped._thread is None]
+
+        assert in_child(child) == [True, True]
+    finally:
+        running.stop(1.0)
