@@ -215,9 +215,10 @@ def _sum(doc: dict[str, Any], name: str, route: str | None = None) -> float:
     )
 
 
-def _gauge(doc: dict[str, Any], name: str) -> float:
-    (series,) = _series(doc, name)  # one process: one series
-    return float(series["value"])
+def _gauge(doc: dict[str, Any], name: str) -> float | None:
+    series = _series(doc, name)  # one process: one series, or none before a first reading
+    assert len(series) <= 1
+    return float(series[0]["value"]) if series else None
 
 
 def _quantiles(doc: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, float]:
@@ -249,7 +250,8 @@ def _check_matches_json(snapshot: dict[str, Any]) -> None:
     assert float(shown["errors-total"]["value"]) == _sum(doc, HTTP_ERRORS.name)
     for element, metric in [("rss", PROCESS_RSS), ("heap", PROCESS_HEAP_USED),
                             ("loop-lag", EVENT_LOOP_LAG), ("load", SYSTEM_LOAD_1M)]:  # fmt: skip
-        assert float(shown[element]["value"]) == _gauge(doc, metric.name), element
+        value = shown[element]["value"]
+        assert (float(value) if value else None) == _gauge(doc, metric.name), element
     for name, expected in _quantiles(doc, prev).items():
         assert math.isclose(float(shown[name]["value"]), expected, rel_tol=1e-9), name
     if prev is not None:
