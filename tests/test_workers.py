@@ -136,7 +136,14 @@ def check_workers(srv: Server, *, boot_before: float, master_pid: int) -> None:
         for w in workers:
             # Counted before the fork stays in the master; each worker counts its own.
             assert views[w.pid].get("boot_events_total", 0) == boot_before + w.counted
-            assert "nodejs_eventloop_lag_seconds" in views[w.pid]  # the probe runs in each
+            # The probe runs in each worker: its first sample comes one probe interval after the
+            # worker's loop started, so wait for it rather than race it.
+            wait_until(
+                lambda w=w: "nodejs_eventloop_lag_seconds" in w.metrics(),
+                timeout=10,
+                interval=0.05,
+                message=lambda w=w: f"a loop-lag sample from worker {w.pid}",
+            )
         # System metrics are the worker's own process: memory held by one is seen by it alone.
         big, small = workers
         before = {w.pid: w.metrics()["process_memory_rss_bytes"] for w in workers}
