@@ -29,8 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from fluxstack_otel._failures import report_failure
 from fluxstack_otel._routes import normalize_method, resolve_route
+from fluxstack_otel._tracing import note_exemplar, traced
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from fluxstack_otel._monitoring import Monitoring
 
 _log = logging.getLogger("fluxstack_otel")
@@ -53,12 +56,22 @@ class MonitoringMiddleware:
     Args:
         app: The ASGI app to wrap.
         monitoring: The handle returned by ``configure_monitoring``.
+        tracer_provider: With ``tracing: true``, where the server spans go (default: the global
+            ``TracerProvider``).
     """
 
-    def __init__(self, app: ASGIApp, *, monitoring: Monitoring) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        monitoring: Monitoring,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self._monitoring = monitoring
         wiring = monitoring._wiring()
+        # tracing: true puts OpenTelemetry's own middleware inside this one (_tracing.py).
+        self.app = traced(app, tracer_provider) if wiring.tracing else app
+        self._traced = wiring.tracing
         self._endpoints = wiring.endpoints
         self._recorder = wiring.recorder
         self._excluded = wiring.excluded_exact
@@ -117,6 +130,8 @@ class MonitoringMiddleware:
                     exchange.sent,
                     now,
                 )
+                if self._traced:
+                    note_exemplar(recorder, scope, method, route, status, error_type, duration)
                 if self._slow is not None and duration > self._slow:
                     _log_slow_request(method, route, status, duration, self._slow)
             except Exception:  # monitoring must never fail a request

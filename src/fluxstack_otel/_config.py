@@ -26,6 +26,7 @@ and ``_config_parse`` holds the generic checks it runs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -37,6 +38,7 @@ from fluxstack_otel._catalog import (
     DEFAULT_SIZE_BUCKETS,
     HTTP_ERRORS,
     METRICS_BY_NAME,
+    PROFILES,
     Kind,
 )
 from fluxstack_otel._config_parse import (
@@ -74,13 +76,17 @@ __all__ = [
     "PARAMETERS",
     "AlertRule",
     "AlertmanagerNotifierConfig",
+    "AuthConfig",
+    "BasicAuthConfig",
     "ConsoleExporterConfig",
     "DashboardConfig",
+    "EndpointServerConfig",
     "ExporterConfig",
     "FileExporterConfig",
     "JsonExporterConfig",
     "LogNotifierConfig",
     "MonitoringConfig",
+    "MultiprocessConfig",
     "NotifierConfig",
     "OtlpExporterConfig",
     "Param",
@@ -274,6 +280,29 @@ class Thresholds:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class MultiprocessConfig:
+    """Host-wide metrics for several worker processes on one host (docs/deployment.md)."""
+
+    enabled: bool = option(False, boolean)
+    """Every worker publishes its metrics to ``directory``; ``/metrics`` and the JSON document
+    then report the whole host."""
+    directory: str | None = option(None, _optional_text)
+    """The directory the workers of one host share (required when enabled); one per app."""
+
+
+def _multiprocess(value: object, path: str, camel: bool) -> MultiprocessConfig:
+    config = build(MultiprocessConfig, value, path, camel)
+    if config.enabled and config.directory is None:
+        # No default: a directory derived from the parent pid or a temp dir silently splits or
+        # mixes hosts' workers depending on the process tree; the deployment must name one.
+        raise ConfigError(
+            "multiprocess needs a 'directory' shared by the workers of this host",
+            path=join(path, "directory"),
+        )
+    return config
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AlertRule:
     """One alert: it fires while ``aggregation(metric) * scale`` compares true with ``value``."""
 
@@ -355,8 +384,122 @@ class DashboardConfig:
         "/metrics/dashboard",
         text(f"{_PATH}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
     )
-    """The page's path; its script and stylesheet (and the data, without a json endpoint) are
-    served under it."""
+    """The page's path; its script, stylesheet and data (``data.json``) are served under it."""
+
+
+def _secret(value: object, path: str, camel: bool) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value and "\r" not in value and "\n" not in value:
+        return str.__str__(value)
+    # A secret is never echoed, not even a wrong one: name its type only.
+    shown = (
+        "an empty string or one with a line break"
+        if isinstance(value, str)
+        else type(value).__name__
+    )
+    raise ConfigError(
+        f"expected a non-empty string without line breaks or null, got {shown}", path=path
+    )
+
+
+def _from_env(
+    value: str | None, variable: str | None, path: str, key: str, camel: bool
+) -> str | None:
+    """The secret itself, or the value of the environment variable ``variable`` names."""
+    if variable is None:
+        return value
+    name, env_name = key_of(key, camel), key_of(f"{key}_env", camel)
+    if value is not None:
+        raise ConfigError(f"{name!r} and {env_name!r} are both set; keep one", path=path)
+    found = os.environ.get(variable)
+    if not found or "\r" in found or "\n" in found:
+        raise ConfigError(
+            f"environment variable {variable!r} is unset, empty or holds a line break",
+            path=join(path, env_name),
+        )
+    return found
+
+
+def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
+    out = []
+    for i, item in enumerate(items(value, path)):
+        try:
+            if not isinstance(item, str):
+                raise ValueError(item)
+            out.append(str(ipaddress.ip_network(str.__str__(item).strip(), strict=False)))
+        except ValueError:
+            allowed = "an IP network such as '10.0.0.0/8' or '::1'"
+            raise fail(f"{path}[{i}]", allowed, item) from None
+    return tuple(out)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BasicAuthConfig:
+    """HTTP basic credentials of the monitoring endpoints; ``repr`` masks the password."""
+
+    username: str = field(
+        metadata={CHECK: text("a non-empty string without ':'", lambda t: ":" not in t)}
+    )
+    """The user name (required)."""
+    password: str | None = option(None, _secret)
+    """The password; one of ``password`` and ``password_env`` is required."""
+    password_env: str | None = option(None, _optional_text)
+    """The environment variable holding the password, read when the config is loaded."""
+
+    def __repr__(self) -> str:
+        return (
+            f"BasicAuthConfig(username={self.username!r}, password='***',"
+            f" password_env={self.password_env!r})"
+        )
+
+
+def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
+    if value is None:
+        return None
+    config = build(BasicAuthConfig, value, path, camel)
+    password = _from_env(config.password, config.password_env, path, "password", camel)
+    if password is None:
+        keys = f"{key_of('password', camel)!r} or {key_of('password_env', camel)!r}"
+        raise ConfigError(f"missing required key {keys}", path=path)
+    return replace(config, password=password)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuthConfig:
+    """Who may read the monitoring endpoints (docs/security.md); ``repr`` masks the secrets."""
+
+    bearer_token: str | None = option(None, _secret)
+    """The token of an ``Authorization: Bearer`` header."""
+    bearer_token_env: str | None = option(None, _optional_text)
+    """The environment variable holding the token, read when the config is loaded."""
+    basic: BasicAuthConfig | None = option(None, _basic)  # noqa: RUF009 (option() returns a Field)
+    """HTTP basic credentials; with a token as well, either one lets a request through."""
+    allow_networks: tuple[str, ...] = option((), _networks)
+    """Client networks allowed (``127.0.0.0/8``, ``10.0.0.0/8``, ``::1``); empty allows all."""
+
+    def __repr__(self) -> str:
+        token = None if self.bearer_token is None else "***"
+        return (
+            f"AuthConfig(bearer_token={token!r}, bearer_token_env={self.bearer_token_env!r},"
+            f" basic={self.basic!r}, allow_networks={self.allow_networks!r})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EndpointServerConfig:
+    """Where the monitoring endpoints are served: on the app, or on an address of their own."""
+
+    host: str = option("127.0.0.1", text())
+    """The interface of the endpoint server (needs ``port``)."""
+    port: int | None = option(None, integer(0, 65535))
+    """With a port (0 picks a free one) every endpoint leaves the app for this server."""
+
+
+def _auth(value: object, path: str, camel: bool) -> AuthConfig:
+    config = build(AuthConfig, value, path, camel)
+    token = _from_env(config.bearer_token, config.bearer_token_env, path, "bearer_token", camel)
+    return replace(config, bearer_token=token)
 
 
 NotifierConfig: TypeAlias = LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig
@@ -388,6 +531,10 @@ class MonitoringConfig:
     duration_buckets: tuple[float, ...] = param(DEFAULT_DURATION_BUCKETS, buckets, "Histogram bounds of request durations, in seconds in both styles.")
     size_buckets: tuple[float, ...] = param(DEFAULT_SIZE_BUCKETS, buckets, "Histogram bounds of request and response body sizes, in bytes.")
     max_series_per_metric: int = param(2000, integer(1), "Cap on distinct label sets per built-in metric, against cardinality blow-ups.")
+    naming: Literal["fluxstack", "semconv"] = param("fluxstack", choice(*PROFILES), "Metric names and labels: FluxStack's exact names, or the OpenTelemetry semantic conventions (docs/naming.md).")
+    set_global: bool = param(True, boolean, "Make this monitoring's MeterProvider the process-wide OpenTelemetry one, for third-party instrumentations (docs/custom-metrics.md).")
+    tracing: bool = param(False, boolean, "Also trace requests with OpenTelemetry's ASGI middleware; duration buckets carry trace exemplars.")
+    multiprocess: MultiprocessConfig = param(MultiprocessConfig(), _multiprocess, "Several workers on one host: each publishes to ``directory``, any worker serves the host's totals.")  # noqa: RUF009
     exporters: tuple[ExporterConfig, ...] = param((PrometheusExporterConfig(),), lambda v, p, c: _exporters(v, p, c), "Where metrics go; disabled entries are kept.")
     alerts: tuple[AlertRule, ...] = param((), lambda v, p, c: _alerts(v, p, c), "Alert rules over the built-in metrics.")
     alert_evaluation_interval: float = param(30.0, _duration, "How often alert rules are evaluated.", _S)
@@ -395,6 +542,8 @@ class MonitoringConfig:
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")  # noqa: RUF009
     dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")  # noqa: RUF009
+    auth: AuthConfig = param(AuthConfig(), _auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")  # noqa: RUF009
+    endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")  # noqa: RUF009
     # fmt: on
 
 

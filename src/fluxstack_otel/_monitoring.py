@@ -2,37 +2,52 @@
 
 One ``Monitoring`` owns: the resource, an SDK ``MeterProvider`` (system and custom metrics) with
 one cumulative reader, the HTTP recorder, the metric stream, the sinks, and the event-loop probe.
-Nothing is global: tests and apps may build as many independent instances as they like; each has
-its own private Prometheus exposition.
+Tests and apps may build as many independent instances as they like; each has its own private
+Prometheus exposition. The one shared thing is opt-out: with ``set_global`` (the default) a live
+Monitoring also provides the process-wide OpenTelemetry MeterProvider, one at a time (``_global``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
+import signal
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import TracerProvider
 
+from fluxstack_otel import _global
 from fluxstack_otel._asgi import ASGIApp, MonitoringMiddleware
-from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig, load_config
+from fluxstack_otel._auth import Guard, protect
+from fluxstack_otel._catalog import PROFILES, SYSTEM_SCOPE
+from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig
+from fluxstack_otel._custom import CustomMetrics, cardinality_limits
+from fluxstack_otel._dashboard import DashboardSink
+from fluxstack_otel._endpoint_server import EndpointServer
 from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._failures import report_failure
+from fluxstack_otel._fork import reset_meter_provider
 from fluxstack_otel._looplag import LoopLagProbe
+from fluxstack_otel._multiprocess import HOST_WIDE_SINKS, HostStream
+from fluxstack_otel._naming import PresentedStream, present
 from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import Endpoint, Sink, SinkContext
+from fluxstack_otel._sources import resolve
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel._system import PsutilSource, SystemSource, register_system_metrics
+from fluxstack_otel._tracing import require_instrumentation
 from fluxstack_otel.alerts import Alert, AlertCallback, AlertProcessor, build_processor
 from fluxstack_otel.exporters import SINK_FACTORIES
 from fluxstack_otel.exporters._prometheus import (
@@ -60,10 +75,13 @@ class _Wiring:
     error_status: int = 500
     loop_probe: LoopLagProbe | None = None
     slow_request_threshold: float | None = None
+    tracing: bool = False
 
 
-class Monitoring:
+class Monitoring(CustomMetrics):
     """A configured monitoring pipeline. Create it with ``configure_monitoring``.
+
+    The custom-metric helpers (``counter``, ``histogram``, ...) come from ``CustomMetrics``.
 
     Attributes:
         config: The validated configuration in force.
@@ -80,11 +98,15 @@ class Monitoring:
         self._provider: MeterProvider | None = None
         self._recorder: HttpRecorder | None = None
         self._probe: LoopLagProbe | None = None
+        self._host: HostStream | None = None
         self._alerts: AlertProcessor | None = None
         self._resource = _make_resource(config)
+        self._profile = PROFILES[config.naming]
         if not config.enabled:
             self._stream = MetricStream(None, None, self._resource)
             return
+        if config.tracing:
+            require_instrumentation()
 
         if config.http_metrics:
             self._recorder = HttpRecorder(
@@ -93,12 +115,15 @@ class Monitoring:
                 max_series=config.max_series_per_metric,
                 retention_period=config.retention_period,
             )
-        reader = InMemoryMetricReader()
+        # Custom and third-party metrics get the same cap as the HTTP metrics.
+        reader = InMemoryMetricReader(
+            cardinality_limits=cardinality_limits(config.max_series_per_metric)
+        )
         self._provider = MeterProvider(metric_readers=[reader], resource=self._resource)
         if config.system_metrics:
             self._probe = LoopLagProbe(window=config.collect_interval)
             register_system_metrics(
-                self._provider.get_meter("fluxstack_otel.system"),
+                self._provider.get_meter(SYSTEM_SCOPE),
                 system_source or PsutilSource(),
                 self._probe.value,
             )
@@ -111,6 +136,21 @@ class Monitoring:
         context = SinkContext(
             config=config, stream=self._stream, extras=self._alerts.document_section
         )
+        # Several workers on one host: the pull exporters serve the host's totals (_multiprocess).
+        host_context = context
+        if config.multiprocess.enabled:
+            self._host = HostStream(
+                self._stream, config.multiprocess.directory, config.collect_interval
+            )
+            host_context = SinkContext(config=config, stream=self._host, extras=context.extras)
+        # The naming profile applies on the way out: exporters see it, alerts read the built-in
+        # names (_naming.py).
+        exported, host_exported = context, host_context
+        if not self._profile.identity:
+            exported = replace(context, stream=PresentedStream(context.stream, self._profile))
+            host_exported = replace(
+                host_context, stream=PresentedStream(host_context.stream, self._profile)
+            )
         for index, exporter in enumerate(config.exporters):
             if not exporter.enabled:
                 continue
@@ -121,16 +161,27 @@ class Monitoring:
                     f"available: {', '.join(sorted(SINK_FACTORIES))}",
                     path=f"exporters[{index}].type",
                 )
-            self._sinks.append(factory(exporter, context))
+            shared = exporter.type in HOST_WIDE_SINKS
+            self._sinks.append(factory(exporter, host_exported if shared else exported))
+        if self._host is not None:
+            self._sinks.append(self._host)
         self._sinks.append(self._alerts)
+        if config.dashboard.enabled:  # after the exporters: it reads a json endpoint if one is set
+            self._sinks.append(DashboardSink(config.dashboard, host_context))
         self._wiring_cache = self._build_wiring()
         try:
+            if config.set_global and config.custom_metrics:
+                _global.claim(self, self._provider, name=repr(self))
             for sink in self._sinks:
                 sink.start()
         except BaseException:
             self.shutdown()
             raise
         _register_fork_handler(self)
+        # The final flush of every exporter when the app does not call shutdown() itself
+        # (idempotent, so both are fine): at interpreter exit, and on SIGTERM (docs/reliability.md).
+        atexit.register(_shutdown_at_exit, weakref.ref(self))
+        _flush_on_sigterm(self)
 
     # --- public API -------------------------------------------------------------------------
 
@@ -153,18 +204,23 @@ class Monitoring:
             s.server for s in self._sinks if isinstance(s, PrometheusSink) and s.server is not None
         )
 
-    def instrument(self, app: ASGIApp) -> ASGIApp:
+    def instrument(self, app: ASGIApp, *, tracer_provider: TracerProvider | None = None) -> ASGIApp:
         """Wrap an ASGI app: HTTP metrics plus the monitoring endpoints (``/metrics``).
 
         With ``enabled: false`` the app is returned unchanged.
+
+        Args:
+            app: The ASGI app.
+            tracer_provider: With ``tracing: true``, where server spans go (default: the global
+                ``TracerProvider``).
         """
         if not self.config.enabled:
             return app
-        return MonitoringMiddleware(app, monitoring=self)
+        return MonitoringMiddleware(app, monitoring=self, tracer_provider=tracer_provider)
 
     def collect(self) -> MetricsData:
-        """Collect every metric now, as cumulative OpenTelemetry data."""
-        return self._stream.collect()
+        """Collect every metric now, as cumulative OpenTelemetry data named by ``naming``."""
+        return present(self._stream.collect(), self._profile)
 
     def on_alert(self, fn: AlertCallback, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Call ``fn(alert)`` when an alert fires (and repeats) and when it resolves.
@@ -204,6 +260,7 @@ class Monitoring:
             thread.start()
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        _global.release(self)
         if self._provider is not None:
             try:
                 self._provider.shutdown(timeout_millis=timeout * 1000)
@@ -236,6 +293,14 @@ class Monitoring:
         endpoints: dict[str, Endpoint] = {}
         for sink in self._sinks:
             endpoints.update(sink.endpoints())
+        # Only endpoint paths meet the guard: requests to the app never pay for it.
+        guard = Guard.from_config(config.auth)
+        endpoints = protect(endpoints, guard)
+        if config.endpoint_server.port is not None:  # served apart: the app keeps every path
+            server = EndpointServer(endpoints, host=config.endpoint_server.host,
+                                    port=config.endpoint_server.port, guard=guard)  # fmt: skip
+            self._sinks.append(server)  # started and stopped with the other sinks
+            endpoints = {}
         exact = frozenset(p for p in config.excluded_paths if not p.endswith("*"))
         prefixes = tuple(p[:-1] for p in config.excluded_paths if p.endswith("*"))
         return _Wiring(
@@ -248,6 +313,7 @@ class Monitoring:
             slow_request_threshold=(
                 config.thresholds.response_time if config.thresholds.slow_request_log else None
             ),
+            tracing=config.tracing,
         )
 
     def _after_fork_in_child(self) -> None:
@@ -257,7 +323,58 @@ class Monitoring:
             self._recorder.reset()
         if self._probe is not None:
             self._probe.reset_after_fork()
+        if self._provider is not None:
+            reset_meter_provider(self._provider)  # custom metrics counted before the fork
         self._stream.set_resource(self._resource)
+        if self._host is not None:
+            self._host.after_fork()
+
+
+def _shutdown_at_exit(ref: weakref.ref[Monitoring]) -> None:
+    instance = ref()
+    if instance is not None:
+        instance.shutdown()
+
+
+_live: weakref.WeakSet[Monitoring] = weakref.WeakSet()
+_sigterm_hooked = False
+_SIGTERM_BOUND = 6.0  # shutdown()'s default 5 s bound, plus a margin
+
+
+def _flush_on_sigterm(monitoring: Monitoring) -> None:
+    """Flush ``monitoring`` on SIGTERM, then let the signal do what it would have done.
+
+    Servers that stop gracefully on SIGTERM (uvicorn) restore the handler they found and raise
+    the signal again once the app has stopped, so the process dies by the signal and atexit never
+    runs: this handler is where the flush happens. It is installed only over the default action,
+    from the main thread; a handler someone else installed is left alone.
+    """
+    global _sigterm_hooked
+    _live.add(monitoring)
+    if _sigterm_hooked or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            _sigterm_hooked = True
+    except (AttributeError, OSError, ValueError):  # a platform without SIGTERM
+        pass
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # In a thread: the main thread may have been interrupted holding a lock the flush needs, and
+    # the join below bounds the wait instead of deadlocking.
+    flushes = [
+        threading.Thread(target=m.shutdown, name="fluxstack-otel-sigterm", daemon=True)
+        for m in list(_live)
+    ]
+    deadline = time.monotonic() + _SIGTERM_BOUND
+    for flush in flushes:
+        flush.start()
+    for flush in flushes:
+        flush.join(max(0.0, deadline - time.monotonic()))
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
 
 
 def _shutdown_sink(sink: Sink, timeout: float) -> None:
@@ -294,6 +411,11 @@ def _register_fork_handler(monitoring: Monitoring) -> None:
 def configure_monitoring(config: ConfigSource = None) -> Monitoring:
     """Validate the configuration and build a monitoring pipeline.
 
+    The configuration is resolved from every source, per top-level key: this argument >
+    the environment (``FLUXSTACK_MONITORING_*``, the FluxStack and ``OTEL_*`` variables) > the
+    config file (``FLUXSTACK_CONFIG``, or ``pyproject.toml``) > the defaults
+    (docs/configuration.md). A ``MonitoringConfig`` argument is complete: nothing else is read.
+
     Args:
         config: A mapping (native snake_case in seconds, or the FluxStack plugin's camelCase in
             milliseconds), a ``MonitoringConfig``, a path to a ``.toml``/``.json`` file, or None
@@ -306,4 +428,4 @@ def configure_monitoring(config: ConfigSource = None) -> Monitoring:
         ConfigError: The configuration is invalid; the message names the key path, the value
             and what is allowed.
     """
-    return Monitoring(load_config(config))
+    return Monitoring(resolve(config).config)

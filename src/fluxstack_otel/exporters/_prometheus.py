@@ -4,9 +4,12 @@ The renderer reads OpenTelemetry ``MetricsData`` and writes the exposition itsel
 building prometheus_client objects first: a scrape is one pass over the points with precomputed
 bucket labels, which keeps large scrapes cheaper than prometheus_client's own rendering.
 
-Naming: built-in metrics already carry their final Prometheus names. Other metrics (custom, or from
-third-party instrumentations) are sanitised to ``[a-zA-Z0-9_:]``; monotonic sums become counters
-with a ``_total`` suffix; non-monotonic sums become gauges. ``target_info`` and the OTel scope
+Naming (``_naming.exposition_name``): the FluxStack built-ins already carry their final Prometheus
+names. Other metrics (semantic-convention names, custom, third-party instrumentations) are named as
+OpenTelemetry's Prometheus compatibility specification says: sanitised to ``[a-zA-Z0-9_:]``, the
+unit appended (``_seconds``, ``_bytes``); monotonic sums become counters with a ``_total`` suffix;
+non-monotonic sums become gauges. In OpenMetrics, histogram buckets carry their exemplars (the
+trace of a request, with ``tracing: true``). ``target_info`` and the OTel scope
 labels are opt-in, so upgrading this package never renames a series.
 """
 
@@ -18,11 +21,13 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     Gauge,
     Histogram,
@@ -31,6 +36,9 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint,
     Sum,
 )
+
+from fluxstack_otel._auth import Guard
+from fluxstack_otel._naming import exposition_name
 
 if TYPE_CHECKING:
     from fluxstack_otel._config import PrometheusExporterConfig
@@ -53,7 +61,6 @@ CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _CONTENT_TYPE_OPENMETRICS_001 = "application/openmetrics-text; version=0.0.1; charset=utf-8"
 
-_INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -126,7 +133,8 @@ def render(
                     {"otel_scope_name": sm.scope.name, "otel_scope_version": sm.scope.version or ""}
                 )
             for metric in sm.metrics:
-                _render_metric(out, families, metric.name, metric.description or "", metric.data,
+                name = exposition_name(metric.name, metric.unit or "", metric.data)
+                _render_metric(out, families, name, metric.description or "", metric.data,
                                scope_labels, openmetrics)  # fmt: skip
     if openmetrics:
         out.append("# EOF\n")
@@ -142,7 +150,6 @@ def _render_metric(
     scope_labels: str,
     openmetrics: bool,
 ) -> None:
-    name = _metric_name(name)
     if isinstance(data, Sum):
         if data.is_monotonic:
             kind = "counter"
@@ -162,7 +169,7 @@ def _render_metric(
     elif isinstance(data, Histogram):
         _header(out, families, name, "histogram", description)
         if families.get(name) == "histogram":
-            _render_histograms(out, name, data.data_points, scope_labels)
+            _render_histograms(out, name, data.data_points, scope_labels, openmetrics)
     else:
         _warn_once(f"unsupported:{name}", "metric %r has an unsupported type %s; not exposed",
                    name, type(data).__name__)  # fmt: skip
@@ -202,7 +209,11 @@ def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
 
 
 def _render_histograms(
-    out: list[str], name: str, points: Iterable[HistogramDataPoint], scope_labels: str
+    out: list[str],
+    name: str,
+    points: Iterable[HistogramDataPoint],
+    scope_labels: str,
+    openmetrics: bool,
 ) -> None:
     bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
     append = out.append
@@ -214,12 +225,36 @@ def _render_histograms(
         prefix = f"{bucket}{{{inner}," if inner else f"{bucket}{{"
         running = 0
         lines = []
-        for le, n in zip(les, p.bucket_counts, strict=False):
-            running += n
-            lines.append(f"{prefix}{le}}} {running}\n")
+        if openmetrics and p.exemplars:
+            marks = _exemplar_marks(p.exemplars, p.explicit_bounds)
+            for le, n, mark in zip(les, p.bucket_counts, marks, strict=False):
+                running += n
+                lines.append(f"{prefix}{le}}} {running}{mark}\n")
+        else:
+            for le, n in zip(les, p.bucket_counts, strict=False):
+                running += n
+                lines.append(f"{prefix}{le}}} {running}\n")
         append("".join(lines))
         labels = f"{{{inner}}}" if inner else ""
         append(f"{count_name}{labels} {p.count}\n{sum_name}{labels} {_fmt(p.sum)}\n")
+
+
+def _exemplar_marks(exemplars: Sequence[Exemplar], bounds: Sequence[float]) -> list[str]:
+    """Per bucket, `` # {trace_id="..",span_id=".."} value timestamp`` of its latest exemplar."""
+    latest: dict[int, Exemplar] = {}
+    for e in exemplars:
+        i = bisect_left(bounds, e.value)
+        seen = latest.get(i)
+        if seen is None or e.time_unix_nano > seen.time_unix_nano:
+            latest[i] = e
+    marks = [""] * (len(bounds) + 1)
+    for i, e in latest.items():
+        ids = ""
+        if e.trace_id is not None and e.span_id is not None:
+            ids = f'trace_id="{e.trace_id:032x}",span_id="{e.span_id:016x}"'
+        at = e.time_unix_nano
+        marks[i] = f" # {{{ids}}} {_fmt(e.value)} {at // 1_000_000_000}.{at % 1_000_000_000:09d}"
+    return marks
 
 
 def _render_target_info(out: list[str], attributes: Any, openmetrics: bool) -> None:
@@ -233,19 +268,7 @@ def _render_target_info(out: list[str], attributes: Any, openmetrics: bool) -> N
         )
 
 
-_name_cache: dict[str, str] = {}
 _label_cache: dict[str, str] = {}
-
-
-def _metric_name(name: str) -> str:
-    cached = _name_cache.get(name)
-    if cached is None:
-        cached = _INVALID_NAME.sub("_", name)
-        if cached[:1].isdigit():
-            cached = "_" + cached
-        if len(_name_cache) < 10_000:
-            _name_cache[name] = cached
-    return cached
 
 
 def _label_name(key: str) -> str:
@@ -389,9 +412,18 @@ class PrometheusServer:
         path: The path served; other paths get 404.
         host: The address to bind.
         port: The port to bind (0 picks a free one; see ``port`` after start).
+        guard: Who may scrape (``auth``); checked before anything else, on every path.
     """
 
-    def __init__(self, endpoint: PrometheusEndpoint, *, path: str, host: str, port: int) -> None:
+    def __init__(
+        self,
+        endpoint: PrometheusEndpoint,
+        *,
+        path: str,
+        host: str,
+        port: int,
+        guard: Guard | None = None,
+    ) -> None:
         respond = endpoint.respond
 
         class Handler(BaseHTTPRequestHandler):
@@ -402,6 +434,17 @@ class PrometheusServer:
                 self._serve(with_body=False)
 
             def _serve(self, *, with_body: bool) -> None:
+                denial = guard and guard.check(
+                    self.client_address[0], self.headers["Authorization"]
+                )
+                if denial:
+                    self.send_response(denial.status)
+                    for key, value in denial.headers:
+                        self.send_header(key.decode(), value.decode())
+                    self.end_headers()
+                    if with_body:
+                        self.wfile.write(denial.body)
+                    return
                 if self.path.split("?", 1)[0] != path:
                     self.send_error(404)
                     return
@@ -465,6 +508,7 @@ class PrometheusSink:
             allow_gzip=exporter.gzip,
         )
         self._server: PrometheusServer | None = None
+        self._guard = Guard.from_config(context.config.auth)
 
     @property
     def server(self) -> PrometheusServer | None:
@@ -483,6 +527,7 @@ class PrometheusSink:
                 path=self._config.endpoint,
                 host=self._config.host or "127.0.0.1",
                 port=self._config.port,
+                guard=self._guard,
             )
             self._server.start()
 
