@@ -11,6 +11,7 @@ import fluxstack_otel
 def test_exported_names_are_pinned() -> None:
     """__all__ is exactly the documented public API, sorted."""
     assert fluxstack_otel.__all__ == [
+        "Alert",
         "ConfigError",
         "MissingDependencyError",
         "Monitoring",

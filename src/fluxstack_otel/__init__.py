@@ -12,8 +12,10 @@ from fluxstack_otel._asgi import MonitoringMiddleware
 from fluxstack_otel._config import MonitoringConfig, load_config
 from fluxstack_otel._errors import ConfigError, MissingDependencyError
 from fluxstack_otel._monitoring import Monitoring, configure_monitoring
+from fluxstack_otel.alerts import Alert
 
 __all__ = [
+    "Alert",
     "ConfigError",
     "MissingDependencyError",
     "Monitoring",
