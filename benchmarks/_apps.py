@@ -1,0 +1,404 @@
+"""The measured applications and the instrumentation variants, one small builder each.
+
+Every variant wraps the same four routes (plain text GET, ~1 KB JSON under ``/items/{item_id}``, a
+512-byte JSON POST, a handled 500) the way its documentation says to. A builder raises
+``Unavailable`` when the peer's package is missing (the variant is skipped with that reason) and
+returns a ``Built`` holding the app, a close callback and notes for the report.
+"""
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _driver import ASGIApp, Request, noop_app
+
+PLAIN_TEXT = "Hello, world!\n"
+# A product-like document that serialises to about 1 KB.
+ITEM: dict[str, Any] = {
+    "id": 0,
+    "name": "Ergonomic stainless steel widget",
+    "sku": "WID-0000-STL",
+    "price": {"amount": 129.95, "currency": "EUR", "tax_included": True},
+    "stock": {"warehouse": "ams-2", "available": 1742, "reserved": 12},
+    "tags": ["hardware", "steel", "ergonomic", "bestseller", "ships-in-24h"],
+    "dimensions": {"width_mm": 120, "height_mm": 45, "depth_mm": 80, "weight_g": 310},
+    "description": (
+        "A sturdy widget machined from a single block of stainless steel, brushed by hand and "
+        "tested twice before it leaves the workshop. Fits every standard mount and most odd ones."
+    ),
+    "ratings": {"average": 4.6, "count": 2381, "histogram": [12, 31, 120, 640, 1578]},
+    "related": [101, 202, 303, 404, 505, 606, 707, 808],
+    "updated_at": "2025-01-15T09:30:00Z",
+    "links": {
+        "self": "/items/0",
+        "images": ["/img/widget-front.jpg", "/img/widget-side.jpg", "/img/widget-box.jpg"],
+    },
+}
+POST_BODY = b'{"data":"' + b"x" * 501 + b'"}'  # exactly 512 bytes
+
+MIX: tuple[Request, ...] = (
+    Request("plain", "GET", "/plain", 200),
+    Request("json", "GET", "/items/42", 200),
+    Request("post", "POST", "/echo", 200, body=POST_BODY, content_type=b"application/json"),
+    Request("error", "GET", "/error", 500),
+)
+
+
+class Unavailable(Exception):
+    """The variant cannot be built here (missing package); the run skips it with this reason."""
+
+
+@dataclass
+class Context:
+    """What builders may need: a scratch directory and the local OTLP sink's endpoint."""
+
+    tmpdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    sink: Any = None
+    # True when one process holds every variant (the in-process section): the package must not
+    # claim process-wide state there (see full_config).
+    shared_process: bool = False
+
+
+@dataclass
+class Built:
+    """A built variant: the ASGI app, how to release it and what the report should say."""
+
+    app: ASGIApp
+    close: Callable[[], None] = lambda: None
+    notes: list[str] = field(default_factory=list)
+    handle: Any = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A measured variant.
+
+    Attributes:
+        name: Short key used on the command line and in the JSON.
+        label: Human-readable row label.
+        base: The bare variant whose time this one's overhead is measured against (None: a base).
+        build: Builds the app.
+        package: The distribution it needs (for the skip message), if any.
+        sections: The sections that measure it.
+    """
+
+    name: str
+    label: str
+    base: str | None
+    build: Callable[[Context], Built]
+    package: str | None = None
+    sections: tuple[str, ...] = ("inproc", "throughput")
+
+
+# -- the bare applications ---------------------------------------------------------------------
+
+
+def starlette_app() -> Any:
+    """The four routes as a plain Starlette application."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    async def plain(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse(PLAIN_TEXT)
+
+    async def item(request: StarletteRequest) -> JSONResponse:
+        return JSONResponse({**ITEM, "id": int(request.path_params["item_id"])})
+
+    async def echo(request: StarletteRequest) -> JSONResponse:
+        data = await request.json()
+        return JSONResponse({"received": len(data["data"])})
+
+    async def error(request: StarletteRequest) -> PlainTextResponse:
+        return PlainTextResponse("internal error", status_code=500)
+
+    return Starlette(
+        routes=[
+            Route("/plain", plain),
+            Route("/items/{item_id}", item),
+            Route("/echo", echo, methods=["POST"]),
+            Route("/error", error),
+        ]
+    )
+
+
+def fastapi_app() -> Any:
+    """The same four routes as a FastAPI application (typed path parameter, no docs routes)."""
+    from fastapi import FastAPI
+    from fastapi import Request as FastAPIRequest
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/plain")
+    async def plain() -> PlainTextResponse:
+        return PlainTextResponse(PLAIN_TEXT)
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> JSONResponse:
+        return JSONResponse({**ITEM, "id": item_id})
+
+    @app.post("/echo")
+    async def echo(request: FastAPIRequest) -> JSONResponse:
+        data = await request.json()
+        return JSONResponse({"received": len(data["data"])})
+
+    @app.get("/error")
+    async def error() -> PlainTextResponse:
+        return PlainTextResponse("internal error", status_code=500)
+
+    return app
+
+
+def _require(module: str, dist: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise Unavailable(f"{dist} is not installed (pip install {dist})")
+
+
+# -- this package -------------------------------------------------------------------------------
+
+
+def import_package() -> Any:
+    """Import fluxstack_otel, or raise Unavailable while it cannot be imported yet."""
+    try:
+        import fluxstack_otel
+    except ImportError as exc:
+        raise Unavailable(f"unavailable: {exc}") from exc
+    if not hasattr(fluxstack_otel, "configure_monitoring"):
+        raise Unavailable("unavailable: fluxstack_otel has no configure_monitoring yet")
+    return fluxstack_otel
+
+
+@dataclass(frozen=True)
+class Part:
+    """An optional piece of a configuration the harness may drop if the package refuses it."""
+
+    label: str
+    key: str
+    value: Any
+
+    def apply(self, config: dict[str, Any]) -> None:
+        if self.key == "exporters":
+            config.setdefault("exporters", []).append(self.value)
+        else:
+            config[self.key] = self.value
+
+
+def configure_with_fallback(
+    base: dict[str, Any], parts: list[Part]
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """Configure with every optional part; drop the parts the package refuses, one by one.
+
+    Returns:
+        (monitoring, notes naming each dropped part and the error it raised, final config).
+    """
+    pkg = import_package()
+    configure = pkg.configure_monitoring
+
+    def build(chosen: list[Part]) -> dict[str, Any]:
+        config = json.loads(json.dumps(base))
+        for part in chosen:
+            part.apply(config)
+        return config
+
+    config = build(parts)
+    try:
+        return configure(config), [], config
+    except Exception as full_error:
+        first_error = full_error
+    try:
+        configure(build([])).shutdown()
+    except Exception as exc:
+        raise RuntimeError(
+            f"configure_monitoring refused the base config {base!r}: {exc!r} "
+            f"(full config error: {first_error!r})"
+        ) from exc
+    kept: list[Part] = []
+    notes: list[str] = []
+    for part in parts:
+        try:
+            configure(build([*kept, part])).shutdown()
+            kept.append(part)
+        except Exception as exc:
+            notes.append(f"dropped {part.label}: {type(exc).__name__}: {exc}")
+    config = build(kept)
+    return configure(config), notes, config
+
+
+def full_config(ctx: Context, tag: str = "m") -> tuple[dict[str, Any], list[Part]]:
+    """The package's "everything on" configuration, split into a base and optional parts."""
+    base = {
+        "service_name": "bench",
+        "http_metrics": True,
+        "system_metrics": True,
+        "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
+    }
+    parts = [
+        Part("json exporter", "exporters", {"type": "json", "endpoint": "/metrics.json"}),
+        Part(
+            "file exporter",
+            "exporters",
+            {
+                "type": "file",
+                "file_path": str(ctx.tmpdir / f"{tag}.prom"),
+                "format": "prometheus",
+                "interval": 1,
+            },
+        ),
+        Part(
+            "otlp exporter",
+            "exporters",
+            {"type": "otlp", "endpoint": ctx.otlp_endpoint, "interval": 1},
+        ),
+        Part(
+            "alerts",
+            "alerts",
+            [
+                {
+                    "metric": "http_request_duration_seconds",
+                    "operator": ">",
+                    "value": 1,
+                    "severity": "warning",
+                },
+                {"metric": "http_errors_total", "operator": ">", "value": 100, "severity": "error"},
+            ],
+        ),
+    ]
+    if ctx.shared_process:
+        # With set_global (the default) the package makes its MeterProvider the process-wide
+        # OpenTelemetry one, which switches on FastAPI's built-in telemetry in every FastAPI app of
+        # the process, the bare one included. One process holds every variant here, so the
+        # in-process section turns it off; the throughput servers (one process each) keep it.
+        parts.append(Part("set_global: false (shared process)", "set_global", False))
+    return base, parts
+
+
+def package_evidence(ctx: Context, tag: str = "m") -> str:
+    """What the package's periodic exporters left behind: OTLP payloads and the metrics file."""
+    posts = sum(ctx.sink.posts.values()) if ctx.sink is not None else 0
+    path = ctx.tmpdir / f"{tag}.prom"
+    size = path.stat().st_size if path.exists() else 0
+    return f"OTLP sink received {posts} payload(s) so far (all instances); {path.name} holds {size} bytes"
+
+
+def build_package(
+    ctx: Context, make_app: Callable[[], Any] | None = None, tag: str = "fluxstack"
+) -> Built:
+    """This package, full configuration, wrapping the Starlette app (or ``make_app()``)."""
+    base, parts = full_config(ctx, tag)
+    monitoring, notes, config = configure_with_fallback(base, parts)
+    try:
+        app = monitoring.instrument((make_app or starlette_app)())
+    except BaseException:
+        monitoring.shutdown()
+        raise
+    kinds = ", ".join(e["type"] for e in config.get("exporters", []))
+    scope = "off" if config.get("set_global") is False else "default (on)"
+    notes.insert(
+        0, f"exporters: {kinds}; alerts: {len(config.get('alerts', []))}; set_global: {scope}"
+    )
+    return Built(app, monitoring.shutdown, notes, monitoring)
+
+
+def build_package_fastapi(ctx: Context) -> Built:
+    """This package, full configuration, wrapping the FastAPI app."""
+    _require("fastapi", "fastapi")
+    return build_package(ctx, fastapi_app, "fluxstack-fastapi")
+
+
+# -- the peers ----------------------------------------------------------------------------------
+
+
+def build_noop(ctx: Context) -> Built:
+    return Built(noop_app)
+
+
+def build_starlette(ctx: Context) -> Built:
+    return Built(starlette_app())
+
+
+def build_fastapi(ctx: Context) -> Built:
+    _require("fastapi", "fastapi")
+    return Built(fastapi_app())
+
+
+def build_handwritten(ctx: Context) -> Built:
+    _require("prometheus_client", "prometheus-client")
+    from prometheus_client import CollectorRegistry
+
+    from _handwritten import PrometheusReferenceMiddleware
+
+    registry = CollectorRegistry()
+    app = PrometheusReferenceMiddleware(starlette_app(), registry=registry)
+    return Built(app, handle=registry)
+
+
+def build_otel(ctx: Context) -> Built:
+    _require("opentelemetry.instrumentation.asgi", "opentelemetry-instrumentation-asgi")
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DiscardSpans(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(DiscardSpans()))
+    app = OpenTelemetryMiddleware(
+        starlette_app(), tracer_provider=tracer_provider, meter_provider=meter_provider
+    )
+
+    def close() -> None:
+        tracer_provider.shutdown()
+        meter_provider.shutdown()
+
+    notes = ["SDK MeterProvider + InMemoryMetricReader; TracerProvider + BatchSpanProcessor"]
+    return Built(app, close, notes, reader)
+
+
+def build_starlette_exporter(ctx: Context) -> Built:
+    _require("starlette_exporter", "starlette-exporter")
+    from starlette_exporter import PrometheusMiddleware
+
+    app = starlette_app()
+    app.add_middleware(PrometheusMiddleware, app_name="bench", group_paths=True)
+    # starlette-exporter 0.24 has no registry option: its metrics live in the global REGISTRY.
+    return Built(app, notes=["global prometheus_client REGISTRY (no private-registry option)"])
+
+
+def build_instrumentator(ctx: Context) -> Built:
+    _require("prometheus_fastapi_instrumentator", "prometheus-fastapi-instrumentator")
+    _require("fastapi", "fastapi")
+    from prometheus_client import CollectorRegistry
+    from prometheus_fastapi_instrumentator import Instrumentator
+
+    registry = CollectorRegistry()
+    app = fastapi_app()
+    Instrumentator(registry=registry).instrument(app)
+    return Built(app, handle=registry)
+
+
+NOOP = Variant("noop", "driver floor (no-op ASGI app)", None, build_noop)
+VARIANTS: tuple[Variant, ...] = (
+    Variant("starlette", "Starlette (bare)", None, build_starlette, "starlette"),
+    Variant("fastapi", "FastAPI (bare)", None, build_fastapi, "fastapi"),
+    Variant("fluxstack", "fluxstack-otel, full config", "starlette", build_package),
+    Variant("handwritten", "hand-written prometheus_client", "starlette", build_handwritten),
+    Variant("otel", "OpenTelemetry ASGI middleware", "starlette", build_otel),
+    Variant("starlette-exporter", "starlette-exporter", "starlette", build_starlette_exporter),
+    Variant("instrumentator", "prometheus-fastapi-instrumentator", "fastapi", build_instrumentator),
+    Variant("fluxstack-fastapi", "fluxstack-otel on FastAPI", "fastapi", build_package_fastapi),
+)
+BY_NAME = {v.name: v for v in (NOOP, *VARIANTS)}

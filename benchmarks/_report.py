@@ -1,0 +1,308 @@
+"""The report: machine and versions, one table per section, and the targets (PASS/MISS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from _stats import fmt, sign_test, table
+
+REPO = Path(__file__).resolve().parent.parent
+KEY_PACKAGES = (
+    "starlette",
+    "fastapi",
+    "uvicorn",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-asgi",
+    "prometheus-client",
+    "prometheus-fastapi-instrumentator",
+    "starlette-exporter",
+    "httpx",
+)
+
+
+# -- environment --------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # never take the index lock
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, env=env, cwd=REPO)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return (done.stdout or done.stderr).strip()
+
+
+def environment() -> dict[str, Any]:
+    """Machine, interpreter, every installed distribution and the tools the run used."""
+    versions = {
+        d.metadata["Name"].lower().replace("_", "-"): d.version
+        for d in importlib.metadata.distributions()
+        if d.metadata["Name"]
+    }
+    try:
+        import fluxstack_otel
+
+        package = {
+            "version": getattr(fluxstack_otel, "__version__", "working tree"),
+            "path": str(Path(fluxstack_otel.__file__).parent),
+        }
+    except ImportError as exc:
+        package = {"unavailable": str(exc)}
+    wrk = shutil.which("wrk")
+    return {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "python_build": sys.version,
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)),
+        "loadavg_at_start": os.getloadavg(),
+        "wrk": _run([wrk, "-v"]).splitlines()[0] if wrk else None,
+        "taskset": shutil.which("taskset"),
+        "git_commit": _run(["git", "rev-parse", "HEAD"]),
+        "src_uncommitted_changes": bool(_run(["git", "status", "--porcelain", "--", "src"])),
+        "fluxstack_otel": package,
+        "packages": dict(sorted(versions.items(), key=lambda kv: kv[0].lower())),
+    }
+
+
+def header(env: dict[str, Any]) -> str:
+    pkgs = {k.lower(): v for k, v in env["packages"].items()}
+    versions = ", ".join(f"{p} {pkgs.get(p, 'missing')}" for p in KEY_PACKAGES)
+    pkg = env["fluxstack_otel"]
+    ours = pkg.get("version", pkg.get("unavailable"))
+    dirty = " (src has uncommitted changes)" if env["src_uncommitted_changes"] else ""
+    return "\n".join(
+        [
+            f"Python {env['python']} ({env['implementation']}) on {env['platform']}",
+            f"CPU: {env['cpu_model']}, {env['cpu_count']} cores ({env['cpus_available']} usable), "
+            f"load {' '.join(f'{x:.2f}' for x in env['loadavg_at_start'])}",
+            f"fluxstack-otel: {ours} @ {env['git_commit'][:12]}{dirty}",
+            f"Peers: {versions}",
+            f"wrk: {env['wrk'] or 'not installed'}; taskset: {env['taskset'] or 'not installed'}",
+        ]
+    )
+
+
+# -- sections -----------------------------------------------------------------------------------
+
+
+def _trailer(variants: dict[str, Any]) -> list[str]:
+    lines = []
+    for entry in variants.values():
+        for key in ("skipped", "error"):
+            if key in entry:
+                lines.append(f"  {entry['label']}: {'SKIPPED' if key == 'skipped' else 'ERROR'}: "
+                             f"{entry[key]}")  # fmt: skip
+        lines += [f"  {entry['label']}: {note}" for note in entry.get("notes", [])]
+    return lines
+
+
+def inproc(res: dict[str, Any]) -> str:
+    rows = []
+    for entry in res["variants"].values():
+        if "us_per_request" not in entry:
+            continue
+        q1, q3 = entry["us_q1_q3"]
+        row = [entry["label"], fmt(entry["us_per_request"], ".2f"), f"{q1:.1f}-{q3:.1f}"]
+        if "overhead_us" in entry:
+            o1, o3 = entry["overhead_us_q1_q3"]
+            row += [
+                fmt(entry["overhead_us"], ".2f", sign=True),
+                f"{o1:+.1f}..{o3:+.1f}",
+                fmt(entry["ratio_to_base"], ".2f") + "x",
+                entry["base"],
+            ]
+        else:
+            row += ["", "", "", ""]
+        rows.append(row)
+    title = (
+        f"1. In-process ASGI, µs per request: median of {res['rounds']} rounds, one batch of "
+        + (f"~{res['slice_ms']:g} ms" if res["slice_ms"] else "one pass of the mix")
+        + f" per variant per round (mix: {'; '.join(res['requests'])}); GC {res['gc']}"
+    )
+    heads = ["variant", "µs/req", "IQR", "overhead µs", "IQR", "x base", "base"]
+    return "\n".join([title, table(heads, rows), *_trailer(res["variants"])])
+
+
+def throughput(res: dict[str, Any]) -> str:
+    rows = []
+    for entry in res["variants"].values():
+        if "rps" not in entry:
+            continue
+        ratio = entry.get("ratio_to_base")
+        per_round = entry.get("ratio_to_base_per_round", [])
+        rows.append(
+            [
+                entry["label"],
+                fmt(entry["rps"], ".0f"),
+                fmt(ratio, ".3f") if ratio is not None else "",
+                " ".join(f"{r:.2f}" for r in per_round),
+                fmt(entry["p50_ms"], ".2f"),
+                fmt(entry["p99_ms"], ".2f"),
+            ]
+        )
+    rounds = res["rounds"]
+    how = f"median of {rounds} rounds" if isinstance(rounds, int) else rounds
+    title = f"2. Throughput under uvicorn, {how} ({res['command']}; {res['pinning']})"
+    heads = ["variant", "req/s", "ratio", "per round", "p50 ms", "p99 ms"]
+    warn = []
+    if res["loadgen"] != "wrk":
+        warn = ["  load generator: httpx (wrk not installed); a Python client is usually the "
+                "bottleneck, so ratios understate the differences between variants"]  # fmt: skip
+    return "\n".join([title, table(heads, rows), *warn, *_trailer(res["variants"])])
+
+
+def scrape(res: dict[str, Any]) -> str:
+    rows = []
+    trailer: list[str] = []
+    for n, entry in res["sizes"].items():
+        for row in entry.values():
+            if "ms" in row:
+                ratio = row.get("ratio_to_prometheus_client")
+                rows.append(
+                    [
+                        f"{int(n):,} series",
+                        row["label"],
+                        fmt(row["ms"], ".2f"),
+                        f"{row['bytes'] / 1024:,.0f}",
+                        f"{row['samples']:,}",
+                        fmt(ratio, ".2f") + "x" if ratio is not None else "",
+                    ]
+                )
+        trailer += [f"  {n} series: {line.strip()}" for line in _trailer(entry)]
+    title = f"3. Scrape: render time (median of {res['rounds']} rounds) and size"
+    heads = ["series", "renderer", "ms", "KiB", "samples", "vs prom"]
+    return "\n".join([title, table(heads, rows), *sorted(set(trailer))])
+
+
+def memory(res: dict[str, Any]) -> str:
+    small, large = res["sizes"]
+    rows = []
+    for row in res["rows"].values():
+        if "bytes_per_series" in row:
+            traced = row["traced_bytes"]
+            rows.append(
+                [
+                    row["label"],
+                    f"{row['bytes_per_series']:,.0f}",
+                    f"{traced[str(small)] / 1024:,.0f}",
+                    f"{traced[str(large)] / 1024:,.0f}",
+                ]
+            )
+    title = f"4a. Memory per series (label set): tracemalloc slope between {small:,} and {large:,}"
+    heads = ["holder", "bytes/series", f"KiB @{small:,}", f"KiB @{large:,}"]
+    return "\n".join([title, table(heads, rows), *_trailer(res["rows"])])
+
+
+def startup(res: dict[str, Any]) -> str:
+    rows = []
+    for row in res["rows"].values():
+        if "ms" in row:
+            q1, q3 = row["ms_q1_q3"]
+            rows.append([row["label"], fmt(row["ms"], ".1f"), f"{q1:.0f}-{q3:.0f}"])
+    title = f"4b. Import + configure, fresh interpreter, median of {res['rounds']} runs"
+    return "\n".join([title, table(["what", "ms", "IQR"], rows), *_trailer(res["rows"])])
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+def _target(name: str, ok: bool | None, detail: str) -> dict[str, Any]:
+    status = "N/A" if ok is None else ("PASS" if ok else "MISS")
+    return {"target": name, "status": status, "detail": detail}
+
+
+def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """Evaluate the overhead budget against what this run measured."""
+    out = []
+    v = sections.get("inproc", {}).get("variants", {})
+    ours, hand, otel = v.get("fluxstack", {}), v.get("handwritten", {}), v.get("otel", {})
+    name = "in-process overhead <= hand-written reference"
+    if "overhead_us" in ours and "overhead_us" in hand:
+        pairs = list(
+            zip(ours["overhead_us_per_round"], hand["overhead_us_per_round"], strict=False)
+        )
+        wins = sum(a <= b for a, b in pairs)
+        p = sign_test(wins, len(pairs))
+        verdict = "a tie within the noise" if p > 0.05 else "a real difference"
+        out.append(_target(name, ours["overhead_us"] <= hand["overhead_us"],
+                           f"{ours['overhead_us']:+.2f} µs vs {hand['overhead_us']:+.2f} µs; "
+                           f"at or below in {wins}/{len(pairs)} rounds (sign test p={p:.2f}: "
+                           f"{verdict})"))  # fmt: skip
+    else:
+        out.append(_target(name, None, _why_not(ours, hand)))
+    name = "in-process overhead >= 30x below OpenTelemetry ASGI"
+    if "overhead_us" in ours and "overhead_us" in otel:
+        mine, theirs = ours["overhead_us"], otel["overhead_us"]
+        if mine <= 0:
+            out.append(_target(name, True, f"{mine:+.2f} µs: below the noise; OTel {theirs:+.1f}"))
+        else:
+            out.append(_target(name, theirs / mine >= 30, f"{theirs / mine:.1f}x "
+                               f"({mine:+.2f} µs vs {theirs:+.1f} µs)"))  # fmt: skip
+    else:
+        out.append(_target(name, None, _why_not(ours, otel)))
+
+    t = sections.get("throughput", {}).get("variants", {}).get("fluxstack", {})
+    name = "throughput >= 0.95 x bare Starlette"
+    if "ratio_to_base" in t:
+        per = t["ratio_to_base_per_round"]
+        out.append(_target(name, t["ratio_to_base"] >= 0.95, f"median ratio "
+                           f"{t['ratio_to_base']:.3f}; rounds: {' '.join(f'{r:.2f}' for r in per)}"))  # fmt: skip
+    else:
+        out.append(_target(name, None, _why_not(t)))
+
+    s = sections.get("scrape", {}).get("sizes", {}).get("10000", {})
+    name = "scrape of 10,000 series no slower than prometheus_client"
+    ours_s, ref = s.get("fluxstack", {}), s.get("prometheus_client", {})
+    if "ms" in ours_s and "ms" in ref:
+        out.append(_target(name, ours_s["ms"] <= ref["ms"],
+                           f"{ours_s['ms']:.0f} ms vs {ref['ms']:.0f} ms "
+                           f"({ours_s['ms'] / ref['ms']:.2f}x)"))  # fmt: skip
+    elif s:
+        out.append(_target(name, None, _why_not(ours_s, ref)))
+    else:
+        out.append(_target(name, None, "10,000 series not measured in this run"))
+
+    st = sections.get("startup", {}).get("rows", {}).get("fluxstack", {})
+    name = "import + configure_monitoring() < 150 ms"
+    if "ms" in st:
+        out.append(_target(name, st["ms"] < 150, f"{st['ms']:.0f} ms"))
+    else:
+        out.append(_target(name, None, _why_not(st)))
+    return out
+
+
+def _why_not(*entries: dict[str, Any]) -> str:
+    for entry in entries:
+        for key in ("skipped", "error"):
+            if key in entry:
+                return f"{entry.get('label', '')}: {entry[key]}"
+    return "not measured in this run"
+
+
+def targets_text(rows: list[dict[str, Any]], quick: bool) -> str:
+    title = "Targets" + (" (quick run: smoke figures, not a measurement)" if quick else "")
+    lines = [f"  {r['status']:<4}  {r['target']}: {r['detail']}" for r in rows]
+    return "\n".join([title, *lines])
