@@ -1,0 +1,33 @@
+"""The benchmark suite runs: a --quick smoke run builds every variant and answers correctly.
+
+The benchmark is not a test of speed (timing claims live in benchmarks/, measured side by side);
+this only proves the harness and every variant still work, so the figures can be reproduced.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
+    """``benchmarks/run.py --quick`` exits 0 and reports a figure for this package and its peers."""
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    text = json.dumps(results)
+    for variant in ("fluxstack", "handwritten", "otel", "starlette-exporter", "instrumentator"):
+        assert variant in text, f"{variant} missing from the quick run"
+    assert "unavailable" not in done.stdout
