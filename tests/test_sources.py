@@ -262,7 +262,7 @@ ERRORS: list[tuple[str, str, str]] = [
      "FLUXSTACK_MONITORING_DURATION_BUCKETS[1]: expected a finite number > 1 (buckets strictly"
      " increase), got 0.5"),
     ("FLUXSTACK_MONITORING_THRESHOLDS", "{error_rate: 1}",
-     "FLUXSTACK_MONITORING_THRESHOLDS: expected JSON, got '{error_rate: 1}'"),
+     "FLUXSTACK_MONITORING_THRESHOLDS: expected JSON, not valid JSON (Expecting property name"),
     ("FLUXSTACK_MONITORING_EXPORTERS", '[{"type": "otlpp"}]',
      "FLUXSTACK_MONITORING_EXPORTERS[0].type: expected one of 'prometheus', 'console', 'json',"
      " 'file', 'otlp', got 'otlpp'; did you mean 'otlp'?"),
@@ -294,6 +294,14 @@ def test_a_bad_variable_is_an_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         run(tmp_path, {variable: value})
     assert str(caught.value).startswith(message.replace("{tmp}", str(tmp_path)))
+
+
+def test_malformed_json_in_a_variable_is_not_echoed(tmp_path: Path) -> None:
+    """A JSON-valued variable may hold secrets: its error gives the fault's position, not the text."""
+    with pytest.raises(ConfigError) as caught:
+        run(tmp_path, {"FLUXSTACK_MONITORING_AUTH": '{"bearer_token": "s3cret-value",}'})
+    assert "s3cret" not in str(caught.value)
+    assert "FLUXSTACK_MONITORING_AUTH" in str(caught.value)
 
 
 def test_a_shadowed_variable_is_still_checked(tmp_path: Path) -> None:

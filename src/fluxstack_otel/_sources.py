@@ -144,7 +144,9 @@ def _json(text: str, name: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"expected JSON, got {show(text)} ({exc})", path=name) from None
+        # The text is not quoted: a JSON-valued variable may hold secrets (auth, headers); the
+        # decoder's message gives the position of the fault instead.
+        raise ConfigError(f"expected JSON, not valid JSON ({exc})", path=name) from None
 
 
 def _listed(item: Reader) -> Reader:
