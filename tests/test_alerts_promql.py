@@ -201,7 +201,8 @@ def test_cli_reports_a_bad_config_without_a_traceback(
 ) -> None:
     """A bad configuration exits 1 with the ConfigError's path and message on stderr."""
     config = tmp_path / "monitoring.json"
-    config.write_text(json.dumps({"alerts": [{"metric": "nope"}]}))
+    rule = {"metric": "nope", "operator": ">", "value": 1, "severity": "warning"}
+    config.write_text(json.dumps({"alerts": [rule]}))
     assert main(["rules", str(config)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("fluxstack-otel: configuration error: alerts[0].metric")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
@@ -40,6 +41,7 @@ from fluxstack_otel._catalog import (
     METRICS_BY_NAME,
     PROFILES,
     Kind,
+    MetricSpec,
 )
 from fluxstack_otel._config_parse import (
     CHECK,
@@ -302,12 +304,45 @@ def _multiprocess(value: object, path: str, camel: bool) -> MultiprocessConfig:
     return config
 
 
+# OpenTelemetry's instrument name syntax: what a custom metric an alert reads can be called.
+_INSTRUMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
+
+
+def _alert_metric(value: object, path: str, camel: bool) -> str:
+    if isinstance(value, str):
+        got = str.__str__(value)
+        if got in METRICS_BY_NAME or got in ALERT_ALIASES or _INSTRUMENT_NAME.fullmatch(got):
+            return got
+    names = [*METRICS_BY_NAME, *ALERT_ALIASES]
+    raise fail(
+        path, "a built-in metric, an alias or a custom metric's instrument name", value,
+        suggest(value, names),
+    )  # fmt: skip
+
+
+def _unit_text(value: object, path: str, camel: bool) -> str:
+    if isinstance(value, str) and len(value) <= 63:
+        return str.__str__(value)
+    raise fail(path, "a unit string (UCUM, such as 's' or 'By')", value)
+
+
+def custom_metric_spec(rule: AlertRule) -> MetricSpec:
+    """The catalogue-shaped description of the custom metric an alert rule reads.
+
+    Its labels are the rule's matcher keys: a custom metric's attributes are known only when
+    it records.
+    """
+    kind = Kind(rule.kind) if rule.kind is not None else Kind.GAUGE
+    return MetricSpec(rule.metric, kind, rule.unit, "", tuple(k for k, _ in rule.labels))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AlertRule:
     """One alert: it fires while ``aggregation(metric) * scale`` compares true with ``value``."""
 
-    metric: str = field(metadata={CHECK: choice(*METRICS_BY_NAME, *ALERT_ALIASES)})
-    """The built-in metric read (an alias in configuration is stored as its target's name)."""
+    metric: str = field(metadata={CHECK: _alert_metric})
+    """The metric read: a built-in (an alias in configuration is stored as its target's name),
+    or a custom metric's instrument name, which then needs ``kind``."""
     operator: Literal[">", ">=", "<", "<=", "==", "!="] = field(
         metadata={CHECK: choice(">", ">=", "<", "<=", "==", "!=")}
     )
@@ -324,6 +359,14 @@ class AlertRule:
     """The notification text; ``None`` derives one from the rule."""
     labels: tuple[tuple[str, str], ...] = option((), labels)
     """Only series with these label values count, as sorted (key, value) pairs."""
+    kind: Literal["counter", "gauge", "histogram"] | None = option(
+        None, choice("counter", "gauge", "histogram", null=True)
+    )
+    """A custom metric's kind (required for one, since it is created at run time); for a
+    built-in it may be given and must match."""
+    unit: str = option("", _unit_text)
+    """A custom metric's unit as created (``s``, ``By``): only the Prometheus rules export uses
+    it, to spell the exposed name (``orders.latency`` in ``s`` is ``orders_latency_seconds``)."""
     aggregation: str | None = option(None, _optional_text)
     """How the window becomes one number (see ``AGGREGATIONS``); ``load_config`` fills in the
     kind's default, ``None`` means it when a rule is built in code."""
@@ -653,7 +696,22 @@ def _alerts(value: object, path: str, camel: bool) -> tuple[AlertRule, ...]:
 def _alert(value: object, path: str, camel: bool) -> AlertRule:
     rule = build(AlertRule, value, path, camel)
     alias = ALERT_ALIASES.get(rule.metric)
-    spec = alias.target if alias is not None else METRICS_BY_NAME[rule.metric]
+    builtin = alias.target if alias is not None else METRICS_BY_NAME.get(rule.metric)
+    if builtin is None:
+        if rule.kind is None:
+            known = [*METRICS_BY_NAME, *ALERT_ALIASES]
+            raise fail(
+                join(path, "metric"),
+                "a built-in metric or alias, or a custom metric with 'kind' "
+                "('counter', 'gauge' or 'histogram')",
+                rule.metric,
+                suggest(rule.metric, known),
+            )
+        spec = custom_metric_spec(rule)
+    else:
+        spec = builtin
+        if rule.kind is not None and rule.kind != spec.kind:
+            raise fail(join(path, "kind"), f"{spec.kind.value!r} for {spec.name!r}", rule.kind)
     allowed = AGGREGATIONS[spec.kind]
     aggregation = allowed[0] if rule.aggregation is None else rule.aggregation
     if aggregation not in allowed:

@@ -26,8 +26,10 @@ import json
 import re
 import string
 
+from fluxstack_otel import _catalog as cat
 from fluxstack_otel._catalog import Kind
 from fluxstack_otel._config import MonitoringConfig
+from fluxstack_otel._naming import prometheus_base
 from fluxstack_otel.alerts._rules import (
     QUANTILES,
     Expr,
@@ -99,7 +101,7 @@ def _expr(expr: Expr, window: float) -> str:
 
 
 def _select(sel: Select, window: float) -> str:
-    name, kind, agg = sel.metric.name, sel.metric.kind, sel.aggregation
+    name, kind, agg = _exposed_name(sel.metric), sel.metric.kind, sel.aggregation
     matcher = _matcher(sel.labels)
     span = f"[{duration(window)}]"
 
@@ -119,6 +121,14 @@ def _select(sel: Select, window: float) -> str:
         return f"{sums} / {counts}"
     q = "1" if agg == "max_bucket" else _number(QUANTILES[agg])
     return f"histogram_quantile({q}, {total(f'rate({name}_bucket{matcher}{span})')})"
+
+
+def _exposed_name(spec: cat.MetricSpec) -> str:
+    """The name PromQL reads: a built-in's own, a custom metric's as the exposition spells it."""
+    if spec.name in cat.METRICS_BY_NAME:
+        return spec.name
+    base = prometheus_base(spec.name, spec.unit, spec.kind)
+    return base + "_total" if spec.kind is Kind.COUNTER else base
 
 
 def _matcher(labels: tuple[tuple[str, str], ...]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from fluxstack_otel import _catalog as cat
-from fluxstack_otel._config import AGGREGATIONS, AlertRule, MonitoringConfig
+from fluxstack_otel._config import AGGREGATIONS, AlertRule, MonitoringConfig, custom_metric_spec
 from fluxstack_otel._config_parse import suggest
 from fluxstack_otel._errors import ConfigError
 
@@ -166,10 +166,14 @@ def _user_rule(rule: AlertRule, path: str) -> Rule:
             (n for n, a in cat.ALERT_ALIASES.items() if a.target == spec and a.scale == scale),
             spec.name,
         )
+    elif rule.kind is not None:  # a custom metric, created at run time
+        spec = custom_metric_spec(rule)
     else:
         names = [*cat.METRICS_BY_NAME, *cat.ALERT_ALIASES]
         raise ConfigError(
-            f"unknown metric {rule.metric!r}{suggest(rule.metric, names)}", path=f"{path}.metric"
+            f"unknown metric {rule.metric!r}{suggest(rule.metric, names)}; a custom metric needs "
+            "'kind'",
+            path=f"{path}.metric",
         )
     allowed = AGGREGATIONS[spec.kind]
     aggregation = rule.aggregation or allowed[0]
