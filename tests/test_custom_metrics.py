@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -23,13 +20,13 @@ from opentelemetry.metrics import (
     Observation,
     UpDownCounter,
 )
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._failures import failure_counts
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
+from test_exporters_otlp import HttpReceiver
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -49,58 +46,6 @@ def monitoring() -> Iterator[Monitoring]:
     m = configure_monitoring({"system_metrics": False, "set_global": False})
     yield m
     m.shutdown()
-
-
-class OtlpReceiver:
-    """OTLP/HTTP on 127.0.0.1: keeps the decoded export requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[pb.ExportMetricsServiceRequest] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = pb.ExportMetricsServiceRequest()
-                request.ParseFromString(body)
-                received.append(request)
-                payload = pb.ExportMetricsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1/metrics"
-
-    def __enter__(self) -> OtlpReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def metric_names(self) -> set[str]:
-        return {
-            m.name
-            for r in self.requests
-            for rm in r.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-        }
 
 
 def queue_depth(options: CallbackOptions) -> Iterable[Observation]:
@@ -154,7 +99,7 @@ OTEL_NAMES = {
 @requires_promtool
 def test_custom_metrics_reach_prometheus_json_and_otlp() -> None:
     """Every helper's instrument shows in /metrics (both formats), the JSON document and OTLP."""
-    with OtlpReceiver() as receiver:
+    with HttpReceiver() as receiver:
         m = configure_monitoring(
             {
                 "system_metrics": False,
@@ -162,7 +107,11 @@ def test_custom_metrics_reach_prometheus_json_and_otlp() -> None:
                 "exporters": [
                     {"type": "prometheus"},
                     {"type": "json", "endpoint": "/metrics.json"},
-                    {"type": "otlp", "endpoint": receiver.url, "interval": 3600},
+                    {
+                        "type": "otlp",
+                        "endpoint": f"{receiver.base_url}/v1/metrics",
+                        "interval": 3600,
+                    },
                 ],
             }
         )
@@ -189,7 +138,14 @@ def test_custom_metrics_reach_prometheus_json_and_otlp() -> None:
     assert set(by_name) >= OTEL_NAMES
     assert by_name["shop.orders"]["series"] == [{"labels": {"region": "eu"}, "value": 3}]
     assert by_name["shop.checkout.duration"]["type"] == "histogram"
-    assert receiver.metric_names() >= OTEL_NAMES
+    exported = {
+        m.name
+        for r in receiver.requests
+        for rm in r.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    assert exported >= OTEL_NAMES
 
 
 def test_helpers_return_standard_instruments_on_a_standard_meter(monitoring: Monitoring) -> None:
