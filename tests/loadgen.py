@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-__all__ = ["LoadResult", "run_load"]
+__all__ = ["LoadResult", "read_response", "run_load"]
 
 
 class LoadResult:
@@ -23,6 +23,35 @@ class LoadResult:
 
     def count(self, path: str, status: int) -> int:
         return self.statuses[(path, status)]
+
+
+async def read_response(reader: asyncio.StreamReader, timeout: float, *, head: bool) -> int:
+    """Read one response (status line, headers, and a body unless it answers a HEAD)."""
+    status_line = await asyncio.wait_for(reader.readline(), timeout)
+    if not status_line:
+        raise ConnectionError("the server closed the connection before answering")
+    status = int(status_line.split()[1])
+    length, chunked = 0, False
+    while True:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if head:
+        return status
+    if chunked:
+        while True:
+            size = int((await asyncio.wait_for(reader.readline(), timeout)).split(b";")[0], 16)
+            await asyncio.wait_for(reader.readexactly(size + 2), timeout)
+            if size == 0:
+                break
+    elif length:
+        await asyncio.wait_for(reader.readexactly(length), timeout)
+    return status
 
 
 async def _one_connection(
@@ -37,29 +66,7 @@ async def _one_connection(
         for method, path, body in requests:
             head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n\r\n"
             writer.write(head.encode() + body)
-            status_line = await asyncio.wait_for(reader.readline(), timeout)
-            status = int(status_line.split()[1])
-            length = 0
-            chunked = False
-            while True:
-                line = await asyncio.wait_for(reader.readline(), timeout)
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-                elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
-                    chunked = True
-            if chunked:
-                while True:
-                    size = int(
-                        (await asyncio.wait_for(reader.readline(), timeout)).split(b";")[0], 16
-                    )
-                    await asyncio.wait_for(reader.readexactly(size + 2), timeout)
-                    if size == 0:
-                        break
-            elif length:
-                await asyncio.wait_for(reader.readexactly(length), timeout)
+            status = await read_response(reader, timeout, head=method == "HEAD")
             result.statuses[(path, status)] += 1
     finally:
         writer.close()

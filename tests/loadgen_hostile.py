@@ -12,38 +12,11 @@ import asyncio
 import socket
 from collections.abc import Sequence
 
+from loadgen import read_response
+
 __all__ = ["disconnect_mid_body", "disconnect_mid_stream", "raw_requests"]
 
 HOST = "127.0.0.1"
-
-
-async def _read_response(reader: asyncio.StreamReader, timeout: float, *, head: bool) -> int:
-    """Read one response (status line, headers, and a body unless it answers a HEAD)."""
-    status_line = await asyncio.wait_for(reader.readline(), timeout)
-    if not status_line:
-        raise ConnectionError("the server closed the connection before answering")
-    status = int(status_line.split()[1])
-    length, chunked = 0, False
-    while True:
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        if line in (b"\r\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
-            chunked = True
-    if head:
-        return status
-    if chunked:
-        while True:
-            size = int((await asyncio.wait_for(reader.readline(), timeout)).split(b";")[0], 16)
-            await asyncio.wait_for(reader.readexactly(size + 2), timeout)
-            if size == 0:
-                break
-    elif length:
-        await asyncio.wait_for(reader.readexactly(length), timeout)
-    return status
 
 
 async def _connection(port: int, requests: Sequence[bytes], timeout: float) -> list[int]:
@@ -52,7 +25,7 @@ async def _connection(port: int, requests: Sequence[bytes], timeout: float) -> l
     try:
         for raw in requests:
             writer.write(raw)
-            statuses.append(await _read_response(reader, timeout, head=raw.startswith(b"HEAD ")))
+            statuses.append(await read_response(reader, timeout, head=raw.startswith(b"HEAD ")))
     finally:
         writer.close()
         await writer.wait_closed()
