@@ -18,10 +18,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fluxstack_otel._failures import report_failure
 
-__all__ = ["PeriodicWorker", "Tick"]
+if TYPE_CHECKING:
+    from fluxstack_otel._sinks import Endpoint
+
+__all__ = ["PeriodicSink", "PeriodicWorker", "Tick"]
 
 
 class Tick:
@@ -180,3 +184,21 @@ def _restart_after_fork(worker: PeriodicWorker) -> None:
             instance._after_fork_in_child()
 
     os.register_at_fork(after_in_child=after_in_child)
+
+
+class PeriodicSink:
+    """The sink contract for a push exporter whose only background work is one PeriodicWorker.
+
+    Subclasses set ``_worker`` in ``__init__``; they serve no endpoint.
+    """
+
+    _worker: PeriodicWorker
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        return {}
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def shutdown(self, timeout: float) -> None:
+        self._worker.stop(timeout)

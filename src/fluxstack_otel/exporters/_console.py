@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
-from fluxstack_otel._periodic import PeriodicWorker, Tick
+from fluxstack_otel._periodic import PeriodicSink, PeriodicWorker, Tick
 from fluxstack_otel._quantile import histogram_quantile
 from fluxstack_otel.exporters._document import document, dumps, iso_timestamp, safe_extras
 
 if TYPE_CHECKING:
     from fluxstack_otel._config import ConsoleExporterConfig
-    from fluxstack_otel._sinks import Endpoint, SinkContext
+    from fluxstack_otel._sinks import SinkContext
 
 __all__ = ["ConsoleSink", "format_text"]
 
@@ -36,7 +36,7 @@ _log = logging.getLogger("fluxstack_otel")
 _QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
 
 
-class ConsoleSink:
+class ConsoleSink(PeriodicSink):
     """A console exporter entry.
 
     Args:
@@ -50,15 +50,6 @@ class ConsoleSink:
         self._extras = context.extras
         interval = exporter.interval or context.config.collect_interval
         self._worker = PeriodicWorker("fluxstack-otel-console", interval, self._run)
-
-    def endpoints(self) -> dict[str, Endpoint]:
-        return {}
-
-    def start(self) -> None:
-        self._worker.start()
-
-    def shutdown(self, timeout: float) -> None:
-        self._worker.stop(timeout)
 
     def snapshot(self) -> str:
         """The snapshot as it would be written now (no trailing newline)."""

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 
 from fluxstack_otel._config import PrometheusExporterConfig
 from fluxstack_otel._failures import report_failure
-from fluxstack_otel._periodic import PeriodicWorker, Tick
+from fluxstack_otel._periodic import PeriodicSink, PeriodicWorker, Tick
 from fluxstack_otel.exporters._atomic import history_path, prune_history, write_atomic
 from fluxstack_otel.exporters._document import document, dumps, safe_extras
 from fluxstack_otel.exporters._prometheus import RenderOptions, render
 
 if TYPE_CHECKING:
     from fluxstack_otel._config import FileExporterConfig, MonitoringConfig
-    from fluxstack_otel._sinks import Endpoint, SinkContext
+    from fluxstack_otel._sinks import SinkContext
 
 __all__ = ["FileSink", "prometheus_options"]
 
@@ -39,7 +39,7 @@ def prometheus_options(config: MonitoringConfig) -> RenderOptions:
     return RenderOptions()
 
 
-class FileSink:
+class FileSink(PeriodicSink):
     """A file exporter entry.
 
     Args:
@@ -65,15 +65,6 @@ class FileSink:
         self._worker = PeriodicWorker(
             f"fluxstack-otel-file {exporter.file_path}", interval, self._run
         )
-
-    def endpoints(self) -> dict[str, Endpoint]:
-        return {}
-
-    def start(self) -> None:
-        self._worker.start()
-
-    def shutdown(self, timeout: float) -> None:
-        self._worker.stop(timeout)
 
     def render(self) -> bytes:
         """The file's content as it would be written now."""

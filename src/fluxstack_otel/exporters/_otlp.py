@@ -30,11 +30,11 @@ from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 from fluxstack_otel._config import OtlpExporterConfig
 from fluxstack_otel._errors import MissingDependencyError
 from fluxstack_otel._failures import report_failure
-from fluxstack_otel._periodic import PeriodicWorker, Tick
+from fluxstack_otel._periodic import PeriodicSink, PeriodicWorker, Tick
 from fluxstack_otel.exporters._post import public_url
 
 if TYPE_CHECKING:
-    from fluxstack_otel._sinks import Endpoint, SinkContext
+    from fluxstack_otel._sinks import SinkContext
 
 __all__ = ["OtlpSink", "signal_url", "strip_empty", "with_environment"]
 
@@ -55,7 +55,7 @@ class _MetricExporter(Protocol):
         pass
 
 
-class OtlpSink:
+class OtlpSink(PeriodicSink):
     """An otlp exporter entry.
 
     Args:
@@ -81,14 +81,8 @@ class OtlpSink:
         self._worker = PeriodicWorker(f"{_THREAD_PREFIX}otlp {self._target}", interval, self._run)
         _rate_limit_exporter_logs()
 
-    def endpoints(self) -> dict[str, Endpoint]:
-        return {}
-
-    def start(self) -> None:
-        self._worker.start()
-
     def shutdown(self, timeout: float) -> None:
-        self._worker.stop(timeout)
+        super().shutdown(timeout)
         try:
             # Closes the connection, which also ends an export a stuck thread is still waiting on.
             self._exporter.shutdown(timeout_millis=max(0.0, timeout) * 1000)
