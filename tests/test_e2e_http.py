@@ -227,7 +227,7 @@ def test_starlette_traffic_gives_exact_metrics(served_starlette: str) -> None:
     assert not [k for k in v if ("route", "/items/1") in k[1]]
     # Only 4xx/5xx at or above the threshold (500) are errors.
     assert not [k for k in v if k[0] == "http_errors_total" and ("status_code", "404") in k[1]]
-    families = {name for name, _ in v} | set()
+    families = {name for name, _ in v}
     for name in ("process_memory_rss_bytes", "system_memory_total_bytes", "system_load_average_1m"):
         assert name in families
 
