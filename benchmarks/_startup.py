@@ -4,7 +4,8 @@ The timer runs inside the child, around the import and the configure call only, 
 start-up is not counted. Bytecode is cached as in any installed deployment, but into a private
 ``PYTHONPYCACHEPREFIX`` directory (never into the source tree), with ``PYTHONDONTWRITEBYTECODE``
 cleared for the children; one discarded run per command fills that cache and the OS page cache.
-The commands are then interleaved over the rounds and the median is reported.
+The commands are then interleaved over the rounds and the median is reported. The children run
+in an empty working directory, as an app without a ``pyproject.toml`` table would.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ def _env(pycache: str | None) -> dict[str, str]:
     return env
 
 
-def _once(code: str, env: dict[str, str]) -> float:
+def _once(code: str, env: dict[str, str], cwd: str) -> float:
     done = subprocess.run(
         [sys.executable, "-c", code],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -79,16 +81,19 @@ def run(rounds: int, warm: bool = True) -> dict[str, Any]:
         warm: Run each command once, untimed, first (fills the bytecode and page caches). A smoke
             run skips it: its single figure is then a cold start.
     """
-    pycache = tempfile.mkdtemp(prefix="bench-pycache-")
+    scratch = tempfile.mkdtemp(prefix="bench-startup-")
+    pycache = os.path.join(scratch, "pycache")
+    workdir = os.path.join(scratch, "app")
+    os.mkdir(workdir)
     try:
         # A smoke run keeps the environment's bytecode as it is: filling a private cache would
         # compile everything once, for one figure that means nothing.
-        return _run(rounds, _env(pycache if warm else None), warm)
+        return _run(rounds, _env(pycache if warm else None), warm, workdir)
     finally:
-        shutil.rmtree(pycache, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(rounds: int, env: dict[str, str], warm: bool) -> dict[str, Any]:
+def _run(rounds: int, env: dict[str, str], warm: bool, cwd: str) -> dict[str, Any]:
     result: dict[str, Any] = {
         "rounds": rounds,
         "pythonpath": str(SRC),
@@ -104,7 +109,7 @@ def _run(rounds: int, env: dict[str, str], warm: bool) -> dict[str, Any]:
     for key, (label, code) in COMMANDS.items():
         rows[key] = {"label": label, "code": code, "seconds_per_round": []}
         try:
-            first = _once(code, env)
+            first = _once(code, env, cwd)
         except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
             message = str(exc)
             if key.startswith("fluxstack") and (
@@ -120,7 +125,7 @@ def _run(rounds: int, env: dict[str, str], warm: bool) -> dict[str, Any]:
     for r in range(rounds if warm else rounds - 1):
         for key in alive[r % len(alive) :] + alive[: r % len(alive)] if alive else []:
             try:
-                rows[key]["seconds_per_round"].append(_once(COMMANDS[key][1], env))
+                rows[key]["seconds_per_round"].append(_once(COMMANDS[key][1], env, cwd))
             except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
                 rows[key]["error"] = str(exc)
     for key in alive:

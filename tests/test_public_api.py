@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import fluxstack_otel
 
@@ -46,3 +48,79 @@ def test_package_ships_py_typed() -> None:
     from importlib.resources import files
 
     assert files("fluxstack_otel").joinpath("py.typed").is_file()
+
+
+# Modules the default pipeline (Prometheus at /metrics, system metrics, the threshold alerts)
+# has no use for: HTTP clients and TLS (webhooks, OTLP, JSON push), the standalone servers, the
+# event loop (an ASGI server brings its own), config-file parsing, the optional features.
+_NOT_LOADED_BY_DEFAULT = (
+    "asyncio",
+    "ssl",
+    "http.client",
+    "http.server",
+    "urllib.request",
+    "email",
+    "gzip",
+    "tomllib",
+    "difflib",
+    "hashlib",
+    "importlib.resources",
+    "fluxstack_otel._dashboard",
+    "fluxstack_otel._endpoint_server",
+    "fluxstack_otel._multiprocess",
+    "fluxstack_otel.exporters._otlp",
+    "fluxstack_otel.exporters._json",
+    "fluxstack_otel.exporters._file",
+    "fluxstack_otel.exporters._console",
+    "fluxstack_otel.exporters._prometheus_server",
+)
+
+
+def test_default_configuration_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """import + configure_monitoring() with the defaults loads no optional module (start-up time)."""
+    code = (
+        "import sys, fluxstack_otel\n"
+        "m = fluxstack_otel.configure_monitoring()\n"
+        "m.render_prometheus()\n"
+        f"print([n for n in {_NOT_LOADED_BY_DEFAULT!r} if n in sys.modules])\n"
+        "m.shutdown()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,  # no pyproject.toml
+        env={k: v for k, v in os.environ.items() if not k.startswith(("FLUXSTACK", "OTEL_"))},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_feature_loads_its_module_when_configured(tmp_path: Path) -> None:
+    """The lazily imported parts arrive when the configuration asks for them."""
+    code = (
+        "import sys, fluxstack_otel\n"
+        "m = fluxstack_otel.configure_monitoring({'exporters': [\n"
+        "    {'type': 'prometheus', 'port': 0},\n"
+        f"    {{'type': 'file', 'file_path': {str(tmp_path / 'm.json')!r}, 'interval': 60}}],\n"
+        "    'dashboard': {'enabled': True}})\n"
+        "print(sorted(n for n in sys.modules if n.startswith('fluxstack_otel.')\n"
+        "    and n.split('.')[-1] in ('_prometheus_server', '_file', '_dashboard')))\n"
+        "m.shutdown()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == str(
+        [
+            "fluxstack_otel._dashboard",
+            "fluxstack_otel.exporters._file",
+            "fluxstack_otel.exporters._prometheus_server",
+        ]
+    )

@@ -24,16 +24,13 @@ app never meet the guard.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    import ipaddress
+
     from fluxstack_otel._config import AuthConfig
     from fluxstack_otel._sinks import Endpoint
 
@@ -43,7 +40,9 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# hashlib, hmac, base64 and ipaddress are imported where a guard first needs them: an app without
+# an ``auth`` section never loads them.
+_Network: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"
 _REALM = 'realm="metrics"'
 
 
@@ -76,6 +75,8 @@ _FORBIDDEN = _denial(403, b"Forbidden")
 
 
 def _digest(value: bytes) -> bytes:
+    import hashlib
+
     return hashlib.sha256(value).digest()
 
 
@@ -104,6 +105,8 @@ class Guard:
         self._basic = (
             None if basic is None else (_digest(basic[0].encode()), _digest(basic[1].encode()))
         )
+        import ipaddress
+
         self._networks: tuple[_Network, ...] = tuple(
             ipaddress.ip_network(n, strict=False) for n in networks
         )
@@ -145,6 +148,8 @@ class Guard:
     def _allowed(self, host: str | None) -> bool:
         if host is None:
             return False
+        import ipaddress
+
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone
         except ValueError:
@@ -154,6 +159,10 @@ class Guard:
         return any(address in network for network in self._networks)
 
     def _credentials_match(self, authorization: str) -> bool:
+        import base64
+        import binascii
+        import hmac
+
         scheme, _, value = authorization.strip().partition(" ")
         scheme = scheme.lower()
         value = value.strip()

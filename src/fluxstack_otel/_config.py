@@ -26,7 +26,6 @@ and ``_config_parse`` holds the generic checks it runs.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -470,6 +469,8 @@ def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
         try:
             if not isinstance(item, str):
                 raise ValueError(item)
+            import ipaddress
+
             out.append(str(ipaddress.ip_network(str.__str__(item).strip(), strict=False)))
         except ValueError:
             allowed = "an IP network such as '10.0.0.0/8' or '::1'"

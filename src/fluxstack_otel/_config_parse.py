@@ -12,15 +12,12 @@ infinities are refused, and a string is not a list.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -51,6 +48,8 @@ def suggest(word: object, choices: list[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
     if not isinstance(word, str) or len(word) > 100:
         return ""
+    import difflib  # only a mistake needs it
+
     close = difflib.get_close_matches(str.__str__(word), choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -286,18 +285,22 @@ def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:
         raise ConfigError(f"could not read the path {show(source)}: {type(exc).__name__}") from None
     if not isinstance(name, str):
         raise fail("", "a str path", name)
-    path = Path(name)
-    kind = path.suffix.lower()
+    suffix = os.path.splitext(name)[1]
+    kind = suffix.lower()
     if kind not in (".toml", ".json"):
-        raise ConfigError(
-            f"config file {name!r}: expected a .toml or .json file, got {path.suffix!r}"
-        )
+        raise ConfigError(f"config file {name!r}: expected a .toml or .json file, got {suffix!r}")
     try:
-        data = path.read_bytes()
+        with open(name, "rb") as handle:
+            data = handle.read()
     except OSError as exc:
         raise ConfigError(f"config file {name!r}: cannot read it: {exc.strerror or exc}") from None
     try:
-        document: object = tomllib.loads(data.decode()) if kind == ".toml" else json.loads(data)
+        if kind == ".toml":
+            import tomllib
+
+            document: object = tomllib.loads(data.decode())
+        else:
+            document = json.loads(data)
     except (ValueError, RecursionError) as exc:  # decoding errors are ValueErrors too
         raise ConfigError(f"config file {name!r}: not valid {kind[1:].upper()}: {exc}") from None
     if not (kind == ".toml" and isinstance(document, dict) and "tool" in document):

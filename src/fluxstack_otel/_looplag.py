@@ -8,10 +8,13 @@ between two scrapes is seen rather than averaged away; an idle loop reads close 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["LoopLagProbe"]
 
@@ -42,6 +45,8 @@ class LoopLagProbe:
         """Start the probe on the running loop unless one already runs there."""
         if self._stopped or self.active:
             return
+        import asyncio  # loaded already: this runs on the app's event loop
+
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._task = loop.create_task(self._run(), name="fluxstack-otel-loop-lag")
@@ -71,6 +76,8 @@ class LoopLagProbe:
             loop.call_soon_threadsafe(task.cancel)
 
     async def _run(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         interval = self._interval
         samples = self._samples

@@ -9,7 +9,6 @@ Monitoring also provides the process-wide OpenTelemetry MeterProvider, one at a 
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -20,7 +19,7 @@ import uuid
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -34,28 +33,25 @@ from fluxstack_otel._auth import Guard, protect
 from fluxstack_otel._catalog import PROFILES, SYSTEM_SCOPE
 from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig
 from fluxstack_otel._custom import CustomMetrics, cardinality_limits
-from fluxstack_otel._dashboard import DashboardSink
-from fluxstack_otel._endpoint_server import EndpointServer
 from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._failures import report_failure
 from fluxstack_otel._fork import reset_meter_provider
 from fluxstack_otel._looplag import LoopLagProbe
-from fluxstack_otel._multiprocess import HOST_WIDE_SINKS, HostStream
 from fluxstack_otel._naming import PresentedStream, present
 from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import Endpoint, Sink, SinkContext
 from fluxstack_otel._sources import resolve
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel._system import PsutilSource, SystemSource, register_system_metrics
-from fluxstack_otel._tracing import require_instrumentation
 from fluxstack_otel.alerts import Alert, AlertCallback, AlertProcessor, build_processor
-from fluxstack_otel.exporters import SINK_FACTORIES
-from fluxstack_otel.exporters._prometheus import (
-    PrometheusServer,
-    PrometheusSink,
-    RenderOptions,
-    render,
-)
+from fluxstack_otel.exporters import SINK_TYPES, sink_factory
+from fluxstack_otel.exporters._prometheus import PrometheusSink, RenderOptions, render
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from fluxstack_otel._multiprocess import HostStream
+    from fluxstack_otel.exporters._prometheus_server import PrometheusServer
 
 __all__ = ["ConfigSource", "Monitoring", "configure_monitoring"]
 
@@ -106,6 +102,8 @@ class Monitoring(CustomMetrics):
             self._stream = MetricStream(None, None, self._resource)
             return
         if config.tracing:
+            from fluxstack_otel._tracing import require_instrumentation
+
             require_instrumentation()
 
         if config.http_metrics:
@@ -138,7 +136,11 @@ class Monitoring(CustomMetrics):
         )
         # Several workers on one host: the pull exporters serve the host's totals (_multiprocess).
         host_context = context
+        host_wide: frozenset[str] = frozenset()
         if config.multiprocess.enabled:
+            from fluxstack_otel._multiprocess import HOST_WIDE_SINKS, HostStream
+
+            host_wide = HOST_WIDE_SINKS
             self._host = HostStream(
                 self._stream, config.multiprocess.directory, config.collect_interval
             )
@@ -154,19 +156,21 @@ class Monitoring(CustomMetrics):
         for index, exporter in enumerate(config.exporters):
             if not exporter.enabled:
                 continue
-            factory = SINK_FACTORIES.get(exporter.type)
+            factory = sink_factory(exporter.type)
             if factory is None:
                 raise ConfigError(
                     f"exporter type {exporter.type!r} is not available in this version; "
-                    f"available: {', '.join(sorted(SINK_FACTORIES))}",
+                    f"available: {', '.join(SINK_TYPES)}",
                     path=f"exporters[{index}].type",
                 )
-            shared = exporter.type in HOST_WIDE_SINKS
+            shared = exporter.type in host_wide
             self._sinks.append(factory(exporter, host_exported if shared else exported))
         if self._host is not None:
             self._sinks.append(self._host)
         self._sinks.append(self._alerts)
         if config.dashboard.enabled:  # after the exporters: it reads a json endpoint if one is set
+            from fluxstack_otel._dashboard import DashboardSink
+
             self._sinks.append(DashboardSink(config.dashboard, host_context))
         self._wiring_cache = self._build_wiring()
         try:
@@ -297,6 +301,8 @@ class Monitoring(CustomMetrics):
         guard = Guard.from_config(config.auth)
         endpoints = protect(endpoints, guard)
         if config.endpoint_server.port is not None:  # served apart: the app keeps every path
+            from fluxstack_otel._endpoint_server import EndpointServer
+
             server = EndpointServer(endpoints, host=config.endpoint_server.host,
                                     port=config.endpoint_server.port, guard=guard)  # fmt: skip
             self._sinks.append(server)  # started and stopped with the other sinks

@@ -28,14 +28,11 @@ The environment is read from the ``environ`` mapping given, so tests never touch
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -328,6 +325,8 @@ def _check_unknown(environ: Mapping[str, str]) -> None:
     }
     for name in environ:
         if name.startswith(ENV_PREFIX) and name.removeprefix(ENV_PREFIX) not in known:
+            import difflib
+
             close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(known), n=1)
             hint = (
                 f"; did you mean {known[close[0]]!r}?"
@@ -359,22 +358,34 @@ def _environment(
     return values, adjustments
 
 
-def _discover(environ: Mapping[str, str], cwd: Path) -> str | None:
+def _discover(environ: Mapping[str, str], cwd: str) -> str | None:
     named = environ.get(CONFIG_FILE_VAR)
     if named:
-        return str(cwd / named) if not Path(named).is_absolute() else named
-    pyproject = cwd / "pyproject.toml"
-    if not pyproject.is_file():
+        return named if os.path.isabs(named) else os.path.join(cwd, named)
+    pyproject = os.path.join(cwd, "pyproject.toml")
+    if not os.path.isfile(pyproject):
         return None
     try:
-        document: Any = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {str(pyproject)!r}: cannot read it: {exc}") from None
+        text = _read_text(pyproject)
+        # Every spelling of [tool.fluxstack.monitoring] holds both words; a pyproject.toml
+        # without them (most apps' own) is not parsed at all.
+        if "fluxstack" not in text or "monitoring" not in text:
+            return None
+        import tomllib
+
+        document: Any = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # TOMLDecodeError is a ValueError
+        raise ConfigError(f"config file {pyproject!r}: cannot read it: {exc}") from None
     for key in PYPROJECT_TABLE:
         if not isinstance(document, dict) or key not in document:
             return None  # a pyproject.toml without the table is not a config file
         document = document[key]
-    return str(pyproject)
+    return pyproject
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def _from_file(path: str) -> tuple[MonitoringConfig, set[str]]:
@@ -461,7 +472,7 @@ def resolve(
             file=None,
         )
     environ = os.environ if environ is None else environ
-    here = Path(os.getcwd() if cwd is None else cwd)
+    here = os.getcwd() if cwd is None else os.fspath(cwd)
     values: dict[str, Any] = {}
     sources = dict.fromkeys((p.name for p in PARAMETERS), DEFAULT)
 

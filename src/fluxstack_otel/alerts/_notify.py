@@ -16,7 +16,6 @@ one raises is reported (rate-limited log line plus a count) and the rest still r
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
@@ -25,9 +24,8 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from fluxstack_otel._config import (
@@ -40,6 +38,10 @@ from fluxstack_otel._failures import report_failure
 from fluxstack_otel._periodic import Tick
 from fluxstack_otel.alerts._alert import Alert, rfc3339
 from fluxstack_otel.exporters._post import PostError, post, post_with_retries
+
+if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import Future
 
 __all__ = [
     "AlertCallback",
@@ -158,6 +160,8 @@ async def _await(awaitable: Awaitable[object]) -> object:
 def _run_awaitable(
     awaitable: Awaitable[object], loop: asyncio.AbstractEventLoop | None, name: str
 ) -> None:
+    import asyncio  # loaded already wherever an event loop runs
+
     if loop is not None:
         future = asyncio.run_coroutine_threadsafe(_await(awaitable), loop)
 

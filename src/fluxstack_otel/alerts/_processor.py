@@ -9,7 +9,6 @@ reported (rate-limited log line plus a count) and the next evaluation goes on.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -34,6 +33,8 @@ from fluxstack_otel.alerts._rules import Rule, compile_rules
 from fluxstack_otel.alerts._snapshot import Sample, take_snapshot
 
 if TYPE_CHECKING:
+    import asyncio
+
     from fluxstack_otel._config import MonitoringConfig
     from fluxstack_otel._sinks import Endpoint
 

@@ -1,24 +1,38 @@
-"""Sinks of the metric stream, one module per kind; ``SINK_FACTORIES`` maps a type to its sink."""
+"""Sinks of the metric stream, one module per kind; ``sink_factory`` maps a type to its sink.
+
+Each exporter module is imported when a configuration first uses its type, so an app pays the
+import of only the exporters it runs (the OTLP and webhook ones pull in HTTP clients and TLS).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from fluxstack_otel._sinks import Sink, SinkContext
-from fluxstack_otel.exporters._console import ConsoleSink
-from fluxstack_otel.exporters._file import FileSink
-from fluxstack_otel.exporters._json import JsonSink
-from fluxstack_otel.exporters._otlp import OtlpSink
-from fluxstack_otel.exporters._prometheus import PrometheusSink
 
-__all__ = ["SINK_FACTORIES"]
+__all__ = ["SINK_TYPES", "sink_factory"]
 
-# exporter ``type`` -> factory(exporter config, context). Each factory takes its own config class.
-SINK_FACTORIES: dict[str, Callable[[Any, SinkContext], Sink]] = {
-    "console": ConsoleSink,
-    "file": FileSink,
-    "json": JsonSink,
-    "otlp": OtlpSink,
-    "prometheus": PrometheusSink,
+SinkFactory = Callable[[Any, SinkContext], Sink]
+
+# exporter ``type`` -> (module, class). Each factory takes its own config class.
+_FACTORIES: dict[str, tuple[str, str]] = {
+    "console": ("fluxstack_otel.exporters._console", "ConsoleSink"),
+    "file": ("fluxstack_otel.exporters._file", "FileSink"),
+    "json": ("fluxstack_otel.exporters._json", "JsonSink"),
+    "otlp": ("fluxstack_otel.exporters._otlp", "OtlpSink"),
+    "prometheus": ("fluxstack_otel.exporters._prometheus", "PrometheusSink"),
 }
+
+SINK_TYPES: tuple[str, ...] = tuple(sorted(_FACTORIES))
+"""Every exporter ``type`` this version knows."""
+
+
+def sink_factory(kind: str) -> SinkFactory | None:
+    """The sink class for exporter type ``kind`` (its module imported now), or None if unknown."""
+    where = _FACTORIES.get(kind)
+    if where is None:
+        return None
+    factory: SinkFactory = getattr(importlib.import_module(where[0]), where[1])
+    return factory

@@ -1,6 +1,7 @@
 """POST a body to an HTTP endpoint with retries and exponential backoff, inside one run.
 
-Standard library only (``urllib.request``): no runtime dependency for a JSON webhook. Every
+Standard library only (``urllib.request``, imported on the first POST, so an app that never
+posts does not load the HTTP client and TLS): no runtime dependency for a JSON webhook. Every
 attempt has a timeout, and the backoff waits go through the run's ``Tick``, so retries end before
 the next run starts and a shutdown cuts them short.
 """
@@ -8,10 +9,7 @@ the next run starts and a shutdown cuts them short.
 from __future__ import annotations
 
 import random
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
-from http.client import HTTPException
 from urllib.parse import urlsplit
 
 from fluxstack_otel._periodic import Tick
@@ -56,6 +54,10 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
     Raises:
         PostError: Connection failure, timeout, or an error status; names the URL and the cause.
     """
+    import urllib.error
+    import urllib.request
+    from http.client import HTTPException
+
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     shown = public_url(url)
     try:

@@ -15,16 +15,12 @@ labels are opt-in, so upgrading this package never renames a series.
 
 from __future__ import annotations
 
-import asyncio
-import gzip
 import logging
 import math
 import re
-import threading
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import Exemplar
@@ -43,12 +39,12 @@ from fluxstack_otel._naming import exposition_name
 if TYPE_CHECKING:
     from fluxstack_otel._config import PrometheusExporterConfig
     from fluxstack_otel._sinks import Endpoint, SinkContext
+    from fluxstack_otel.exporters._prometheus_server import PrometheusServer
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "PrometheusEndpoint",
-    "PrometheusServer",
     "PrometheusSink",
     "RenderOptions",
     "negotiate",
@@ -367,7 +363,7 @@ class PrometheusEndpoint:
         body = render(self._collect(), openmetrics=openmetrics, options=self._options)
         headers = [(b"content-type", content_type.encode()), (b"vary", b"accept, accept-encoding")]
         if self._allow_gzip and accept_encoding and "gzip" in accept_encoding.lower():
-            body = gzip.compress(body, compresslevel=3)
+            body = _gzip(body)
             headers.append((b"content-encoding", b"gzip"))
         headers.append((b"content-length", str(len(body)).encode()))
         return body, headers
@@ -383,6 +379,8 @@ class PrometheusEndpoint:
                 accept = value.decode("latin-1")
             elif key == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
+        import asyncio  # loaded already: a scrape through the app runs on its event loop
+
         loop = asyncio.get_running_loop()
         try:
             body, headers = await loop.run_in_executor(None, self.respond, accept, accept_encoding)
@@ -394,6 +392,12 @@ class PrometheusEndpoint:
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
 
+def _gzip(body: bytes) -> bytes:
+    import gzip  # imported on the first compressed scrape, not with the package
+
+    return gzip.compress(body, compresslevel=3)
+
+
 async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
@@ -402,91 +406,6 @@ async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, 
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class PrometheusServer:
-    """A standalone HTTP server for the exposition on its own host and port (a daemon thread).
-
-    Args:
-        endpoint: The handler whose ``respond`` renders scrapes.
-        path: The path served; other paths get 404.
-        host: The address to bind.
-        port: The port to bind (0 picks a free one; see ``port`` after start).
-        guard: Who may scrape (``auth``); checked before anything else, on every path.
-    """
-
-    def __init__(
-        self,
-        endpoint: PrometheusEndpoint,
-        *,
-        path: str,
-        host: str,
-        port: int,
-        guard: Guard | None = None,
-    ) -> None:
-        respond = endpoint.respond
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._serve(with_body=True)
-
-            def do_HEAD(self) -> None:
-                self._serve(with_body=False)
-
-            def _serve(self, *, with_body: bool) -> None:
-                denial = guard and guard.check(
-                    self.client_address[0], self.headers["Authorization"]
-                )
-                if denial:
-                    self.send_response(denial.status)
-                    for key, value in denial.headers:
-                        self.send_header(key.decode(), value.decode())
-                    self.end_headers()
-                    if with_body:
-                        self.wfile.write(denial.body)
-                    return
-                if self.path.split("?", 1)[0] != path:
-                    self.send_error(404)
-                    return
-                try:
-                    body, headers = respond(
-                        self.headers.get("Accept"), self.headers.get("Accept-Encoding")
-                    )
-                except Exception:
-                    _log.exception("rendering the Prometheus exposition failed")
-                    self.send_error(500)
-                    return
-                self.send_response(200)
-                for key, value in headers:
-                    self.send_header(key.decode(), value.decode())
-                self.end_headers()
-                if with_body:
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # scrapes are not worth a log line each
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fluxstack-otel-prometheus", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        """Start serving in the background."""
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and close the socket."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout)
-        self._server.server_close()
 
 
 class PrometheusSink:
@@ -522,6 +441,8 @@ class PrometheusSink:
 
     def start(self) -> None:
         if self._config.port is not None:
+            from fluxstack_otel.exporters._prometheus_server import PrometheusServer
+
             self._server = PrometheusServer(
                 self._endpoint,
                 path=self._config.endpoint,
