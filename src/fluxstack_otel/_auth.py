@@ -25,8 +25,7 @@ app never meet the guard.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 if TYPE_CHECKING:
     import ipaddress
@@ -46,8 +45,7 @@ _Network: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"
 _REALM = 'realm="metrics"'
 
 
-@dataclass(frozen=True, slots=True)
-class Denial:
+class Denial(NamedTuple):
     """The answer to a refused request.
 
     Attributes:

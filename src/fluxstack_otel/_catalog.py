@@ -12,8 +12,8 @@ the profile is applied once per collection, on the way out (``_naming.py``), nev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "ALERT_ALIASES",
@@ -79,8 +79,7 @@ DEFAULT_SIZE_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
+class MetricSpec(NamedTuple):
     """One built-in metric.
 
     Attributes:
@@ -192,8 +191,7 @@ BUILTIN_METRICS: tuple[MetricSpec, ...] = HTTP_METRICS + SYSTEM_METRICS
 METRICS_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in BUILTIN_METRICS}
 
 
-@dataclass(frozen=True, slots=True)
-class AlertAlias:
+class AlertAlias(NamedTuple):
     """A FluxStack alert metric name that maps onto a built-in metric with a unit scale.
 
     Attributes:
@@ -215,8 +213,7 @@ ALERT_ALIASES: dict[str, AlertAlias] = {
 SYSTEM_SCOPE = "fluxstack_otel.system"
 
 
-@dataclass(frozen=True, slots=True)
-class Naming:
+class Naming(NamedTuple):
     """How one built-in metric is presented in a naming profile.
 
     Attributes:
@@ -234,8 +231,7 @@ class Naming:
     convention: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
+class Profile(NamedTuple):
     """A naming profile: a presentation of every built-in metric and label.
 
     Attributes:

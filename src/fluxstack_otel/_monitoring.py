@@ -18,7 +18,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
@@ -149,9 +149,9 @@ class Monitoring(CustomMetrics):
         # names (_naming.py).
         exported, host_exported = context, host_context
         if not self._profile.identity:
-            exported = replace(context, stream=PresentedStream(context.stream, self._profile))
-            host_exported = replace(
-                host_context, stream=PresentedStream(host_context.stream, self._profile)
+            exported = context._replace(stream=PresentedStream(context.stream, self._profile))
+            host_exported = host_context._replace(
+                stream=PresentedStream(host_context.stream, self._profile)
             )
         for index, exporter in enumerate(config.exporters):
             if not exporter.enabled:

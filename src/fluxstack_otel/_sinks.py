@@ -8,8 +8,8 @@ never raise into the app at run time. ``shutdown`` flushes once and returns with
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import field
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from fluxstack_otel._config import MonitoringConfig
@@ -43,8 +43,7 @@ class Sink(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class SinkContext:
+class SinkContext(NamedTuple):
     """What a sink may use.
 
     Attributes:

@@ -32,8 +32,8 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import fields, replace
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 from fluxstack_otel._config import (
@@ -74,8 +74,7 @@ Reader = Callable[[str, str], Any]
 ``_UNSET`` when the text means "leave the key alone"."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EnvVar:
+class EnvVar(NamedTuple):
     """One environment variable and the top-level key it sets (or, ``adjusts``, modifies)."""
 
     name: str
@@ -92,8 +91,7 @@ class EnvVar:
     """It modifies the winning exporters list instead of setting the key."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     """The resolved configuration and where each top-level key came from.
 
     Attributes:

@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 import operator as op
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 from fluxstack_otel._catalog import Kind
 from fluxstack_otel._quantile import histogram_quantile
@@ -49,8 +48,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InstanceState:
+class InstanceState(NamedTuple):
     """What the evaluator remembers about one pending or firing instance."""
 
     state: Literal["pending", "firing"]
@@ -61,8 +59,7 @@ class InstanceState:
     keep_firing_since: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     """The result of one evaluation.
 
     Attributes:
@@ -133,15 +130,15 @@ def _step(
                 state="firing", value=value, active_at=active_at, fired_at=now, notified_at=now
             )
             return fired, _alert(rule, labels, fired, "firing", value)
-        return _still_firing(rule, labels, replace(prev, value=value, keep_firing_since=None), now)
+        return _still_firing(rule, labels, prev._replace(value=value, keep_firing_since=None), now)
     if prev is None or prev.state == "pending":
         return None, None
     last = prev.value if value is None else value
     since = now if prev.keep_firing_since is None else prev.keep_firing_since
     if now - since >= rule.keep_firing_for:
-        ended = replace(prev, value=last)
+        ended = prev._replace(value=last)
         return None, _alert(rule, labels, ended, "resolved", last, ended_at=now)
-    return _still_firing(rule, labels, replace(prev, value=last, keep_firing_since=since), now)
+    return _still_firing(rule, labels, prev._replace(value=last, keep_firing_since=since), now)
 
 
 def _still_firing(
@@ -150,7 +147,7 @@ def _still_firing(
     notified = state.notified_at if state.notified_at is not None else now
     if now - notified < rule.repeat_interval:
         return state, None
-    state = replace(state, notified_at=now)
+    state = state._replace(notified_at=now)
     return state, _alert(rule, labels, state, "firing", state.value, repeat=True)
 
 

@@ -14,7 +14,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from fluxstack_otel import _catalog as cat
 from fluxstack_otel._config import AGGREGATIONS, AlertRule, MonitoringConfig, custom_metric_spec
@@ -44,8 +44,7 @@ _OPERATOR_WORDS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=
 _TEMPLATE_FIELDS = ("name", "value", "threshold", "operator", "severity", "subject", "labels")
 
 
-@dataclass(frozen=True, slots=True)
-class Select:
+class Select(NamedTuple):
     """One metric reduced over the window.
 
     Attributes:
@@ -62,8 +61,7 @@ class Select:
     by_series: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Ratio:
+class Ratio(NamedTuple):
     """``numerator / denominator`` of two single-result selections (no result when 0/0)."""
 
     numerator: Select

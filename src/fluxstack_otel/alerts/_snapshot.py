@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
@@ -18,8 +18,7 @@ from fluxstack_otel.alerts._rules import Labels
 __all__ = ["HistogramPoint", "NumberPoint", "Point", "Sample", "Snapshot", "take_snapshot"]
 
 
-@dataclass(frozen=True, slots=True)
-class NumberPoint:
+class NumberPoint(NamedTuple):
     """A counter's cumulative value (with its start time) or a gauge's value (start 0)."""
 
     value: float
@@ -46,8 +45,7 @@ Snapshot: TypeAlias = Mapping[str, Mapping[Labels, Point]]
 """metric name -> label set -> point."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """A snapshot and the clock reading (Unix seconds) when it was collected."""
 
     time: float

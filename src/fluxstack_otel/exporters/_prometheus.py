@@ -20,8 +20,7 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -60,8 +59,7 @@ _CONTENT_TYPE_OPENMETRICS_001 = "application/openmetrics-text; version=0.0.1; ch
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 
 
-@dataclass(frozen=True, slots=True)
-class RenderOptions:
+class RenderOptions(NamedTuple):
     """What the exposition includes beyond the metrics themselves.
 
     Attributes:
@@ -71,6 +69,10 @@ class RenderOptions:
 
     target_info: bool = False
     scope_labels: bool = False
+
+
+DEFAULT_OPTIONS = RenderOptions()
+"""No ``target_info``, no scope labels."""
 
 
 def negotiate(accept: str | None, *, allow_openmetrics: bool = True) -> tuple[bool, str]:
@@ -114,7 +116,7 @@ def negotiate(accept: str | None, *, allow_openmetrics: bool = True) -> tuple[bo
 
 
 def render(
-    data: MetricsData, *, openmetrics: bool, options: RenderOptions = RenderOptions()
+    data: MetricsData, *, openmetrics: bool, options: RenderOptions = DEFAULT_OPTIONS
 ) -> bytes:
     """Render one collection in the Prometheus text format (0.0.4) or OpenMetrics 1.0."""
     out: list[str] = []
@@ -346,7 +348,7 @@ class PrometheusEndpoint:
         self,
         collect: Callable[[], MetricsData],
         *,
-        options: RenderOptions = RenderOptions(),
+        options: RenderOptions = DEFAULT_OPTIONS,
         allow_openmetrics: bool = True,
         allow_gzip: bool = True,
     ) -> None:
