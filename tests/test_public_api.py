@@ -65,6 +65,8 @@ _NOT_LOADED_BY_DEFAULT = (
     "difflib",
     "hashlib",
     "importlib.resources",
+    "fluxstack_otel._auth",
+    "fluxstack_otel.exporters._post",
     "fluxstack_otel._dashboard",
     "fluxstack_otel._endpoint_server",
     "fluxstack_otel._multiprocess",

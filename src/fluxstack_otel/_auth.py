@@ -118,7 +118,7 @@ class Guard:
     @classmethod
     def from_config(cls, auth: AuthConfig) -> Guard | None:
         """The guard of an ``auth`` section, or None when the section sets no rule."""
-        if auth.bearer_token is None and auth.basic is None and not auth.allow_networks:
+        if not auth.restricts:
             return None
         basic = None
         if auth.basic is not None and auth.basic.password is not None:

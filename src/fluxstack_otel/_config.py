@@ -522,6 +522,11 @@ class AuthConfig:
     allow_networks: tuple[str, ...] = option((), _networks)
     """Client networks allowed (``127.0.0.0/8``, ``10.0.0.0/8``, ``::1``); empty allows all."""
 
+    @property
+    def restricts(self) -> bool:
+        """True when the section sets a rule (without one the endpoints are open)."""
+        return self.bearer_token is not None or self.basic is not None or bool(self.allow_networks)
+
     def __repr__(self) -> str:
         token = None if self.bearer_token is None else "***"
         return (

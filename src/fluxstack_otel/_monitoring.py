@@ -29,7 +29,6 @@ from opentelemetry.trace import TracerProvider
 
 from fluxstack_otel import _global
 from fluxstack_otel._asgi import ASGIApp, MonitoringMiddleware
-from fluxstack_otel._auth import Guard, protect
 from fluxstack_otel._catalog import PROFILES, SYSTEM_SCOPE
 from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig
 from fluxstack_otel._custom import CustomMetrics, cardinality_limits
@@ -298,8 +297,12 @@ class Monitoring(CustomMetrics):
         for sink in self._sinks:
             endpoints.update(sink.endpoints())
         # Only endpoint paths meet the guard: requests to the app never pay for it.
-        guard = Guard.from_config(config.auth)
-        endpoints = protect(endpoints, guard)
+        guard = None
+        if config.auth.restricts:  # _auth is imported only by apps that use it
+            from fluxstack_otel._auth import Guard, protect
+
+            guard = Guard.from_config(config.auth)
+            endpoints = protect(endpoints, guard)
         if config.endpoint_server.port is not None:  # served apart: the app keeps every path
             from fluxstack_otel._endpoint_server import EndpointServer
 

@@ -20,7 +20,6 @@ import contextlib
 import inspect
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -36,10 +35,10 @@ from fluxstack_otel._config import (
 from fluxstack_otel._failures import report_failure
 from fluxstack_otel._periodic import Tick
 from fluxstack_otel.alerts._alert import Alert, rfc3339
-from fluxstack_otel.exporters._post import PostError, post, post_with_retries
 
 if TYPE_CHECKING:
     import asyncio
+    import queue
     from concurrent.futures import Future
 
 __all__ = [
@@ -216,8 +215,14 @@ class _Outbox:
         attempts: int = 3,
         first_backoff: float = 0.5,
         capacity: int = 100,
-        send: Callable[[str, bytes, Mapping[str, str], float], int] = post,
+        send: Callable[[str, bytes, Mapping[str, str], float], int] | None = None,
     ) -> None:
+        # The HTTP client is imported by the first webhook or Alertmanager notifier, not with
+        # the package.
+        import queue
+
+        from fluxstack_otel.exporters._post import post
+
         self.what = f"{what} {_origin(url)}"
         self._url = url
         self._timeout = timeout
@@ -226,7 +231,7 @@ class _Outbox:
         # Enough time for ``attempts`` attempts and the backoffs between them.
         self._budget = attempts * timeout + first_backoff * (2 ** (attempts - 1) - 1) * 1.2 + 0.1
         self._attempts = attempts
-        self._send = send
+        self._send = send if send is not None else post
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
@@ -244,12 +249,16 @@ class _Outbox:
                     target=self._run, name="fluxstack-otel-alert-sender", daemon=True
                 )
                 self._thread.start()
+        import queue
+
         try:
             self._queue.put_nowait(body)
         except queue.Full:
             report_failure(f"sending alerts to {self.what} (queue full, dropped)", exc_info=False)
 
     def _run(self) -> None:
+        from fluxstack_otel.exporters._post import PostError
+
         while True:
             body = self._queue.get()
             if body is None:
@@ -262,6 +271,8 @@ class _Outbox:
                 report_failure(f"sending alerts to {self.what}")
 
     def _post(self, body: bytes) -> None:
+        from fluxstack_otel.exporters._post import PostError, post_with_retries
+
         left = self._attempts
 
         def attempt(url: str, data: bytes, headers: Mapping[str, str], timeout: float) -> int:
@@ -292,6 +303,8 @@ class _Outbox:
             thread = self._thread
         if thread is None:
             return
+        import queue
+
         deadline = time.monotonic() + timeout
         with contextlib.suppress(queue.Full):  # the thread is stuck: the join below gives up
             self._queue.put(None, timeout=max(0.0, timeout))

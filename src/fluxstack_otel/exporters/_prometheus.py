@@ -32,10 +32,10 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from fluxstack_otel._auth import Guard
 from fluxstack_otel._naming import exposition_name
 
 if TYPE_CHECKING:
+    from fluxstack_otel._auth import Guard
     from fluxstack_otel._config import PrometheusExporterConfig
     from fluxstack_otel._sinks import Endpoint, SinkContext
     from fluxstack_otel.exporters._prometheus_server import PrometheusServer
@@ -429,7 +429,11 @@ class PrometheusSink:
             allow_gzip=exporter.gzip,
         )
         self._server: PrometheusServer | None = None
-        self._guard = Guard.from_config(context.config.auth)
+        self._guard: Guard | None = None
+        if context.config.auth.restricts:
+            from fluxstack_otel._auth import Guard
+
+            self._guard = Guard.from_config(context.config.auth)
 
     @property
     def server(self) -> PrometheusServer | None:
