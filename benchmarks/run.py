@@ -56,7 +56,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "throughput": {"rounds": 8, "duration": 1, "warmup": 1, "connections": 16},
             "scrape": {"rounds": 3, "sizes": [100, 1_000, 10_000], "budget_s": 0.05},
             "memory": {"sizes": (1_000, 10_000), "window_s": 2.5},
-            "startup": {"rounds": 7},
+            "startup": {"rounds": 15},
         }
     if args.rounds is not None:
         for name in ("inproc", "throughput", "scrape", "startup"):
