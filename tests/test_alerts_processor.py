@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -99,11 +100,11 @@ def test_a_failing_collection_is_reported_and_the_next_evaluation_goes_on() -> N
     stream = MetricStream(None, recorder.to_metrics, Resource.create({}))
     calls = {"n": 0}
 
-    def flaky() -> MetricsData:
+    def flaky(names: Collection[str]) -> MetricsData:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("collection broke")
-        return stream.collect()
+        return stream.collect(names)
 
     rules = compile_rules(load_config({"alerts": [SLOW_RULE], "thresholds": NO_THRESHOLDS}))
     processor = AlertProcessor(rules, flaky, interval=10, clock=clock)
@@ -265,3 +266,28 @@ def test_disabled_monitoring_has_no_alerts() -> None:
     monitoring.on_alert(lambda alert: None)
     assert monitoring.alerts() == []
     monitoring.shutdown()
+
+
+def test_the_processor_collects_only_what_its_rules_read() -> None:
+    """Evaluation builds only the metrics the rules read, not the whole stream."""
+    recorder = HttpRecorder(clock=lambda: 0.0)
+    stream = MetricStream(None, recorder.to_metrics, Resource.create({}))
+    built: list[set[str]] = []
+
+    def collect(names: Collection[str]) -> MetricsData:
+        data = stream.collect(names)
+        built.append(
+            {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+        )
+        return data
+
+    rules = compile_rules(load_config({"alerts": [SLOW_RULE], "thresholds": NO_THRESHOLDS}))
+    clock = Clock()
+    processor = AlertProcessor(rules, collect, interval=10, clock=clock)
+    processor.evaluate_now()
+    clock.now += 10
+    requests(recorder, "/slow", 0.4)
+    (fired,) = processor.evaluate_now()
+    assert fired.name == "SlowRoute"
+    assert fired.value == pytest.approx(487.5)  # p95 inside the default (0.25, 0.5] bucket, ms
+    assert built == [{"http_request_duration_seconds"}] * 2

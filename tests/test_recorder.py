@@ -133,3 +133,16 @@ def test_cardinality_cap_folds_new_series_into_overflow(caplog: pytest.LogCaptur
     overflow = [p for p in pts if p.attributes["route"] == OVERFLOW]
     assert overflow[0].value == 91
     assert sum("cardinality cap" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_projection_of_named_metrics_only() -> None:
+    """to_metrics(names) builds just the named metrics, with the points of the full projection."""
+    rec = HttpRecorder(clock=lambda: 0.0, wall_clock_ns=lambda: 5)
+    rec.record("GET", "/a", 200, None, 0.02, 0, 10, 0.0)
+    rec.record("POST", "/b", 503, "503", 0.2, 30, 5, 0.0)
+    full = by_name(rec.to_metrics())
+    wanted = ["http_errors_total", "http_request_duration_seconds", "not_a_metric"]
+    some = by_name(rec.to_metrics(wanted))
+    assert set(some) == {"http_errors_total", "http_request_duration_seconds"}
+    for name, metric in some.items():
+        assert points(metric) == points(full[name])

@@ -42,7 +42,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +178,12 @@ class HostStream(MetricStream):
         """Replace the resource of the worker's own stream."""
         self._local.set_resource(resource)
 
-    def collect(self) -> MetricsData:
-        """Publish this worker, then return the host's metrics as cumulative OTel data."""
+    def collect(self, names: Collection[str] | None = None) -> MetricsData:
+        """Publish this worker, then return the host's metrics as cumulative OTel data.
+
+        ``names`` is accepted for the ``MetricStream`` contract and ignored: the publication
+        carries every metric.
+        """
         own = self.publish()
         with self._locked(exclusive=False):
             archive = self._read_archive() or _new_archive()

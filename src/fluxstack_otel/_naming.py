@@ -18,7 +18,7 @@ Two rules live here, so the exposition and the checks on custom metric names agr
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -253,6 +253,9 @@ class PresentedStream(MetricStream):
         """Replace the inner stream's resource."""
         self._inner.set_resource(resource)
 
-    def collect(self) -> MetricsData:
-        """Collect from the inner stream and present the built-ins in the profile."""
-        return present(self._inner.collect(), self._profile)
+    def collect(self, names: Collection[str] | None = None) -> MetricsData:
+        """Collect from the inner stream and present the built-ins in the profile.
+
+        ``names`` (catalogue names, as the inner stream knows them) is passed on.
+        """
+        return present(self._inner.collect(names), self._profile)

@@ -1,8 +1,9 @@
 """The hot-path HTTP recorder: per-series accumulators, no OpenTelemetry call per request.
 
-One request is one ``record()`` call: a dict lookup on the series key, three bucket bisections and a
-handful of integer increments under one uncontended lock. Its cost does not depend on how many
-exporters read the data. At collection time ``snapshot()`` copies the accumulators and
+One request is one ``record()`` call, which appends one tuple to a queue; the queue is folded into
+the per-series accumulators (a dict lookup on the series key, three bucket bisections, a handful
+of increments) in batches, under one lock, by the request that fills it or by the next
+collection. Its cost does not depend on how many exporters read the data. At collection time ``snapshot()`` copies the accumulators and
 ``to_metrics()`` projects them onto the six catalogue metrics as standard OpenTelemetry points
 (``Sum`` and ``Histogram``, cumulative), so every OTel exporter can consume them.
 
@@ -30,7 +31,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
@@ -62,6 +63,15 @@ _Exemplar = tuple[float, int, int, int]
 # The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
 _OVERFLOW_STATUS = 0
 _DRAIN_AT = 256
+# The six HTTP metrics in the order to_metrics() returns them.
+_HTTP_SPECS = (
+    cat.HTTP_REQUESTS,
+    cat.HTTP_RESPONSES,
+    cat.HTTP_ERRORS,
+    cat.HTTP_REQUEST_DURATION,
+    cat.HTTP_REQUEST_SIZE,
+    cat.HTTP_RESPONSE_SIZE,
+)
 _K = TypeVar("_K", bound=tuple[object, ...])
 
 # The recorder keeps no min/max (they would cost compares on every request and cannot be turned
@@ -320,7 +330,8 @@ class HttpRecorder:
         d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
         out = []
         for k, start_ns, acc, exemplar_slots in copies:
-            dur = tuple(int(n) for n in acc[d0:r0])
+            # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
+            dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
             out.append(
                 SeriesSnapshot(
                     k,
@@ -328,19 +339,32 @@ class HttpRecorder:
                     sum(dur),
                     dur,
                     acc[_DUR_SUM],
-                    tuple(int(n) for n in acc[r0:p0]),
+                    cast("tuple[int, ...]", tuple(acc[r0:p0])),
                     int(acc[_REQ_SUM]),
-                    tuple(int(n) for n in acc[p0:end]),
+                    cast("tuple[int, ...]", tuple(acc[p0:end])),
                     int(acc[_RESP_SUM]),
                     exemplar_slots,
                 )
             )
         return out
 
-    def to_metrics(self, snapshot: list[SeriesSnapshot] | None = None) -> list[Metric]:
-        """Project the accumulators onto the six catalogue metrics (cumulative OTel points)."""
+    def to_metrics(
+        self,
+        names: Collection[str] | None = None,
+        snapshot: list[SeriesSnapshot] | None = None,
+    ) -> list[Metric]:
+        """Project the accumulators onto the catalogue metrics (cumulative OTel points).
+
+        Args:
+            names: Only these metrics (the alert processor reads a few); None: all six.
+            snapshot: The series to project; None takes one now.
+        """
         snap = self.snapshot() if snapshot is None else snapshot
         now_ns = self._wall_ns()
+        want = {spec.name for spec in _HTTP_SPECS if names is None or spec.name in names}
+        w_requests, w_responses, w_errors, w_durations, w_req_sizes, w_resp_sizes = (
+            spec.name in want for spec in _HTTP_SPECS
+        )
         requests: dict[tuple[str, str], list[int]] = {}
         responses: dict[tuple[str, str, _Status], list[int]] = {}
         errors: dict[tuple[str, str, _Status, str], list[int]] = {}
@@ -352,27 +376,41 @@ class HttpRecorder:
             # The overflow keys, with or without a status, are one series per metric.
             status: _Status = OVERFLOW if method == OVERFLOW else code
             mr = (method, route)
-            _add_count(requests, mr, s.count, s.start_ns)
-            _add_hist(req_sizes, mr, s.count, s.req_buckets, s.req_sum, s.start_ns)
+            if w_requests:
+                _add_count(requests, mr, s.count, s.start_ns)
+            if w_req_sizes:
+                _add_hist(req_sizes, mr, s.count, s.req_buckets, s.req_sum, s.start_ns)
             mrs = (method, route, status)
-            _add_hist(durations, mrs, s.count, s.dur_buckets, s.dur_sum, s.start_ns)
-            if s.exemplars is not None:
-                _add_exemplars(durations[mrs], s.exemplars)
+            if w_durations:
+                _add_hist(durations, mrs, s.count, s.dur_buckets, s.dur_sum, s.start_ns)
+                if s.exemplars is not None:
+                    _add_exemplars(durations[mrs], s.exemplars)
             if code is not None:
-                mrs_ok = (method, route, status)
-                _add_count(responses, mrs_ok, s.count, s.start_ns)
-                _add_hist(resp_sizes, mrs_ok, s.count, s.resp_buckets, s.resp_sum, s.start_ns)
-            if error_type is not None:
+                if w_responses:
+                    _add_count(responses, mrs, s.count, s.start_ns)
+                if w_resp_sizes:
+                    _add_hist(resp_sizes, mrs, s.count, s.resp_buckets, s.resp_sum, s.start_ns)
+            if error_type is not None and w_errors:
                 _add_count(errors, (method, route, status, error_type), s.count, s.start_ns)
 
-        return [
-            _sum_metric(cat.HTTP_REQUESTS, requests, now_ns),
-            _sum_metric(cat.HTTP_RESPONSES, responses, now_ns),
-            _sum_metric(cat.HTTP_ERRORS, errors, now_ns),
-            _hist_metric(cat.HTTP_REQUEST_DURATION, durations, self._dur_bounds, now_ns),
-            _hist_metric(cat.HTTP_REQUEST_SIZE, req_sizes, self._size_bounds, now_ns),
-            _hist_metric(cat.HTTP_RESPONSE_SIZE, resp_sizes, self._size_bounds, now_ns),
-        ]
+        out: list[Metric] = []
+        if w_requests:
+            out.append(_sum_metric(cat.HTTP_REQUESTS, requests, now_ns))
+        if w_responses:
+            out.append(_sum_metric(cat.HTTP_RESPONSES, responses, now_ns))
+        if w_errors:
+            out.append(_sum_metric(cat.HTTP_ERRORS, errors, now_ns))
+        dur_bounds, size_bounds = self._dur_bounds, self._size_bounds
+        if w_durations:
+            spec = cat.HTTP_REQUEST_DURATION
+            out.append(_hist_metric(spec, durations, dur_bounds, now_ns))
+        if w_req_sizes:
+            spec = cat.HTTP_REQUEST_SIZE
+            out.append(_hist_metric(spec, req_sizes, size_bounds, now_ns))
+        if w_resp_sizes:
+            spec = cat.HTTP_RESPONSE_SIZE
+            out.append(_hist_metric(spec, resp_sizes, size_bounds, now_ns))
+        return out
 
 
 _Status = int | str | None
@@ -385,10 +423,10 @@ def _copy(slots: list[_Exemplar | None] | None) -> tuple[_Exemplar | None, ...] 
 class _HistAcc:
     __slots__ = ("buckets", "count", "exemplars", "start_ns", "sum")
 
-    def __init__(self, n: int, start_ns: int) -> None:
+    def __init__(self, buckets: list[int], start_ns: int) -> None:
         self.count = 0
         self.sum: float = 0.0
-        self.buckets = [0] * n
+        self.buckets = buckets
         self.start_ns = start_ns
         self.exemplars: list[_Exemplar | None] | None = None
 
@@ -434,10 +472,12 @@ def _add_hist(
     start_ns: int,
 ) -> None:
     acc = into.get(key)
-    if acc is None:
-        acc = into[key] = _HistAcc(len(buckets), start_ns)
-    else:
-        acc.start_ns = min(acc.start_ns, start_ns)
+    if acc is None:  # the common case: one recorded series makes one point
+        acc = into[key] = _HistAcc(list(buckets), start_ns)
+        acc.count = count
+        acc.sum = total
+        return
+    acc.start_ns = min(acc.start_ns, start_ns)
     acc.count += count
     acc.sum += total
     b = acc.buckets
@@ -447,11 +487,9 @@ def _add_hist(
 
 
 def _attributes(spec: cat.MetricSpec, key: tuple[object, ...]) -> dict[str, str]:
-    attrs: dict[str, str] = {}
-    for name, value in zip(spec.labels, key, strict=False):
-        if value is not None:
-            attrs[name] = str(value)
-    return attrs
+    return {
+        name: str(value) for name, value in zip(spec.labels, key, strict=False) if value is not None
+    }
 
 
 def _sum_metric(spec: cat.MetricSpec, series: dict[_K, list[int]], now_ns: int) -> Metric:

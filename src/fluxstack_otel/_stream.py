@@ -10,7 +10,7 @@ each export carries exactly what happened since the previous export of that sink
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
 from opentelemetry.sdk.metrics.export import (
@@ -38,14 +38,15 @@ class MetricStream:
 
     Args:
         reader: The SDK reader attached to the monitoring's MeterProvider (None: no SDK metrics).
-        http_metrics: Returns the HTTP recorder's metrics (None: HTTP metrics are off).
+        http_metrics: Returns the HTTP recorder's metrics, given the names wanted or None for
+            all (``HttpRecorder.to_metrics``; None: HTTP metrics are off).
         resource: The resource every collection carries.
     """
 
     def __init__(
         self,
         reader: InMemoryMetricReader | None,
-        http_metrics: Callable[[], list[Metric]] | None,
+        http_metrics: Callable[[Collection[str] | None], list[Metric]] | None,
         resource: Resource,
     ) -> None:
         self._reader = reader
@@ -61,12 +62,18 @@ class MetricStream:
         """Replace the resource (a forked worker gets its own ``service.instance.id``)."""
         self._resource = resource
 
-    def collect(self) -> MetricsData:
-        """Return every metric as cumulative OTel data (thread-safe)."""
+    def collect(self, names: Collection[str] | None = None) -> MetricsData:
+        """Return every metric as cumulative OTel data (thread-safe).
+
+        Args:
+            names: A reader that needs only some metrics (the alert rules) names them: the HTTP
+                metrics not named are not built. Other metrics come whole (the SDK collects its
+                instruments together); None builds everything.
+        """
         scopes: list[ScopeMetrics] = []
         if self._http_metrics is not None:
             scopes.append(
-                ScopeMetrics(scope=HTTP_SCOPE, metrics=self._http_metrics(), schema_url="")
+                ScopeMetrics(scope=HTTP_SCOPE, metrics=self._http_metrics(names), schema_url="")
             )
         if self._reader is not None:
             data = self._reader.get_metrics_data()

@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -46,7 +46,8 @@ class AlertProcessor:
 
     Args:
         rules: The compiled rules (``compile_rules``); with none, ``start`` starts nothing.
-        collect: Returns the stream's cumulative data (``MetricStream.collect``).
+        collect: Returns the stream's cumulative data, at least the metrics named
+            (``MetricStream.collect``): only what the rules read is built.
         interval: Seconds between evaluations.
         notifiers: Where notifications go, besides the ``on_alert`` callbacks.
         clock: Unix time in seconds; injectable for tests.
@@ -55,7 +56,7 @@ class AlertProcessor:
     def __init__(
         self,
         rules: Sequence[Rule],
-        collect: Callable[[], MetricsData],
+        collect: Callable[[Collection[str]], MetricsData],
         *,
         interval: float,
         notifiers: Sequence[Notifier] = (),
@@ -134,7 +135,7 @@ class AlertProcessor:
         with self._lock:
             now = self._clock()
             try:
-                data = self._collect()
+                data = self._collect(self._metric_names)
                 self._history.append(Sample(now, take_snapshot(data, self._metric_names)))
             except Exception:
                 report_failure("collecting metrics for the alert rules")
@@ -203,7 +204,7 @@ def _reset_after_fork(processor: AlertProcessor) -> None:
 
 def build_processor(
     config: MonitoringConfig,
-    collect: Callable[[], MetricsData],
+    collect: Callable[[Collection[str]], MetricsData],
     *,
     clock: Callable[[], float] = time.time,
     cpu_count: int | None = None,
