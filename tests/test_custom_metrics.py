@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._failures import failure_counts
+from receivers import HttpReceiver
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
-from test_exporters_otlp import HttpReceiver
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -23,8 +23,8 @@ import pytest
 
 from fluxstack_otel import configure_monitoring
 from fluxstack_otel._failures import failure_counts
+from receivers import HttpReceiver, closed_port, requests_total
 from servers import serve_asgi, wait_until
-from test_exporters_otlp import HttpReceiver, closed_port, requests_total
 
 ROUNDS = 3
 REQUESTS = 300

@@ -27,8 +27,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._failures import failure_counts
+from receivers import Request, requests_total
 from servers import free_port, wait_until
-from test_exporters_otlp import Request, requests_total
 
 INTERVAL = 0.05
 TIMEOUT = 0.3

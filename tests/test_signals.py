@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from loadgen import run_load
+from receivers import HttpReceiver, requests_total
 from servers import wait_until
-from test_exporters_otlp import HttpReceiver, requests_total
 
 REQUESTS = 200
 SHUTDOWN_BOUND = 5.0  # Monitoring.shutdown()'s default timeout, used by the exit hook

@@ -1,0 +1,163 @@
+"""OTLP receivers on 127.0.0.1 for the tests: HTTP (protobuf) and gRPC, decoded with the official
+opentelemetry-proto classes, and helpers that read the decoded requests."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+from fluxstack_otel._catalog import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+
+DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
+CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+Request = pb.ExportMetricsServiceRequest
+
+
+class Received:
+    """What a receiver accepted, with a condition to wait on."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.requests: list[Request] = []
+        self.metadata: list[dict[str, str]] = []
+        self.attempts = 0
+        self.failures = failures  # the first N exports are refused
+        self.cond = threading.Condition()
+
+    def accept(self, request: Request, metadata: dict[str, str]) -> bool:
+        with self.cond:
+            self.attempts += 1
+            self.cond.notify_all()
+            if self.attempts <= self.failures:
+                return False
+            self.requests.append(request)
+            self.metadata.append(metadata)
+            self.cond.notify_all()
+            return True
+
+    def wait_for(self, predicate: Callable[[Received], bool], timeout: float = 10.0) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: predicate(self), timeout)
+        assert ok, f"receiver: timed out ({self.attempts} attempts, {len(self.requests)} accepted)"
+
+
+class HttpReceiver(Received):
+    """OTLP/HTTP (protobuf) on 127.0.0.1: POST /v1/metrics; refusals answer 500."""
+
+    def __init__(self, failures: int = 0, path: str = "/v1/metrics") -> None:
+        super().__init__(failures)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = Request()
+                request.ParseFromString(body)
+                ok = self.path == path and receiver.accept(
+                    request, {k.lower(): v for k, v in self.headers.items()}
+                )
+                payload = pb.ExportMetricsServiceResponse().SerializeToString() if ok else b""
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> HttpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class GrpcReceiver(Received):
+    """OTLP/gRPC on 127.0.0.1 (plaintext); refusals answer INTERNAL (not retried)."""
+
+    def __init__(self, failures: int = 0) -> None:
+        super().__init__(failures)
+        receiver = self
+
+        class Servicer(pb_grpc.MetricsServiceServicer):  # type: ignore[misc]
+            def Export(self, request: Request, context: grpc.ServicerContext) -> Any:
+                metadata = dict(context.invocation_metadata())
+                if not receiver.accept(request, metadata):
+                    context.abort(grpc.StatusCode.INTERNAL, "refused by the test")
+                return pb.ExportMetricsServiceResponse()
+
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        pb_grpc.add_MetricsServiceServicer_to_server(Servicer(), self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> GrpcReceiver:
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop(grace=None).wait(5)
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+
+def metrics_of(request: Request) -> dict[str, metrics_pb2.Metric]:
+    out = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out[m.name] = m
+    return out
+
+
+def resource_of(request: Request) -> dict[str, Any]:
+    (rm,) = request.resource_metrics
+    return {kv.key: kv.value.string_value for kv in rm.resource.attributes}
+
+
+def requests_total(request: Request) -> tuple[float, int]:
+    """The sum of http_requests_total over its series, and its temporality."""
+    m = metrics_of(request).get(HTTP_REQUESTS.name)
+    if m is None:
+        return 0, 0
+    return sum(p.as_int for p in m.sum.data_points), m.sum.aggregation_temporality
+
+
+def durations_count(request: Request) -> int:
+    m = metrics_of(request).get(HTTP_REQUEST_DURATION.name)
+    return 0 if m is None else sum(p.count for p in m.histogram.data_points)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
