@@ -112,14 +112,15 @@ class MonitoringMiddleware:
                 exchange.status = 500
             raise
         finally:
-            now = perf_counter()
+            # The end of the exchange: the final body message's completion, else now.
+            now = exchange.end or perf_counter()
             status = exchange.status
             if error_type is None and status is not None and status >= self._error_status:
                 error_type = str(status)
             try:
                 method = normalize_method(scope.get("method", "GET"))
                 route = resolve_route(scope, entry_root_path, status)
-                duration = (exchange.end or now) - exchange.start
+                duration = now - exchange.start
                 recorder.record(
                     method,
                     route,
