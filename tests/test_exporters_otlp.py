@@ -126,6 +126,41 @@ def test_delta_exports_sum_to_the_requests_sent(pipeline: Pipeline, protocol: st
     assert sum(durations_count(q) for q in receiver.requests) == 12
 
 
+def test_delta_temporality_keeps_up_down_counters_cumulative(pipeline: Pipeline) -> None:
+    """With delta, counters send increments but an up-down counter keeps sending its level."""
+    meter = pipeline.provider.get_meter("shop")
+    orders = meter.create_counter("orders")
+    carts = meter.create_up_down_counter("carts_open")
+    with HttpReceiver() as receiver:
+        sink = pipeline.sink(endpoint=receiver.base_url, interval=0.03, temporality="delta")
+        sink.start()
+        try:
+            for added, opened in ((3, 5), (4, -2)):
+                orders.add(added)
+                carts.add(opened)
+                seen = len(receiver.requests)
+                receiver.wait_for(lambda r, seen=seen: len(r.requests) >= seen + 2)
+        finally:
+            sink.shutdown(5.0)
+    order_points = [
+        (p.as_int, m.sum.aggregation_temporality)
+        for q in receiver.requests
+        if (m := metrics_of(q).get("orders")) is not None
+        for p in m.sum.data_points
+    ]
+    cart_points = [
+        (p.as_int, m.sum.aggregation_temporality, m.sum.is_monotonic)
+        for q in receiver.requests
+        if (m := metrics_of(q).get("carts_open")) is not None
+        for p in m.sum.data_points
+    ]
+    assert sum(v for v, _ in order_points) == 7
+    assert {t for _, t in order_points} == {DELTA}
+    assert {(t, monotonic) for _, t, monotonic in cart_points} == {(CUMULATIVE, False)}
+    assert cart_points[-1][0] == 3  # the level: 5 opened, 2 closed
+    assert {v for v, _, _ in cart_points} <= {5, 3}
+
+
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_delta_counts_of_failed_exports_are_sent_later_not_lost(
     pipeline: Pipeline, protocol: str

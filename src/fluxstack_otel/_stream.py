@@ -4,7 +4,9 @@ Every sink (Prometheus scrape, JSON, console, file, OTLP, the alert processor) r
 stream. The SDK side is one cumulative ``InMemoryMetricReader``, so the SDK aggregates once no
 matter how many sinks there are. Sinks that want delta temporality get a ``DeltaView``, which
 subtracts the previous cumulative snapshot it saw, per series, for SDK and HTTP series alike:
-each export carries exactly what happened since the previous export of that sink.
+each export carries exactly what happened since the previous export of that sink. As in
+OpenTelemetry's delta temporality preference, counters and histograms become deltas; up-down
+counters and gauges stay as they are.
 """
 
 from __future__ import annotations
@@ -150,7 +152,13 @@ def _delta_metric(
     current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint],
 ) -> Metric:
     data = metric.data
-    if isinstance(data, Sum) and data.aggregation_temporality == AggregationTemporality.CUMULATIVE:
+    # Sums that can go down (up-down counters) stay cumulative, as OpenTelemetry's delta
+    # temporality preference has them: a delta of a level means little to a backend.
+    if (
+        isinstance(data, Sum)
+        and data.is_monotonic
+        and data.aggregation_temporality == AggregationTemporality.CUMULATIVE
+    ):
         points: list[NumberDataPoint] = []
         for p in data.data_points:
             sid = (scope, metric.name, frozenset((p.attributes or {}).items()))
