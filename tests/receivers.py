@@ -161,3 +161,9 @@ def closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+RECEIVERS: dict[str, type[HttpReceiver] | type[GrpcReceiver]] = {
+    "http/protobuf": HttpReceiver,
+    "grpc": GrpcReceiver,
+}

@@ -28,6 +28,7 @@ from fluxstack_otel.exporters._otlp import OtlpSink, signal_url, with_environmen
 from receivers import (
     CUMULATIVE,
     DELTA,
+    RECEIVERS,
     GrpcReceiver,
     HttpReceiver,
     closed_port,
@@ -64,9 +65,6 @@ def pipeline() -> Iterator[Pipeline]:
     p = Pipeline()
     yield p
     p.provider.shutdown()
-
-
-RECEIVERS = {"http/protobuf": HttpReceiver, "grpc": GrpcReceiver}
 
 
 # --- tests -------------------------------------------------------------------------------

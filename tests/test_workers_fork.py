@@ -168,3 +168,48 @@ def test_a_periodic_worker_runs_again_in_the_child() -> None:
         assert in_child(child) == [True, True]
     finally:
         running.stop(1.0)
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_the_otlp_exporter_of_a_forked_worker_delivers(protocol: str) -> None:
+    """An OTLP exporter that has exported in the parent exports the child's own data after fork."""
+    from fluxstack_otel.exporters._otlp import OtlpSink
+    from receivers import RECEIVERS, metrics_of
+
+    with RECEIVERS[protocol]() as receiver:
+        config = {
+            "set_global": False,
+            "system_metrics": False,
+            "exporters": [
+                {
+                    "type": "otlp",
+                    "endpoint": receiver.base_url,
+                    "protocol": protocol,
+                    "interval": 60,
+                }
+            ],
+        }
+        monitoring = Monitoring(load_config(config))
+        try:
+            (sink,) = [s for s in monitoring._sinks if isinstance(s, OtlpSink)]
+            recorder = monitoring._recorder
+            assert recorder is not None
+            recorder.record("GET", "/parent", 200, None, 0.01, 0, 5, time.perf_counter())
+            assert sink.export(5.0)  # the parent's connection is open when the fork happens
+
+            def child() -> bool:
+                recorder.record("GET", "/child", 200, None, 0.01, 0, 5, time.perf_counter())
+                return sink.export(5.0)
+
+            assert in_child(child, timeout=20.0) is True
+            receiver.wait_for(lambda r: len(r.requests) >= 2)
+        finally:
+            monitoring.shutdown(5.0)
+
+    routes = [
+        {kv.value.string_value for kv in point.attributes if kv.key == "route"}
+        for request in receiver.requests
+        for point in metrics_of(request)["http_requests_total"].sum.data_points
+    ]
+    assert routes[0] == {"/parent"}
+    assert {"/child"} in routes[1:]
