@@ -22,55 +22,72 @@ documentation and unit. ``PARAMETERS`` exposes the top-level rows (name, keys, t
 unit, doc, environment variable) to the generated reference and to a future environment source;
 ``_config_parse.build`` is the one resolver that reads any of these dataclasses from a mapping,
 and ``_config_parse`` holds the generic checks it runs.
+
+Layout. This module holds the top level (``MonitoringConfig``, thresholds, auth, dashboard,
+multiprocess, endpoint server), the key-style rule and ``load_config``; the exporter entries live
+in ``_config_exporters`` and the alert rules and notifiers in ``_config_alerts``. Every model name
+is re-exported here, so ``fluxstack_otel._config`` stays the one place to import the model from.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 from fluxstack_otel._catalog import (
-    ALERT_ALIASES,
     DEFAULT_DURATION_BUCKETS,
     DEFAULT_SIZE_BUCKETS,
     HTTP_ERRORS,
-    METRICS_BY_NAME,
     PROFILES,
-    Kind,
-    MetricSpec,
+)
+from fluxstack_otel._config_alerts import (
+    AGGREGATIONS,
+    AlertmanagerNotifierConfig,
+    AlertRule,
+    LogNotifierConfig,
+    NotifierConfig,
+    WebhookNotifierConfig,
+    parse_alerts,
+    parse_notifiers,
+)
+from fluxstack_otel._config_exporters import (
+    ConsoleExporterConfig,
+    ExporterConfig,
+    FileExporterConfig,
+    JsonExporterConfig,
+    OtlpExporterConfig,
+    PrometheusExporterConfig,
+    parse_exporters,
 )
 from fluxstack_otel._config_parse import (
     CHECK,
     DOC,
+    PATH_TEXT,
     UNIT,
-    Check,
     boolean,
     buckets,
     build,
     choice,
+    duration,
     entries,
     fail,
-    headers,
     integer,
-    is_url,
     items,
     join,
     key_of,
-    labels,
     number,
     option,
+    optional_text,
     param,
     read_document,
-    suggest,
     text,
 )
 from fluxstack_otel._errors import ConfigError
 
 if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+    pass
 
 __all__ = [
     "AGGREGATIONS",
@@ -97,24 +114,12 @@ __all__ = [
     "load_config",
 ]
 
-AGGREGATIONS: dict[Kind, tuple[str, ...]] = {
-    Kind.COUNTER: ("rate", "value"),
-    Kind.HISTOGRAM: ("p95", "mean", "p50", "p90", "p99", "max_bucket"),
-    Kind.GAUGE: ("value",),
-}
-"""How an alert rule may reduce a metric's window to one number, per kind; the first is the
-default."""
 
 _S = "s"  # the unit of a duration parameter: seconds, or milliseconds in FluxStack style
-_PATH = "a path starting with '/'"
-_endpoint = text(_PATH, lambda t: t.startswith("/"))
-_optional_text = text(null=True)
-_duration = number(gt=0, duration=True)
-_delay = number(ge=0, duration=True)
 _threshold_off = (None, False)  # TOML has no null: false turns a threshold off too
-
-
-_excluded_path = text(f"{_PATH}, '*' only at its end", lambda t: t[:1] == "/" and "*" not in t[:-1])
+_excluded_path = text(
+    f"{PATH_TEXT}, '*' only at its end", lambda t: t[:1] == "/" and "*" not in t[:-1]
+)
 
 
 def _excluded(value: object, path: str, camel: bool) -> tuple[str, ...]:
@@ -122,146 +127,7 @@ def _excluded(value: object, path: str, camel: bool) -> tuple[str, ...]:
     return tuple(_excluded_path(item, f"{path}[{i}]", camel) for i, item in enumerate(listed))
 
 
-def _masked_repr(config: DataclassInstance) -> str:
-    parts = []
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if f.name == "headers":
-            value = {name: "***" for name, _ in value}
-        parts.append(f"{f.name}={value!r}")
-    return f"{type(config).__name__}({', '.join(parts)})"
-
-
 # --- the model ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _ExporterBase:
-    """What every exporter entry has."""
-
-    type: ClassVar[str]
-    """The entry's ``type`` key."""
-    enabled: bool = option(True, boolean)
-    """A disabled exporter is still validated and kept here; consumers skip it."""
-    interval: float | None = option(None, number(gt=0, duration=True, off=(None,)))
-    """Seconds between runs of a periodic exporter; ``None`` means ``collect_interval``."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PrometheusExporterConfig(_ExporterBase):
-    """Prometheus exposition, served on the app at ``endpoint`` or, with ``port``, on its own."""
-
-    type: ClassVar[Literal["prometheus"]] = "prometheus"
-    endpoint: str = option("/metrics", _endpoint)
-    """The path that serves the exposition."""
-    host: str | None = option(None, _optional_text)
-    """Interface of the standalone server (needs ``port``); ``None`` means ``127.0.0.1``."""
-    port: int | None = option(None, integer(0, 65535))
-    """Port of a standalone server (0 picks a free one); ``None`` serves on the app itself."""
-    openmetrics: bool = option(True, boolean)
-    """Answer in OpenMetrics when the scraper asks for it."""
-    gzip: bool = option(True, boolean)
-    """Compress the answer when the scraper accepts gzip."""
-    target_info: bool = option(False, boolean)
-    """Expose the resource as a ``target_info`` series."""
-    scope_labels: bool = option(False, boolean)
-    """Add ``otel_scope_*`` labels to every series."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ConsoleExporterConfig(_ExporterBase):
-    """A periodic snapshot written to the log or to standard output."""
-
-    type: ClassVar[Literal["console"]] = "console"
-    format: Literal["text", "json"] = option("text", choice("text", "json"))
-    """``text`` for people, ``json`` for log pipelines."""
-    stream: Literal["log", "stdout"] = option("log", choice("log", "stdout"))
-    """``log`` writes through the ``fluxstack_otel`` logger, ``stdout`` prints."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JsonExporterConfig(_ExporterBase):
-    """The JSON document: served at ``endpoint``, POSTed to ``url``, written to ``file_path``."""
-
-    type: ClassVar[Literal["json"]] = "json"
-    endpoint: str | None = option(
-        None, text(f"{_PATH} or an http(s) URL", lambda t: t[:1] == "/" or is_url(t), null=True)
-    )
-    """The path that serves the document on the app (FluxStack's URL form becomes ``url``)."""
-    url: str | None = option(None, text("an http:// or https:// URL", is_url, null=True))
-    """An http(s) URL the document is POSTed to every interval."""
-    file_path: str | None = option(None, _optional_text)
-    """A file the document is written to every interval."""
-    timeout: float = option(5.0, _duration)
-    """Seconds a POST may take."""
-    headers: tuple[tuple[str, str], ...] = option((), headers)
-    """Extra HTTP headers of the POST as (name, value) pairs; ``repr`` masks the values."""
-
-    def __repr__(self) -> str:
-        return _masked_repr(self)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FileExporterConfig(_ExporterBase):
-    """A file rewritten every interval."""
-
-    type: ClassVar[Literal["file"]] = "file"
-    file_path: str = field(metadata={CHECK: text()})
-    """The file to write (required)."""
-    format: Literal["prometheus", "json"] = option(
-        "prometheus", choice("prometheus", "json", aliases={"text": "prometheus"})
-    )
-    """Prometheus text or the JSON document (FluxStack's ``text`` means ``prometheus``)."""
-    history: bool = option(False, boolean)
-    """Append one JSON line per interval instead of rewriting the file."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class OtlpExporterConfig(_ExporterBase):
-    """OTLP push to a collector, over HTTP/protobuf or gRPC."""
-
-    type: ClassVar[Literal["otlp"]] = "otlp"
-    endpoint: str | None = option(None, _optional_text)
-    """The collector; ``None`` leaves it to ``OTEL_EXPORTER_OTLP_*`` and the exporter's default."""
-    protocol: Literal["http/protobuf", "grpc"] = option(
-        "http/protobuf", choice("http/protobuf", "grpc")
-    )
-    """The OTLP transport."""
-    headers: tuple[tuple[str, str], ...] = option((), headers)
-    """Extra headers (gRPC metadata) as (name, value) pairs; ``repr`` masks the values."""
-    timeout: float = option(10.0, _duration)
-    """Seconds an export may take."""
-    compression: Literal["gzip", "none"] | None = option(None, choice("gzip", "none", null=True))
-    """Payload compression; ``None`` leaves it to the environment and the exporter's default."""
-    temporality: Literal["cumulative", "delta"] = option(
-        "cumulative", choice("cumulative", "delta")
-    )
-    """Aggregation temporality of sums and histograms."""
-
-    def __repr__(self) -> str:
-        return _masked_repr(self)
-
-
-ExporterConfig: TypeAlias = (
-    PrometheusExporterConfig
-    | ConsoleExporterConfig
-    | JsonExporterConfig
-    | FileExporterConfig
-    | OtlpExporterConfig
-)
-_EXPORTERS: dict[str, type[ExporterConfig]] = {
-    c.type: c
-    for c in (
-        PrometheusExporterConfig,
-        ConsoleExporterConfig,
-        JsonExporterConfig,
-        FileExporterConfig,
-        OtlpExporterConfig,
-    )
-}
-# FluxStack gives every exporter ``format: "text" | "json"``; where it means nothing here, the one
-# value that fits is accepted and ignored.
-_IGNORED_FORMAT: dict[str, Check] = {"prometheus": choice("text"), "json": choice("json")}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -287,7 +153,7 @@ class MultiprocessConfig:
     enabled: bool = option(False, boolean)
     """Every worker publishes its metrics to ``directory``; ``/metrics`` and the JSON document
     then report the whole host."""
-    directory: str | None = option(None, _optional_text)
+    directory: str | None = option(None, optional_text)
     """The directory the workers of one host share (required when enabled); one per app."""
 
 
@@ -303,119 +169,6 @@ def _multiprocess(value: object, path: str, camel: bool) -> MultiprocessConfig:
     return config
 
 
-# OpenTelemetry's instrument name syntax: what a custom metric an alert reads can be called.
-_INSTRUMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
-
-
-def _alert_metric(value: object, path: str, camel: bool) -> str:
-    if isinstance(value, str):
-        got = str.__str__(value)
-        if got in METRICS_BY_NAME or got in ALERT_ALIASES or _INSTRUMENT_NAME.fullmatch(got):
-            return got
-    names = [*METRICS_BY_NAME, *ALERT_ALIASES]
-    raise fail(
-        path, "a built-in metric, an alias or a custom metric's instrument name", value,
-        suggest(value, names),
-    )  # fmt: skip
-
-
-def _unit_text(value: object, path: str, camel: bool) -> str:
-    if isinstance(value, str) and len(value) <= 63:
-        return str.__str__(value)
-    raise fail(path, "a unit string (UCUM, such as 's' or 'By')", value)
-
-
-def custom_metric_spec(rule: AlertRule) -> MetricSpec:
-    """The catalogue-shaped description of the custom metric an alert rule reads.
-
-    Its labels are the rule's matcher keys: a custom metric's attributes are known only when
-    it records.
-    """
-    kind = Kind(rule.kind) if rule.kind is not None else Kind.GAUGE
-    return MetricSpec(rule.metric, kind, rule.unit, "", tuple(k for k, _ in rule.labels))
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AlertRule:
-    """One alert: it fires while ``aggregation(metric) * scale`` compares true with ``value``."""
-
-    metric: str = field(metadata={CHECK: _alert_metric})
-    """The metric read: a built-in (an alias in configuration is stored as its target's name),
-    or a custom metric's instrument name, which then needs ``kind``."""
-    operator: Literal[">", ">=", "<", "<=", "==", "!="] = field(
-        metadata={CHECK: choice(">", ">=", "<", "<=", "==", "!=")}
-    )
-    """How the metric compares with ``value``."""
-    value: float = field(metadata={CHECK: number()})
-    """The threshold, in the metric's unit as configured (ms for FluxStack's ``_ms`` alias)."""
-    severity: Literal["info", "warning", "error", "critical"] = field(
-        metadata={CHECK: choice("info", "warning", "error", "critical")}
-    )
-    """How loud the notification is."""
-    name: str | None = option(None, _optional_text)
-    """A name for notifications; ``None`` derives one from the rule."""
-    message: str | None = option(None, _optional_text)
-    """The notification text; ``None`` derives one from the rule."""
-    labels: tuple[tuple[str, str], ...] = option((), labels)
-    """Only series with these label values count, as sorted (key, value) pairs."""
-    kind: Literal["counter", "gauge", "histogram"] | None = option(
-        None, choice("counter", "gauge", "histogram", null=True)
-    )
-    """A custom metric's kind (required for one, since it is created at run time); for a
-    built-in it may be given and must match."""
-    unit: str = option("", _unit_text)
-    """A custom metric's unit as created (``s``, ``By``): only the Prometheus rules export uses
-    it, to spell the exposed name (``orders.latency`` in ``s`` is ``orders_latency_seconds``)."""
-    aggregation: str | None = option(None, _optional_text)
-    """How the window becomes one number (see ``AGGREGATIONS``); ``load_config`` fills in the
-    kind's default, ``None`` means it when a rule is built in code."""
-    window: float = option(60.0, _duration)
-    """Seconds of data the aggregation reads."""
-    for_: float = option(0.0, _delay)
-    """Seconds the condition must hold before the alert fires (configuration key ``for``)."""
-    keep_firing_for: float = option(0.0, _delay)
-    """Seconds the alert keeps firing after the condition clears."""
-    repeat_interval: float = option(3600.0, _duration)
-    """Seconds between repeated notifications while the alert fires."""
-    scale: float = 1.0
-    """Not a configuration key: the evaluator multiplies the metric by this before comparing
-    (1000 for FluxStack's millisecond alias of a metric in seconds)."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LogNotifierConfig:
-    """Alerts logged by the ``fluxstack_otel`` logger, at a level that follows their severity."""
-
-    type: ClassVar[Literal["log"]] = "log"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WebhookNotifierConfig:
-    """Alerts POSTed as JSON to ``url``, with retries."""
-
-    type: ClassVar[Literal["webhook"]] = "webhook"
-    url: str = field(metadata={CHECK: text("an http:// or https:// URL", is_url)})
-    """The URL the notifications are POSTed to (required)."""
-    timeout: float = option(5.0, _duration)
-    """Seconds one POST may take."""
-    headers: tuple[tuple[str, str], ...] = option((), headers)
-    """Extra HTTP headers as (name, value) pairs; ``repr`` masks the values."""
-
-    def __repr__(self) -> str:
-        return _masked_repr(self)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AlertmanagerNotifierConfig:
-    """Alerts sent to a Prometheus Alertmanager's ``/api/v2/alerts``."""
-
-    type: ClassVar[Literal["alertmanager"]] = "alertmanager"
-    url: str = field(metadata={CHECK: text("an http:// or https:// URL", is_url)})
-    """The Alertmanager's base URL, such as ``http://alertmanager:9093`` (required)."""
-    timeout: float = option(5.0, _duration)
-    """Seconds one POST may take."""
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DashboardConfig:
     """The built-in HTML dashboard, served on the app (off by default)."""
@@ -424,7 +177,7 @@ class DashboardConfig:
     """Serve the dashboard page."""
     path: str = option(
         "/metrics/dashboard",
-        text(f"{_PATH}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
+        text(f"{PATH_TEXT}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
     )
     """The page's path; its script, stylesheet and data (``data.json``) are served under it."""
 
@@ -488,7 +241,7 @@ class BasicAuthConfig:
     """The user name (required)."""
     password: str | None = option(None, _secret)
     """The password; one of ``password`` and ``password_env`` is required."""
-    password_env: str | None = option(None, _optional_text)
+    password_env: str | None = option(None, optional_text)
     """The environment variable holding the password, read when the config is loaded."""
 
     def __repr__(self) -> str:
@@ -515,7 +268,7 @@ class AuthConfig:
 
     bearer_token: str | None = option(None, _secret)
     """The token of an ``Authorization: Bearer`` header."""
-    bearer_token_env: str | None = option(None, _optional_text)
+    bearer_token_env: str | None = option(None, optional_text)
     """The environment variable holding the token, read when the config is loaded."""
     basic: BasicAuthConfig | None = option(None, _basic)  # noqa: RUF009 (option() returns a Field)
     """HTTP basic credentials; with a token as well, either one lets a request through."""
@@ -551,12 +304,6 @@ def _auth(value: object, path: str, camel: bool) -> AuthConfig:
     return replace(config, bearer_token=token)
 
 
-NotifierConfig: TypeAlias = LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig
-_NOTIFIERS: dict[str, type[NotifierConfig]] = {
-    c.type: c for c in (LogNotifierConfig, WebhookNotifierConfig, AlertmanagerNotifierConfig)
-}
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MonitoringConfig:
     """The whole monitoring configuration; ``load_config`` builds it from any source.
@@ -573,8 +320,8 @@ class MonitoringConfig:
     http_metrics: bool = param(True, boolean, "Record the HTTP request metrics.")
     system_metrics: bool = param(True, boolean, "Sample process and host metrics: memory, CPU, load, event-loop lag.")
     custom_metrics: bool = param(True, boolean, "Export what app code records through the OpenTelemetry Meter API.")
-    collect_interval: float = param(5.0, _duration, "How often system metrics are sampled and periodic exporters run.", _S)
-    retention_period: float = param(300.0, _duration, "How long a series without new data is kept in memory.", _S)
+    collect_interval: float = param(5.0, duration, "How often system metrics are sampled and periodic exporters run.", _S)
+    retention_period: float = param(300.0, duration, "How long a series without new data is kept in memory.", _S)
     excluded_paths: tuple[str, ...] = param((), _excluded, "Request paths not recorded; a trailing ``*`` makes an entry a prefix.")
     error_status_threshold: int = param(500, integer(400, 600), f"Responses with a status at or above this count in ``{HTTP_ERRORS.name}``.")
     duration_buckets: tuple[float, ...] = param(DEFAULT_DURATION_BUCKETS, buckets, "Histogram bounds of request durations, in seconds in both styles.")
@@ -584,10 +331,10 @@ class MonitoringConfig:
     set_global: bool = param(True, boolean, "Make this monitoring's MeterProvider the process-wide OpenTelemetry one, for third-party instrumentations (docs/custom-metrics.md).")
     tracing: bool = param(False, boolean, "Also trace requests with OpenTelemetry's ASGI middleware; duration buckets carry trace exemplars.")
     multiprocess: MultiprocessConfig = param(MultiprocessConfig(), _multiprocess, "Several workers on one host: each publishes to ``directory``, any worker serves the host's totals.")  # noqa: RUF009
-    exporters: tuple[ExporterConfig, ...] = param((PrometheusExporterConfig(),), lambda v, p, c: _exporters(v, p, c), "Where metrics go; disabled entries are kept.")
-    alerts: tuple[AlertRule, ...] = param((), lambda v, p, c: _alerts(v, p, c), "Alert rules over the built-in metrics.")
-    alert_evaluation_interval: float = param(30.0, _duration, "How often alert rules are evaluated.", _S)
-    notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), lambda v, p, c: _notifiers(v, p, c), "Where alert notifications go: the log, a webhook, an Alertmanager.")
+    exporters: tuple[ExporterConfig, ...] = param((PrometheusExporterConfig(),), parse_exporters, "Where metrics go; disabled entries are kept.")
+    alerts: tuple[AlertRule, ...] = param((), parse_alerts, "Alert rules over the built-in metrics.")
+    alert_evaluation_interval: float = param(30.0, duration, "How often alert rules are evaluated.", _S)
+    notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), parse_notifiers, "Where alert notifications go: the log, a webhook, an Alertmanager.")
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")  # noqa: RUF009
     dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")  # noqa: RUF009
@@ -633,124 +380,6 @@ PARAMETERS: tuple[Param, ...] = tuple(
 """The top-level parameters in declaration order: the source for the reference and env vars."""
 
 # --- rules across keys --------------------------------------------------------------------------
-
-
-def _exporters(value: object, path: str, camel: bool) -> tuple[ExporterConfig, ...]:
-    out = tuple(_exporter(item, f"{path}[{i}]", camel) for i, item in enumerate(items(value, path)))
-    # Two enabled Prometheus entries at one address would shadow each other without a word (on
-    # the app) or fail to bind at start-up (standalone); port 0 picks a free port each time.
-    taken: dict[str, int] = {}
-    for i, e in enumerate(out):
-        if isinstance(e, PrometheusExporterConfig) and e.enabled and e.port != 0:
-            where = e.endpoint if e.port is None else f"{e.host or '127.0.0.1'}:{e.port}"
-            if where in taken:
-                raise ConfigError(
-                    f"serves {where!r}, as {path}[{taken[where]}] does already",
-                    path=f"{path}[{i}]",
-                )
-            taken[where] = i
-    return out
-
-
-def _exporter(value: object, path: str, camel: bool) -> ExporterConfig:
-    raw = entries(value, path)
-    if "type" not in raw:
-        kinds = ", ".join(map(repr, _EXPORTERS))
-        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
-    kind = choice(*_EXPORTERS)(raw["type"], join(path, "type"), camel)
-    extra: dict[str, Check] = {"type": lambda *_: None}  # already read above
-    if kind in _IGNORED_FORMAT:
-        extra["format"] = _IGNORED_FORMAT[kind]
-    config = build(_EXPORTERS[kind], raw, path, camel, extra)
-    if isinstance(config, PrometheusExporterConfig) and config.host and config.port is None:
-        raise ConfigError(
-            f"host {config.host!r} is for a standalone server and needs a port;"
-            " without one the app itself serves the endpoint",
-            path=join(path, "host"),
-        )
-    if isinstance(config, JsonExporterConfig):
-        if config.endpoint is not None and is_url(config.endpoint):
-            # FluxStack POSTs to a json ``endpoint`` URL: that is ``url`` here.
-            if config.url is not None:
-                raise ConfigError(
-                    f"endpoint {config.endpoint!r} is a URL and url is set too; keep one",
-                    path=join(path, "endpoint"),
-                )
-            config = replace(config, endpoint=None, url=config.endpoint)
-        if config.endpoint is None and config.url is None and config.file_path is None:
-            keys = ", ".join(repr(key_of(k, camel)) for k in ("endpoint", "url", "file_path"))
-            raise ConfigError(
-                f"a json exporter needs at least one of {keys}"
-                " (for JSON in the log, use a console exporter with format 'json')",
-                path=path,
-            )
-    if (
-        isinstance(config, OtlpExporterConfig)
-        and config.endpoint is not None
-        and config.protocol == "http/protobuf"
-        and not is_url(config.endpoint)
-    ):
-        allowed = "an http:// or https:// URL with protocol 'http/protobuf'"
-        raise fail(join(path, "endpoint"), allowed, config.endpoint)
-    return config
-
-
-def _alerts(value: object, path: str, camel: bool) -> tuple[AlertRule, ...]:
-    return tuple(_alert(item, f"{path}[{i}]", camel) for i, item in enumerate(items(value, path)))
-
-
-def _alert(value: object, path: str, camel: bool) -> AlertRule:
-    rule = build(AlertRule, value, path, camel)
-    alias = ALERT_ALIASES.get(rule.metric)
-    builtin = alias.target if alias is not None else METRICS_BY_NAME.get(rule.metric)
-    if builtin is None:
-        if rule.kind is None:
-            known = [*METRICS_BY_NAME, *ALERT_ALIASES]
-            raise fail(
-                join(path, "metric"),
-                "a built-in metric or alias, or a custom metric with 'kind' "
-                "('counter', 'gauge' or 'histogram')",
-                rule.metric,
-                suggest(rule.metric, known),
-            )
-        spec = custom_metric_spec(rule)
-    else:
-        spec = builtin
-        if rule.kind is not None and rule.kind != spec.kind:
-            raise fail(join(path, "kind"), f"{spec.kind.value!r} for {spec.name!r}", rule.kind)
-    allowed = AGGREGATIONS[spec.kind]
-    aggregation = allowed[0] if rule.aggregation is None else rule.aggregation
-    if aggregation not in allowed:
-        names = ", ".join(map(repr, allowed))
-        hint = suggest(aggregation, list(allowed))
-        raise fail(
-            join(path, "aggregation"), f"one of {names} (for a {spec.kind})", aggregation, hint
-        )
-    for key, _ in rule.labels:
-        if key not in spec.labels:
-            names = ", ".join(map(repr, spec.labels)) or "none"
-            raise ConfigError(
-                f"unknown label {key!r} for {rule.metric!r}{suggest(key, list(spec.labels))};"
-                f" allowed labels: {names}",
-                path=join(join(path, "labels"), key),
-            )
-    scale = alias.scale if alias is not None else 1.0
-    return replace(rule, metric=spec.name, aggregation=aggregation, scale=scale)
-
-
-def _notifiers(value: object, path: str, camel: bool) -> tuple[NotifierConfig, ...]:
-    return tuple(
-        _notifier(item, f"{path}[{i}]", camel) for i, item in enumerate(items(value, path))
-    )
-
-
-def _notifier(value: object, path: str, camel: bool) -> NotifierConfig:
-    raw = entries(value, path)
-    if "type" not in raw:
-        kinds = ", ".join(map(repr, _NOTIFIERS))
-        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
-    kind = choice(*_NOTIFIERS)(raw["type"], join(path, "type"), camel)
-    return build(_NOTIFIERS[kind], raw, path, camel, {"type": lambda *_: None})
 
 
 def _config_keys(raw: dict[str, Any], root: str) -> Iterator[tuple[str, str]]:

@@ -310,3 +310,25 @@ def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:
             raise ConfigError(f"config file {name!r}: no [{'.'.join(PYPROJECT_TABLE)}] table")
         document = document[key]
     return name, document, ".".join(PYPROJECT_TABLE)
+
+
+# --- checks shared by the configuration modules -------------------------------------------------
+
+PATH_TEXT = "a path starting with '/'"
+endpoint_path = text(PATH_TEXT, lambda t: t.startswith("/"))
+optional_text = text(null=True)
+duration = number(gt=0, duration=True)
+"""Seconds, above 0 (milliseconds in FluxStack style)."""
+delay = number(ge=0, duration=True)
+"""Seconds, 0 or more (milliseconds in FluxStack style)."""
+
+
+def masked_repr(config: DataclassInstance) -> str:
+    """The dataclass ``repr`` with the values of its ``headers`` masked (they carry secrets)."""
+    parts = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name == "headers":
+            value = {name: "***" for name, _ in value}
+        parts.append(f"{f.name}={value!r}")
+    return f"{type(config).__name__}({', '.join(parts)})"

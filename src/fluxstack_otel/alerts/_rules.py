@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
 from fluxstack_otel import _catalog as cat
-from fluxstack_otel._config import AGGREGATIONS, AlertRule, MonitoringConfig, custom_metric_spec
+from fluxstack_otel._config import MonitoringConfig
+from fluxstack_otel._config_alerts import AGGREGATIONS, AlertRule, custom_metric_spec
 from fluxstack_otel._config_parse import suggest
 from fluxstack_otel._errors import ConfigError
 
