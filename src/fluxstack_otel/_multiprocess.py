@@ -17,7 +17,7 @@ an archive of the workers that have gone:
 Aggregation: counters and histograms (monotonic sums) are summed per label set across live
 workers, dead ones and the archive, so they never go backwards when a worker dies or is recycled.
 Gauges and up-down counters are per worker, with a ``pid`` label, live workers only; the host-wide
-gauges (``_HOST_GAUGES``) are one value, read by the answering worker. A worker whose own series
+gauges (``_families.HOST_GAUGES``) are one value, read by the answering worker. A worker whose own series
 restarts (an idle series evicted, then seen again) keeps the earlier incarnations' counts in its
 published totals, so its file too only grows.
 
@@ -47,24 +47,22 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
+from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from fluxstack_otel import _catalog as cat
 from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._failures import report_failure
+from fluxstack_otel._families import (
+    SUMMED,
+    Attrs,
+    Families,
+    add_payloads,
+    decode_families,
+    encode_families,
+    family_points,
+    merge_families,
+    to_metrics_data,
+)
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel.exporters._atomic import write_atomic
 
@@ -76,22 +74,14 @@ HOST_WIDE_SINKS = frozenset({"prometheus", "json", "file"})
 """Exporter types that read the host view; the others (OTLP, console) keep per-worker data, each
 worker being its own ``service.instance.id``."""
 
-# Gauges that describe the host rather than the worker: one value, no ``pid`` label.
-_HOST_GAUGES = frozenset({cat.SYSTEM_MEMORY_TOTAL.name, cat.SYSTEM_LOAD_1M.name})
 _STALE_AFTER = 3  # intervals without a publish before a live worker's file is reported stale
 _ARCHIVE, _LOCK, _PREFIX = "archive.json", ".lock", "worker-"
 _ABSORBED_KEPT = 1000  # names of compacted files remembered, against a crash between two steps
-_COUNTER, _UPDOWN, _GAUGE, _HISTOGRAM = "counter", "updown", "gauge", "histogram"
-_SUMMED = (_COUNTER, _HISTOGRAM)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 _FORK_GUARD = threading.Lock()
 _fork_guarded = False
 
-Attrs = tuple[tuple[str, Any], ...]
-# (scope, name) -> [kind, description, unit, {attrs: payload}]; a payload is [value] or
-# [count, sum, buckets, bounds].
-Families = dict[tuple[str, str], list[Any]]
 Liveness = Callable[[int, float], bool]
 
 
@@ -193,17 +183,22 @@ class HostStream(MetricStream):
         dead = len(workers) - len(others)
         now_ns = time.time_ns()
         families: Families = {}
-        _merge(families, own, summed_only=False, pid=None)
-        _merge(families, _decode(archive["families"]), summed_only=True, pid=None)
+        merge_families(families, own, summed_only=False, pid=None)
+        merge_families(families, decode_families(archive["families"]), summed_only=True, pid=None)
         for doc in others:
             live = self._alive(int(doc["pid"]), float(doc["started"]))
             dead += not live
             if live:
                 self._check_stale(doc, now_ns)
-            _merge(families, _decode(doc["families"]), summed_only=not live, pid=int(doc["pid"]))
+            merge_families(
+                families,
+                decode_families(doc["families"]),
+                summed_only=not live,
+                pid=int(doc["pid"]),
+            )
         if dead:
             self.compact()
-        return self._to_metrics_data(families, now_ns)
+        return to_metrics_data(families, self.resource, self._created_ns, now_ns)
 
     # --- Sink -------------------------------------------------------------------------------
 
@@ -247,7 +242,7 @@ class HostStream(MetricStream):
                 "started": self._proc_started,
                 "published_ns": time.time_ns(),
                 "interval": self._interval,
-                "families": _encode(families),
+                "families": encode_families(families),
             }
             try:
                 _write_quick(self._path, _dumps(doc))
@@ -265,18 +260,20 @@ class HostStream(MetricStream):
             with self._locked(exclusive=True):
                 archive = self._read_archive() or _new_archive()
                 absorbed: list[str] = list(archive.get("absorbed", []))
-                families = _decode(archive["families"])
+                families = decode_families(archive["families"])
                 gone: list[Path] = []
                 for path, doc in self._read_workers():
                     if path == self._path or self._alive(int(doc["pid"]), float(doc["started"])):
                         continue
                     if path.name not in absorbed:  # else: already in the archive (crash between)
-                        _merge(families, _decode(doc["families"]), summed_only=True, pid=None)
+                        merge_families(
+                            families, decode_families(doc["families"]), summed_only=True, pid=None
+                        )
                         absorbed.append(path.name)
                     gone.append(path)
                 if not gone:
                     return 0
-                archive["families"] = _encode(families)
+                archive["families"] = encode_families(families)
                 archive["absorbed"] = absorbed[-_ABSORBED_KEPT:]
                 write_atomic(self._dir / _ARCHIVE, _dumps(archive))
                 for path in gone:
@@ -333,10 +330,10 @@ class HostStream(MetricStream):
         """This worker's families, counters and histograms made monotonic across series resets."""
         families: Families = {}
         seen: set[tuple[str, str, Attrs]] = set()
-        for scope, name, kind, desc, unit, attrs, start, payload in _points(data):
+        for scope, name, kind, desc, unit, attrs, start, payload in family_points(data):
             self._meta[(scope, name)] = (kind, desc, unit)
             family = families.setdefault((scope, name), [kind, desc, unit, {}])
-            if kind not in _SUMMED:
+            if kind not in SUMMED:
                 family[3][attrs] = payload
                 continue
             sid = (scope, name, attrs)
@@ -346,7 +343,9 @@ class HostStream(MetricStream):
                 self._fold_base(kind, sid, previous[1])
             self._last[sid] = (start, payload)
             base = self._base.get(sid)
-            family[3][attrs] = payload if base is None else (_add(kind, base, payload) or payload)
+            family[3][attrs] = (
+                payload if base is None else (add_payloads(kind, base, payload) or payload)
+            )
         for sid in [s for s in self._last if s not in seen]:  # evicted: keep its counts
             kind = self._meta[sid[:2]][0]
             self._fold_base(kind, sid, self._last.pop(sid)[1])
@@ -358,7 +357,7 @@ class HostStream(MetricStream):
 
     def _fold_base(self, kind: str, sid: tuple[str, str, Attrs], payload: list[Any]) -> None:
         base = self._base.get(sid)
-        self._base[sid] = payload if base is None else (_add(kind, base, payload) or base)
+        self._base[sid] = payload if base is None else (add_payloads(kind, base, payload) or base)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -402,159 +401,6 @@ class HostStream(MetricStream):
                 age,
                 _STALE_AFTER,
             )
-
-    def _to_metrics_data(self, families: Families, now_ns: int) -> MetricsData:
-        scopes: dict[str, list[Metric]] = {}
-        start = self._created_ns
-        for (scope, name), (kind, desc, unit, points) in families.items():
-            if kind == _HISTOGRAM:
-                data: Any = Histogram(
-                    data_points=[
-                        HistogramDataPoint(
-                            attributes=dict(a),
-                            start_time_unix_nano=start,
-                            time_unix_nano=now_ns,
-                            count=p[0],
-                            sum=p[1],
-                            bucket_counts=list(p[2]),
-                            explicit_bounds=list(p[3]),
-                            min=_absent(),
-                            max=_absent(),
-                        )
-                        for a, p in points.items()
-                    ],
-                    aggregation_temporality=AggregationTemporality.CUMULATIVE,
-                )
-            else:
-                numbers = [
-                    NumberDataPoint(
-                        attributes=dict(a),
-                        start_time_unix_nano=start,
-                        time_unix_nano=now_ns,
-                        value=p[0],
-                    )
-                    for a, p in points.items()
-                ]
-                if kind == _GAUGE:
-                    data = Gauge(data_points=numbers)
-                else:
-                    data = Sum(
-                        data_points=numbers,
-                        aggregation_temporality=AggregationTemporality.CUMULATIVE,
-                        is_monotonic=kind == _COUNTER,
-                    )
-            metric = Metric(name=name, description=desc, unit=unit, data=data)
-            scopes.setdefault(scope, []).append(metric)
-        return MetricsData(
-            resource_metrics=[
-                ResourceMetrics(
-                    resource=self.resource,
-                    scope_metrics=[
-                        ScopeMetrics(scope=InstrumentationScope(s), metrics=m, schema_url="")
-                        for s, m in scopes.items()
-                    ],
-                    schema_url="",
-                )
-            ]
-        )
-
-
-# --- the data model: OTel points <-> plain JSON ---------------------------------------------------
-
-
-def _points(
-    data: MetricsData,
-) -> Iterator[tuple[str, str, str, str, str, Attrs, int, list[Any]]]:
-    """(scope, name, kind, description, unit, attributes, start, payload) of every point."""
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                d = m.data
-                if isinstance(d, Histogram):
-                    kind = _HISTOGRAM
-                elif isinstance(d, Sum):
-                    kind = _COUNTER if d.is_monotonic else _UPDOWN
-                elif isinstance(d, Gauge):
-                    kind = _GAUGE
-                else:  # exponential histograms: not aggregated across workers
-                    continue
-                for p in d.data_points:
-                    attrs = _attrs(p.attributes)
-                    if isinstance(p, HistogramDataPoint):
-                        bounds = [float(b) for b in p.explicit_bounds]
-                        payload = [p.count, p.sum, list(p.bucket_counts), bounds]
-                    else:
-                        payload = [p.value]
-                    yield (sm.scope.name, m.name, kind, m.description or "", m.unit or "",
-                           attrs, int(p.start_time_unix_nano or 0), payload)  # fmt: skip
-
-
-def _attrs(attributes: Any) -> Attrs:
-    return tuple(
-        sorted(
-            (str(k), tuple(v) if isinstance(v, list | tuple) else v)
-            for k, v in (attributes or {}).items()
-        )
-    )
-
-
-def _add(kind: str, a: list[Any], b: list[Any]) -> list[Any] | None:
-    """The sum of two payloads; None for histograms with different bucket bounds."""
-    if kind != _HISTOGRAM:
-        return [a[0] + b[0]]
-    if list(a[3]) != list(b[3]) or len(a[2]) != len(b[2]):
-        return None
-    return [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]]
-
-
-def _merge(into: Families, source: Families, *, summed_only: bool, pid: int | None) -> None:
-    """Add ``source`` to ``into``: counters and histograms summed, gauges per worker (``pid``)."""
-    for key, (kind, desc, unit, points) in source.items():
-        if kind not in _SUMMED and (summed_only or (pid is not None and key[1] in _HOST_GAUGES)):
-            continue
-        family = into.setdefault(key, [kind, desc, unit, {}])
-        if family[0] != kind:
-            continue  # one name, two kinds across workers: the first seen wins
-        target = family[3]
-        for attrs, payload in points.items():
-            if kind not in _SUMMED:
-                if key[1] not in _HOST_GAUGES:
-                    label = pid if pid is not None else os.getpid()
-                    attrs = (*(a for a in attrs if a[0] != "pid"), ("pid", str(label)))
-                target[attrs] = payload
-                continue
-            existing = target.get(attrs)
-            if existing is None:
-                target[attrs] = payload
-            else:
-                total = _add(kind, existing, payload)
-                if total is None:
-                    report_failure(f"summing {key[1]!r} across workers (bucket bounds differ)",
-                                   exc_info=False, level=logging.WARNING)  # fmt: skip
-                else:
-                    target[attrs] = total
-
-
-def _encode(families: Families) -> list[Any]:
-    return [
-        [scope, name, kind, desc, unit, [[[list(kv) for kv in a], *p] for a, p in pts.items()]]
-        for (scope, name), (kind, desc, unit, pts) in families.items()
-    ]
-
-
-def _decode(encoded: list[Any]) -> Families:
-    families: Families = {}
-    for scope, name, kind, desc, unit, points in encoded:
-        families[(scope, name)] = [
-            kind,
-            desc,
-            unit,
-            {
-                tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in p[0]): list(p[1:])
-                for p in points
-            },
-        ]
-    return families
 
 
 def _new_archive() -> dict[str, Any]:
@@ -604,8 +450,3 @@ def _publish_at_exit(ref: weakref.ref[HostStream]) -> None:
     stream = ref()
     if stream is not None and not stream._closed:
         stream._final_publish()
-
-
-def _absent() -> float:
-    # Sums of histograms have no known min/max; None encodes "absent" in OTLP.
-    return None  # type: ignore[return-value]
