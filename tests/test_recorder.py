@@ -146,3 +146,14 @@ def test_projection_of_named_metrics_only() -> None:
     assert set(some) == {"http_errors_total", "http_request_duration_seconds"}
     for name, metric in some.items():
         assert points(metric) == points(full[name])
+
+
+def test_histogram_sums_are_floats() -> None:
+    """Every histogram sum is a float, as HistogramDataPoint declares, byte sizes included."""
+    rec = HttpRecorder(clock=lambda: 0.0)
+    rec.record("POST", "/a", 200, None, 0.02, 512, 100, 0.0)
+    rec.record("POST", "/a", 201, None, 0.02, 512, 100, 0.0)  # merged into one request point
+    for metric in rec.to_metrics():
+        if isinstance(metric.data, Histogram):
+            for point in metric.data.data_points:
+                assert type(point.sum) is float, (metric.name, point.sum)

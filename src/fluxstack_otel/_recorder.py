@@ -475,7 +475,7 @@ def _add_hist(
     if acc is None:  # the common case: one recorded series makes one point
         acc = into[key] = _HistAcc(list(buckets), start_ns)
         acc.count = count
-        acc.sum = total
+        acc.sum = float(total)  # a float, as the sum of an accumulation from 0.0 would be
         return
     acc.start_ns = min(acc.start_ns, start_ns)
     acc.count += count
