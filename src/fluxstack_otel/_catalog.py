@@ -34,6 +34,7 @@ __all__ = [
     "LABEL_ROUTE",
     "LABEL_STATUS_CODE",
     "METRICS_BY_NAME",
+    "OVERFLOW",
     "PROCESS_CPU_USER",
     "PROCESS_HEAP_USED",
     "PROCESS_RSS",
@@ -67,6 +68,8 @@ LABEL_ERROR_TYPE = "error_type"
 
 # The route label of a request that matched no route: one fixed value, never the raw path.
 UNMATCHED_ROUTE = "<unmatched>"
+OVERFLOW = "<overflow>"
+"""The label value of the one series per metric that absorbs label sets beyond the cap."""
 
 # Prometheus client defaults: a superset of the FluxStack plugin's (0.1, 0.5, 1, 2.5, 5, 10),
 # fine enough below 100 ms that p95 of a fast API means something.

@@ -3,9 +3,10 @@
 One request is one ``record()`` call, which appends one tuple to a queue; the queue is folded into
 the per-series accumulators (a dict lookup on the series key, three bucket bisections, a handful
 of increments) in batches, under one lock, by the request that fills it or by the next
-collection. Its cost does not depend on how many exporters read the data. At collection time ``snapshot()`` copies the accumulators and
-``to_metrics()`` projects them onto the six catalogue metrics as standard OpenTelemetry points
-(``Sum`` and ``Histogram``, cumulative), so every OTel exporter can consume them.
+collection. Its cost does not depend on how many exporters read the data. At collection time
+``snapshot()`` copies the accumulators and ``to_metrics()`` projects them onto the six catalogue
+metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative, built by
+``_projection``), so every OTel exporter can consume them.
 
 A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
 projections of those keys: ``http_requests_total`` sums over status and error, and so on.
@@ -33,26 +34,20 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import cast
 
-from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
     Metric,
-    NumberDataPoint,
-    Sum,
 )
 
 from fluxstack_otel import _catalog as cat
+from fluxstack_otel._projection import project
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
 
 _log = logging.getLogger("fluxstack_otel")
 
-# The label value of the one series that absorbs label sets beyond the cardinality cap.
-OVERFLOW = "<overflow>"
+OVERFLOW = cat.OVERFLOW
 
 SeriesKey = tuple[str, str, int | None, str | None]
 _Pending = tuple[str, str, int | None, str | None, float, int, int, float]
@@ -63,23 +58,6 @@ _Exemplar = tuple[float, int, int, int]
 # The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
 _OVERFLOW_STATUS = 0
 _DRAIN_AT = 256
-# The six HTTP metrics in the order to_metrics() returns them.
-_HTTP_SPECS = (
-    cat.HTTP_REQUESTS,
-    cat.HTTP_RESPONSES,
-    cat.HTTP_ERRORS,
-    cat.HTTP_REQUEST_DURATION,
-    cat.HTTP_REQUEST_SIZE,
-    cat.HTTP_RESPONSE_SIZE,
-)
-_K = TypeVar("_K", bound=tuple[object, ...])
-
-# The recorder keeps no min/max (they would cost compares on every request and cannot be turned
-# into deltas). The SDK types say float, but None is what OTLP encodes as "absent", and every
-# consumer in this package treats None as not recorded.
-_NOT_RECORDED: float = cast(float, None)
-
-
 # A series' accumulators live in one flat list (cheaper to update than attributes):
 # [last update, duration sum, request bytes sum, response bytes sum,
 #  duration buckets..., request size buckets..., response size buckets...]
@@ -359,187 +337,14 @@ class HttpRecorder:
             names: Only these metrics (the alert processor reads a few); None: all six.
             snapshot: The series to project; None takes one now.
         """
-        snap = self.snapshot() if snapshot is None else snapshot
-        now_ns = self._wall_ns()
-        want = {spec.name for spec in _HTTP_SPECS if names is None or spec.name in names}
-        w_requests, w_responses, w_errors, w_durations, w_req_sizes, w_resp_sizes = (
-            spec.name in want for spec in _HTTP_SPECS
+        return project(
+            self.snapshot() if snapshot is None else snapshot,
+            duration_bounds=self._dur_bounds,
+            size_bounds=self._size_bounds,
+            now_ns=self._wall_ns(),
+            names=names,
         )
-        requests: dict[tuple[str, str], list[int]] = {}
-        responses: dict[tuple[str, str, _Status], list[int]] = {}
-        errors: dict[tuple[str, str, _Status, str], list[int]] = {}
-        durations: dict[tuple[str, str, _Status], _HistAcc] = {}
-        req_sizes: dict[tuple[str, str], _HistAcc] = {}
-        resp_sizes: dict[tuple[str, str, _Status], _HistAcc] = {}
-        for s in snap:
-            method, route, code, error_type = s.key
-            # The overflow keys, with or without a status, are one series per metric.
-            status: _Status = OVERFLOW if method == OVERFLOW else code
-            mr = (method, route)
-            if w_requests:
-                _add_count(requests, mr, s.count, s.start_ns)
-            if w_req_sizes:
-                _add_hist(req_sizes, mr, s.count, s.req_buckets, s.req_sum, s.start_ns)
-            mrs = (method, route, status)
-            if w_durations:
-                _add_hist(durations, mrs, s.count, s.dur_buckets, s.dur_sum, s.start_ns)
-                if s.exemplars is not None:
-                    _add_exemplars(durations[mrs], s.exemplars)
-            if code is not None:
-                if w_responses:
-                    _add_count(responses, mrs, s.count, s.start_ns)
-                if w_resp_sizes:
-                    _add_hist(resp_sizes, mrs, s.count, s.resp_buckets, s.resp_sum, s.start_ns)
-            if error_type is not None and w_errors:
-                _add_count(errors, (method, route, status, error_type), s.count, s.start_ns)
-
-        out: list[Metric] = []
-        if w_requests:
-            out.append(_sum_metric(cat.HTTP_REQUESTS, requests, now_ns))
-        if w_responses:
-            out.append(_sum_metric(cat.HTTP_RESPONSES, responses, now_ns))
-        if w_errors:
-            out.append(_sum_metric(cat.HTTP_ERRORS, errors, now_ns))
-        dur_bounds, size_bounds = self._dur_bounds, self._size_bounds
-        if w_durations:
-            spec = cat.HTTP_REQUEST_DURATION
-            out.append(_hist_metric(spec, durations, dur_bounds, now_ns))
-        if w_req_sizes:
-            spec = cat.HTTP_REQUEST_SIZE
-            out.append(_hist_metric(spec, req_sizes, size_bounds, now_ns))
-        if w_resp_sizes:
-            spec = cat.HTTP_RESPONSE_SIZE
-            out.append(_hist_metric(spec, resp_sizes, size_bounds, now_ns))
-        return out
-
-
-_Status = int | str | None
 
 
 def _copy(slots: list[_Exemplar | None] | None) -> tuple[_Exemplar | None, ...] | None:
     return None if slots is None else tuple(slots)
-
-
-class _HistAcc:
-    __slots__ = ("buckets", "count", "exemplars", "start_ns", "sum")
-
-    def __init__(self, buckets: list[int], start_ns: int) -> None:
-        self.count = 0
-        self.sum: float = 0.0
-        self.buckets = buckets
-        self.start_ns = start_ns
-        self.exemplars: list[_Exemplar | None] | None = None
-
-
-def _add_exemplars(acc: _HistAcc, slots: tuple[_Exemplar | None, ...]) -> None:
-    """Merge a series' exemplars into a projected point's: the latest per bucket wins."""
-    if acc.exemplars is None:
-        acc.exemplars = list(slots)
-        return
-    mine = acc.exemplars
-    for i, theirs in enumerate(slots):
-        if theirs is None:
-            continue
-        current = mine[i]
-        if current is None or theirs[1] > current[1]:
-            mine[i] = theirs
-
-
-def _exemplar_points(acc: _HistAcc) -> list[Exemplar]:
-    if acc.exemplars is None:
-        return []
-    return [
-        Exemplar(None, value, at, span_id, trace_id)
-        for value, at, trace_id, span_id in filter(None, acc.exemplars)
-    ]
-
-
-def _add_count(into: dict[_K, list[int]], key: _K, count: int, start_ns: int) -> None:
-    acc = into.get(key)
-    if acc is None:
-        into[key] = [count, start_ns]
-    else:
-        acc[0] += count
-        acc[1] = min(acc[1], start_ns)
-
-
-def _add_hist(
-    into: dict[_K, _HistAcc],
-    key: _K,
-    count: int,
-    buckets: tuple[int, ...],
-    total: float,
-    start_ns: int,
-) -> None:
-    acc = into.get(key)
-    if acc is None:  # the common case: one recorded series makes one point
-        acc = into[key] = _HistAcc(list(buckets), start_ns)
-        acc.count = count
-        acc.sum = float(total)  # a float, as the sum of an accumulation from 0.0 would be
-        return
-    acc.start_ns = min(acc.start_ns, start_ns)
-    acc.count += count
-    acc.sum += total
-    b = acc.buckets
-    for i, n in enumerate(buckets):
-        if n:
-            b[i] += n
-
-
-def _attributes(spec: cat.MetricSpec, key: tuple[object, ...]) -> dict[str, str]:
-    return {
-        name: str(value) for name, value in zip(spec.labels, key, strict=False) if value is not None
-    }
-
-
-def _sum_metric(spec: cat.MetricSpec, series: dict[_K, list[int]], now_ns: int) -> Metric:
-    points = [
-        NumberDataPoint(
-            attributes=_attributes(spec, key),
-            start_time_unix_nano=start,
-            time_unix_nano=now_ns,
-            value=count,
-        )
-        for key, (count, start) in series.items()
-    ]
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Sum(
-            data_points=points,
-            aggregation_temporality=AggregationTemporality.CUMULATIVE,
-            is_monotonic=True,
-        ),
-    )
-
-
-def _hist_metric(
-    spec: cat.MetricSpec,
-    series: dict[_K, _HistAcc],
-    bounds: tuple[float, ...],
-    now_ns: int,
-) -> Metric:
-    points = [
-        HistogramDataPoint(
-            attributes=_attributes(spec, key),
-            start_time_unix_nano=acc.start_ns,
-            time_unix_nano=now_ns,
-            count=acc.count,
-            sum=acc.sum,
-            bucket_counts=list(acc.buckets),
-            explicit_bounds=list(bounds),
-            min=_NOT_RECORDED,
-            max=_NOT_RECORDED,
-            exemplars=_exemplar_points(acc),
-        )
-        for key, acc in series.items()
-    ]
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Histogram(
-            data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE
-        ),
-    )
