@@ -7,6 +7,9 @@ aggregation: a counter the master incremented before the fork would start at the
 in every worker, and each worker would export it as its own. Cumulative temporality makes that
 a permanent over-count.
 
+``call_in_child`` is how a part of the pipeline learns it is in a forked child (its threads are
+gone, its locks may be held): the one registration of its ``_after_fork_in_child`` method.
+
 ``reset_meter_provider`` empties the aggregations of a ``MeterProvider``'s storage in the child,
 so a worker's SDK series start at its fork, with start times of their own. Instruments stay
 valid (app code keeps the counters it created before the fork) and the next measurement creates
@@ -21,16 +24,35 @@ then carry the master's counts) instead of raising, and ``tests/test_workers_for
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 
 from fluxstack_otel._failures import report_failure
 
-__all__ = ["reset_meter_provider"]
+__all__ = ["call_in_child", "reset_meter_provider"]
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+
+
+def call_in_child(method: Callable[[], None]) -> None:
+    """Call the bound ``method`` in every forked child, for as long as its object lives.
+
+    The registration holds only a weak reference: it keeps nothing alive, and after the object is
+    collected a fork calls nothing.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def after_in_child() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    os.register_at_fork(after_in_child=after_in_child)
 
 
 def _fresh_locks(obj: object) -> None:

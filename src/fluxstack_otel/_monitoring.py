@@ -34,7 +34,7 @@ from fluxstack_otel._config import MonitoringConfig, PrometheusExporterConfig
 from fluxstack_otel._custom import CustomMetrics, cardinality_limits
 from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._failures import report_failure
-from fluxstack_otel._fork import reset_meter_provider
+from fluxstack_otel._fork import call_in_child, reset_meter_provider
 from fluxstack_otel._looplag import LoopLagProbe
 from fluxstack_otel._naming import PresentedStream, present
 from fluxstack_otel._recorder import HttpRecorder
@@ -180,7 +180,7 @@ class Monitoring(CustomMetrics):
         except BaseException:
             self.shutdown()
             raise
-        _register_fork_handler(self)
+        call_in_child(self._after_fork_in_child)
         # The final flush of every exporter when the app does not call shutdown() itself
         # (idempotent, so both are fine): at interpreter exit, and on SIGTERM (docs/reliability.md).
         atexit.register(_shutdown_at_exit, weakref.ref(self))
@@ -327,6 +327,8 @@ class Monitoring(CustomMetrics):
 
     def _after_fork_in_child(self) -> None:
         # The child must not report the parent's counts or identity, nor rely on its threads.
+        if self._closed:
+            return
         self._resource = _make_resource(self.config)
         if self._recorder is not None:
             self._recorder.reset()
@@ -404,17 +406,6 @@ def _make_resource(config: MonitoringConfig) -> Resource:
     if not name.startswith("unknown_service") and config.service_name == _DEFAULT_SERVICE_NAME:
         return resource
     return resource.merge(Resource({"service.name": config.service_name}))
-
-
-def _register_fork_handler(monitoring: Monitoring) -> None:
-    ref = weakref.ref(monitoring)
-
-    def after_in_child() -> None:
-        instance = ref()
-        if instance is not None and not instance._closed:
-            instance._after_fork_in_child()
-
-    os.register_at_fork(after_in_child=after_in_child)
 
 
 def configure_monitoring(config: ConfigSource = None) -> Monitoring:

@@ -13,14 +13,13 @@ joined forever.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from fluxstack_otel._failures import report_failure
+from fluxstack_otel._fork import call_in_child
 
 if TYPE_CHECKING:
     from fluxstack_otel._sinks import Endpoint
@@ -99,7 +98,7 @@ class PeriodicWorker:
         self._lock = threading.Lock()
         self._runs = 0
         self._flushed = threading.Event()
-        _restart_after_fork(self)
+        call_in_child(self._after_fork_in_child)
 
     @property
     def runs(self) -> int:
@@ -173,17 +172,6 @@ class PeriodicWorker:
         self._runs = 0
         if running:
             self.start()
-
-
-def _restart_after_fork(worker: PeriodicWorker) -> None:
-    ref = weakref.ref(worker)
-
-    def after_in_child() -> None:
-        instance = ref()
-        if instance is not None:
-            instance._after_fork_in_child()
-
-    os.register_at_fork(after_in_child=after_in_child)
 
 
 class PeriodicSink:

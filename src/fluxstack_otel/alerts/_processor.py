@@ -9,10 +9,8 @@ reported (rate-limited log line plus a count) and the next evaluation goes on.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._failures import report_failure
+from fluxstack_otel._fork import call_in_child
 from fluxstack_otel.alerts._alert import Alert
 from fluxstack_otel.alerts._evaluate import InstanceKey, InstanceState, active_alerts, evaluate
 from fluxstack_otel.alerts._notify import (
@@ -77,7 +76,7 @@ class AlertProcessor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        _reset_after_fork(self)
+        call_in_child(self._after_fork_in_child)
 
     # --- the sink contract ----------------------------------------------------------------
 
@@ -189,17 +188,6 @@ class AlertProcessor:
             self._stop = threading.Event()
             self._thread = None
             self.start()
-
-
-def _reset_after_fork(processor: AlertProcessor) -> None:
-    ref = weakref.ref(processor)
-
-    def after_in_child() -> None:
-        instance = ref()
-        if instance is not None:
-            instance._after_fork_in_child()
-
-    os.register_at_fork(after_in_child=after_in_child)
 
 
 def build_processor(
