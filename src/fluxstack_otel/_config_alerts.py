@@ -19,6 +19,7 @@ from fluxstack_otel._config_parse import (
     delay,
     duration,
     entries,
+    entry_type,
     fail,
     headers,
     is_url,
@@ -227,8 +228,5 @@ def parse_notifiers(value: object, path: str, camel: bool) -> tuple[NotifierConf
 
 def _notifier(value: object, path: str, camel: bool) -> NotifierConfig:
     raw = entries(value, path)
-    if "type" not in raw:
-        kinds = ", ".join(map(repr, _NOTIFIERS))
-        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
-    kind = choice(*_NOTIFIERS)(raw["type"], join(path, "type"), camel)
+    kind = entry_type(raw, _NOTIFIERS, path, camel)
     return build(_NOTIFIERS[kind], raw, path, camel, {"type": lambda *_: None})

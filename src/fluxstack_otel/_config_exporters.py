@@ -20,6 +20,7 @@ from fluxstack_otel._config_parse import (
     duration,
     endpoint_path,
     entries,
+    entry_type,
     fail,
     headers,
     integer,
@@ -195,10 +196,7 @@ def parse_exporters(value: object, path: str, camel: bool) -> tuple[ExporterConf
 
 def _exporter(value: object, path: str, camel: bool) -> ExporterConfig:
     raw = entries(value, path)
-    if "type" not in raw:
-        kinds = ", ".join(map(repr, _EXPORTERS))
-        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
-    kind = choice(*_EXPORTERS)(raw["type"], join(path, "type"), camel)
+    kind = entry_type(raw, _EXPORTERS, path, camel)
     extra: dict[str, Check] = {"type": lambda *_: None}  # already read above
     if kind in _IGNORED_FORMAT:
         extra["format"] = _IGNORED_FORMAT[kind]

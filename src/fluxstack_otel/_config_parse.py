@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import MISSING, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import urlsplit
@@ -332,3 +332,12 @@ def masked_repr(config: DataclassInstance) -> str:
             value = {name: "***" for name, _ in value}
         parts.append(f"{f.name}={value!r}")
     return f"{type(config).__name__}({', '.join(parts)})"
+
+
+def entry_type(raw: Mapping[str, Any], types: Collection[str], path: str, camel: bool) -> str:
+    """The ``type`` key of a list entry (an exporter, a notifier), one of ``types``."""
+    if "type" not in raw:
+        kinds = ", ".join(map(repr, types))
+        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
+    kind: str = choice(*types)(raw["type"], join(path, "type"), camel)
+    return kind
