@@ -46,6 +46,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# The error_type of an error status, made once: no new string (and hash) per failing request.
+_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+
 
 class MonitoringMiddleware:
     """Wraps an ASGI app with HTTP metrics and serves the monitoring endpoints.
@@ -116,7 +119,7 @@ class MonitoringMiddleware:
             now = exchange.end or perf_counter()
             status = exchange.status
             if error_type is None and status is not None and status >= self._error_status:
-                error_type = str(status)
+                error_type = _STATUS_TEXT.get(status) or str(status)
             try:
                 method = normalize_method(scope.get("method", "GET"))
                 route = resolve_route(scope, entry_root_path, status)
