@@ -1,15 +1,16 @@
-"""OTLP receivers on 127.0.0.1 for the tests: HTTP (protobuf) and gRPC, decoded with the official
-opentelemetry-proto classes, and helpers that read the decoded requests."""
+"""Receivers on 127.0.0.1 for the tests: OTLP over HTTP (protobuf) and gRPC, decoded with the
+official opentelemetry-proto classes, helpers that read the decoded requests, and a JSON webhook."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
@@ -124,6 +125,108 @@ class GrpcReceiver(Received):
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop(grace=None).wait(5)
+
+
+class Post(NamedTuple):
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None  # None: the receiver never answered
+
+
+class JsonReceiver:
+    """A webhook on 127.0.0.1 that records every POST and answers with scripted statuses.
+
+    Args:
+        statuses: Statuses for the first requests, then 200. ``None`` in the list means hang
+            (read the request, never answer until the receiver closes).
+        delay: Seconds to wait, after recording a request, before answering it.
+    """
+
+    def __init__(self, statuses: list[int | None] | None = None, delay: float = 0.0) -> None:
+        self.posts: list[Post] = []
+        self.delay = delay
+        self.cond = threading.Condition()
+        self._statuses = list(statuses or [])
+        self._release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.cond:
+                    status = receiver._statuses.pop(0) if receiver._statuses else 200
+                    receiver.posts.append(Post(self.path, dict(self.headers), body, status))
+                    receiver.cond.notify_all()
+                if status is None:
+                    receiver._release.wait(30)
+                    return
+                receiver._release.wait(receiver.delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/hook"
+
+    def _posts(self, accepted: bool = False) -> list[Post]:
+        with self.cond:
+            posts = list(self.posts)
+        if accepted:
+            return [p for p in posts if p.status is not None and 200 <= p.status < 300]
+        return posts
+
+    @property
+    def attempts(self) -> int:
+        return len(self._posts())
+
+    @property
+    def requests(self) -> list[tuple[str, dict[str, str], Any]]:
+        """Every POST, answered or not: its path, headers and body read as JSON."""
+        return [(p.path, p.headers, json.loads(p.body)) for p in self._posts()]
+
+    @property
+    def bodies(self) -> list[bytes]:
+        """The bodies of the POSTs answered with a 2xx."""
+        return [p.body for p in self._posts(accepted=True)]
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """The headers of the POSTs answered with a 2xx."""
+        return [p.headers for p in self._posts(accepted=True)]
+
+    @property
+    def documents(self) -> list[Any]:
+        """The bodies of the POSTs answered with a 2xx, read as JSON."""
+        return [json.loads(b) for b in self.bodies]
+
+    def wait_for(self, predicate: Callable[[JsonReceiver], bool], timeout: float = 10.0) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: predicate(self), timeout)
+        assert ok, f"receiver: timed out ({len(self.posts)} POSTs)"
+
+    def __enter__(self) -> JsonReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
 
 
 # --- decoding ----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from starlette.routing import Route
 from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._cli import main
 from fluxstack_otel.alerts import Alert
+from receivers import JsonReceiver
 from servers import (
     AlertmanagerServer,
     PrometheusServer,
@@ -81,39 +81,14 @@ def traffic(base_url: str) -> Iterator[None]:
         thread.join(15)
 
 
-class Hook:
-    """A local HTTP endpoint that records the JSON notifications Alertmanager POSTs."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def statuses(self, alertname: str) -> list[str]:
-        return [
-            a["status"]
-            for body in self.bodies
-            for a in body["alerts"]
-            if a["labels"].get("alertname") == alertname
-        ]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def statuses(hook: JsonReceiver, alertname: str) -> list[str]:
+    """The statuses of ``alertname`` in the notifications Alertmanager POSTed to the hook."""
+    return [
+        a["status"]
+        for body in hook.documents
+        for a in body["alerts"]
+        if a["labels"].get("alertname") == alertname
+    ]
 
 
 class AlertmanagerWithHook(AlertmanagerServer):
@@ -151,76 +126,70 @@ def in_process(monitoring: Monitoring, name: str) -> list[Alert]:
 @requires_alertmanager
 def test_p95_alert_fires_and_resolves_in_process_and_in_alertmanager() -> None:
     """A slow route fires the p95 rule; Alertmanager holds it; fast again, both resolve it."""
-    hook = Hook()
     delay = {"s": SLOW}
     events: list[Alert] = []
-    try:
-        with AlertmanagerWithHook(hook.url) as am:
-            monitoring = configure_monitoring(
-                {
-                    "service_name": "shop",
-                    "system_metrics": False,
-                    "alert_evaluation_interval": 0.2,
-                    "thresholds": NO_THRESHOLDS,
-                    "alerts": [slow_work_rule(window=1.5)],
-                    "notifiers": [{"type": "alertmanager", "url": am.url}, {"type": "log"}],
+    with JsonReceiver() as hook, AlertmanagerWithHook(hook.url) as am:
+        monitoring = configure_monitoring(
+            {
+                "service_name": "shop",
+                "system_metrics": False,
+                "alert_evaluation_interval": 0.2,
+                "thresholds": NO_THRESHOLDS,
+                "alerts": [slow_work_rule(window=1.5)],
+                "notifiers": [{"type": "alertmanager", "url": am.url}, {"type": "log"}],
+            }
+        )
+        monitoring.on_alert(events.append)
+        try:
+            with serve_asgi(monitoring.instrument(make_app(delay))) as url, traffic(url):
+                (alert,) = wait_until(
+                    lambda: in_process(monitoring, "SlowWork"),
+                    timeout=20,
+                    message="SlowWork firing in-process",
+                )
+                assert alert.labels == {"method": "GET", "route": "/work", "status_code": "200"}
+                assert alert.value > 150
+                held = wait_until(
+                    lambda: [a for a in am.alerts() if a["labels"]["alertname"] == "SlowWork"],
+                    timeout=20,
+                    message=lambda: f"SlowWork in Alertmanager; log:\n{am.log_tail()}",
+                )
+                assert held[0]["labels"] == {
+                    "alertname": "SlowWork",
+                    "severity": "critical",
+                    "service": "shop",
+                    "method": "GET",
+                    "route": "/work",
+                    "status_code": "200",
                 }
-            )
-            monitoring.on_alert(events.append)
-            try:
-                with serve_asgi(monitoring.instrument(make_app(delay))) as url, traffic(url):
-                    (alert,) = wait_until(
-                        lambda: in_process(monitoring, "SlowWork"),
-                        timeout=20,
-                        message="SlowWork firing in-process",
-                    )
-                    assert alert.labels == {"method": "GET", "route": "/work", "status_code": "200"}
-                    assert alert.value > 150
-                    held = wait_until(
-                        lambda: [a for a in am.alerts() if a["labels"]["alertname"] == "SlowWork"],
-                        timeout=20,
-                        message=lambda: f"SlowWork in Alertmanager; log:\n{am.log_tail()}",
-                    )
-                    assert held[0]["labels"] == {
-                        "alertname": "SlowWork",
-                        "severity": "critical",
-                        "service": "shop",
-                        "method": "GET",
-                        "route": "/work",
-                        "status_code": "200",
-                    }
-                    assert held[0]["status"]["state"] == "active"
-                    assert re.fullmatch(r"/work p95 is \d+ ms", held[0]["annotations"]["summary"])
-                    # Firing alerts are valid for minutes: vanishing sooner means "resolved" arrived.
-                    assert parse_time(held[0]["endsAt"]) > time.time() + 120
-                    wait_until(
-                        lambda: "firing" in hook.statuses("SlowWork"),
-                        timeout=20,
-                        message="Alertmanager notifying its receiver",
-                    )
+                assert held[0]["status"]["state"] == "active"
+                assert re.fullmatch(r"/work p95 is \d+ ms", held[0]["annotations"]["summary"])
+                # Firing alerts are valid for minutes: vanishing sooner means "resolved" arrived.
+                assert parse_time(held[0]["endsAt"]) > time.time() + 120
+                wait_until(
+                    lambda: "firing" in statuses(hook, "SlowWork"),
+                    timeout=20,
+                    message="Alertmanager notifying its receiver",
+                )
 
-                    delay["s"] = FAST
-                    wait_until(
-                        lambda: any(e.state == "resolved" for e in events),
-                        timeout=20,
-                        message="SlowWork resolved in-process",
-                    )
-                    wait_until(
-                        lambda: (
-                            not any(a["labels"]["alertname"] == "SlowWork" for a in am.alerts())
-                        ),
-                        timeout=20,
-                        message="SlowWork gone from Alertmanager",
-                    )
-                    wait_until(
-                        lambda: "resolved" in hook.statuses("SlowWork"),
-                        timeout=20,
-                        message="Alertmanager sending the resolution to its receiver",
-                    )
-            finally:
-                monitoring.shutdown(5)
-    finally:
-        hook.close()
+                delay["s"] = FAST
+                wait_until(
+                    lambda: any(e.state == "resolved" for e in events),
+                    timeout=20,
+                    message="SlowWork resolved in-process",
+                )
+                wait_until(
+                    lambda: not any(a["labels"]["alertname"] == "SlowWork" for a in am.alerts()),
+                    timeout=20,
+                    message="SlowWork gone from Alertmanager",
+                )
+                wait_until(
+                    lambda: "resolved" in statuses(hook, "SlowWork"),
+                    timeout=20,
+                    message="Alertmanager sending the resolution to its receiver",
+                )
+        finally:
+            monitoring.shutdown(5)
     states = [(e.state, e.repeat) for e in events]
     assert states == [("firing", False), ("resolved", False)]
     assert events[1].started_at == events[0].started_at

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from fluxstack_otel.alerts._notify import (
     LogNotifier,
     WebhookNotifier,
 )
+from receivers import JsonReceiver
 from servers import wait_until
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -52,44 +51,10 @@ def delivery(*events: Alert, now: float = T0, firing: tuple[Alert, ...] | None =
     return Delivery(now, events, firing, 30.0)
 
 
-class Receiver:
-    """A local HTTP endpoint that records POSTs and answers with scripted statuses."""
-
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
-        self.requests: list[tuple[str, dict[str, str], Any]] = []
-        self.statuses = list(statuses or [])
-        self.delay = delay
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append((self.path, dict(self.headers), json.loads(body)))
-                time.sleep(receiver.delay)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
+def receiver() -> Iterator[JsonReceiver]:
+    with JsonReceiver() as r:
+        yield r
 
 
 def failures_about(text: str) -> int:
@@ -220,9 +185,11 @@ def test_a_failing_callback_is_reported_and_the_others_still_run(
 # --- webhook ----------------------------------------------------------------------------------
 
 
-def test_webhook_posts_the_events_as_json_with_headers(receiver: Receiver) -> None:
+def test_webhook_posts_the_events_as_json_with_headers(receiver: JsonReceiver) -> None:
     """One POST per evaluation with notifications: the service and every event as a dict."""
-    config = WebhookNotifierConfig(url=receiver.url + "/hook/t0ken", headers=(("X-Token", "s"),))
+    config = WebhookNotifierConfig(
+        url=receiver.base_url + "/hook/t0ken", headers=(("X-Token", "s"),)
+    )
     notifier = WebhookNotifier(config, service="shop")
     notifier.deliver(delivery())  # nothing to say: no POST
     notifier.deliver(delivery(make_alert("firing"), make_alert("resolved")))
@@ -248,26 +215,22 @@ def test_webhook_posts_the_events_as_json_with_headers(receiver: Receiver) -> No
 
 def test_webhook_retries_server_errors_with_backoff() -> None:
     """A 503 then a 500 are retried; the third attempt delivers."""
-    receiver = Receiver(statuses=[503, 500, 200])
-    try:
+    with JsonReceiver(statuses=[503, 500, 200]) as receiver:
         notifier = WebhookNotifier(
-            WebhookNotifierConfig(url=receiver.url), service="s", first_backoff=0.01
+            WebhookNotifierConfig(url=receiver.base_url), service="s", first_backoff=0.01
         )
         notifier.deliver(delivery(make_alert()))
         notifier.shutdown(5)
         assert len(receiver.requests) == 3
-    finally:
-        receiver.close()
 
 
 def test_webhook_does_not_retry_a_client_error() -> None:
     """A 400 is final: one attempt, one reported failure naming only the host."""
-    receiver = Receiver(statuses=[400])
-    what = f"the alert webhook {receiver.url}"
-    before = failures_about(what)
-    try:
+    with JsonReceiver(statuses=[400]) as receiver:
+        what = f"the alert webhook {receiver.base_url}"
+        before = failures_about(what)
         notifier = WebhookNotifier(
-            WebhookNotifierConfig(url=receiver.url + "/secret-path"),
+            WebhookNotifierConfig(url=receiver.base_url + "/secret-path"),
             service="s",
             first_backoff=0.01,
         )
@@ -276,16 +239,13 @@ def test_webhook_does_not_retry_a_client_error() -> None:
         assert len(receiver.requests) == 1
         assert failures_about(what) == before + 1
         assert not any("secret-path" in k for k in failure_counts())
-    finally:
-        receiver.close()
 
 
 def test_a_hanging_webhook_never_delays_evaluation_and_shutdown_is_bounded() -> None:
     """deliver() only queues; shutdown returns within its timeout while a POST hangs."""
-    receiver = Receiver(delay=3.0)
-    try:
+    with JsonReceiver(delay=3.0) as receiver:
         notifier = WebhookNotifier(
-            WebhookNotifierConfig(url=receiver.url, timeout=2.0), service="s"
+            WebhookNotifierConfig(url=receiver.base_url, timeout=2.0), service="s"
         )
         started = time.monotonic()
         notifier.deliver(delivery(make_alert()))
@@ -294,18 +254,15 @@ def test_a_hanging_webhook_never_delays_evaluation_and_shutdown_is_bounded() -> 
         started = time.monotonic()
         notifier.shutdown(0.5)
         assert time.monotonic() - started < 1.0
-    finally:
-        receiver.close()
 
 
 def test_webhook_timeout_is_reported() -> None:
     """A POST slower than the timeout fails, is retried, then reported once."""
-    receiver = Receiver(delay=0.5)
-    what = f"the alert webhook {receiver.url}"
-    before = failures_about(what)
-    try:
+    with JsonReceiver(delay=0.5) as receiver:
+        what = f"the alert webhook {receiver.base_url}"
+        before = failures_about(what)
         notifier = WebhookNotifier(
-            WebhookNotifierConfig(url=receiver.url, timeout=0.1),
+            WebhookNotifierConfig(url=receiver.base_url, timeout=0.1),
             service="s",
             first_backoff=0.01,
         )
@@ -313,16 +270,16 @@ def test_webhook_timeout_is_reported() -> None:
         wait_until(lambda: failures_about(what) > before, timeout=10, message="the failure")
         assert len(receiver.requests) == 3
         notifier.shutdown(1)
-    finally:
-        receiver.close()
 
 
 # --- Alertmanager -----------------------------------------------------------------------------
 
 
-def test_alertmanager_payload_has_labels_annotations_and_times(receiver: Receiver) -> None:
+def test_alertmanager_payload_has_labels_annotations_and_times(receiver: JsonReceiver) -> None:
     """Firing alerts carry alertname, severity, service and series labels, and endsAt ahead."""
-    notifier = AlertmanagerNotifier(AlertmanagerNotifierConfig(url=receiver.url), service="shop")
+    notifier = AlertmanagerNotifier(
+        AlertmanagerNotifierConfig(url=receiver.base_url), service="shop"
+    )
     notifier.deliver(delivery(make_alert(), now=T0 + 10))
     notifier.shutdown(5)
     ((path, _, body),) = receiver.requests
@@ -347,10 +304,12 @@ def test_alertmanager_payload_has_labels_annotations_and_times(receiver: Receive
     ]
 
 
-def test_alertmanager_gets_firing_alerts_resent_and_resolutions_once(receiver: Receiver) -> None:
+def test_alertmanager_gets_firing_alerts_resent_and_resolutions_once(
+    receiver: JsonReceiver,
+) -> None:
     """Firing alerts are re-sent every resend delay; a resolution is sent with its endsAt."""
     notifier = AlertmanagerNotifier(
-        AlertmanagerNotifierConfig(url=receiver.url + "/"), service="shop", resend_delay=60
+        AlertmanagerNotifierConfig(url=receiver.base_url + "/"), service="shop", resend_delay=60
     )
     firing = make_alert()
     notifier.deliver(delivery(firing, now=T0))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from fluxstack_otel._sinks import SinkContext
 from fluxstack_otel._stream import MetricStream
 from fluxstack_otel.exporters._json import JsonSink, document
 from fluxstack_otel.exporters._post import PostError, post_with_retries, public_url
+from receivers import JsonReceiver
 from servers import serve_asgi
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
@@ -172,72 +171,6 @@ def test_failing_extras_provider_leaves_the_sections_out(
     assert "alerts" not in doc
 
 
-# --- servers -------------------------------------------------------------------------------------
-
-
-class Receiver:
-    """A webhook on 127.0.0.1 that records POSTs and answers with scripted statuses.
-
-    Args:
-        statuses: Statuses for the first requests, then 200. ``None`` in the list means hang
-            (accept, read, never answer until the receiver closes).
-    """
-
-    def __init__(self, statuses: list[int | None] | None = None) -> None:
-        self.bodies: list[bytes] = []
-        self.headers: list[dict[str, str]] = []
-        self.attempts = 0
-        self._statuses = list(statuses or [])
-        self._release = threading.Event()
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._cond:
-                    receiver.attempts += 1
-                    status = receiver._statuses.pop(0) if receiver._statuses else 200
-                    receiver._cond.notify_all()
-                if status is None:
-                    receiver._release.wait(30)
-                    return
-                if status == 200:
-                    with receiver._cond:
-                        receiver.bodies.append(body)
-                        receiver.headers.append(dict(self.headers))
-                        receiver._cond.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-
-    def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float = 10.0) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: predicate(self), timeout), "receiver: timed out"
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-
 # --- the exporter ----------------------------------------------------------------------------
 
 
@@ -271,7 +204,7 @@ def test_endpoint_serves_the_document_through_the_middleware() -> None:
 
 def test_document_is_posted_every_interval_with_configured_headers(pipeline: Pipeline) -> None:
     """Each run POSTs the schema-valid document with Content-Type and the configured headers."""
-    with Receiver() as receiver:
+    with JsonReceiver() as receiver:
         config = JsonExporterConfig(url=receiver.url, interval=0.05, headers=(("X-Token", "t"),))
         sink = JsonSink(config, pipeline.context())
         sink.start()
@@ -284,7 +217,7 @@ def test_document_is_posted_every_interval_with_configured_headers(pipeline: Pip
 
 def test_post_retries_server_errors_with_backoff_within_the_run() -> None:
     """500 then 503 then 200: three attempts in one run, the document arrives once."""
-    with Receiver([500, 503]) as receiver:
+    with JsonReceiver([500, 503]) as receiver:
         tick = Tick(time.monotonic() + 10)
         post_with_retries(receiver.url, b"{}", {}, timeout=2, tick=tick, first_backoff=0.01)
         assert receiver.attempts == 3
@@ -301,7 +234,7 @@ def test_logged_urls_keep_only_scheme_host_and_port() -> None:
 
 def test_post_does_not_retry_a_client_error() -> None:
     """A 400 is final for this run: one attempt, then the error."""
-    with Receiver([400]) as receiver:
+    with JsonReceiver([400]) as receiver:
         with pytest.raises(PostError, match="answered 400"):
             post_with_retries(receiver.url, b"{}", {}, timeout=2, tick=Tick(time.monotonic() + 10))
         assert receiver.attempts == 1
@@ -309,7 +242,7 @@ def test_post_does_not_retry_a_client_error() -> None:
 
 def test_post_to_a_hanging_backend_is_bounded_by_the_run() -> None:
     """A backend that never answers costs at most the run's deadline, then raises."""
-    with Receiver([None, None, None, None]) as receiver:
+    with JsonReceiver([None, None, None, None]) as receiver:
         t0 = time.monotonic()
         with pytest.raises(PostError):
             post_with_retries(receiver.url, b"{}", {}, timeout=5, tick=Tick(time.monotonic() + 0.5))
@@ -318,7 +251,7 @@ def test_post_to_a_hanging_backend_is_bounded_by_the_run() -> None:
 
 def test_failed_posts_are_reported_and_retried_next_interval(pipeline: Pipeline) -> None:
     """A run whose POSTs all fail is counted; a later run delivers."""
-    with Receiver([400, 400]) as receiver:
+    with JsonReceiver([400, 400]) as receiver:
         config = JsonExporterConfig(url=receiver.url, interval=0.05)
         origin = receiver.url.removesuffix("/hook")
         kind = f"posting the JSON document (POST {origin} answered 400)"
@@ -335,7 +268,7 @@ def test_file_and_url_together_and_a_final_push_at_shutdown(
 ) -> None:
     """Both outputs get the document; shutdown pushes once more even with a long interval."""
     target = tmp_path / "nested" / "dir" / "metrics.json"
-    with Receiver() as receiver:
+    with JsonReceiver() as receiver:
         config = JsonExporterConfig(url=receiver.url, file_path=str(target), interval=3600)
         sink = JsonSink(config, pipeline.context())
         sink.start()

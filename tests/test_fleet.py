@@ -6,20 +6,17 @@ Prometheus), and the fleet totals per route equal the requests sent, exactly.
 
 from __future__ import annotations
 
-import gzip
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 
+from receivers import HttpReceiver
 from servers import PrometheusServer, wait_until
 
 APPS = Path(__file__).parent / "apps"
@@ -28,19 +25,18 @@ SENT = [{"/a": 120, "/b": 7}, {"/a": 45, "/b": 30}, {"/a": 301, "/b": 1}]
 EXPECTED = {route: sum(s[route] for s in SENT) for route in ("/a", "/b")}
 
 
-@dataclass
-class Receiver:
-    """An OTLP/HTTP metrics receiver decoding with opentelemetry-proto; keeps the latest values."""
+class Receiver(HttpReceiver):
+    """The OTLP/HTTP receiver, read as the latest http_requests_total per instance and route."""
 
-    latest: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    names: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def accept(self, request: pb.ExportMetricsServiceRequest) -> None:
-        with self.lock:
+    def _latest(self) -> tuple[set[str], dict[tuple[str, str], tuple[int, int]]]:
+        with self.cond:
+            requests = list(self.requests)
+        names: set[str] = set()
+        latest: dict[tuple[str, str], tuple[int, int]] = {}
+        for request in requests:
             for rm in request.resource_metrics:
                 attrs = {a.key: a.value.string_value for a in rm.resource.attributes}
-                self.names.add(attrs.get("service.name", ""))
+                names.add(attrs.get("service.name", ""))
                 instance = attrs["service.instance.id"]
                 for sm in rm.scope_metrics:
                     for metric in sm.metrics:
@@ -49,43 +45,23 @@ class Receiver:
                         for p in metric.sum.data_points:
                             labels = {a.key: a.value.string_value for a in p.attributes}
                             key = (instance, labels["route"])
-                            seen = self.latest.get(key)
+                            seen = latest.get(key)
                             if seen is None or p.time_unix_nano >= seen[0]:
-                                self.latest[key] = (p.time_unix_nano, int(p.as_int))
+                                latest[key] = (p.time_unix_nano, int(p.as_int))
+        return names, latest
+
+    @property
+    def names(self) -> set[str]:
+        return self._latest()[0]
 
     def totals(self) -> dict[str, int]:
-        with self.lock:
-            out: dict[str, int] = {}
-            for (_, route), (_, value) in self.latest.items():
-                out[route] = out.get(route, 0) + value
-            return out
+        out: dict[str, int] = {}
+        for (_, route), (_, value) in self._latest()[1].items():
+            out[route] = out.get(route, 0) + value
+        return out
 
     def instances(self) -> set[str]:
-        with self.lock:
-            return {instance for instance, _ in self.latest}
-
-
-def _serve(receiver: Receiver) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            receiver.accept(pb.ExportMetricsServiceRequest.FromString(body))
-            reply = pb.ExportMetricsServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+        return {instance for instance, _ in self._latest()[1]}
 
 
 @dataclass
@@ -98,40 +74,37 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
     """Three instance processes pushing to one receiver, each serving its own /metrics."""
-    receiver = Receiver()
-    server = _serve(receiver)
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(APPS / "fleet_instance.py"), url, str(s["/a"]), str(s["/b"])],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        for s in SENT
-    ]
-    try:
-        started = []
-        for process in processes:
-            assert process.stdout is not None
-            line = process.stdout.readline()  # the instance prints once its requests are done
-            assert line, f"instance exited with {process.wait(5)}"
-            started.append(json.loads(line))
-        yield Fleet(receiver, [s["port"] for s in started], [s["instance"] for s in started])
-    finally:
-        for process in processes:
-            if process.stdin is not None:
-                process.stdin.close()  # the instance shuts down, pushing once more
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-            if process.stdout is not None:
-                process.stdout.close()
-        server.shutdown()
-        server.server_close()
+    with Receiver() as receiver:
+        url = receiver.base_url
+        processes = [
+            subprocess.Popen(
+                [sys.executable, str(APPS / "fleet_instance.py"), url, str(s["/a"]), str(s["/b"])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            for s in SENT
+        ]
+        try:
+            started = []
+            for process in processes:
+                assert process.stdout is not None
+                line = process.stdout.readline()  # the instance prints once its requests are done
+                assert line, f"instance exited with {process.wait(5)}"
+                started.append(json.loads(line))
+            yield Fleet(receiver, [s["port"] for s in started], [s["instance"] for s in started])
+        finally:
+            for process in processes:
+                if process.stdin is not None:
+                    process.stdin.close()  # the instance shuts down, pushing once more
+            for process in processes:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+                if process.stdout is not None:
+                    process.stdout.close()
 
 
 def test_otlp_fleet_totals_are_exact(fleet: Fleet) -> None:

@@ -10,7 +10,6 @@ final counts. Nothing in the app calls ``shutdown()``: the exit hook does.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,14 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loadgen import run_load
-from receivers import HttpReceiver, requests_total
+from receivers import HttpReceiver, JsonReceiver, requests_total
 from servers import wait_until
 
 REQUESTS = 200
@@ -61,38 +59,6 @@ print(sock.getsockname()[1], flush=True)
 config = uvicorn.Config(monitoring.instrument(app), log_level="warning", lifespan="off")
 uvicorn.Server(config).run(sockets=[sock])
 """
-
-
-class JsonReceiver:
-    """Collects the JSON documents POSTed to it on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.documents: list[dict[str, Any]] = []
-        received = self.documents
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-
-    def __enter__(self) -> JsonReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture
