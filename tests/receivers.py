@@ -24,6 +24,33 @@ CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 Request = pb.ExportMetricsServiceRequest
 
 
+class _QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a line per request is noise in test output
+
+
+class _Loopback:
+    """A threaded HTTP server on 127.0.0.1 for one handler class, started and stopped by its owner."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class Received:
     """What a receiver accepted, with a condition to wait on."""
 
@@ -58,7 +85,7 @@ class HttpReceiver(Received):
         super().__init__(failures)
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -75,26 +102,18 @@ class HttpReceiver(Received):
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._http = _Loopback(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.base_url
 
     def __enter__(self) -> HttpReceiver:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
 
 class GrpcReceiver(Received):
@@ -151,7 +170,7 @@ class JsonReceiver:
         self._release = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.cond:
@@ -166,18 +185,11 @@ class JsonReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._http = _Loopback(Handler)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.base_url
 
     @property
     def url(self) -> str:
@@ -220,13 +232,12 @@ class JsonReceiver:
         assert ok, f"receiver: timed out ({len(self.posts)} POSTs)"
 
     def __enter__(self) -> JsonReceiver:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
 
 # --- decoding ----------------------------------------------------------------------------
