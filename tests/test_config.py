@@ -589,14 +589,20 @@ def test_parameter_table_matches_the_model() -> None:
     assert by_name["max_series_per_metric"].type == "int"
 
 
-def test_config_classes_are_frozen_keyword_only_and_slotted() -> None:
-    """Every configuration class is a frozen, keyword-only, slotted dataclass."""
+def test_config_classes_are_frozen_keyword_only_dataclasses() -> None:
+    """Every configuration class is a dataclass to tools, keyword-only, and cannot be changed."""
     for cls in CONFIG_CLASSES:
-        params = cls.__dataclass_params__  # type: ignore[attr-defined]
-        assert params.frozen
-        assert "__slots__" in cls.__dict__
+        assert dataclasses.is_dataclass(cls)
         with pytest.raises(TypeError):
             cls(True)
+    config = MonitoringConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.service_name = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.not_a_field = 1  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del config.enabled  # type: ignore[misc]
+    assert config.service_name == "fluxstack-app"
 
 
 # --- files ----------------------------------------------------------------------------------

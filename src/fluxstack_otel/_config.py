@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from fluxstack_otel._catalog import (
@@ -85,6 +85,7 @@ from fluxstack_otel._config_parse import (
     text,
 )
 from fluxstack_otel._errors import ConfigError
+from fluxstack_otel._frozen import Frozen
 
 if TYPE_CHECKING:
     pass
@@ -130,8 +131,7 @@ def _excluded(value: object, path: str, camel: bool) -> tuple[str, ...]:
 # --- the model ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Thresholds:
+class Thresholds(Frozen):
     """Health thresholds; ``None`` (``null``, or ``false`` where TOML has no null) turns one off."""
 
     response_time: float | None = option(1.0, number(gt=0, duration=True, off=_threshold_off))
@@ -146,8 +146,7 @@ class Thresholds:
     """Log a warning for every request slower than ``response_time``."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MultiprocessConfig:
+class MultiprocessConfig(Frozen):
     """Host-wide metrics for several worker processes on one host (docs/deployment.md)."""
 
     enabled: bool = option(False, boolean)
@@ -169,8 +168,7 @@ def _multiprocess(value: object, path: str, camel: bool) -> MultiprocessConfig:
     return config
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DashboardConfig:
+class DashboardConfig(Frozen):
     """The built-in HTML dashboard, served on the app (off by default)."""
 
     enabled: bool = option(False, boolean)
@@ -231,8 +229,7 @@ def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BasicAuthConfig:
+class BasicAuthConfig(Frozen):
     """HTTP basic credentials of the monitoring endpoints; ``repr`` masks the password."""
 
     username: str = field(
@@ -262,15 +259,14 @@ def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
     return replace(config, password=password)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AuthConfig:
+class AuthConfig(Frozen):
     """Who may read the monitoring endpoints (docs/security.md); ``repr`` masks the secrets."""
 
     bearer_token: str | None = option(None, _secret)
     """The token of an ``Authorization: Bearer`` header."""
     bearer_token_env: str | None = option(None, optional_text)
     """The environment variable holding the token, read when the config is loaded."""
-    basic: BasicAuthConfig | None = option(None, _basic)  # noqa: RUF009 (option() returns a Field)
+    basic: BasicAuthConfig | None = option(None, _basic)
     """HTTP basic credentials; with a token as well, either one lets a request through."""
     allow_networks: tuple[str, ...] = option((), _networks)
     """Client networks allowed (``127.0.0.0/8``, ``10.0.0.0/8``, ``::1``); empty allows all."""
@@ -288,8 +284,7 @@ class AuthConfig:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EndpointServerConfig:
+class EndpointServerConfig(Frozen):
     """Where the monitoring endpoints are served: on the app, or on an address of their own."""
 
     host: str = option("127.0.0.1", text())
@@ -304,8 +299,7 @@ def _auth(value: object, path: str, camel: bool) -> AuthConfig:
     return replace(config, bearer_token=token)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MonitoringConfig:
+class MonitoringConfig(Frozen):
     """The whole monitoring configuration; ``load_config`` builds it from any source.
 
     Its fields are the table of top-level parameters: each one's ``param(default, check, doc,
@@ -330,21 +324,20 @@ class MonitoringConfig:
     naming: Literal["fluxstack", "semconv"] = param("fluxstack", choice(*PROFILES), "Metric names and labels: FluxStack's exact names, or the OpenTelemetry semantic conventions (docs/naming.md).")
     set_global: bool = param(True, boolean, "Make this monitoring's MeterProvider the process-wide OpenTelemetry one, for third-party instrumentations (docs/custom-metrics.md).")
     tracing: bool = param(False, boolean, "Also trace requests with OpenTelemetry's ASGI middleware; duration buckets carry trace exemplars.")
-    multiprocess: MultiprocessConfig = param(MultiprocessConfig(), _multiprocess, "Several workers on one host: each publishes to ``directory``, any worker serves the host's totals.")  # noqa: RUF009
+    multiprocess: MultiprocessConfig = param(MultiprocessConfig(), _multiprocess, "Several workers on one host: each publishes to ``directory``, any worker serves the host's totals.")
     exporters: tuple[ExporterConfig, ...] = param((PrometheusExporterConfig(),), parse_exporters, "Where metrics go; disabled entries are kept.")
     alerts: tuple[AlertRule, ...] = param((), parse_alerts, "Alert rules over the built-in metrics.")
     alert_evaluation_interval: float = param(30.0, duration, "How often alert rules are evaluated.", _S)
     notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), parse_notifiers, "Where alert notifications go: the log, a webhook, an Alertmanager.")
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
-    thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")  # noqa: RUF009
-    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")  # noqa: RUF009
-    auth: AuthConfig = param(AuthConfig(), _auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")  # noqa: RUF009
-    endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")  # noqa: RUF009
+    thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")
+    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")
+    auth: AuthConfig = param(AuthConfig(), _auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
+    endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")
     # fmt: on
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Param:
+class Param(Frozen):
     """One top-level parameter, as the configuration reference and environment source see it."""
 
     name: str

@@ -8,7 +8,7 @@ alias, or a custom instrument with its ``kind``), aggregation and label keys.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import ClassVar, Literal, TypeAlias
 
 from fluxstack_otel._catalog import ALERT_ALIASES, METRICS_BY_NAME, Kind, MetricSpec
@@ -34,6 +34,7 @@ from fluxstack_otel._config_parse import (
     text,
 )
 from fluxstack_otel._errors import ConfigError
+from fluxstack_otel._frozen import Frozen
 
 __all__ = [
     "AGGREGATIONS",
@@ -88,8 +89,7 @@ def custom_metric_spec(rule: AlertRule) -> MetricSpec:
     return MetricSpec(rule.metric, kind, rule.unit, "", tuple(k for k, _ in rule.labels))
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AlertRule:
+class AlertRule(Frozen):
     """One alert: it fires while ``aggregation(metric) * scale`` compares true with ``value``."""
 
     metric: str = field(metadata={CHECK: _alert_metric})
@@ -135,15 +135,13 @@ class AlertRule:
     (1000 for FluxStack's millisecond alias of a metric in seconds)."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LogNotifierConfig:
+class LogNotifierConfig(Frozen):
     """Alerts logged by the ``fluxstack_otel`` logger, at a level that follows their severity."""
 
     type: ClassVar[Literal["log"]] = "log"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WebhookNotifierConfig:
+class WebhookNotifierConfig(Frozen):
     """Alerts POSTed as JSON to ``url``, with retries."""
 
     type: ClassVar[Literal["webhook"]] = "webhook"
@@ -158,8 +156,7 @@ class WebhookNotifierConfig:
         return masked_repr(self)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AlertmanagerNotifierConfig:
+class AlertmanagerNotifierConfig(Frozen):
     """Alerts sent to a Prometheus Alertmanager's ``/api/v2/alerts``."""
 
     type: ClassVar[Literal["alertmanager"]] = "alertmanager"

@@ -7,7 +7,7 @@ checked here too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import ClassVar, Literal, TypeAlias
 
 from fluxstack_otel._config_parse import (
@@ -35,6 +35,7 @@ from fluxstack_otel._config_parse import (
     text,
 )
 from fluxstack_otel._errors import ConfigError
+from fluxstack_otel._frozen import Frozen
 
 __all__ = [
     "ConsoleExporterConfig",
@@ -47,8 +48,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _ExporterBase:
+class _ExporterBase(Frozen):
     """What every exporter entry has."""
 
     type: ClassVar[str]
@@ -59,7 +59,6 @@ class _ExporterBase:
     """Seconds between runs of a periodic exporter; ``None`` means ``collect_interval``."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class PrometheusExporterConfig(_ExporterBase):
     """Prometheus exposition, served on the app at ``endpoint`` or, with ``port``, on its own."""
 
@@ -80,7 +79,6 @@ class PrometheusExporterConfig(_ExporterBase):
     """Add ``otel_scope_*`` labels to every series."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class ConsoleExporterConfig(_ExporterBase):
     """A periodic snapshot written to the log or to standard output."""
 
@@ -91,7 +89,6 @@ class ConsoleExporterConfig(_ExporterBase):
     """``log`` writes through the ``fluxstack_otel`` logger, ``stdout`` prints."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class JsonExporterConfig(_ExporterBase):
     """The JSON document: served at ``endpoint``, POSTed to ``url``, written to ``file_path``."""
 
@@ -113,7 +110,6 @@ class JsonExporterConfig(_ExporterBase):
         return masked_repr(self)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class FileExporterConfig(_ExporterBase):
     """A file rewritten every interval."""
 
@@ -128,7 +124,6 @@ class FileExporterConfig(_ExporterBase):
     """Append one JSON line per interval instead of rewriting the file."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class OtlpExporterConfig(_ExporterBase):
     """OTLP push to a collector, over HTTP/protobuf or gRPC."""
 

@@ -13,7 +13,6 @@ import os
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
 from fluxstack_otel import _catalog as cat
@@ -21,6 +20,7 @@ from fluxstack_otel._config import MonitoringConfig
 from fluxstack_otel._config_alerts import AGGREGATIONS, AlertRule, custom_metric_spec
 from fluxstack_otel._config_parse import suggest
 from fluxstack_otel._errors import ConfigError
+from fluxstack_otel._frozen import Frozen
 
 __all__ = [
     "QUANTILES",
@@ -72,8 +72,7 @@ class Ratio(NamedTuple):
 Expr: TypeAlias = Select | Ratio
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rule:
+class Rule(Frozen):
     """One compiled alert rule: fires while ``expr * scale`` compares true with ``threshold``.
 
     Attributes:
