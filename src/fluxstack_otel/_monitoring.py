@@ -18,8 +18,8 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -59,11 +59,10 @@ _log = logging.getLogger("fluxstack_otel")
 ConfigSource: TypeAlias = MonitoringConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
-@dataclass(slots=True)
-class _Wiring:
+class _Wiring(NamedTuple):
     """What the middleware needs, precomputed once so the request path only reads attributes."""
 
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    endpoints: Mapping[str, Endpoint] = MappingProxyType({})
     recorder: HttpRecorder | None = None
     excluded_exact: frozenset[str] = frozenset()
     excluded_prefixes: tuple[str, ...] = ()

@@ -83,21 +83,21 @@ def project(
         status: _Status = OVERFLOW if method == OVERFLOW else code
         mr = (method, route)
         if w_requests:
-            _add_count(requests, mr, s.count, s.start_ns)
+            _add_count(requests, mr, s.requests, s.start_ns)
         if w_req_sizes:
-            _add_hist(req_sizes, mr, s.count, s.req_buckets, s.req_sum, s.start_ns)
+            _add_hist(req_sizes, mr, s.requests, s.req_buckets, s.req_sum, s.start_ns)
         mrs = (method, route, status)
         if w_durations:
-            _add_hist(durations, mrs, s.count, s.dur_buckets, s.dur_sum, s.start_ns)
+            _add_hist(durations, mrs, s.requests, s.dur_buckets, s.dur_sum, s.start_ns)
             if s.exemplars is not None:
                 _add_exemplars(durations[mrs], s.exemplars)
         if code is not None:
             if w_responses:
-                _add_count(responses, mrs, s.count, s.start_ns)
+                _add_count(responses, mrs, s.requests, s.start_ns)
             if w_resp_sizes:
-                _add_hist(resp_sizes, mrs, s.count, s.resp_buckets, s.resp_sum, s.start_ns)
+                _add_hist(resp_sizes, mrs, s.requests, s.resp_buckets, s.resp_sum, s.start_ns)
         if error_type is not None and w_errors:
-            _add_count(errors, (method, route, status, error_type), s.count, s.start_ns)
+            _add_count(errors, (method, route, status, error_type), s.requests, s.start_ns)
 
     out: list[Metric] = []
     if w_requests:

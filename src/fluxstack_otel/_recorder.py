@@ -33,8 +33,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from opentelemetry.sdk.metrics.export import (
     Metric,
@@ -65,13 +64,13 @@ _DRAIN_AT = 256
 _LAST, _DUR_SUM, _REQ_SUM, _RESP_SUM, _BUCKETS = 0, 1, 2, 3, 4
 
 
-@dataclass(frozen=True, slots=True)
-class SeriesSnapshot:
+class SeriesSnapshot(NamedTuple):
     """A consistent copy of one series' accumulators, taken under the lock."""
 
     key: SeriesKey
     start_ns: int
-    count: int
+    requests: int
+    """Requests in the series (the sum of the duration buckets)."""
     dur_buckets: tuple[int, ...]
     dur_sum: float
     req_buckets: tuple[int, ...]

@@ -295,7 +295,7 @@ def _merge(points: list[HistogramPoint]) -> HistogramPoint | None:
 
 
 def _reduce(aggregation: str, point: HistogramPoint) -> float | None:
-    count = point.count
+    count = point.observations
     if count <= 0 or not point.bounds:
         return None
     if aggregation == "mean":

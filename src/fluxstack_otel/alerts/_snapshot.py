@@ -8,7 +8,6 @@ time they were taken.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
@@ -25,8 +24,7 @@ class NumberPoint(NamedTuple):
     start_ns: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class HistogramPoint:
+class HistogramPoint(NamedTuple):
     """A cumulative histogram: per-bucket counts, the last one the ``+Inf`` bucket."""
 
     counts: tuple[int, ...]
@@ -35,7 +33,7 @@ class HistogramPoint:
     start_ns: int = 0
 
     @property
-    def count(self) -> int:
+    def observations(self) -> int:
         """Observations in every bucket."""
         return sum(self.counts)
 
