@@ -7,6 +7,7 @@ some exports fail.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from fluxstack_otel import MissingDependencyError, configure_monitoring
 from fluxstack_otel._catalog import HTTP_METRICS, HTTP_REQUEST_DURATION
 from fluxstack_otel._config import MonitoringConfig, OtlpExporterConfig
 from fluxstack_otel._failures import failure_counts
+from fluxstack_otel._monitoring import _make_resource
 from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import SinkContext
 from fluxstack_otel._stream import MetricStream
@@ -291,6 +293,38 @@ def test_an_explicit_service_name_wins_over_the_environment(
         assert rm.resource.attributes["service.name"] == "shop"
     finally:
         monitoring.shutdown()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "team=core,service.name=x"},
+        {"OTEL_RESOURCE_ATTRIBUTES": "service.name=attr-only,deployment.environment=test"},
+    ],
+)
+def test_the_resource_is_the_one_the_sdk_would_build(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without configured detectors the resource equals Resource.create's, built without its
+    thread pool; the config's service name applies only where the environment names none."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    instance = {"service.instance.id": "i-1"}
+    made = dict(_make_resource(MonitoringConfig()).attributes)
+    made["service.instance.id"] = "i-1"
+    expected = dict(Resource.create(instance).attributes)
+    if str(expected["service.name"]).startswith("unknown_service"):
+        expected["service.name"] = "fluxstack-app"
+    assert made == expected
+
+
+def test_configured_resource_detectors_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPERIMENTAL_RESOURCE_DETECTORS takes the SDK's own path: the process detector runs."""
+    monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "process")
+    attributes = _make_resource(MonitoringConfig()).attributes
+    assert attributes["process.pid"] == os.getpid()
+    assert attributes["service.name"] == "fluxstack-app"
 
 
 def test_a_bare_collector_address_gets_the_metrics_path() -> None:
