@@ -62,6 +62,22 @@ def test_bucket_bounds_are_inclusive_like_prometheus_le() -> None:
     assert p.bucket_counts == [1, 0, 0]
 
 
+@pytest.mark.parametrize("bounds", [(10.0, 100.0), (10, 100), (9.5, 100.0)])
+def test_size_buckets_whole_or_not_count_alike(bounds: tuple[float, ...]) -> None:
+    """Whole-number size bounds are compared as ints, others as floats: same buckets, float
+    bounds in the exported points either way."""
+    rec = HttpRecorder(duration_buckets=(1.0,), size_buckets=bounds, clock=lambda: 0.0)
+    for size in (0, 9, 10, 11, 100, 101):
+        rec.record("POST", "/", 200, None, 0.1, size, size, 0.0)
+    (req,) = points(by_name(rec.to_metrics())["http_request_size_bytes"]).values()
+    (resp,) = points(by_name(rec.to_metrics())["http_response_size_bytes"]).values()
+    low = 2 if bounds[0] == 10 else 1  # 9 and 10 fit under 10; only 9 under 9.5
+    assert req.bucket_counts == resp.bucket_counts == [1 + low, 4 - low, 1]
+    assert list(req.explicit_bounds) == [float(b) for b in bounds]
+    assert all(type(b) is float for b in resp.explicit_bounds)
+    assert (req.sum, resp.sum) == (231, 231)
+
+
 def test_request_without_response_counts_as_request_only() -> None:
     """A request that ended without a response is in requests_total but not responses_total."""
     rec = HttpRecorder(clock=lambda: 0.0)

@@ -104,6 +104,14 @@ class HttpRecorder:
     ) -> None:
         self._dur_bounds = tuple(float(b) for b in duration_buckets)
         self._size_bounds = tuple(float(b) for b in size_buckets)
+        # The bounds the fold bisects body sizes (ints) with: ints when every bound is a whole
+        # number, since comparing an int with a float takes CPython's slow path (about a tenth
+        # of the fold's cost with floats).
+        self._size_cuts: tuple[float, ...] = (
+            tuple(int(b) for b in self._size_bounds)
+            if all(b.is_integer() for b in self._size_bounds)
+            else self._size_bounds
+        )
         self._n_dur = len(self._dur_bounds) + 1
         self._n_size = len(self._size_bounds) + 1
         self._max_series = max_series
@@ -168,29 +176,27 @@ class HttpRecorder:
         """Fold the pending records into the accumulators (a tight loop, one lock for all)."""
         with self._lock:
             pending = self._pending
-            popleft = pending.popleft
-            series = self._series
-            dur_bounds, size_bounds = self._dur_bounds, self._size_bounds
+            popleft, get, bisect = pending.popleft, self._series.get, bisect_left
+            dur_bounds, size_cuts = self._dur_bounds, self._size_cuts
             req_at, resp_at = self._req_at, self._resp_at
             # Only the records present now: appends racing with this loop wait for the next drain.
             for _ in range(len(pending)):
                 item = popleft()
-                key = item[:4]
-                acc = series.get(key)
-                if acc is None:
-                    acc = self._new_series(key)
                 _, _, status, _, duration, request_bytes, response_bytes, now = item
+                acc = get(item[:4])
+                if acc is None:
+                    acc = self._new_series(item[:4])
                 acc[_LAST] = now
                 acc[_DUR_SUM] += duration
-                acc[_BUCKETS + bisect_left(dur_bounds, duration)] += 1
+                acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
                 if request_bytes:
                     acc[_REQ_SUM] += request_bytes
-                    acc[req_at + bisect_left(size_bounds, request_bytes)] += 1
+                    acc[req_at + bisect(size_cuts, request_bytes)] += 1
                 else:
                     acc[req_at] += 1
                 if status is not None:
                     acc[_RESP_SUM] += response_bytes
-                    acc[resp_at + bisect_left(size_bounds, response_bytes)] += 1
+                    acc[resp_at + bisect(size_cuts, response_bytes)] += 1
             if self._pending_exemplars:
                 self._fold_exemplars()
 
