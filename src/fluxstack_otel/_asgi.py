@@ -28,7 +28,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from fluxstack_otel._failures import report_failure
-from fluxstack_otel._routes import normalize_method, resolve_route
+from fluxstack_otel._routes import KNOWN_METHODS, OTHER_METHOD, cached_route, resolve_route
 from fluxstack_otel._tracing import note_exemplar, traced
 
 if TYPE_CHECKING:
@@ -121,8 +121,12 @@ class MonitoringMiddleware:
             if error_type is None and status is not None and status >= self._error_status:
                 error_type = _STATUS_TEXT.get(status) or str(status)
             try:
-                method = normalize_method(scope.get("method", "GET"))
-                route = resolve_route(scope, entry_root_path, status)
+                method = scope.get("method", "GET")
+                if method not in KNOWN_METHODS:
+                    method = OTHER_METHOD
+                route = cached_route(scope, entry_root_path) or resolve_route(
+                    scope, entry_root_path, status
+                )
                 duration = now - exchange.start
                 recorder.record(
                     method,

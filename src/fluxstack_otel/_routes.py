@@ -17,14 +17,14 @@ from typing import Any
 
 from fluxstack_otel._catalog import UNMATCHED_ROUTE
 
-__all__ = ["KNOWN_METHODS", "normalize_method", "resolve_route"]
+__all__ = ["KNOWN_METHODS", "OTHER_METHOD", "cached_route", "resolve_route"]
 
-# Methods outside this set are folded into "_OTHER" (as OpenTelemetry's HTTP semantic conventions
-# do) so random methods cannot create series.
+# Methods outside this set are recorded as OTHER_METHOD (as OpenTelemetry's HTTP semantic
+# conventions do) so random methods cannot create series; the middleware applies it inline.
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
-_OTHER_METHOD = "_OTHER"
+OTHER_METHOD = "_OTHER"
 
 _MOUNT_CACHE_LIMIT = 1024
 _mount_cache: dict[tuple[int, str], str] = {}
@@ -32,9 +32,18 @@ _ROUTE_CACHE_LIMIT = 4096
 _route_cache: dict[int, tuple[object, str]] = {}
 
 
-def normalize_method(method: str) -> str:
-    """Return the method if it is a standard HTTP method, else ``"_OTHER"``."""
-    return method if method in KNOWN_METHODS else _OTHER_METHOD
+def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str | None:
+    """The template of an unmounted route seen before, else None (then ``resolve_route``).
+
+    The common case, and the request path's: one lookup. The cache is keyed by id() because
+    Starlette routes define __eq__ and so are unhashable; the entry keeps the route alive, so
+    its id cannot be reused while cached.
+    """
+    route = scope.get("route")
+    if route is None or scope.get("root_path", "") != entry_root_path:
+        return None
+    cached = _route_cache.get(id(route))
+    return cached[1] if cached is not None and cached[0] is route else None
 
 
 def resolve_route(scope: MutableMapping[str, Any], entry_root_path: str, status: int | None) -> str:
@@ -51,12 +60,9 @@ def resolve_route(scope: MutableMapping[str, Any], entry_root_path: str, status:
         return template if isinstance(template, str) else UNMATCHED_ROUTE
     root_path = scope.get("root_path", "")
     if root_path == entry_root_path:
-        # The common case, an unmounted route: one cached lookup. Keyed by id() because
-        # Starlette routes define __eq__ and so are unhashable; the entry keeps the route
-        # alive, so its id cannot be reused while cached.
-        cached = _route_cache.get(id(route))
-        if cached is not None and cached[0] is route:
-            return cached[1]
+        cached = cached_route(scope, entry_root_path)
+        if cached is not None:
+            return cached
         if not _is_mount(route):
             path = getattr(route, "path_format", None) or getattr(route, "path", None)
             if isinstance(path, str):
