@@ -61,6 +61,9 @@ class Context:
     # True when one process holds every variant (the in-process section): the package must not
     # claim process-wide state there (see full_config).
     shared_process: bool = False
+    # Seconds between the package's periodic exports and alert evaluations (section 1b sets it
+    # beyond its run: that work is per interval, not per request).
+    periodic_interval: float = 1.0
 
 
 @dataclass
@@ -249,13 +252,13 @@ def full_config(ctx: Context, tag: str = "m") -> tuple[dict[str, Any], list[Part
                 "type": "file",
                 "file_path": str(ctx.tmpdir / f"{tag}.prom"),
                 "format": "prometheus",
-                "interval": 1,
+                "interval": ctx.periodic_interval,
             },
         ),
         Part(
             "otlp exporter",
             "exporters",
-            {"type": "otlp", "endpoint": ctx.otlp_endpoint, "interval": 1},
+            {"type": "otlp", "endpoint": ctx.otlp_endpoint, "interval": ctx.periodic_interval},
         ),
         Part(
             "alerts",
@@ -271,6 +274,8 @@ def full_config(ctx: Context, tag: str = "m") -> tuple[dict[str, Any], list[Part
             ],
         ),
     ]
+    if ctx.periodic_interval > 30:
+        base["alert_evaluation_interval"] = ctx.periodic_interval
     if ctx.shared_process:
         # With set_global (the default) the package makes its MeterProvider the process-wide
         # OpenTelemetry one, which switches on FastAPI's built-in telemetry in every FastAPI app of

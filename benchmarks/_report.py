@@ -146,6 +146,32 @@ def inproc(res: dict[str, Any]) -> str:
     return "\n".join([title, table(heads, rows), *_trailer(res["variants"])])
 
 
+def icount(res: dict[str, Any]) -> str:
+    title = (
+        f"1b. Instructions per request (valgrind callgrind, deterministic): {res['requests']} "
+        f"requests of the mix after {res['warmup']} warm-up, minus the same run without them"
+    )
+    if "skipped" in res:
+        return f"{title}\n  skipped: {res['skipped']}"
+    variants = res["variants"]
+    hand = variants.get("handwritten", {}).get("overhead")
+    rows = []
+    for name, entry in variants.items():
+        if "instructions_per_request" not in entry:
+            continue
+        overhead = entry.get("overhead")
+        versus = f"{overhead / hand:.2f}x" if overhead is not None and hand else ""
+        rows.append([
+            name,
+            fmt(entry["instructions_per_request"], ",.0f"),
+            "" if overhead is None else fmt(overhead, ",.0f", sign=True),
+            versus,
+        ])  # fmt: skip
+    errors = [f"  {name}: ERROR {e['error']}" for name, e in variants.items() if "error" in e]
+    heads = ["variant", "instr/req", "over starlette", "vs hand-written"]
+    return "\n".join([title, table(heads, rows), *errors])
+
+
 def throughput(res: dict[str, Any]) -> str:
     rows = []
     for entry in res["variants"].values():

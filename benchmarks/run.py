@@ -31,7 +31,7 @@ import _report  # noqa: E402
 from _apps import BY_NAME, VARIANTS, Context, Variant  # noqa: E402
 from _sink import OtlpSink  # noqa: E402
 
-SECTIONS = ("inproc", "throughput", "scrape", "memory", "startup")
+SECTIONS = ("inproc", "icount", "throughput", "scrape", "memory", "startup")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,6 +39,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         s: dict[str, Any] = {
             "inproc": {"rounds": 1, "slice_ms": 0.0, "warmup": 8},
+            "icount": {"requests": 64, "warmup": 64, "quick": True},
             "throughput": {
                 "rounds": 1,
                 "duration": 1,
@@ -53,6 +54,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     else:
         s = {
             "inproc": {"rounds": 200, "slice_ms": 10.0, "warmup": 1000},
+            "icount": {"requests": 2048, "warmup": 1024},
             "throughput": {"rounds": 8, "duration": 1, "warmup": 1, "connections": 16},
             "scrape": {"rounds": 3, "sizes": [100, 1_000, 10_000], "budget_s": 0.05},
             "memory": {"sizes": (1_000, 10_000), "window_s": 2.5},
@@ -212,6 +214,10 @@ def _run_section(
         import _inproc
 
         return _inproc.run(variants, ctx, gc_off=args.gc_off, **s)
+    if name == "icount":
+        import _icount
+
+        return _icount.run(variants, ctx, **s)
     if name == "throughput":
         import _throughput
 

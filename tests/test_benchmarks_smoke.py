@@ -7,13 +7,17 @@ this only proves the harness and every variant still work, so the figures can be
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(330)  # the instruction count runs the package twice under valgrind
 def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
     """``benchmarks/run.py --quick`` exits 0 and reports a figure for this package and its peers."""
     out = tmp_path / "bench.json"
@@ -21,7 +25,7 @@ def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
         cwd=ROOT,
         check=False,
     )
@@ -31,3 +35,8 @@ def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
     for variant in ("fluxstack", "handwritten", "otel", "starlette-exporter", "instrumentator"):
         assert variant in text, f"{variant} missing from the quick run"
     assert "unavailable" not in done.stdout
+    icount = results["sections"]["icount"]
+    if shutil.which("valgrind") is None:
+        assert "valgrind" in icount["skipped"]
+    else:  # the instruction count of the package's request path was taken
+        assert icount["variants"]["fluxstack"]["instructions_per_request"] > 1000
