@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -106,6 +107,14 @@ def test_frozen_and_tools() -> None:
     assert pickle.loads(pickle.dumps(mine)) == mine
 
 
+def test_signature_matches_the_dataclass_one() -> None:
+    """inspect.signature (help(), documentation tools) shows the keyword-only fields."""
+    assert str(inspect.signature(Mine)) == str(inspect.signature(Real))
+    assert "url: 'str'," in str(inspect.signature(Mine))
+    assert "extra: 'dict[str, int]' = <factory>" in str(inspect.signature(Mine))
+    assert Mine(url="u").__replace__(url="v") == Mine(url="v")  # copy.replace on 3.13
+
+
 def test_own_methods_are_kept() -> None:
     """A class's own __repr__ and properties win over the shared ones."""
 
@@ -121,6 +130,15 @@ def test_own_methods_are_kept() -> None:
 
     assert repr(Masked()) == "Masked(token='***')"
     assert Masked(token="abc").short == "a"
+
+    class OwnEq(Frozen):
+        a: int = 1
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, OwnEq) and abs(self.a) == abs(other.a)
+
+    assert OwnEq(a=1) == OwnEq(a=-1)
+    assert hash(OwnEq(a=1)) == hash(OwnEq(a=1))  # still hashable, as a frozen dataclass is
 
 
 def test_unsupported_shapes_are_refused() -> None:

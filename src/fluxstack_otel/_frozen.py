@@ -65,6 +65,27 @@ class Frozen:
         cls._repr_names = tuple(f.name for f in fields if f.repr)
         cls._compare_names = tuple(f.name for f in fields if f.compare)
         cls._hash_names = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
+        if "__eq__" in cls.__dict__ and cls.__dict__.get("__hash__") is None:
+            cls.__hash__ = Frozen.__hash__  # type: ignore[method-assign]  # as dataclasses do
+        # What inspect.signature, help() and documentation tools show, as for a dataclass.
+        cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=(
+                        f.default
+                        if f.default is not MISSING
+                        else _FACTORY
+                        if f.default_factory is not MISSING
+                        else inspect.Parameter.empty
+                    ),
+                    annotation=f.type,
+                )
+                for f in fields
+            ],
+            return_annotation=None,
+        )
 
     def __init__(self, /, **kwargs: Any) -> None:
         setter = object.__setattr__
@@ -100,11 +121,23 @@ class Frozen:
     def __hash__(self) -> int:
         return hash(tuple(getattr(self, name) for name in self._hash_names))
 
+    def __replace__(self, /, **changes: Any) -> Any:
+        """``copy.replace`` (Python 3.13): ``dataclasses.replace``."""
+        return dataclasses.replace(self, **changes)
+
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()  # the default a signature shows for a default_factory field
 
 
 def _is_classvar(annotation: object) -> bool:
