@@ -49,7 +49,8 @@ _log = logging.getLogger("fluxstack_otel")
 OVERFLOW = cat.OVERFLOW
 
 SeriesKey = tuple[str, str, int | None, str | None]
-_Pending = tuple[str, str, int | None, str | None, float, int, int, float]
+# (series key, duration, request bytes, response bytes, end of the exchange)
+_Pending = tuple[SeriesKey, float, int, int, float]
 # (series key, duration, trace id, span id, Unix time in ns)
 _PendingExemplar = tuple[SeriesKey, float, int, int, int]
 # (duration, Unix time in ns, trace id, span id): the latest exemplar of one bucket
@@ -167,7 +168,7 @@ class HttpRecorder:
         """
         pending = self._pending
         pending.append(
-            (method, route, status, error_type, duration, request_bytes, response_bytes, now)
+            ((method, route, status, error_type), duration, request_bytes, response_bytes, now)
         )
         if len(pending) >= _DRAIN_AT:
             self._drain()
@@ -181,11 +182,10 @@ class HttpRecorder:
             req_at, resp_at = self._req_at, self._resp_at
             # Only the records present now: appends racing with this loop wait for the next drain.
             for _ in range(len(pending)):
-                item = popleft()
-                _, _, status, _, duration, request_bytes, response_bytes, now = item
-                acc = get(item[:4])
+                key, duration, request_bytes, response_bytes, now = popleft()
+                acc = get(key)
                 if acc is None:
-                    acc = self._new_series(item[:4])
+                    acc = self._new_series(key)
                 acc[_LAST] = now
                 acc[_DUR_SUM] += duration
                 acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
@@ -194,7 +194,7 @@ class HttpRecorder:
                     acc[req_at + bisect(size_cuts, request_bytes)] += 1
                 else:
                     acc[req_at] += 1
-                if status is not None:
+                if key[2] is not None:  # the status: a response started
                     acc[_RESP_SUM] += response_bytes
                     acc[resp_at + bisect(size_cuts, response_bytes)] += 1
             if self._pending_exemplars:
