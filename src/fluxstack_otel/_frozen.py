@@ -33,6 +33,37 @@ _FIELD = dataclasses._FIELD  # type: ignore[attr-defined]
 _CLASSVAR_PREFIXES = ("ClassVar", "typing.ClassVar", "t.ClassVar")
 
 
+class _Signature:
+    """``cls.__signature__``: what inspect.signature, help() and documentation tools show, the
+    keyword-only signature a dataclass would have; built on first use, not at import."""
+
+    def __get__(self, obj: object, cls: type[Frozen]) -> inspect.Signature:
+        parameters = [
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=(
+                    f.default
+                    if f.default is not MISSING
+                    else _FACTORY
+                    if f.default_factory is not MISSING
+                    else inspect.Parameter.empty
+                ),
+                annotation=f.type,
+            )
+            for f in cls.__dataclass_fields__.values()
+        ]
+        return inspect.Signature(parameters, return_annotation=None)
+
+
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()  # the default a signature shows for a default_factory field
+
+
 @dataclass_transform(
     kw_only_default=True, frozen_default=True, field_specifiers=(dataclasses.field, Field)
 )
@@ -42,6 +73,7 @@ class Frozen:
     __slots__ = ()
     __match_args__: ClassVar[tuple[str, ...]] = ()
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+    __signature__ = _Signature()
     # (name, default, default_factory) per init field, in order.
     _init_table: ClassVar[tuple[tuple[str, Any, Any], ...]]
     _repr_names: ClassVar[tuple[str, ...]]
@@ -67,25 +99,6 @@ class Frozen:
         cls._hash_names = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
         if "__eq__" in cls.__dict__ and cls.__dict__.get("__hash__") is None:
             cls.__hash__ = Frozen.__hash__  # type: ignore[method-assign]  # as dataclasses do
-        # What inspect.signature, help() and documentation tools show, as for a dataclass.
-        cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [
-                inspect.Parameter(
-                    f.name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=(
-                        f.default
-                        if f.default is not MISSING
-                        else _FACTORY
-                        if f.default_factory is not MISSING
-                        else inspect.Parameter.empty
-                    ),
-                    annotation=f.type,
-                )
-                for f in fields
-            ],
-            return_annotation=None,
-        )
 
     def __init__(self, /, **kwargs: Any) -> None:
         setter = object.__setattr__
@@ -130,14 +143,6 @@ class Frozen:
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-
-class _Factory:
-    def __repr__(self) -> str:
-        return "<factory>"
-
-
-_FACTORY = _Factory()  # the default a signature shows for a default_factory field
 
 
 def _is_classvar(annotation: object) -> bool:
