@@ -26,6 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._config import ConsoleExporterConfig, MonitoringConfig
+from fluxstack_otel._failures import failure_counts
 from fluxstack_otel._quantile import histogram_quantile
 from fluxstack_otel._recorder import HttpRecorder
 from fluxstack_otel._sinks import SinkContext
@@ -100,10 +101,12 @@ def test_json_format_prints_the_document_on_one_line(
     """format json + stream stdout: one compact, schema-valid JSON object per line."""
     ctx, recorder = context
     record(recorder, [0.02])
+    before = failure_counts()
     ConsoleSink(ConsoleExporterConfig(format="json", stream="stdout"), ctx).emit()
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     jsonschema.validate(json.loads(out), SCHEMA)
+    assert failure_counts() == before  # a context without extras adds no sections, no failure
 
 
 def test_runs_every_interval_and_once_at_shutdown(

@@ -8,7 +8,6 @@ never raise into the app at run time. ``shutdown`` flushes once and returns with
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -54,4 +53,4 @@ class SinkContext(NamedTuple):
 
     config: MonitoringConfig
     stream: MetricStream
-    extras: Callable[[], Mapping[str, Any]] = field(default=dict)
+    extras: Callable[[], Mapping[str, Any]] = dict
