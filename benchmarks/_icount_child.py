@@ -6,7 +6,6 @@ Usage: _icount_child.py VARIANT N WARMUP OTLP_ENDPOINT TMPDIR (run under callgri
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import sys
 from pathlib import Path
@@ -35,6 +34,7 @@ async def main(name: str, requests: int, warmup: int, ctx: Context) -> None:
 
 if __name__ == "__main__":
     variant, n, warm, endpoint, tmpdir = sys.argv[1:6]
-    context = Context(tmpdir=Path(tmpdir), otlp_endpoint=endpoint)
-    context = dataclasses.replace(context, shared_process=True, periodic_interval=3600.0)
+    context = Context(
+        tmpdir=Path(tmpdir), otlp_endpoint=endpoint, shared_process=True, periodic_interval=3600.0
+    )
     asyncio.run(main(variant, int(n), int(warm), context))

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import field, fields, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from fluxstack_otel._catalog import (
     DEFAULT_DURATION_BUCKETS,
@@ -86,9 +86,6 @@ from fluxstack_otel._config_parse import (
 )
 from fluxstack_otel._errors import ConfigError
 from fluxstack_otel._frozen import Frozen
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "AGGREGATIONS",
