@@ -52,7 +52,7 @@ def _catalogue() -> dict[str, Any]:
         "help": {},
     }
     try:
-        from fluxstack_otel import _catalog as cat
+        from fluxstack_otel._internal.metrics import catalog as cat
     except ImportError:
         return spec
     spec["dur_buckets"] = cat.DEFAULT_DURATION_BUCKETS

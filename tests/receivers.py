@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as pb_grpc
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from fluxstack_otel._catalog import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from fluxstack_otel._internal.metrics.catalog import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
 DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fluxstack_otel import Alert, ConfigError, configure_monitoring, load_config
-from fluxstack_otel.alerts._promql import rules_yaml
+from fluxstack_otel._internal.sinks.alerts.promql import rules_yaml
 from servers import promtool_path, requires_promtool, wait_until
 
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}

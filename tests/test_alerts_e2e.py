@@ -23,7 +23,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel._cli import main
+from fluxstack_otel._internal.integration.cli import main
 from fluxstack_otel.alerts import Alert
 from receivers import JsonReceiver
 from servers import (

@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fluxstack_otel import _catalog as cat
-from fluxstack_otel._config import load_config
-from fluxstack_otel._quantile import histogram_quantile
-from fluxstack_otel.alerts import Alert, Rule, compile_rules
-from fluxstack_otel.alerts._evaluate import (
+from fluxstack_otel._internal.config.model import load_config
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.quantile import histogram_quantile
+from fluxstack_otel._internal.sinks.alerts.evaluate import (
     InstanceKey,
     InstanceState,
     active_alerts,
@@ -20,8 +19,14 @@ from fluxstack_otel.alerts._evaluate import (
     evaluate,
     values_of,
 )
-from fluxstack_otel.alerts._rules import Labels
-from fluxstack_otel.alerts._snapshot import HistogramPoint, NumberPoint, Point, Sample
+from fluxstack_otel._internal.sinks.alerts.rules import Labels
+from fluxstack_otel._internal.sinks.alerts.snapshot import (
+    HistogramPoint,
+    NumberPoint,
+    Point,
+    Sample,
+)
+from fluxstack_otel.alerts import Alert, Rule, compile_rules
 
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
 BOUNDS = (0.1, 0.5, 1.0)

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from fluxstack_otel._config import AlertmanagerNotifierConfig, WebhookNotifierConfig
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel.alerts import Alert
-from fluxstack_otel.alerts._notify import (
+from fluxstack_otel._internal.config.model import AlertmanagerNotifierConfig, WebhookNotifierConfig
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.alerts.notify import (
     AlertmanagerNotifier,
     CallbackNotifier,
     Delivery,
     LogNotifier,
     WebhookNotifier,
 )
+from fluxstack_otel.alerts import Alert
 from receivers import JsonReceiver
 from servers import wait_until
 

@@ -16,11 +16,11 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel import ConfigError, configure_monitoring, load_config
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._stream import MetricStream
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.alerts.notify import Delivery
 from fluxstack_otel.alerts import Alert, AlertProcessor, compile_rules
-from fluxstack_otel.alerts._notify import Delivery
 from servers import wait_until
 
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from fluxstack_otel._cli import main
-from fluxstack_otel._config import load_config
+from fluxstack_otel._internal.config.model import load_config
+from fluxstack_otel._internal.integration.cli import main
+from fluxstack_otel._internal.sinks.alerts.promql import duration, rule_expression, summary_template
+from fluxstack_otel._internal.sinks.alerts.rules import Rule
 from fluxstack_otel.alerts import compile_rules, rules_yaml
-from fluxstack_otel.alerts._promql import duration, rule_expression, summary_template
-from fluxstack_otel.alerts._rules import Rule
 from servers import promtool_path, requires_promtool
 
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}

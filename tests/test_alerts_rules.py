@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from fluxstack_otel import ConfigError, load_config
-from fluxstack_otel import _catalog as cat
-from fluxstack_otel._config import (
+from fluxstack_otel._internal.config.model import (
     AlertmanagerNotifierConfig,
     AlertRule,
     LogNotifierConfig,
@@ -16,8 +15,9 @@ from fluxstack_otel._config import (
     Thresholds,
     WebhookNotifierConfig,
 )
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.sinks.alerts.rules import Select
 from fluxstack_otel.alerts import compile_rules
-from fluxstack_otel.alerts._rules import Select
 
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring, load_config
-from fluxstack_otel._auth import Guard, ProtectedEndpoint
-from fluxstack_otel._cli import main
-from fluxstack_otel._endpoint_server import EndpointServer
+from fluxstack_otel._internal.integration.cli import main
+from fluxstack_otel._internal.sinks.auth import Guard, ProtectedEndpoint
+from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
 from servers import serve_asgi
 
 TOKEN = "tok-3f9a-secret"

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.metrics.export import Histogram, Metric, MetricsData, Sum
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from fluxstack_otel import _catalog as cat
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._recorder import OVERFLOW, HttpRecorder
-from fluxstack_otel._stream import MetricStream
+from fluxstack_otel._internal.http.recorder import OVERFLOW, HttpRecorder
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.stream import MetricStream
 from loadgen import run_load
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
 

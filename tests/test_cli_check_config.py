@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxstack_otel._cli import main
-from fluxstack_otel._config import PARAMETERS
+from fluxstack_otel._internal.config.model import PARAMETERS
+from fluxstack_otel._internal.integration.cli import main
 
 CONFIG = """
 service_name = "shop"

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fluxstack_otel import _catalog as cat
-from fluxstack_otel._config import (
+from fluxstack_otel._internal.config.checks import CHECK, key_of
+from fluxstack_otel._internal.config.model import (
     AGGREGATIONS,
     PARAMETERS,
     AlertRule,
@@ -27,8 +27,8 @@ from fluxstack_otel._config import (
     Thresholds,
     load_config,
 )
-from fluxstack_otel._config_parse import CHECK, key_of
-from fluxstack_otel._errors import ConfigError
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel.errors import ConfigError
 
 # The FluxStack plugin's README example, verbatim.
 FLUXSTACK_SEED: dict[str, Any] = {

@@ -24,7 +24,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
-from fluxstack_otel._failures import failure_counts
+from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
 

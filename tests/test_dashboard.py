@@ -14,8 +14,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
-from fluxstack_otel._catalog import BUILTIN_METRICS, EVENT_LOOP_LAG
-from fluxstack_otel._dashboard import CONTENT_SECURITY_POLICY
+from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS, EVENT_LOOP_LAG
+from fluxstack_otel._internal.sinks.dashboard.sink import CONTENT_SECURITY_POLICY
 from servers import ASGIApp
 
 PAGE = "/metrics/dashboard"

@@ -28,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._catalog import (
+from fluxstack_otel._internal.metrics.catalog import (
     EVENT_LOOP_LAG,
     HTTP_ERRORS,
     HTTP_REQUEST_DURATION,
@@ -38,7 +38,7 @@ from fluxstack_otel._catalog import (
     PROCESS_RSS,
     SYSTEM_LOAD_1M,
 )
-from fluxstack_otel._quantile import histogram_quantile
+from fluxstack_otel._internal.metrics.quantile import histogram_quantile
 from servers import serve_asgi, wait_until
 
 websocket = pytest.importorskip("websocket", reason="pip install websocket-client (dev extra)")

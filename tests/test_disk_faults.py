@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel._failures import failure_counts
+from fluxstack_otel._internal.runtime.failures import failure_counts
 from servers import wait_until
 
 INTERVAL = 0.05

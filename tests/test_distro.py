@@ -30,8 +30,8 @@ from autoinst import (
     target_info,
     write_entry_points,
 )
-from fluxstack_otel._catalog import BUILTIN_METRICS
-from fluxstack_otel._distro import FluxstackConfigurator, FluxstackDistro
+from fluxstack_otel._internal.integration.distro import FluxstackConfigurator, FluxstackDistro
+from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 from servers import wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -87,10 +87,10 @@ def test_entry_points_are_declared_and_loadable() -> None:
     """pyproject.toml declares the distro and configurator; they load as what they claim."""
     declared = declared_entry_points()
     assert declared["opentelemetry_distro"] == {
-        "fluxstack_otel": "fluxstack_otel._distro:FluxstackDistro"
+        "fluxstack_otel": "fluxstack_otel._internal.integration.distro:FluxstackDistro"
     }
     assert declared["opentelemetry_configurator"] == {
-        "fluxstack_otel": "fluxstack_otel._distro:FluxstackConfigurator"
+        "fluxstack_otel": "fluxstack_otel._internal.integration.distro:FluxstackConfigurator"
     }
     assert isinstance(FluxstackDistro(), BaseDistro)
     assert callable(FluxstackConfigurator().configure)

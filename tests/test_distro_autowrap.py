@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from fluxstack_otel import Monitoring, MonitoringMiddleware, load_config
-from fluxstack_otel._autowrap import MARK, install, installed, uninstall
+from fluxstack_otel._internal.integration.autowrap import MARK, install, installed, uninstall
 from servers import serve_asgi
 
 

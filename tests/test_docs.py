@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fluxstack_otel import load_config
-from fluxstack_otel._catalog import BUILTIN_METRICS
+from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -25,13 +25,13 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from fluxstack_otel._config import ConsoleExporterConfig, MonitoringConfig
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel._quantile import histogram_quantile
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._sinks import SinkContext
-from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._console import ConsoleSink, format_text
+from fluxstack_otel._internal.config.model import ConsoleExporterConfig, MonitoringConfig
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.quantile import histogram_quantile
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.base import SinkContext
+from fluxstack_otel._internal.sinks.console import ConsoleSink, format_text
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
 BOUNDS = (0.01, 0.1, 1.0)

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._failures import failure_counts
+from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver, closed_port, requests_total
 from servers import serve_asgi, wait_until
 

@@ -16,14 +16,18 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from fluxstack_otel._config import FileExporterConfig, MonitoringConfig, PrometheusExporterConfig
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._sinks import SinkContext
-from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._atomic import history_path, prune_history, write_atomic
-from fluxstack_otel.exporters._file import FileSink
-from fluxstack_otel.exporters._prometheus import RenderOptions, render
+from fluxstack_otel._internal.config.model import (
+    FileExporterConfig,
+    MonitoringConfig,
+    PrometheusExporterConfig,
+)
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.base import SinkContext
+from fluxstack_otel._internal.sinks.file import FileSink
+from fluxstack_otel._internal.sinks.prometheus.sink import RenderOptions, render
+from fluxstack_otel._internal.transport.atomic import history_path, prune_history, write_atomic
 from servers import promtool_check_metrics, requires_promtool
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())

@@ -27,14 +27,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._config import JsonExporterConfig, MonitoringConfig
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel._periodic import Tick
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._sinks import SinkContext
-from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._json import JsonSink, document
-from fluxstack_otel.exporters._post import PostError, post_with_retries, public_url
+from fluxstack_otel._internal.config.model import JsonExporterConfig, MonitoringConfig
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.base import SinkContext
+from fluxstack_otel._internal.sinks.json_endpoint import JsonSink, document
+from fluxstack_otel._internal.sinks.periodic import Tick
+from fluxstack_otel._internal.transport.post import PostError, post_with_retries, public_url
 from receivers import JsonReceiver
 from servers import serve_asgi
 

@@ -19,14 +19,14 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel import MissingDependencyError, configure_monitoring
-from fluxstack_otel._catalog import HTTP_METRICS, HTTP_REQUEST_DURATION
-from fluxstack_otel._config import MonitoringConfig, OtlpExporterConfig
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel._monitoring import _make_resource
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._sinks import SinkContext
-from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._otlp import OtlpSink, signal_url, with_environment
+from fluxstack_otel._internal.config.model import MonitoringConfig, OtlpExporterConfig
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.catalog import HTTP_METRICS, HTTP_REQUEST_DURATION
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.monitoring import _make_resource
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.base import SinkContext
+from fluxstack_otel._internal.sinks.otlp import OtlpSink, signal_url, with_environment
 from receivers import (
     CUMULATIVE,
     DELTA,

@@ -6,8 +6,8 @@ import itertools
 import threading
 import time
 
-from fluxstack_otel._failures import failure_counts
-from fluxstack_otel._periodic import PeriodicWorker, Tick
+from fluxstack_otel._internal.runtime.failures import failure_counts
+from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
 
 
 def wait_for(condition: object, timeout: float = 5.0) -> None:

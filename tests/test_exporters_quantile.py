@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxstack_otel._quantile import histogram_quantile
+from fluxstack_otel._internal.metrics.quantile import histogram_quantile
 from servers import promtool_path, requires_promtool
 
 BOUNDS = (0.1, 0.5, 1.0)

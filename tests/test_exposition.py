@@ -9,9 +9,9 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._prometheus import (
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.sinks.prometheus.sink import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
     RenderOptions,

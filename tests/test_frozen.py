@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from fluxstack_otel._frozen import Frozen
+from fluxstack_otel._internal.config.frozen import Frozen
 
 
 @dataclass(frozen=True, kw_only=True)

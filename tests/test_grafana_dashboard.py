@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._catalog import BUILTIN_METRICS, Kind
-from fluxstack_otel._config import MonitoringConfig
-from fluxstack_otel.alerts._promql import rule_expression
-from fluxstack_otel.alerts._rules import compile_rules
+from fluxstack_otel._internal.config.model import MonitoringConfig
+from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS, Kind
+from fluxstack_otel._internal.sinks.alerts.promql import rule_expression
+from fluxstack_otel._internal.sinks.alerts.rules import compile_rules
 from servers import PrometheusServer, requires_prometheus, serve_asgi
 
 ROOT = Path(__file__).resolve().parents[1]

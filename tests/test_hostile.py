@@ -29,7 +29,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel._routes import KNOWN_METHODS
+from fluxstack_otel._internal.http.routes import KNOWN_METHODS
 from loadgen_hostile import disconnect_mid_body, disconnect_mid_stream, raw_requests
 from servers import serve_asgi, wait_until
 

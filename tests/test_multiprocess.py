@@ -17,11 +17,11 @@ import pytest
 from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel import ConfigError, configure_monitoring
-from fluxstack_otel._config import MultiprocessConfig, load_config
-from fluxstack_otel._multiprocess import HostStream
-from fluxstack_otel._recorder import HttpRecorder
-from fluxstack_otel._stream import MetricStream
-from fluxstack_otel.exporters._prometheus import render
+from fluxstack_otel._internal.config.model import MultiprocessConfig, load_config
+from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
+from fluxstack_otel._internal.sinks.prometheus.sink import render
 
 Alive = set[int]
 

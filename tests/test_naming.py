@@ -24,10 +24,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from fluxstack_otel import _catalog as cat
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._custom import _RESERVED_PROMETHEUS
-from fluxstack_otel._naming import exposition_name, exposition_names, prometheus_base
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.custom import _RESERVED_PROMETHEUS
+from fluxstack_otel._internal.metrics.naming import (
+    exposition_name,
+    exposition_names,
+    prometheus_base,
+)
 from servers import promtool_check_metrics, requires_promtool, serve_asgi, wait_until
 
 

@@ -65,16 +65,16 @@ _NOT_LOADED_BY_DEFAULT = (
     "difflib",
     "hashlib",
     "importlib.resources",
-    "fluxstack_otel._auth",
-    "fluxstack_otel.exporters._post",
-    "fluxstack_otel._dashboard",
-    "fluxstack_otel._endpoint_server",
-    "fluxstack_otel._multiprocess",
-    "fluxstack_otel.exporters._otlp",
-    "fluxstack_otel.exporters._json",
-    "fluxstack_otel.exporters._file",
-    "fluxstack_otel.exporters._console",
-    "fluxstack_otel.exporters._prometheus_server",
+    "fluxstack_otel._internal.sinks.auth",
+    "fluxstack_otel._internal.transport.post",
+    "fluxstack_otel._internal.sinks.dashboard.sink",
+    "fluxstack_otel._internal.sinks.endpoint_server",
+    "fluxstack_otel._internal.runtime.multiprocess.host",
+    "fluxstack_otel._internal.sinks.otlp",
+    "fluxstack_otel._internal.sinks.json_endpoint",
+    "fluxstack_otel._internal.sinks.file",
+    "fluxstack_otel._internal.sinks.console",
+    "fluxstack_otel._internal.sinks.prometheus.server",
 )
 
 
@@ -107,8 +107,9 @@ def test_a_feature_loads_its_module_when_configured(tmp_path: Path) -> None:
         "    {'type': 'prometheus', 'port': 0},\n"
         f"    {{'type': 'file', 'file_path': {str(tmp_path / 'm.json')!r}, 'interval': 60}}],\n"
         "    'dashboard': {'enabled': True}})\n"
-        "print(sorted(n for n in sys.modules if n.startswith('fluxstack_otel.')\n"
-        "    and n.split('.')[-1] in ('_prometheus_server', '_file', '_dashboard')))\n"
+        "print(sorted(n for n in sys.modules if n in ('fluxstack_otel._internal.sinks.file',\n"
+        "    'fluxstack_otel._internal.sinks.prometheus.server',\n"
+        "    'fluxstack_otel._internal.sinks.dashboard.sink')))\n"
         "m.shutdown()\n"
     )
     done = subprocess.run(
@@ -121,8 +122,8 @@ def test_a_feature_loads_its_module_when_configured(tmp_path: Path) -> None:
     )
     assert done.stdout.strip() == str(
         [
-            "fluxstack_otel._dashboard",
-            "fluxstack_otel.exporters._file",
-            "fluxstack_otel.exporters._prometheus_server",
+            "fluxstack_otel._internal.sinks.dashboard.sink",
+            "fluxstack_otel._internal.sinks.file",
+            "fluxstack_otel._internal.sinks.prometheus.server",
         ]
     )

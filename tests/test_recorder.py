@@ -8,8 +8,8 @@ import threading
 import pytest
 from opentelemetry.sdk.metrics.export import Histogram, Metric, Sum
 
-from fluxstack_otel import _catalog as cat
-from fluxstack_otel._recorder import OVERFLOW, HttpRecorder
+from fluxstack_otel._internal.http.recorder import OVERFLOW, HttpRecorder
+from fluxstack_otel._internal.metrics import catalog as cat
 
 
 class FakeClock:

@@ -26,7 +26,7 @@ import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel._failures import failure_counts
+from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import Request, requests_total
 from servers import free_port, wait_until
 

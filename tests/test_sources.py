@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from fluxstack_otel import ConfigError, MonitoringConfig, configure_monitoring
-from fluxstack_otel._config import (
+from fluxstack_otel._internal.config.model import (
     PARAMETERS,
     ConsoleExporterConfig,
     OtlpExporterConfig,
     PrometheusExporterConfig,
     Thresholds,
 )
-from fluxstack_otel._sources import ENV_PREFIX, ENV_VARS, Resolution, resolve
+from fluxstack_otel._internal.config.sources import ENV_PREFIX, ENV_VARS, Resolution, resolve
 
 TOML = """
 service_name = "from-file"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fluxstack_otel._config import PARAMETERS
-from fluxstack_otel._reference import render_reference
-from fluxstack_otel._sources import ENV_VARS
+from fluxstack_otel._internal.config.model import PARAMETERS
+from fluxstack_otel._internal.config.reference import render_reference
+from fluxstack_otel._internal.config.sources import ENV_VARS
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -15,7 +15,7 @@ def test_the_reference_page_matches_the_model() -> None:
     """The page is exactly what the model generates; regenerate it when the model changes."""
     assert PAGE.read_text(encoding="utf-8") == render_reference(), (
         "docs/configuration.md is out of date: "
-        "python -m fluxstack_otel._reference > docs/configuration.md"
+        "python -m fluxstack_otel._internal.config.reference > docs/configuration.md"
     )
 
 

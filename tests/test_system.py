@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel import _catalog as cat
-from fluxstack_otel._looplag import LoopLagProbe
-from fluxstack_otel._system import PsutilSource
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.runtime.looplag import LoopLagProbe
+from fluxstack_otel._internal.runtime.system import PsutilSource
 
 
 def gauges(m: Monitoring) -> dict[str, float]:
@@ -48,7 +48,7 @@ def test_all_six_system_metrics_have_live_values() -> None:
 
 _HEAP_PROBE = """
 import gc
-from fluxstack_otel._system import PsutilSource
+from fluxstack_otel._internal.runtime.system import PsutilSource
 source = PsutilSource()
 gc.collect()
 before = source.heap_used_bytes()

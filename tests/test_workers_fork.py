@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from fluxstack_otel import Monitoring, load_config
-from fluxstack_otel._periodic import PeriodicWorker, Tick
+from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
@@ -173,7 +173,7 @@ def test_a_periodic_worker_runs_again_in_the_child() -> None:
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_the_otlp_exporter_of_a_forked_worker_delivers(protocol: str) -> None:
     """An OTLP exporter that has exported in the parent exports the child's own data after fork."""
-    from fluxstack_otel.exporters._otlp import OtlpSink
+    from fluxstack_otel._internal.sinks.otlp import OtlpSink
     from receivers import RECEIVERS, metrics_of
 
     with RECEIVERS[protocol]() as receiver:

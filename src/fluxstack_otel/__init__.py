@@ -8,11 +8,11 @@ app = monitoring.instrument(app)         # HTTP metrics + /metrics
 monitoring.shutdown()
 """
 
-from fluxstack_otel._asgi import MonitoringMiddleware
-from fluxstack_otel._config import MonitoringConfig, load_config
-from fluxstack_otel._errors import ConfigError, MissingDependencyError
-from fluxstack_otel._monitoring import Monitoring, configure_monitoring
-from fluxstack_otel.alerts import Alert
+from fluxstack_otel._internal.config.model import MonitoringConfig, load_config
+from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
+from fluxstack_otel._internal.monitoring import Monitoring, configure_monitoring
+from fluxstack_otel._internal.sinks.alerts import Alert
+from fluxstack_otel.errors import ConfigError, MissingDependencyError
 
 __all__ = [
     "Alert",

@@ -1,5 +1,5 @@
 """``python -m fluxstack_otel``: the ``fluxstack-otel`` command."""
 
-from fluxstack_otel._cli import main
+from fluxstack_otel._internal.integration.cli import main
 
 raise SystemExit(main())

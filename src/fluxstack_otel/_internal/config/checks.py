@@ -1,0 +1,343 @@
+"""Reading raw configuration values: the checks, the resolver and the file reader.
+
+Generic machinery for ``_config``, which holds the model and the rules specific to it. A check
+reads one raw value (from a mapping, a TOML or JSON document) and returns the model's value or
+raises ``ConfigError`` naming the key path, quoting the value and saying what is allowed. Checks
+hang off the dataclass fields (``metadata[CHECK]``); ``build`` reads any such dataclass from a
+mapping, so each key is declared once, in its field.
+
+Strictness is deliberate: ``True`` is not 1, numbers are not booleans, ``"5"`` is not 5, NaN and
+infinities are refused, and a string is not a list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import MISSING, field, fields
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from urllib.parse import urlsplit
+
+from fluxstack_otel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_T = TypeVar("_T", bound="DataclassInstance")
+_V = TypeVar("_V")
+
+Check: TypeAlias = Callable[[object, str, bool], Any]
+"""Reads one raw value: ``(value, key path, camelCase style?) -> the model's value``."""
+CHECK, DOC, UNIT = "check", "doc", "unit"
+PYPROJECT_TABLE = ("tool", "fluxstack", "monitoring")
+
+
+def show(value: object) -> str:
+    """``repr`` of a received value for a message: bounded, and formed whatever the object."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__, a 5000-digit int, deep nesting: still say something
+        return f"<{type(value).__name__} object>"
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def suggest(word: object, choices: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    if not isinstance(word, str) or len(word) > 100:
+        return ""
+    import difflib  # only a mistake needs it
+
+    close = difflib.get_close_matches(str.__str__(word), choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def fail(path: str, allowed: str, value: object, hint: str = "") -> ConfigError:
+    return ConfigError(f"expected {allowed}, got {show(value)}{hint}", path=path)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def entries(value: object, path: str) -> dict[str, Any]:
+    """A mapping's items with exact-``str`` keys; anything else is a ``ConfigError``."""
+    if not isinstance(value, Mapping):
+        raise fail(path, "a mapping (a table or object)", value)
+    try:  # a user's Mapping runs user code: whatever it raises is a bad configuration here
+        pairs = [(k, v) for k, v in value.items()]
+    except Exception as exc:
+        raise ConfigError(f"could not read the mapping: {type(exc).__name__}", path=path) from None
+    out: dict[str, Any] = {}
+    for key, item in pairs:
+        if not isinstance(key, str):
+            raise ConfigError(f"keys must be strings, got {show(key)}", path=path)
+        out[str.__str__(key)] = item  # an exact str: a subclass's __eq__/__hash__ stay out
+    return out
+
+
+def items(value: object, path: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise fail(path, "a list", value)
+    return list(value)
+
+
+def as_number(value: object) -> float | None:
+    """A finite float, or None: bools, strings, NaN, infinities and huge ints are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float.__float__(value) if isinstance(value, float) else int.__float__(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def boolean(value: object, path: str, camel: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise fail(path, "true or false", value)
+
+
+def number(
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    duration: bool = False,
+    off: tuple[object, ...] = (),
+) -> Check:
+    """A finite number within bounds; a duration is read in milliseconds in camelCase style.
+
+    ``off`` lists the values (by identity) that mean "turned off" and read as ``None``.
+    """
+    bounds = " and ".join(
+        f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None
+    )
+    offs = " or null/false (off)" if False in off else " or null" if off else ""
+
+    def check(value: object, path: str, camel: bool) -> float | None:
+        if any(value is o for o in off):  # identity: 0 == False must not turn a threshold off
+            return None
+        got = as_number(value)
+        if got is None or (
+            (gt is not None and got <= gt)
+            or (ge is not None and got < ge)
+            or (le is not None and got > le)
+        ):
+            unit = (" of milliseconds" if camel else " of seconds") if duration else ""
+            raise fail(path, f"a finite number{unit} {bounds}".rstrip() + offs, value)
+        return got / 1000 if duration and camel else got
+
+    return check
+
+
+def integer(low: int, high: int | None = None) -> Check:
+    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+
+    def check(value: object, path: str, camel: bool) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            got = int.__int__(value)
+            if got >= low and (high is None or got <= high):
+                return got
+        raise fail(path, allowed, value)
+
+    return check
+
+
+def is_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def text(
+    allowed: str = "a non-empty string", valid: Callable[[str], bool] = bool, *, null: bool = False
+) -> Check:
+    def check(value: object, path: str, camel: bool) -> str | None:
+        if value is None and null:
+            return None
+        if isinstance(value, str) and valid(got := str.__str__(value)):
+            return got
+        raise fail(path, allowed + (" or null" if null else ""), value)
+
+    return check
+
+
+def choice(*options: str, aliases: Mapping[str, str] | None = None, null: bool = False) -> Check:
+    aliases = aliases or {}
+    names = [*options, *aliases]
+    allowed = "one of " + ", ".join(map(repr, names)) + (" or null" if null else "")
+
+    def check(value: object, path: str, camel: bool) -> str | None:
+        if value is None and null:
+            return None
+        if isinstance(value, str):
+            got = str.__str__(value)
+            if got in options:
+                return got
+            if got in aliases:
+                return aliases[got]
+        raise fail(path, allowed, value, suggest(value, names))
+
+    return check
+
+
+def buckets(value: object, path: str, camel: bool) -> tuple[float, ...]:
+    bounds = items(value, path)
+    if not bounds:
+        raise fail(path, "a non-empty list of increasing numbers > 0", value)
+    out: list[float] = []
+    for i, item in enumerate(bounds):
+        got = as_number(item)
+        if got is None or got <= (out[-1] if out else 0.0):
+            rule = f"> {out[-1]:g} (buckets strictly increase)" if out else "> 0"
+            raise fail(f"{path}[{i}]", f"a finite number {rule}", item)
+        out.append(got)
+    return tuple(out)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def headers(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for key, item in entries(value, path).items():
+        if not _TOKEN.fullmatch(key):
+            raise fail(join(path, key), "an HTTP header name (letters, digits, -)", key)
+        if not isinstance(item, str) or "\r" in item or "\n" in item:
+            # The value may be a secret: name its type, never echo it.
+            raise ConfigError(
+                f"expected a string without line breaks, got a value of type {type(item).__name__}",
+                path=join(path, key),
+            )
+        pairs.append((key, str.__str__(item)))
+    return tuple(pairs)
+
+
+def labels(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
+    check = text("a string", lambda _: True)
+    return tuple(
+        sorted((k, check(v, join(path, k), camel)) for k, v in entries(value, path).items())
+    )
+
+
+def option(default: _V, check: Check) -> _V:
+    """A field with a default, read by ``check``."""
+    return field(default=default, metadata={CHECK: check})
+
+
+def param(default: _V, check: Check, doc: str, unit: str | None = None) -> _V:
+    """A top-level field: ``option`` plus the documentation and unit the reference shows."""
+    return field(default=default, metadata={CHECK: check, DOC: doc, UNIT: unit})
+
+
+def key_of(name: str, camel: bool) -> str:
+    """The configuration key of a field: ``for_`` is ``for``; camelCase in FluxStack style."""
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(part.capitalize() for part in rest) if camel else name.rstrip("_")
+
+
+def build(
+    cls: type[_T], value: object, path: str, camel: bool, extra: Mapping[str, Check] | None = None
+) -> _T:
+    """Read one config dataclass from a mapping, driven by the checks in its fields' metadata.
+
+    The one resolver: unknown keys are errors with a did-you-mean in the style the user writes;
+    a field without a default is required; fields without a check are not configuration keys.
+    ``extra`` names keys that are checked but not stored (an exporter's ``type``).
+    """
+    raw = entries(value, path)
+    known = {key_of(f.name, camel): f for f in fields(cls) if CHECK in f.metadata}
+    extra = extra or {}
+    kwargs: dict[str, Any] = {}
+    for key, item in raw.items():
+        where = join(path, key)
+        if key in known:
+            kwargs[known[key].name] = known[key].metadata[CHECK](item, where, camel)
+        elif key in extra:
+            extra[key](item, where, camel)
+        else:
+            allowed = sorted([*known, *extra])
+            raise ConfigError(
+                f"unknown key {key!r}{suggest(key, allowed)}; allowed keys: {', '.join(allowed)}",
+                path=where,
+            )
+    for key, f in known.items():
+        if f.name not in kwargs and f.default is MISSING:
+            raise ConfigError(f"missing required key {key!r}", path=path)
+    return cast("Callable[..., _T]", cls)(**kwargs)
+
+
+def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:
+    """Read a ``.toml`` or ``.json`` file: ``(file name, the config document, its key path)``.
+
+    A TOML file with a ``[tool]`` table (``pyproject.toml``) holds the configuration under
+    ``[tool.fluxstack.monitoring]``; otherwise it is the whole document.
+    """
+    try:
+        name = os.fspath(source)
+    except Exception as exc:  # a user's __fspath__
+        raise ConfigError(f"could not read the path {show(source)}: {type(exc).__name__}") from None
+    if not isinstance(name, str):
+        raise fail("", "a str path", name)
+    suffix = os.path.splitext(name)[1]
+    kind = suffix.lower()
+    if kind not in (".toml", ".json"):
+        raise ConfigError(f"config file {name!r}: expected a .toml or .json file, got {suffix!r}")
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"config file {name!r}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        if kind == ".toml":
+            import tomllib
+
+            document: object = tomllib.loads(data.decode())
+        else:
+            document = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # decoding errors are ValueErrors too
+        raise ConfigError(f"config file {name!r}: not valid {kind[1:].upper()}: {exc}") from None
+    if not (kind == ".toml" and isinstance(document, dict) and "tool" in document):
+        return name, document, ""
+    for key in PYPROJECT_TABLE:
+        if not isinstance(document, dict) or key not in document:
+            raise ConfigError(f"config file {name!r}: no [{'.'.join(PYPROJECT_TABLE)}] table")
+        document = document[key]
+    return name, document, ".".join(PYPROJECT_TABLE)
+
+
+# --- checks shared by the configuration modules -------------------------------------------------
+
+PATH_TEXT = "a path starting with '/'"
+endpoint_path = text(PATH_TEXT, lambda t: t.startswith("/"))
+optional_text = text(null=True)
+duration = number(gt=0, duration=True)
+"""Seconds, above 0 (milliseconds in FluxStack style)."""
+delay = number(ge=0, duration=True)
+"""Seconds, 0 or more (milliseconds in FluxStack style)."""
+
+
+def masked_repr(config: DataclassInstance) -> str:
+    """The dataclass ``repr`` with the values of its ``headers`` masked (they carry secrets)."""
+    parts = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.name == "headers":
+            value = {name: "***" for name, _ in value}
+        parts.append(f"{f.name}={value!r}")
+    return f"{type(config).__name__}({', '.join(parts)})"
+
+
+def entry_type(raw: Mapping[str, Any], types: Collection[str], path: str, camel: bool) -> str:
+    """The ``type`` key of a list entry (an exporter, a notifier), one of ``types``."""
+    if "type" not in raw:
+        kinds = ", ".join(map(repr, types))
+        raise ConfigError(f"missing required key 'type', one of {kinds}", path=path)
+    kind: str = choice(*types)(raw["type"], join(path, "type"), camel)
+    return kind

@@ -1,0 +1,229 @@
+"""The exporter entries of the configuration: one frozen dataclass per ``type``, and their parser.
+
+Part of the configuration model (``_config`` re-exports every name); the generic checks come
+from ``_config_parse``. Rules that span the entries (two Prometheus entries on one address) are
+checked here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field, replace
+from typing import ClassVar, Literal, TypeAlias
+
+from fluxstack_otel._internal.config.checks import (
+    CHECK,
+    PATH_TEXT,
+    Check,
+    boolean,
+    build,
+    choice,
+    duration,
+    endpoint_path,
+    entries,
+    entry_type,
+    fail,
+    headers,
+    integer,
+    is_url,
+    items,
+    join,
+    key_of,
+    masked_repr,
+    number,
+    option,
+    optional_text,
+    text,
+)
+from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel.errors import ConfigError
+
+__all__ = [
+    "ConsoleExporterConfig",
+    "ExporterConfig",
+    "FileExporterConfig",
+    "JsonExporterConfig",
+    "OtlpExporterConfig",
+    "PrometheusExporterConfig",
+    "parse_exporters",
+]
+
+
+class _ExporterBase(Frozen):
+    """What every exporter entry has."""
+
+    type: ClassVar[str]
+    """The entry's ``type`` key."""
+    enabled: bool = option(True, boolean)
+    """A disabled exporter is still validated and kept here; consumers skip it."""
+    interval: float | None = option(None, number(gt=0, duration=True, off=(None,)))
+    """Seconds between runs of a periodic exporter; ``None`` means ``collect_interval``."""
+
+
+class PrometheusExporterConfig(_ExporterBase):
+    """Prometheus exposition, served on the app at ``endpoint`` or, with ``port``, on its own."""
+
+    type: ClassVar[Literal["prometheus"]] = "prometheus"
+    endpoint: str = option("/metrics", endpoint_path)
+    """The path that serves the exposition."""
+    host: str | None = option(None, optional_text)
+    """Interface of the standalone server (needs ``port``); ``None`` means ``127.0.0.1``."""
+    port: int | None = option(None, integer(0, 65535))
+    """Port of a standalone server (0 picks a free one); ``None`` serves on the app itself."""
+    openmetrics: bool = option(True, boolean)
+    """Answer in OpenMetrics when the scraper asks for it."""
+    gzip: bool = option(True, boolean)
+    """Compress the answer when the scraper accepts gzip."""
+    target_info: bool = option(False, boolean)
+    """Expose the resource as a ``target_info`` series."""
+    scope_labels: bool = option(False, boolean)
+    """Add ``otel_scope_*`` labels to every series."""
+
+
+class ConsoleExporterConfig(_ExporterBase):
+    """A periodic snapshot written to the log or to standard output."""
+
+    type: ClassVar[Literal["console"]] = "console"
+    format: Literal["text", "json"] = option("text", choice("text", "json"))
+    """``text`` for people, ``json`` for log pipelines."""
+    stream: Literal["log", "stdout"] = option("log", choice("log", "stdout"))
+    """``log`` writes through the ``fluxstack_otel`` logger, ``stdout`` prints."""
+
+
+class JsonExporterConfig(_ExporterBase):
+    """The JSON document: served at ``endpoint``, POSTed to ``url``, written to ``file_path``."""
+
+    type: ClassVar[Literal["json"]] = "json"
+    endpoint: str | None = option(
+        None, text(f"{PATH_TEXT} or an http(s) URL", lambda t: t[:1] == "/" or is_url(t), null=True)
+    )
+    """The path that serves the document on the app (FluxStack's URL form becomes ``url``)."""
+    url: str | None = option(None, text("an http:// or https:// URL", is_url, null=True))
+    """An http(s) URL the document is POSTed to every interval."""
+    file_path: str | None = option(None, optional_text)
+    """A file the document is written to every interval."""
+    timeout: float = option(5.0, duration)
+    """Seconds a POST may take."""
+    headers: tuple[tuple[str, str], ...] = option((), headers)
+    """Extra HTTP headers of the POST as (name, value) pairs; ``repr`` masks the values."""
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+
+class FileExporterConfig(_ExporterBase):
+    """A file rewritten every interval."""
+
+    type: ClassVar[Literal["file"]] = "file"
+    file_path: str = field(metadata={CHECK: text()})
+    """The file to write (required)."""
+    format: Literal["prometheus", "json"] = option(
+        "prometheus", choice("prometheus", "json", aliases={"text": "prometheus"})
+    )
+    """Prometheus text or the JSON document (FluxStack's ``text`` means ``prometheus``)."""
+    history: bool = option(False, boolean)
+    """Append one JSON line per interval instead of rewriting the file."""
+
+
+class OtlpExporterConfig(_ExporterBase):
+    """OTLP push to a collector, over HTTP/protobuf or gRPC."""
+
+    type: ClassVar[Literal["otlp"]] = "otlp"
+    endpoint: str | None = option(None, optional_text)
+    """The collector; ``None`` leaves it to ``OTEL_EXPORTER_OTLP_*`` and the exporter's default."""
+    protocol: Literal["http/protobuf", "grpc"] = option(
+        "http/protobuf", choice("http/protobuf", "grpc")
+    )
+    """The OTLP transport."""
+    headers: tuple[tuple[str, str], ...] = option((), headers)
+    """Extra headers (gRPC metadata) as (name, value) pairs; ``repr`` masks the values."""
+    timeout: float = option(10.0, duration)
+    """Seconds an export may take."""
+    compression: Literal["gzip", "none"] | None = option(None, choice("gzip", "none", null=True))
+    """Payload compression; ``None`` leaves it to the environment and the exporter's default."""
+    temporality: Literal["cumulative", "delta"] = option(
+        "cumulative", choice("cumulative", "delta")
+    )
+    """Aggregation temporality of sums and histograms."""
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+
+ExporterConfig: TypeAlias = (
+    PrometheusExporterConfig
+    | ConsoleExporterConfig
+    | JsonExporterConfig
+    | FileExporterConfig
+    | OtlpExporterConfig
+)
+_EXPORTERS: dict[str, type[ExporterConfig]] = {
+    c.type: c
+    for c in (
+        PrometheusExporterConfig,
+        ConsoleExporterConfig,
+        JsonExporterConfig,
+        FileExporterConfig,
+        OtlpExporterConfig,
+    )
+}
+# FluxStack gives every exporter ``format: "text" | "json"``; where it means nothing here, the one
+# value that fits is accepted and ignored.
+_IGNORED_FORMAT: dict[str, Check] = {"prometheus": choice("text"), "json": choice("json")}
+
+
+def parse_exporters(value: object, path: str, camel: bool) -> tuple[ExporterConfig, ...]:
+    """The ``exporters`` list: each entry by its ``type``."""
+    out = tuple(_exporter(item, f"{path}[{i}]", camel) for i, item in enumerate(items(value, path)))
+    # Two enabled Prometheus entries at one address would shadow each other without a word (on
+    # the app) or fail to bind at start-up (standalone); port 0 picks a free port each time.
+    taken: dict[str, int] = {}
+    for i, e in enumerate(out):
+        if isinstance(e, PrometheusExporterConfig) and e.enabled and e.port != 0:
+            where = e.endpoint if e.port is None else f"{e.host or '127.0.0.1'}:{e.port}"
+            if where in taken:
+                raise ConfigError(
+                    f"serves {where!r}, as {path}[{taken[where]}] does already",
+                    path=f"{path}[{i}]",
+                )
+            taken[where] = i
+    return out
+
+
+def _exporter(value: object, path: str, camel: bool) -> ExporterConfig:
+    raw = entries(value, path)
+    kind = entry_type(raw, _EXPORTERS, path, camel)
+    extra: dict[str, Check] = {"type": lambda *_: None}  # already read above
+    if kind in _IGNORED_FORMAT:
+        extra["format"] = _IGNORED_FORMAT[kind]
+    config = build(_EXPORTERS[kind], raw, path, camel, extra)
+    if isinstance(config, PrometheusExporterConfig) and config.host and config.port is None:
+        raise ConfigError(
+            f"host {config.host!r} is for a standalone server and needs a port;"
+            " without one the app itself serves the endpoint",
+            path=join(path, "host"),
+        )
+    if isinstance(config, JsonExporterConfig):
+        if config.endpoint is not None and is_url(config.endpoint):
+            # FluxStack POSTs to a json ``endpoint`` URL: that is ``url`` here.
+            if config.url is not None:
+                raise ConfigError(
+                    f"endpoint {config.endpoint!r} is a URL and url is set too; keep one",
+                    path=join(path, "endpoint"),
+                )
+            config = replace(config, endpoint=None, url=config.endpoint)
+        if config.endpoint is None and config.url is None and config.file_path is None:
+            keys = ", ".join(repr(key_of(k, camel)) for k in ("endpoint", "url", "file_path"))
+            raise ConfigError(
+                f"a json exporter needs at least one of {keys}"
+                " (for JSON in the log, use a console exporter with format 'json')",
+                path=path,
+            )
+    if (
+        isinstance(config, OtlpExporterConfig)
+        and config.endpoint is not None
+        and config.protocol == "http/protobuf"
+        and not is_url(config.endpoint)
+    ):
+        allowed = "an http:// or https:// URL with protocol 'http/protobuf'"
+        raise fail(join(path, "endpoint"), allowed, config.endpoint)
+    return config

@@ -1,0 +1,355 @@
+"""The hot-path HTTP recorder: per-series accumulators, no OpenTelemetry call per request.
+
+One request is one ``record()`` call, which appends one tuple to a queue; the queue is folded into
+the per-series accumulators (a dict lookup on the series key, three bucket bisections, a handful
+of increments) in batches, under one lock, by the request that fills it or by the next
+collection. Its cost does not depend on how many exporters read the data. At collection time
+``snapshot()`` copies the accumulators and ``to_metrics()`` projects them onto the six catalogue
+metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative, built by
+``_projection``), so every OTel exporter can consume them.
+
+A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
+projections of those keys: ``http_requests_total`` sums over status and error, and so on.
+
+Bounds. At most ``max_series - 1`` label sets get series of their own; every further one is folded
+into the overflow series (method and route ``<overflow>``, and ``<overflow>`` as status and error
+type where the metric has them), one per metric, so no metric ever has more than ``max_series``
+series, and the recorder holds at most ``max_series + 2`` keys (the overflow keeps apart only
+"no response", "response" and "error", which tell the six metrics apart). Eviction works on whole
+``(method, route)`` groups, the coarsest projection: when no request of a group was seen for
+``retention_period``, all its keys go together, so a projected counter that stays is never a
+partial sum that would go backwards, and one that comes back starts again with a new start time.
+
+Exemplars (``tracing: true``): ``exemplar()`` notes the trace of a request; the latest one per
+duration bucket per series is kept and attached to the duration histogram's points.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from typing import NamedTuple, cast
+
+from opentelemetry.sdk.metrics.export import (
+    Metric,
+)
+
+from fluxstack_otel._internal.http.projection import project
+from fluxstack_otel._internal.metrics import catalog as cat
+
+__all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
+
+_log = logging.getLogger("fluxstack_otel")
+
+OVERFLOW = cat.OVERFLOW
+
+SeriesKey = tuple[str, str, int | None, str | None]
+# (series key, duration, request bytes, response bytes, end of the exchange)
+_Pending = tuple[SeriesKey, float, int, int, float]
+# (series key, duration, trace id, span id, Unix time in ns)
+_PendingExemplar = tuple[SeriesKey, float, int, int, int]
+# (duration, Unix time in ns, trace id, span id): the latest exemplar of one bucket
+_Exemplar = tuple[float, int, int, int]
+# The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
+_OVERFLOW_STATUS = 0
+_DRAIN_AT = 256
+# A series' accumulators live in one flat list (cheaper to update than attributes):
+# [last update, duration sum, request bytes sum, response bytes sum,
+#  duration buckets..., request size buckets..., response size buckets...]
+# The request count is the sum of the duration buckets, so count and buckets always agree.
+_LAST, _DUR_SUM, _REQ_SUM, _RESP_SUM, _BUCKETS = 0, 1, 2, 3, 4
+
+
+class SeriesSnapshot(NamedTuple):
+    """A consistent copy of one series' accumulators, taken under the lock."""
+
+    key: SeriesKey
+    start_ns: int
+    requests: int
+    """Requests in the series (the sum of the duration buckets)."""
+    dur_buckets: tuple[int, ...]
+    dur_sum: float
+    req_buckets: tuple[int, ...]
+    req_sum: int
+    resp_buckets: tuple[int, ...]
+    resp_sum: int
+    exemplars: tuple[_Exemplar | None, ...] | None = None
+
+
+class HttpRecorder:
+    """Accumulates HTTP exchanges per series and exposes them as OTel metrics.
+
+    Args:
+        duration_buckets: Upper bounds (seconds) of the duration histogram buckets.
+        size_buckets: Upper bounds (bytes) of the two size histograms.
+        max_series: The cardinality cap; label sets beyond it fold into one overflow series.
+        retention_period: Seconds after which a series that saw no request is evicted.
+        clock: Monotonic clock in seconds (``time.perf_counter``); injectable for tests.
+        wall_clock_ns: Wall clock in nanoseconds for OTel start times; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        duration_buckets: Sequence[float] = cat.DEFAULT_DURATION_BUCKETS,
+        size_buckets: Sequence[float] = cat.DEFAULT_SIZE_BUCKETS,
+        max_series: int = 2000,
+        retention_period: float = 300.0,
+        clock: Callable[[], float] = time.perf_counter,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._dur_bounds = tuple(float(b) for b in duration_buckets)
+        self._size_bounds = tuple(float(b) for b in size_buckets)
+        # The bounds the fold bisects body sizes (ints) with: ints when every bound is a whole
+        # number, since comparing an int with a float takes CPython's slow path (about a tenth
+        # of the fold's cost with floats).
+        self._size_cuts: tuple[float, ...] = (
+            tuple(int(b) for b in self._size_bounds)
+            if all(b.is_integer() for b in self._size_bounds)
+            else self._size_bounds
+        )
+        self._n_dur = len(self._dur_bounds) + 1
+        self._n_size = len(self._size_bounds) + 1
+        self._max_series = max_series
+        self._retention = retention_period
+        self._clock = clock
+        self._wall_ns = wall_clock_ns
+        self._series: dict[SeriesKey, list[float]] = {}
+        self._start_ns: dict[SeriesKey, int] = {}
+        self._req_at = _BUCKETS + self._n_dur
+        self._resp_at = self._req_at + self._n_size
+        self._lock = threading.Lock()
+        self._overflow_warned = False
+        self._overflow_keys = 0
+        self._exemplars: dict[SeriesKey, list[_Exemplar | None]] = {}
+        self._pending_exemplars: deque[_PendingExemplar] = deque()
+        # Records wait here until the next drain: appending to a deque is atomic and costs a
+        # fraction of updating accumulators under a lock, and draining in batches is cheaper per
+        # record. Bounded: the request that fills it drains it.
+        self._pending: deque[_Pending] = deque()
+
+    @property
+    def duration_bounds(self) -> tuple[float, ...]:
+        """The duration histogram's bucket upper bounds."""
+        return self._dur_bounds
+
+    @property
+    def size_bounds(self) -> tuple[float, ...]:
+        """The size histograms' bucket upper bounds."""
+        return self._size_bounds
+
+    def record(
+        self,
+        method: str,
+        route: str,
+        status: int | None,
+        error_type: str | None,
+        duration: float,
+        request_bytes: int,
+        response_bytes: int,
+        now: float,
+    ) -> None:
+        """Count one finished HTTP exchange.
+
+        Args:
+            method: The normalised request method.
+            route: The route template (never the raw path).
+            status: The response status, or None when no response started.
+            error_type: Set when the exchange counts as an error.
+            duration: Seconds from request start to the last body byte sent.
+            request_bytes: Body bytes received.
+            response_bytes: Body bytes sent.
+            now: The recorder clock's reading at the end of the exchange.
+        """
+        pending = self._pending
+        pending.append(
+            ((method, route, status, error_type), duration, request_bytes, response_bytes, now)
+        )
+        if len(pending) >= _DRAIN_AT:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Fold the pending records into the accumulators (a tight loop, one lock for all)."""
+        with self._lock:
+            pending = self._pending
+            popleft, get, bisect = pending.popleft, self._series.get, bisect_left
+            dur_bounds, size_cuts = self._dur_bounds, self._size_cuts
+            req_at, resp_at = self._req_at, self._resp_at
+            # Only the records present now: appends racing with this loop wait for the next drain.
+            for _ in range(len(pending)):
+                key, duration, request_bytes, response_bytes, now = popleft()
+                acc = get(key)
+                if acc is None:
+                    acc = self._new_series(key)
+                acc[_LAST] = now
+                acc[_DUR_SUM] += duration
+                acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
+                if request_bytes:
+                    acc[_REQ_SUM] += request_bytes
+                    acc[req_at + bisect(size_cuts, request_bytes)] += 1
+                else:
+                    acc[req_at] += 1
+                if key[2] is not None:  # the status: a response started
+                    acc[_RESP_SUM] += response_bytes
+                    acc[resp_at + bisect(size_cuts, response_bytes)] += 1
+            if self._pending_exemplars:
+                self._fold_exemplars()
+
+    def exemplar(
+        self,
+        method: str,
+        route: str,
+        status: int | None,
+        error_type: str | None,
+        duration: float,
+        trace_id: int,
+        span_id: int,
+    ) -> None:
+        """Note the trace of an exchange just passed to ``record()`` (``tracing: true`` only).
+
+        Args:
+            method: As given to ``record()``.
+            route: As given to ``record()``.
+            status: As given to ``record()``.
+            error_type: As given to ``record()``.
+            duration: As given to ``record()``.
+            trace_id: The request span's trace id.
+            span_id: The request span's id.
+        """
+        self._pending_exemplars.append(
+            ((method, route, status, error_type), duration, trace_id, span_id, self._wall_ns())
+        )
+
+    def _fold_exemplars(self) -> None:
+        # Called with the lock held, after the records: every exemplar's series exists (or was
+        # folded into the overflow, or evicted meanwhile: then the exemplar is dropped).
+        pending = self._pending_exemplars
+        series, exemplars, bounds = self._series, self._exemplars, self._dur_bounds
+        for _ in range(len(pending)):
+            key, duration, trace_id, span_id, at = pending.popleft()
+            if key not in series:
+                key = self._overflow_key(key)
+                if key not in series:
+                    continue
+            slots = exemplars.get(key)
+            if slots is None:
+                slots = exemplars[key] = [None] * self._n_dur
+            slots[bisect_left(bounds, duration)] = (duration, at, trace_id, span_id)
+
+    @staticmethod
+    def _overflow_key(key: SeriesKey) -> SeriesKey:
+        return (
+            OVERFLOW,
+            OVERFLOW,
+            None if key[2] is None else _OVERFLOW_STATUS,
+            None if key[3] is None else OVERFLOW,
+        )
+
+    def _new_series(self, key: SeriesKey) -> list[float]:
+        # Called with the lock held. One slot stays free for the overflow series of each metric.
+        if len(self._series) - self._overflow_keys >= self._max_series - 1:
+            key = self._overflow_key(key)
+            existing = self._series.get(key)
+            if existing is not None:
+                return existing
+            self._overflow_keys += 1
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                _log.warning(
+                    "HTTP metrics reached their cardinality cap of %d series; further label sets "
+                    "are folded into route=%r. Raise max_series_per_metric or check that routes "
+                    "are templates.",
+                    self._max_series,
+                    OVERFLOW,
+                )
+        acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (self._n_dur + 2 * self._n_size)
+        self._series[key] = acc
+        self._start_ns[key] = self._wall_ns()
+        return acc
+
+    def reset(self) -> None:
+        """Forget every series (a forked child starts from zero, not from its parent's counts)."""
+        with self._lock:
+            self._pending.clear()
+            self._series.clear()
+            self._start_ns.clear()
+            self._pending_exemplars.clear()
+            self._exemplars.clear()
+            self._overflow_keys = 0
+
+    def __len__(self) -> int:
+        self._drain()
+        return len(self._series)
+
+    def snapshot(self) -> list[SeriesSnapshot]:
+        """Evict expired (method, route) groups, then copy every live series consistently."""
+        now = self._clock()
+        horizon = now - self._retention
+        self._drain()
+        with self._lock:
+            series = self._series
+            last: dict[tuple[str, str], float] = {}
+            for k, acc in series.items():
+                group = (k[0], k[1])
+                if acc[_LAST] > last.get(group, -math.inf):
+                    last[group] = acc[_LAST]
+            expired = [k for k in series if last[(k[0], k[1])] < horizon]
+            for k in expired:
+                del series[k]
+                del self._start_ns[k]
+                self._exemplars.pop(k, None)
+                if k[0] == OVERFLOW:
+                    self._overflow_keys -= 1
+            exemplars = self._exemplars
+            copies = [
+                (k, self._start_ns[k], list(acc), _copy(exemplars.get(k)))
+                for k, acc in series.items()
+            ]
+        d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
+        out = []
+        for k, start_ns, acc, exemplar_slots in copies:
+            # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
+            dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
+            out.append(
+                SeriesSnapshot(
+                    k,
+                    start_ns,
+                    sum(dur),
+                    dur,
+                    acc[_DUR_SUM],
+                    cast("tuple[int, ...]", tuple(acc[r0:p0])),
+                    int(acc[_REQ_SUM]),
+                    cast("tuple[int, ...]", tuple(acc[p0:end])),
+                    int(acc[_RESP_SUM]),
+                    exemplar_slots,
+                )
+            )
+        return out
+
+    def to_metrics(
+        self,
+        names: Collection[str] | None = None,
+        snapshot: list[SeriesSnapshot] | None = None,
+    ) -> list[Metric]:
+        """Project the accumulators onto the catalogue metrics (cumulative OTel points).
+
+        Args:
+            names: Only these metrics (the alert processor reads a few); None: all six.
+            snapshot: The series to project; None takes one now.
+        """
+        return project(
+            self.snapshot() if snapshot is None else snapshot,
+            duration_bounds=self._dur_bounds,
+            size_bounds=self._size_bounds,
+            now_ns=self._wall_ns(),
+            names=names,
+        )
+
+
+def _copy(slots: list[_Exemplar | None] | None) -> tuple[_Exemplar | None, ...] | None:
+    return None if slots is None else tuple(slots)

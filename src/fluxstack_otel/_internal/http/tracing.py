@@ -1,0 +1,101 @@
+"""Server spans alongside metrics (``tracing: true``): OpenTelemetry's own ASGI middleware.
+
+The monitoring middleware wraps the app in ``opentelemetry-instrumentation-asgi``'s
+``OpenTelemetryMiddleware`` (inside it, so ``/metrics`` and the other monitoring endpoints are not
+traced) with its metrics switched off: the HTTP metrics are this package's, nothing is counted
+twice. One server span per request (the middleware's per-message send/receive spans are off).
+Spans go to the ``TracerProvider`` given to ``instrument()`` or, by default, the global one.
+
+Exemplars: the middleware's request hook notes the server span's context in the ASGI scope when
+the span is recording and sampled; after the request, the monitoring middleware hands its trace
+and span ids to the recorder, which keeps the latest one per duration bucket. With tracing off
+none of this runs: the request path pays one attribute read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.trace import Span, SpanContext, TracerProvider
+
+from fluxstack_otel._internal.runtime.failures import report_failure
+from fluxstack_otel.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from fluxstack_otel._internal.http.middleware import ASGIApp
+    from fluxstack_otel._internal.http.recorder import HttpRecorder
+
+__all__ = ["SPAN_CONTEXT", "note_exemplar", "require_instrumentation", "span_context", "traced"]
+
+SPAN_CONTEXT = "fluxstack_otel.span_context"
+"""The ASGI scope key under which the request hook leaves the sampled server span's context."""
+
+
+def require_instrumentation() -> None:
+    """Check that ``opentelemetry-instrumentation-asgi`` is importable.
+
+    Raises:
+        MissingDependencyError: With the ``pip install 'fluxstack-otel[tracing]'`` line.
+    """
+    try:
+        import opentelemetry.instrumentation.asgi  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("tracing: true", "tracing") from None
+
+
+def traced(app: ASGIApp, tracer_provider: TracerProvider | None = None) -> ASGIApp:
+    """``app`` wrapped in OpenTelemetry's ASGI middleware: server spans, its metrics off.
+
+    Args:
+        app: The ASGI app.
+        tracer_provider: Where spans go; ``None`` means the global ``TracerProvider``.
+    """
+    require_instrumentation()
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    wrapped: ASGIApp = OpenTelemetryMiddleware(
+        app,
+        tracer_provider=tracer_provider,
+        meter_provider=NoOpMeterProvider(),
+        server_request_hook=_note_span,
+        # One server span per request: the per-message "http send"/"http receive" spans would
+        # double the cost of tracing and carry nothing the server span lacks.
+        exclude_spans=["receive", "send"],
+    )
+    return wrapped
+
+
+def _note_span(span: Span, scope: MutableMapping[str, Any]) -> None:
+    # Runs inside the OpenTelemetry middleware, which does not guard its hooks.
+    try:
+        if span.is_recording():
+            context = span.get_span_context()
+            if context.trace_flags.sampled:
+                scope[SPAN_CONTEXT] = context
+    except Exception:
+        report_failure("noting the request span for exemplars")
+
+
+def span_context(scope: MutableMapping[str, Any]) -> SpanContext | None:
+    """The sampled server span context the hook left in ``scope``, if any."""
+    context = scope.get(SPAN_CONTEXT)
+    return context if isinstance(context, SpanContext) else None
+
+
+def note_exemplar(
+    recorder: HttpRecorder,
+    scope: MutableMapping[str, Any],
+    method: str,
+    route: str,
+    status: int | None,
+    error_type: str | None,
+    duration: float,
+) -> None:
+    """Hand the request's sampled span, if any, to the recorder as a duration exemplar."""
+    context = span_context(scope)
+    if context is not None:
+        recorder.exemplar(
+            method, route, status, error_type, duration, context.trace_id, context.span_id
+        )

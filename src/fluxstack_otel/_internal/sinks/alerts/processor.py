@@ -1,0 +1,216 @@
+"""The alert processor: a sink that evaluates the rules on a schedule and hands out notifications.
+
+Every ``interval`` seconds a daemon thread collects the metric stream, keeps the metrics the
+rules read in a short history (enough samples to cover the longest rule window), runs the pure
+evaluator and passes the result to every notifier. Nothing here runs on the request path, and
+nothing it does is raised into the app: a failing collection, evaluation or notifier is
+reported (rate-limited log line plus a count) and the next evaluation goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.metrics.export import MetricsData
+
+from fluxstack_otel._internal.runtime.failures import report_failure
+from fluxstack_otel._internal.runtime.fork import call_in_child
+from fluxstack_otel._internal.sinks.alerts.alert import Alert
+from fluxstack_otel._internal.sinks.alerts.evaluate import (
+    InstanceKey,
+    InstanceState,
+    active_alerts,
+    evaluate,
+)
+from fluxstack_otel._internal.sinks.alerts.notify import (
+    AlertCallback,
+    CallbackNotifier,
+    Delivery,
+    Notifier,
+    build_notifiers,
+)
+from fluxstack_otel._internal.sinks.alerts.rules import Rule, compile_rules
+from fluxstack_otel._internal.sinks.alerts.snapshot import Sample, take_snapshot
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from fluxstack_otel._internal.config.model import MonitoringConfig
+    from fluxstack_otel._internal.sinks.base import Endpoint
+
+__all__ = ["AlertProcessor", "build_processor"]
+
+
+class AlertProcessor:
+    """Evaluates alert rules against the metric stream and delivers the notifications.
+
+    Args:
+        rules: The compiled rules (``compile_rules``); with none, ``start`` starts nothing.
+        collect: Returns the stream's cumulative data, at least the metrics named
+            (``MetricStream.collect``): only what the rules read is built.
+        interval: Seconds between evaluations.
+        notifiers: Where notifications go, besides the ``on_alert`` callbacks.
+        clock: Unix time in seconds; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        collect: Callable[[Collection[str]], MetricsData],
+        *,
+        interval: float,
+        notifiers: Sequence[Notifier] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rules = tuple(rules)
+        self.interval = interval
+        self._collect = collect
+        self._clock = clock
+        self._callbacks = CallbackNotifier()
+        self._notifiers: tuple[Notifier, ...] = (*notifiers, self._callbacks)
+        self._metric_names = frozenset(m.name for r in self.rules for m in r.metrics)
+        self._longest_window = max((r.window for r in self.rules), default=0.0)
+        self._history: deque[Sample] = deque()
+        self._states: dict[InstanceKey, InstanceState] = {}
+        self._current: tuple[Alert, ...] = ()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        call_in_child(self._after_fork_in_child)
+
+    # --- the sink contract ----------------------------------------------------------------
+
+    def endpoints(self) -> Mapping[str, Endpoint]:
+        """None: alerts are read through ``Monitoring.alerts()`` and the JSON document."""
+        return {}
+
+    def start(self) -> None:
+        """Start evaluating in a daemon thread: once now, then every ``interval`` seconds."""
+        if not self.rules or self._thread is not None or self._closed:
+            return
+        self._thread = threading.Thread(target=self._run, name="fluxstack-otel-alerts", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, timeout: float) -> None:
+        """Stop evaluating and let the notifiers send what they hold, within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for notifier in self._notifiers:
+            try:
+                notifier.shutdown(max(0.0, deadline - time.monotonic()))
+            except Exception:
+                report_failure(f"shutting down the {type(notifier).__name__}")
+
+    # --- reading and subscribing ----------------------------------------------------------
+
+    def alerts(self) -> list[Alert]:
+        """The pending and firing alerts as of the last evaluation."""
+        return list(self._current)
+
+    def document_section(self) -> dict[str, Any]:
+        """``{"alerts": [...]}``: the section this processor adds to the JSON document."""
+        return {"alerts": [a.to_dict() for a in self._current]}
+
+    def on_alert(self, fn: AlertCallback, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Call ``fn(alert)`` for every firing (and repeated) and resolved notification.
+
+        Args:
+            fn: A function or coroutine function taking an ``Alert``. It runs in the
+                evaluation thread; what it raises is reported and does not stop the others.
+            loop: Where an async ``fn`` runs (scheduled, not awaited); without one it runs to
+                completion with ``asyncio.run`` in the evaluation thread.
+        """
+        self._callbacks.add(fn, loop)
+
+    def evaluate_now(self) -> tuple[Alert, ...]:
+        """Collect, evaluate and deliver now, in the calling thread.
+
+        Returns:
+            The notifications this evaluation delivered.
+        """
+        with self._lock:
+            now = self._clock()
+            try:
+                data = self._collect(self._metric_names)
+                self._history.append(Sample(now, take_snapshot(data, self._metric_names)))
+            except Exception:
+                report_failure("collecting metrics for the alert rules")
+                return ()
+            self._prune(now)
+            try:
+                result = evaluate(self.rules, tuple(self._history), self._states, now)
+            except Exception:
+                report_failure("evaluating the alert rules")
+                return ()
+            self._states = result.states
+            self._current = tuple(active_alerts(self.rules, result.states))
+            delivery = Delivery(
+                now,
+                result.events,
+                tuple(a for a in self._current if a.state == "firing"),
+                self.interval,
+            )
+            for notifier in self._notifiers:
+                try:
+                    notifier.deliver(delivery)
+                except Exception:
+                    report_failure(f"delivering alerts with the {type(notifier).__name__}")
+            return result.events
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        # Keep the newest sample at or before the longest window's start, and all after it.
+        cutoff = now - self._longest_window
+        history = self._history
+        while len(history) >= 2 and history[1].time <= cutoff:
+            history.popleft()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            self.evaluate_now()
+            next_at += self.interval
+            if next_at < time.monotonic():  # an evaluation overran: skip, do not pile up
+                next_at = time.monotonic() + self.interval
+
+    def _after_fork_in_child(self) -> None:
+        # The child inherits neither the thread nor a meaningful history: the parent's counts
+        # were reset, so old samples would read as a counter restart.
+        self._lock = threading.Lock()
+        self._history.clear()
+        self._states = {}
+        self._current = ()
+        if self._thread is not None and not self._closed:
+            self._stop = threading.Event()
+            self._thread = None
+            self.start()
+
+
+def build_processor(
+    config: MonitoringConfig,
+    collect: Callable[[Collection[str]], MetricsData],
+    *,
+    clock: Callable[[], float] = time.time,
+    cpu_count: int | None = None,
+) -> AlertProcessor:
+    """The processor a configuration asks for: its rules, its notifiers, its interval.
+
+    Raises:
+        ConfigError: A rule cannot be compiled (see ``compile_rules``).
+    """
+    return AlertProcessor(
+        compile_rules(config, cpu_count=cpu_count),
+        collect,
+        interval=config.alert_evaluation_interval,
+        notifiers=build_notifiers(config.notifiers, service=config.service_name),
+        clock=clock,
+    )

@@ -1,0 +1,359 @@
+"""Alert rules as the evaluator and the PromQL export read them.
+
+``compile_rules`` turns the configuration into ``Rule`` objects: one per configured alert (read
+per series) and one per enabled FluxStack threshold (``HighResponseTime``, ``HighErrorRate``,
+``HighMemoryUsage``, ``HighCpuUsage``), which read several series or metrics at once. An
+expression is a small closed set of nodes, ``Select`` and ``Ratio``, so the evaluator and the
+PromQL export each handle every rule the same way and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Mapping
+from typing import NamedTuple, TypeAlias
+
+from fluxstack_otel._internal.config.alerts import AGGREGATIONS, AlertRule, custom_metric_spec
+from fluxstack_otel._internal.config.checks import suggest
+from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.config.model import MonitoringConfig
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel.errors import ConfigError
+
+__all__ = [
+    "QUANTILES",
+    "Expr",
+    "Labels",
+    "Ratio",
+    "Rule",
+    "Select",
+    "compile_rules",
+    "render_message",
+    "template_fields",
+    "threshold_window",
+    "usable_cpus",
+]
+
+Labels: TypeAlias = tuple[tuple[str, str], ...]
+"""A label set as sorted (key, value) pairs: hashable, and one spelling per set."""
+
+QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+_OPERATOR_WORDS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
+_TEMPLATE_FIELDS = ("name", "value", "threshold", "operator", "severity", "subject", "labels")
+
+
+class Select(NamedTuple):
+    """One metric reduced over the window.
+
+    Attributes:
+        metric: The catalogue metric read.
+        aggregation: ``value`` or ``rate`` (counters), ``value`` (gauges), ``mean``, ``p50``..
+            ``p99`` or ``max_bucket`` (histograms).
+        labels: Only series carrying these label values count.
+        by_series: One result per series; False sums every matching series into one result.
+    """
+
+    metric: cat.MetricSpec
+    aggregation: str
+    labels: Labels = ()
+    by_series: bool = True
+
+
+class Ratio(NamedTuple):
+    """``numerator / denominator`` of two single-result selections (no result when 0/0)."""
+
+    numerator: Select
+    denominator: Select
+
+
+Expr: TypeAlias = Select | Ratio
+
+
+class Rule(Frozen):
+    """One compiled alert rule: fires while ``expr * scale`` compares true with ``threshold``.
+
+    Attributes:
+        name: The alert name.
+        expr: What is evaluated.
+        scale: Multiplies the expression's result (1000 for milliseconds of a metric in seconds,
+            ``1 / cpu count`` for CPU usage).
+        operator: One of ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``.
+        threshold: The value compared with.
+        severity: ``info``, ``warning``, ``error`` or ``critical``.
+        message: A ``str.format`` template (fields: name, value, threshold, operator, severity,
+            subject, labels, and each label key of the metric).
+        subject: What is compared, for people (``http_request_duration_ms p95``).
+        window: Seconds of data rates and histogram aggregations read.
+        for_: Seconds the condition must hold before the alert fires.
+        keep_firing_for: Seconds the alert keeps firing after the condition stops holding.
+        repeat_interval: Seconds between notifications while it fires.
+        builtin: True for a rule made from ``thresholds``.
+    """
+
+    name: str
+    expr: Expr
+    scale: float = 1.0
+    operator: str
+    threshold: float
+    severity: str
+    message: str
+    subject: str
+    window: float
+    for_: float = 0.0
+    keep_firing_for: float = 0.0
+    repeat_interval: float = 3600.0
+    builtin: bool = False
+
+    @property
+    def label_keys(self) -> tuple[str, ...]:
+        """The label keys an instance of this rule can carry."""
+        return self.expr.metric.labels if isinstance(self.expr, Select) else ()
+
+    @property
+    def metrics(self) -> tuple[cat.MetricSpec, ...]:
+        """The catalogue metrics the rule reads."""
+        if isinstance(self.expr, Select):
+            return (self.expr.metric,)
+        return (self.expr.numerator.metric, self.expr.denominator.metric)
+
+
+def threshold_window(config: MonitoringConfig) -> float:
+    """The window of the built-in threshold rules: a minute, or two evaluation intervals."""
+    return max(60.0, 2 * config.alert_evaluation_interval)
+
+
+def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> tuple[Rule, ...]:
+    """The rules a configuration asks for: its alerts, then its enabled thresholds.
+
+    Args:
+        config: The validated configuration.
+        cpu_count: CPUs that ``thresholds.cpu_usage`` divides by; None counts those this
+            process may run on.
+
+    Returns:
+        The rules, configured alerts first, in configuration order.
+
+    Raises:
+        ConfigError: A rule names an unknown metric, label or aggregation (possible when a
+            ``MonitoringConfig`` is built in code), or its message template cannot be rendered.
+    """
+    rules = [_user_rule(rule, f"alerts[{i}]") for i, rule in enumerate(config.alerts)]
+    rules.extend(_threshold_rules(config, cpu_count or usable_cpus()))
+    return tuple(rules)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _user_rule(rule: AlertRule, path: str) -> Rule:
+    scale = rule.scale
+    display = rule.metric
+    alias = cat.ALERT_ALIASES.get(rule.metric)
+    if alias is not None:  # an alias in a rule built in code
+        spec, scale = alias.target, scale * alias.scale
+    elif rule.metric in cat.METRICS_BY_NAME:
+        spec = cat.METRICS_BY_NAME[rule.metric]
+        display = next(
+            (n for n, a in cat.ALERT_ALIASES.items() if a.target == spec and a.scale == scale),
+            spec.name,
+        )
+    elif rule.kind is not None:  # a custom metric, created at run time
+        spec = custom_metric_spec(rule)
+    else:
+        names = [*cat.METRICS_BY_NAME, *cat.ALERT_ALIASES]
+        raise ConfigError(
+            f"unknown metric {rule.metric!r}{suggest(rule.metric, names)}; a custom metric needs "
+            "'kind'",
+            path=f"{path}.metric",
+        )
+    allowed = AGGREGATIONS[spec.kind]
+    aggregation = rule.aggregation or allowed[0]
+    if aggregation not in allowed:
+        raise ConfigError(
+            f"aggregation {aggregation!r} does not apply to the {spec.kind} {spec.name!r}"
+            f"{suggest(aggregation, list(allowed))}; allowed: {', '.join(allowed)}",
+            path=f"{path}.aggregation",
+        )
+    for key, _ in rule.labels:
+        if key not in spec.labels:
+            raise ConfigError(
+                f"unknown label {key!r} for {spec.name!r}{suggest(key, list(spec.labels))};"
+                f" allowed labels: {', '.join(spec.labels) or 'none'}",
+                path=f"{path}.labels.{key}",
+            )
+    subject = display if aggregation == "value" else f"{display} {aggregation}"
+    over = "" if aggregation == "value" else f" over {rule.window:g}s"
+    message = rule.message or f"{subject}{over} is {{value:.4g}} ({{operator}} {{threshold:g}})"
+    name = rule.name or _derived_name(display, aggregation, rule.operator, rule.value)
+    _check_template(message, spec.labels, f"{path}.message")
+    return Rule(
+        name=name,
+        expr=Select(spec, aggregation, tuple(sorted(rule.labels))),
+        scale=scale,
+        operator=rule.operator,
+        threshold=rule.value,
+        severity=rule.severity,
+        message=message,
+        subject=subject,
+        window=rule.window,
+        for_=rule.for_,
+        keep_firing_for=rule.keep_firing_for,
+        repeat_interval=rule.repeat_interval,
+    )
+
+
+def _derived_name(metric: str, aggregation: str, operator: str, value: float) -> str:
+    raw = f"{metric}_{aggregation}_{_OPERATOR_WORDS[operator]}_{value:g}"
+    return re.sub(r"[^a-zA-Z0-9_]", "_", raw)
+
+
+def _threshold_rules(config: MonitoringConfig, cpus: int) -> list[Rule]:
+    t = config.thresholds
+    window = threshold_window(config)
+    rules: list[Rule] = []
+
+    def add(
+        name: str, expr: Expr, threshold: float, severity: str, message: str, **kw: float
+    ) -> None:
+        rules.append(
+            Rule(
+                name=name,
+                expr=expr,
+                operator=">",
+                threshold=threshold,
+                severity=severity,
+                message=message,
+                subject=message.split(" is ", 1)[0],
+                window=window,
+                builtin=True,
+                **kw,
+            )
+        )
+
+    if t.response_time is not None:
+        add(
+            "HighResponseTime",
+            Select(cat.HTTP_REQUEST_DURATION, "p95", by_series=False),
+            round(t.response_time * 1000, 6),
+            "warning",
+            "p95 response time is {value:.0f} ms (threshold {threshold:g} ms)",
+            scale=1000.0,
+        )
+    if t.error_rate is not None:
+        add(
+            "HighErrorRate",
+            Ratio(
+                Select(cat.HTTP_ERRORS, "rate", by_series=False),
+                Select(cat.HTTP_REQUESTS, "rate", by_series=False),
+            ),
+            t.error_rate,
+            "error",
+            "error rate is {value:.2%} of requests (threshold {threshold:.2%})",
+        )
+    if t.memory_usage is not None:
+        add(
+            "HighMemoryUsage",
+            Ratio(
+                Select(cat.PROCESS_RSS, "value", by_series=False),
+                Select(cat.SYSTEM_MEMORY_TOTAL, "value", by_series=False),
+            ),
+            t.memory_usage,
+            "warning",
+            "memory usage is {value:.1%} of system memory (threshold {threshold:.1%})",
+        )
+    if t.cpu_usage is not None:
+        add(
+            "HighCpuUsage",
+            Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
+            t.cpu_usage,
+            "warning",
+            f"CPU usage is {{value:.1%}} of {cpus} CPUs (threshold {{threshold:.1%}})",
+            scale=1.0 / cpus,
+        )
+    return rules
+
+
+# --- message templates ----------------------------------------------------------------------
+
+
+class _Fields(dict[str, object]):
+    """Template fields; a label the series does not carry renders empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render_message(rule: Rule, value: float, labels: Mapping[str, str]) -> str:
+    """The rule's message for one value and series; never raises.
+
+    A template that fails at run time (it was checked when the rule was compiled, so only an
+    exotic value can do this) falls back to a plain sentence rather than losing the alert.
+    """
+    try:
+        return rule.message.format_map(template_fields(rule, value, labels))
+    except Exception:
+        return f"{rule.subject} is {value!r} ({rule.operator} {rule.threshold!r})"
+
+
+def template_fields(rule: Rule, value: float, labels: Mapping[str, str]) -> dict[str, object]:
+    """The fields a message template may use; a label the series lacks renders empty."""
+    fields = _Fields(labels)
+    fields.update(
+        name=rule.name,
+        value=value,
+        threshold=rule.threshold,
+        operator=rule.operator,
+        severity=rule.severity,
+        subject=rule.subject,
+        labels=_Fields(labels),
+    )
+    return fields
+
+
+def _check_template(template: str, label_keys: tuple[str, ...], path: str) -> None:
+    allowed = (*_TEMPLATE_FIELDS, *label_keys)
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"not a valid template: {exc} (in {template!r})", path=path) from None
+    for _, field_name, _, _ in parsed:
+        if field_name is None:
+            continue
+        head = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if head not in allowed:
+            raise ConfigError(
+                f"unknown field {{{field_name}}} in {template!r}{suggest(head, list(allowed))};"
+                f" allowed fields: {', '.join(allowed)}",
+                path=path,
+            )
+        if head == "labels" and field_name != "labels":
+            key = field_name.removeprefix("labels[").removesuffix("]")
+            if not field_name.startswith("labels[") or key not in label_keys:
+                raise ConfigError(
+                    f"{{{field_name}}} in {template!r} names no label of the metric;"
+                    f" labels: {', '.join(label_keys) or 'none'}",
+                    path=path,
+                )
+    sample = _Fields(dict.fromkeys(label_keys, "x"))
+    sample.update(
+        name="n",
+        value=1.5,
+        threshold=1.0,
+        operator=">",
+        severity="info",
+        subject="s",
+        labels=_Fields(sample),
+    )
+    try:
+        template.format_map(sample)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot render {template!r}: {type(exc).__name__}: {exc}", path=path
+        ) from None

@@ -1,0 +1,83 @@
+"""Compact copies of the metric stream's points that alert rules read, kept in a short history.
+
+A collection is OpenTelemetry ``MetricsData``; the alert processor keeps only the metrics its
+rules read, as small immutable points keyed by metric name and label set, stamped with the
+time they were taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import NamedTuple, TypeAlias
+
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
+
+from fluxstack_otel._internal.sinks.alerts.rules import Labels
+
+__all__ = ["HistogramPoint", "NumberPoint", "Point", "Sample", "Snapshot", "take_snapshot"]
+
+
+class NumberPoint(NamedTuple):
+    """A counter's cumulative value (with its start time) or a gauge's value (start 0)."""
+
+    value: float
+    start_ns: int = 0
+
+
+class HistogramPoint(NamedTuple):
+    """A cumulative histogram: per-bucket counts, the last one the ``+Inf`` bucket."""
+
+    counts: tuple[int, ...]
+    bounds: tuple[float, ...]
+    sum: float
+    start_ns: int = 0
+
+    @property
+    def observations(self) -> int:
+        """Observations in every bucket."""
+        return sum(self.counts)
+
+
+Point: TypeAlias = NumberPoint | HistogramPoint
+Snapshot: TypeAlias = Mapping[str, Mapping[Labels, Point]]
+"""metric name -> label set -> point."""
+
+
+class Sample(NamedTuple):
+    """A snapshot and the clock reading (Unix seconds) when it was collected."""
+
+    time: float
+    snapshot: Snapshot
+
+
+def take_snapshot(data: MetricsData, names: Collection[str]) -> dict[str, dict[Labels, Point]]:
+    """Copy the points of the metrics named in ``names`` out of one collection."""
+    out: dict[str, dict[Labels, Point]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name not in names:
+                    continue
+                series = out.setdefault(metric.name, {})
+                payload = metric.data
+                if isinstance(payload, Histogram):
+                    for hp in payload.data_points:
+                        series[_labels(hp.attributes)] = HistogramPoint(
+                            tuple(hp.bucket_counts),
+                            tuple(hp.explicit_bounds),
+                            hp.sum,
+                            hp.start_time_unix_nano,
+                        )
+                elif isinstance(payload, Sum):
+                    for p in payload.data_points:
+                        series[_labels(p.attributes)] = NumberPoint(
+                            float(p.value), p.start_time_unix_nano
+                        )
+                elif isinstance(payload, Gauge):
+                    for p in payload.data_points:
+                        series[_labels(p.attributes)] = NumberPoint(float(p.value))
+    return out
+
+
+def _labels(attributes: Mapping[str, object] | None) -> Labels:
+    return tuple(sorted((k, str(v)) for k, v in (attributes or {}).items()))

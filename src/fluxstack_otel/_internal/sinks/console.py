@@ -1,0 +1,122 @@
+"""The console exporter: a compact snapshot every interval, for development.
+
+``format: "text"`` writes a header and one line per series::
+
+    fluxstack-otel my-app 1f0c… 2025-01-02T03:04:05.678Z
+      http_requests_total{method="GET",route="/items"} 42
+      http_request_duration_seconds{method="GET",route="/items",status_code="200"} count=42 mean=0.0123 p50=0.00875 p95=0.0456 p99=0.0491
+
+Values are cumulative since start. Histogram quantiles are interpolated within buckets exactly as
+PromQL ``histogram_quantile`` does. ``format: "json"`` writes the JSON document instead, compact on
+one line, for log shippers. ``stream: "log"`` sends the snapshot as one INFO record of the
+``fluxstack_otel`` logger; ``stream: "stdout"`` prints it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
+
+from fluxstack_otel._internal.metrics.quantile import histogram_quantile
+from fluxstack_otel._internal.sinks.document import document, dumps, iso_timestamp, safe_extras
+from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
+
+if TYPE_CHECKING:
+    from fluxstack_otel._internal.config.model import ConsoleExporterConfig
+    from fluxstack_otel._internal.sinks.base import SinkContext
+
+__all__ = ["ConsoleSink", "format_text"]
+
+_log = logging.getLogger("fluxstack_otel")
+_QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+
+
+class ConsoleSink(PeriodicSink):
+    """A console exporter entry.
+
+    Args:
+        exporter: The entry's configuration.
+        context: The monitoring's sink context.
+    """
+
+    def __init__(self, exporter: ConsoleExporterConfig, context: SinkContext) -> None:
+        self._config = exporter
+        self._collect = context.stream.collect
+        self._extras = context.extras
+        interval = exporter.interval or context.config.collect_interval
+        self._worker = PeriodicWorker("fluxstack-otel-console", interval, self._run)
+
+    def snapshot(self) -> str:
+        """The snapshot as it would be written now (no trailing newline)."""
+        data = self._collect()
+        if self._config.format == "json":
+            return dumps(document(data, safe_extras(self._extras)))
+        return format_text(data)
+
+    def emit(self) -> None:
+        """Write one snapshot to the configured stream."""
+        text = self.snapshot()
+        if self._config.stream == "stdout":
+            out = sys.stdout  # looked up each time: it may be replaced (capture, redirection)
+            out.write(text + "\n")
+            out.flush()
+        else:
+            _log.info("%s", text)
+
+    def _run(self, tick: Tick) -> None:
+        self.emit()
+
+
+def format_text(data: MetricsData, *, now_ns: int | None = None) -> str:
+    """The text snapshot: a header line, then one indented line per series."""
+    lines: list[str] = []
+    service = instance = ""
+    for rm in data.resource_metrics:
+        attrs = rm.resource.attributes
+        service = str(attrs.get("service.name", service))
+        instance = str(attrs.get("service.instance.id", instance))
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                _format_metric(lines, metric.name, metric.data)
+    stamp = iso_timestamp(time.time_ns() if now_ns is None else now_ns)
+    header = " ".join(part for part in ("fluxstack-otel", service, instance[:8], stamp) if part)
+    return "\n".join([header, *lines])
+
+
+def _format_metric(lines: list[str], name: str, data: Any) -> None:
+    if isinstance(data, Sum | Gauge):
+        for p in data.data_points:
+            lines.append(f"  {name}{_labels(p.attributes)} {_num(p.value)}")
+    elif isinstance(data, Histogram):
+        for hp in data.data_points:
+            head = f"  {name}{_labels(hp.attributes)} count={hp.count}"
+            if not hp.count:
+                lines.append(head)
+                continue
+            parts = [head, f"mean={_num(hp.sum / hp.count)}"]
+            for q, label in _QUANTILES:
+                value = histogram_quantile(q, hp.explicit_bounds, hp.bucket_counts)
+                parts.append(f"{label}={_num(value)}")
+            lines.append(" ".join(parts))
+
+
+def _labels(attributes: Any) -> str:
+    if not attributes:
+        return ""
+    inner = ",".join(f'{k}="{v}"' for k, v in attributes.items())
+    return f"{{{inner}}}"
+
+
+def _num(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if value.is_integer() and abs(value) < 1e15:  # byte counts read better whole than 3.1871e+07
+        return str(int(value))
+    return f"{value:.6g}"

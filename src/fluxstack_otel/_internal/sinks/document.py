@@ -1,0 +1,192 @@
+"""The JSON document: one collection as plain JSON, shared by every JSON output.
+
+The json exporter serves, POSTs and writes it, the file exporter writes it with
+``format: "json"``, and the console exporter prints it on one line with ``format: "json"``. Its
+schema is ``docs/json-schema.json``; the shape, in short::
+
+    {"timestamp": "2025-01-02T03:04:05.678Z",
+     "resource": {"service_name": "...", "instance_id": "...", "attributes": {...}},
+     "metrics": [{"name": "...", "type": "counter" | "gauge" | "histogram", "unit": "...",
+                  "help": "...", "series": [...]}],
+     ...extra sections, such as "alerts"}
+
+A counter or gauge series is ``{"labels": {...}, "value": n}``. A histogram series is
+``{"labels": {...}, "count": n, "sum": x, "buckets": [{"le": bound, "count": cumulative}, ...]}``
+with the finite bounds only: the ``+Inf`` bucket is ``count``, as in Prometheus. ``min`` and
+``max`` appear only when recorded. Values are cumulative. JSON has no NaN or infinities, so
+those values are the strings ``"NaN"``, ``"+Inf"`` and ``"-Inf"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    NumberDataPoint,
+    Sum,
+)
+
+from fluxstack_otel._internal.metrics.catalog import Kind
+from fluxstack_otel._internal.runtime.failures import report_failure
+
+__all__ = ["CONTENT_TYPE", "document", "dumps", "iso_timestamp", "safe_extras"]
+
+CONTENT_TYPE = "application/json"
+_CORE_KEYS = frozenset({"timestamp", "resource", "metrics"})
+_SERVICE_NAME = "service.name"
+_INSTANCE_ID = "service.instance.id"
+
+
+def document(
+    data: MetricsData,
+    extras: Mapping[str, Any] | None = None,
+    *,
+    now_ns: int | None = None,
+) -> dict[str, Any]:
+    """Build the JSON document of one collection.
+
+    Args:
+        data: Cumulative metric data, as ``MetricStream.collect()`` returns it.
+        extras: Extra top-level sections (``{"alerts": [...]}``); they must be JSON-serialisable
+            and may not replace ``timestamp``, ``resource`` or ``metrics`` (such keys are
+            dropped and reported).
+        now_ns: The document's timestamp in Unix nanoseconds (default: now).
+
+    Returns:
+        A dict that ``dumps`` serialises to strict JSON.
+    """
+    attributes: dict[str, Any] = {}
+    metrics: list[dict[str, Any]] = []
+    by_name: dict[str, dict[str, Any]] = {}
+    for rm in data.resource_metrics:
+        attributes.update((k, _attribute(v)) for k, v in rm.resource.attributes.items())
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                entry = _metric(
+                    metric.name, metric.unit or "", metric.description or "", metric.data
+                )
+                if entry is None:
+                    continue
+                seen = by_name.get(metric.name)
+                if seen is None:  # the same name from two scopes is one metric, as in Prometheus
+                    by_name[metric.name] = entry
+                    metrics.append(entry)
+                elif seen["type"] == entry["type"]:
+                    seen["series"].extend(entry["series"])
+    out: dict[str, Any] = {
+        "timestamp": iso_timestamp(time.time_ns() if now_ns is None else now_ns),
+        "resource": {
+            "service_name": str(attributes.get(_SERVICE_NAME, "")),
+            "instance_id": str(attributes.get(_INSTANCE_ID, "")),
+            "attributes": attributes,
+        },
+        "metrics": metrics,
+    }
+    for key, section in (extras or {}).items():
+        if key in _CORE_KEYS:
+            report_failure(f"adding the extra section {key!r} to the JSON document", exc_info=False)
+            continue
+        out[key] = section
+    return out
+
+
+def dumps(doc: Mapping[str, Any], *, indent: int | None = None) -> str:
+    """Serialise a document as strict JSON (compact on one line unless ``indent`` is given)."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(doc, indent=indent, separators=separators, allow_nan=False, default=str)
+
+
+def safe_extras(extras: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Call a ``SinkContext.extras`` provider; a failure leaves the sections out and is reported."""
+    try:
+        return dict(extras())
+    except Exception:
+        report_failure("reading the extra sections of the JSON document")
+        return {}
+
+
+def iso_timestamp(unix_ns: int) -> str:
+    """``2025-01-02T03:04:05.678Z``: UTC, millisecond precision."""
+    moment = datetime.fromtimestamp(unix_ns / 1e9, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _metric(name: str, unit: str, help_: str, data: object) -> dict[str, Any] | None:
+    series: list[dict[str, Any]]
+    if isinstance(data, Sum):
+        kind = Kind.COUNTER if data.is_monotonic else Kind.GAUGE
+        series = [_number(p) for p in data.data_points]
+    elif isinstance(data, Gauge):
+        kind = Kind.GAUGE
+        series = [_number(p) for p in data.data_points]
+    elif isinstance(data, Histogram):
+        kind = Kind.HISTOGRAM
+        series = [_histogram(p) for p in data.data_points]
+    else:  # exponential histograms have no Prometheus-like form here
+        return None
+    return {"name": name, "type": str(kind), "unit": unit, "help": help_, "series": series}
+
+
+def _number(p: NumberDataPoint) -> dict[str, Any]:
+    return {"labels": _labels(p.attributes), "value": _value(p.value)}
+
+
+def _histogram(p: HistogramDataPoint) -> dict[str, Any]:
+    buckets = []
+    running = 0
+    for bound, n in zip(p.explicit_bounds, p.bucket_counts, strict=False):
+        running += n
+        buckets.append({"le": _value(float(bound)), "count": running})
+    out: dict[str, Any] = {
+        "labels": _labels(p.attributes),
+        "count": p.count,
+        "sum": _value(p.sum),
+        "buckets": buckets,
+    }
+    # The HTTP recorder keeps no min/max (None); SDK histograms do.
+    if p.min is not None:
+        out["min"] = _value(p.min)
+    if p.max is not None:
+        out["max"] = _value(p.max)
+    return out
+
+
+def _labels(attributes: Any) -> dict[str, str]:
+    if not attributes:
+        return {}
+    return {str(k): _label_text(v) for k, v in attributes.items()}
+
+
+def _label_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_label_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _attribute(value: object) -> Any:
+    if isinstance(value, list | tuple):
+        return [_attribute(v) for v in value]
+    if isinstance(value, float):
+        return _value(value)
+    return value
+
+
+def _value(value: float) -> float | str:
+    if isinstance(value, int) or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"

@@ -1,0 +1,99 @@
+"""The file exporter: Prometheus text or the JSON document, rewritten atomically every interval.
+
+``format: "prometheus"`` writes the same text 0.0.4 bytes ``/metrics`` serves, so pointing
+``file_path`` at node_exporter's textfile directory (a name ending in ``.prom``) publishes the
+app's metrics through node_exporter. ``format: "json"`` writes the JSON document. The file is
+written again at shutdown.
+
+Failures (a read-only directory, a full disk) are reported rate-limited and the write is tried
+again next interval; nothing is raised into the app. With ``history: true`` every write also
+leaves a timestamped snapshot next to the file, and snapshots older than ``retention_period``
+are deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fluxstack_otel._internal.config.model import PrometheusExporterConfig
+from fluxstack_otel._internal.runtime.failures import report_failure
+from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
+from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
+from fluxstack_otel._internal.sinks.prometheus.sink import RenderOptions, render
+from fluxstack_otel._internal.transport.atomic import history_path, prune_history, write_atomic
+
+if TYPE_CHECKING:
+    from fluxstack_otel._internal.config.model import FileExporterConfig, MonitoringConfig
+    from fluxstack_otel._internal.sinks.base import SinkContext
+
+__all__ = ["FileSink", "prometheus_options"]
+
+
+def prometheus_options(config: MonitoringConfig) -> RenderOptions:
+    """The render options ``/metrics`` uses: those of the first enabled prometheus entry."""
+    for e in config.exporters:
+        if isinstance(e, PrometheusExporterConfig) and e.enabled:
+            return RenderOptions(target_info=e.target_info, scope_labels=e.scope_labels)
+    return RenderOptions()
+
+
+class FileSink(PeriodicSink):
+    """A file exporter entry.
+
+    Args:
+        exporter: The entry's configuration.
+        context: The monitoring's sink context.
+        wall_clock_ns: Wall clock for snapshot names and retention, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        exporter: FileExporterConfig,
+        context: SinkContext,
+        *,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._config = exporter
+        self._collect = context.stream.collect
+        self._extras = context.extras
+        self._options = prometheus_options(context.config)
+        self._retention_ns = int(context.config.retention_period * 1e9)
+        self._now_ns = wall_clock_ns
+        interval = exporter.interval or context.config.collect_interval
+        self._worker = PeriodicWorker(
+            f"fluxstack-otel-file {exporter.file_path}", interval, self._run
+        )
+
+    def render(self) -> bytes:
+        """The file's content as it would be written now."""
+        data = self._collect()
+        if self._config.format == "json":
+            return (dumps(document(data, safe_extras(self._extras))) + "\n").encode()
+        return render(data, openmetrics=False, options=self._options)
+
+    def write(self) -> bool:
+        """Write the file (and a snapshot, with history) now.
+
+        Returns:
+            True when the file was written; a failure is reported, not raised.
+        """
+        path = self._config.file_path
+        try:
+            body = self.render()
+            write_atomic(path, body)
+        except OSError:
+            report_failure(f"writing the file exporter's {path!r}")
+            return False
+        if self._config.history:
+            now = self._now_ns()
+            try:
+                write_atomic(history_path(path, now), body)
+                prune_history(path, now - self._retention_ns)
+            except OSError:
+                report_failure(f"keeping the history of {path!r}")
+        return True
+
+    def _run(self, tick: Tick) -> None:
+        self.write()

@@ -1,0 +1,318 @@
+"""The Prometheus exposition of the metric stream: text 0.0.4 and OpenMetrics, rendered directly.
+
+The renderer reads OpenTelemetry ``MetricsData`` and writes the exposition itself rather than
+building prometheus_client objects first: a scrape is one pass over the points with precomputed
+bucket labels, which keeps large scrapes cheaper than prometheus_client's own rendering.
+
+Naming (``_naming.exposition_name``): the FluxStack built-ins already carry their final Prometheus
+names. Other metrics (semantic-convention names, custom, third-party instrumentations) are named as
+OpenTelemetry's Prometheus compatibility specification says: sanitised to ``[a-zA-Z0-9_:]``, the
+unit appended (``_seconds``, ``_bytes``); monotonic sums become counters with a ``_total`` suffix;
+non-monotonic sums become gauges. In OpenMetrics, histogram buckets carry their exemplars (the
+trace of a request, with ``tracing: true``). ``target_info`` and the OTel scope
+labels are opt-in, so upgrading this package never renames a series.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from opentelemetry.sdk.metrics import Exemplar
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    NumberDataPoint,
+    Sum,
+)
+
+from fluxstack_otel._internal.metrics.naming import exposition_name
+
+__all__ = [
+    "CONTENT_TYPE_OPENMETRICS",
+    "CONTENT_TYPE_TEXT",
+    "DEFAULT_OPTIONS",
+    "RenderOptions",
+    "negotiate",
+    "render",
+]
+
+_log = logging.getLogger("fluxstack_otel")
+
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+_CONTENT_TYPE_OPENMETRICS_001 = "application/openmetrics-text; version=0.0.1; charset=utf-8"
+
+_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+
+
+class RenderOptions(NamedTuple):
+    """What the exposition includes beyond the metrics themselves.
+
+    Attributes:
+        target_info: Emit ``target_info`` with the resource attributes as labels.
+        scope_labels: Add ``otel_scope_name``/``otel_scope_version`` labels to every series.
+    """
+
+    target_info: bool = False
+    scope_labels: bool = False
+
+
+DEFAULT_OPTIONS = RenderOptions()
+"""No ``target_info``, no scope labels."""
+
+
+def negotiate(accept: str | None, *, allow_openmetrics: bool = True) -> tuple[bool, str]:
+    """Pick the exposition format from an ``Accept`` header.
+
+    Returns:
+        ``(openmetrics, content_type)``: the highest-quality format both sides support; the
+        0.0.4 text format when the header is absent, unparsable or names nothing we serve.
+    """
+    if not accept or not allow_openmetrics:
+        return False, CONTENT_TYPE_TEXT
+    best_q, best = 0.0, (False, CONTENT_TYPE_TEXT)
+    for part in accept.split(","):
+        media, _, params = part.partition(";")
+        media = media.strip().lower()
+        q, version = 1.0, None
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            key = key.strip().lower()
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+            elif key == "version":
+                version = value.strip()
+        if media == "application/openmetrics-text":
+            if version in (None, "1.0.0"):
+                candidate = (True, CONTENT_TYPE_OPENMETRICS)
+            elif version == "0.0.1":
+                candidate = (True, _CONTENT_TYPE_OPENMETRICS_001)
+            else:
+                continue
+        elif media in ("text/plain", "text/*", "*/*"):
+            candidate = (False, CONTENT_TYPE_TEXT)
+        else:
+            continue
+        if q > best_q:
+            best_q, best = q, candidate
+    return best
+
+
+def render(
+    data: MetricsData, *, openmetrics: bool, options: RenderOptions = DEFAULT_OPTIONS
+) -> bytes:
+    """Render one collection in the Prometheus text format (0.0.4) or OpenMetrics 1.0."""
+    out: list[str] = []
+    families: dict[str, str] = {}  # family name -> its type, to merge scopes and skip clashes
+    for rm in data.resource_metrics:
+        if options.target_info:
+            _render_target_info(out, rm.resource.attributes, openmetrics)
+        for sm in rm.scope_metrics:
+            scope_labels = ""
+            if options.scope_labels:
+                scope_labels = _labels_inner(
+                    {"otel_scope_name": sm.scope.name, "otel_scope_version": sm.scope.version or ""}
+                )
+            for metric in sm.metrics:
+                name = exposition_name(metric.name, metric.unit or "", metric.data)
+                _render_metric(out, families, name, metric.description or "", metric.data,
+                               scope_labels, openmetrics)  # fmt: skip
+    if openmetrics:
+        out.append("# EOF\n")
+    return "".join(out).encode()
+
+
+def _render_metric(
+    out: list[str],
+    families: dict[str, str],
+    name: str,
+    description: str,
+    data: Any,
+    scope_labels: str,
+    openmetrics: bool,
+) -> None:
+    if isinstance(data, Sum):
+        if data.is_monotonic:
+            kind = "counter"
+            base = name[:-6] if name.endswith("_total") else name
+            sample = base + "_total"
+            family = base if openmetrics else sample
+        else:
+            kind, family, sample = "gauge", name, name
+        _header(out, families, family, kind, description)
+        if families.get(family) != kind:
+            return
+        _render_numbers(out, sample, data.data_points, scope_labels)
+    elif isinstance(data, Gauge):
+        _header(out, families, name, "gauge", description)
+        if families.get(name) == "gauge":
+            _render_numbers(out, name, data.data_points, scope_labels)
+    elif isinstance(data, Histogram):
+        _header(out, families, name, "histogram", description)
+        if families.get(name) == "histogram":
+            _render_histograms(out, name, data.data_points, scope_labels, openmetrics)
+    else:
+        _warn_once(f"unsupported:{name}", "metric %r has an unsupported type %s; not exposed",
+                   name, type(data).__name__)  # fmt: skip
+
+
+def _header(out: list[str], families: dict[str, str], family: str, kind: str, help_: str) -> None:
+    seen = families.get(family)
+    if seen is None:
+        families[family] = kind
+        out.append(f"# HELP {family} {_escape_help(help_)}\n# TYPE {family} {kind}\n")
+    elif seen != kind:
+        _warn_once(f"clash:{family}", "metric family %r is both %s and %s; the %s is dropped",
+                   family, seen, kind, kind)  # fmt: skip
+
+
+def _render_numbers(
+    out: list[str], sample: str, points: Iterable[NumberDataPoint], scope_labels: str
+) -> None:
+    for p in points:
+        inner = _labels_inner(p.attributes)
+        if scope_labels:
+            inner = f"{inner},{scope_labels}" if inner else scope_labels
+        labels = f"{{{inner}}}" if inner else ""
+        out.append(f"{sample}{labels} {_fmt(p.value)}\n")
+
+
+_le_cache: dict[tuple[float, ...], tuple[str, ...]] = {}
+
+
+def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    cached = _le_cache.get(bounds)
+    if cached is None:
+        cached = (*(f'le="{_fmt(float(b))}"' for b in bounds), 'le="+Inf"')
+        if len(_le_cache) < 256:
+            _le_cache[bounds] = cached
+    return cached
+
+
+def _render_histograms(
+    out: list[str],
+    name: str,
+    points: Iterable[HistogramDataPoint],
+    scope_labels: str,
+    openmetrics: bool,
+) -> None:
+    bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
+    append = out.append
+    for p in points:
+        inner = _labels_inner(p.attributes)
+        if scope_labels:
+            inner = f"{inner},{scope_labels}" if inner else scope_labels
+        les = _le_labels(tuple(p.explicit_bounds))
+        prefix = f"{bucket}{{{inner}," if inner else f"{bucket}{{"
+        running = 0
+        lines = []
+        if openmetrics and p.exemplars:
+            marks = _exemplar_marks(p.exemplars, p.explicit_bounds)
+            for le, n, mark in zip(les, p.bucket_counts, marks, strict=False):
+                running += n
+                lines.append(f"{prefix}{le}}} {running}{mark}\n")
+        else:
+            for le, n in zip(les, p.bucket_counts, strict=False):
+                running += n
+                lines.append(f"{prefix}{le}}} {running}\n")
+        append("".join(lines))
+        labels = f"{{{inner}}}" if inner else ""
+        append(f"{count_name}{labels} {p.count}\n{sum_name}{labels} {_fmt(p.sum)}\n")
+
+
+def _exemplar_marks(exemplars: Sequence[Exemplar], bounds: Sequence[float]) -> list[str]:
+    """Per bucket, `` # {trace_id="..",span_id=".."} value timestamp`` of its latest exemplar."""
+    latest: dict[int, Exemplar] = {}
+    for e in exemplars:
+        i = bisect_left(bounds, e.value)
+        seen = latest.get(i)
+        if seen is None or e.time_unix_nano > seen.time_unix_nano:
+            latest[i] = e
+    marks = [""] * (len(bounds) + 1)
+    for i, e in latest.items():
+        ids = ""
+        if e.trace_id is not None and e.span_id is not None:
+            ids = f'trace_id="{e.trace_id:032x}",span_id="{e.span_id:016x}"'
+        at = e.time_unix_nano
+        marks[i] = f" # {{{ids}}} {_fmt(e.value)} {at // 1_000_000_000}.{at % 1_000_000_000:09d}"
+    return marks
+
+
+def _render_target_info(out: list[str], attributes: Any, openmetrics: bool) -> None:
+    inner = _labels_inner(attributes)
+    if openmetrics:
+        out.append(f"# HELP target Target metadata\n# TYPE target info\ntarget_info{{{inner}}} 1\n")
+    else:
+        out.append(
+            f"# HELP target_info Target metadata\n# TYPE target_info gauge\n"
+            f"target_info{{{inner}}} 1\n"
+        )
+
+
+_label_cache: dict[str, str] = {}
+
+
+def _label_name(key: str) -> str:
+    cached = _label_cache.get(key)
+    if cached is None:
+        cached = _INVALID_LABEL.sub("_", key)
+        if cached[:1].isdigit():
+            cached = "_" + cached
+        if len(_label_cache) < 10_000:
+            _label_cache[key] = cached
+    return cached
+
+
+def _labels_inner(attributes: Any) -> str:
+    if not attributes:
+        return ""
+    parts = []
+    for key, value in attributes.items():
+        text = value if isinstance(value, str) else _attr_text(value)
+        if "\\" in text or '"' in text or "\n" in text:
+            text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        parts.append(f'{_label_name(key)}="{text}"')
+    return ",".join(parts)
+
+
+def _attr_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_attr_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _escape_help(text: str) -> str:
+    if "\\" in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value):
+        return repr(value)
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value > 0 else "-Inf"
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned and len(_warned) < 1000:
+        _warned.add(key)
+        _log.warning(message, *args)
