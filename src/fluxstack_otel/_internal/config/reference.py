@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from functools import cache
 from typing import Any, get_args
-from urllib.parse import urlsplit
 
 from fluxstack_otel._internal.config import model as _config
 from fluxstack_otel._internal.config.checks import CHECK, key_of
@@ -33,32 +32,16 @@ from fluxstack_otel._internal.config.model import (
     NotifierConfig,
 )
 from fluxstack_otel._internal.config.sources import ENV_PREFIX, ENV_VARS, Resolution
+from fluxstack_otel._internal.redact import MASK, mask_url
 
 __all__ = ["plain", "render_reference", "render_report"]
 
-MASK = "***"
 _SECRET_FIELDS = frozenset({"password", "bearer_token"})
 _URL_FIELDS = frozenset({"url"})
 _OTLP_SECRET_VARS = ("HEADERS", "CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
 
 
 # --- plain data, masked -------------------------------------------------------------------------
-
-
-def _mask_url(url: str, *, keep_path: bool) -> str:
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return MASK
-    if not parts.scheme or not host:
-        return url.rsplit("@", 1)[-1] if keep_path else MASK
-    netloc = f"[{host}]" if ":" in host else host
-    netloc += f":{port}" if port else ""
-    rest = (parts.path if keep_path else "") + ("?***" if parts.query else "")
-    if not keep_path and (parts.path.strip("/") or parts.query):
-        rest = "/***"
-    return f"{parts.scheme}://{netloc}{rest}"
 
 
 def plain(value: object, name: str = "") -> Any:
@@ -84,7 +67,7 @@ def plain(value: object, name: str = "") -> Any:
     if name in _SECRET_FIELDS and value is not None:
         return MASK
     if isinstance(value, str) and (name in _URL_FIELDS or (name == "endpoint" and "@" in value)):
-        return _mask_url(value, keep_path=name != "url")
+        return mask_url(value, keep_path=name != "url")
     if isinstance(value, tuple):
         return [plain(item) for item in value]
     return value
@@ -126,7 +109,7 @@ def render_report(resolution: Resolution, environ: Mapping[str, str]) -> str:
                 secret = any(key.endswith(part) for part in _OTLP_SECRET_VARS)
                 value = MASK if secret else environ[key]
                 if key.endswith("ENDPOINT"):
-                    value = _mask_url(value, keep_path=True)
+                    value = mask_url(value, keep_path=True)
                 lines.append(f"  {key}={value}")
     return "\n".join(lines) + "\n"
 
