@@ -32,6 +32,7 @@ from opentelemetry.sdk.version import __version__ as sdk_version
 from fluxstack_otel._internal.config.model import MonitoringConfig
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics import sdk_hooks
 from fluxstack_otel._internal.metrics.custom import cardinality_limits
 from fluxstack_otel._internal.metrics.stream import MetricSource, MetricStream, PresentedStream
 from fluxstack_otel._internal.metrics.views import Presentation
@@ -146,7 +147,7 @@ def build(
     providers: list[MeterProvider] = []
     probe = None
     if config.system_metrics:
-        system_reader = InMemoryMetricReader(cardinality_limits=limits)
+        system_reader = sdk_hooks.in_memory_reader(limits)
         system = MeterProvider(metric_readers=[system_reader], resource=resource)
         probe = LoopLagProbe(window=config.collect_interval)
         register_system_metrics(
@@ -155,7 +156,7 @@ def build(
         in_memory.append(system_reader)
         providers.append(system)
     # Custom and third-party metrics get the same cap as the HTTP metrics.
-    sdk_reader = InMemoryMetricReader(cardinality_limits=limits)
+    sdk_reader = sdk_hooks.in_memory_reader(limits)
     provider = _provider([sdk_reader, *readers], resource, presentation)
     providers.append(provider)
     # The user's readers see the built-ins, presented, beside the SDK's own data.

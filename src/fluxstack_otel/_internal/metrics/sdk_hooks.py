@@ -29,6 +29,7 @@ from opentelemetry.sdk.metrics._internal.instrument import (
 )
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    InMemoryMetricReader,
     MetricExporter,
     MetricReader,
     MetricsData,
@@ -47,6 +48,7 @@ __all__ = [
     "Settings",
     "bucket_boundaries",
     "exporter_preferences",
+    "in_memory_reader",
     "reader_temporality",
     "selection",
     "settings",
@@ -127,6 +129,18 @@ def exporter_preferences(
     temporality: dict[type, AggregationTemporality] = dict(exporter._preferred_temporality or {})
     aggregation: dict[type, Aggregation] = dict(exporter._preferred_aggregation or {})
     return temporality, aggregation
+
+
+def in_memory_reader(cardinality_limits: Mapping[type, int]) -> InMemoryMetricReader:
+    """A cumulative in-memory reader with per-kind cardinality limits, where the SDK has them.
+
+    ``cardinality_limits`` arrived in SDK 1.45.2; older releases keep the SDK's own limit of
+    2,000 points per metric.
+    """
+    try:
+        return InMemoryMetricReader(cardinality_limits=dict(cardinality_limits))  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return InMemoryMetricReader()
 
 
 def wrap_collect(reader: MetricReader, wrap: Callable[[Collect], Collect]) -> None:
