@@ -7,7 +7,8 @@ The names are the FluxStack plugin's exact Prometheus names, so its dashboards k
 Naming profiles (``naming`` in the configuration) say how the built-ins are presented to exporters:
 ``FLUXSTACK`` (those exact names and labels) or ``SEMCONV`` (OpenTelemetry semantic-convention
 names, units and attribute keys). Inside the package every metric keeps its FluxStack identity;
-the profile is applied once per collection, on the way out (``_naming.py``), never per request.
+the profile's views are applied once per collection, on the way out (``views.py``), never per
+request.
 """
 
 from __future__ import annotations
