@@ -18,7 +18,7 @@ own reader's thread, and shutdown waits for it no longer than its bound.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import (
     ResourceMetrics,
 )
 
+from fluxstack_otel._internal.config.checks import join
 from fluxstack_otel._internal.config.model import MonitoringConfig
 from fluxstack_otel._internal.metrics import sdk_hooks
 from fluxstack_otel._internal.metrics.stream import DeltaFor, DeltaView, MetricSource
@@ -40,7 +41,10 @@ from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel.errors import ConfigError
 
-__all__ = ["attach_readers", "user_readers"]
+__all__ = ["ENTRY_POINT_GROUP", "attach_readers", "load_exporter", "user_readers"]
+
+ENTRY_POINT_GROUP = "opentelemetry_metrics_exporter"
+"""Where installed packages declare their metric exporters (``OTEL_METRICS_EXPORTER`` names)."""
 
 
 def user_readers(
@@ -75,6 +79,66 @@ def user_readers(
             )
         )
     return readers
+
+
+def load_exporter(
+    name: str, options: Mapping[str, Any], path: str
+) -> MetricReader | MetricExporter:
+    """The reader or exporter ``name`` names, built with ``options``.
+
+    Args:
+        name: An ``opentelemetry_metrics_exporter`` entry-point name (``console``,
+            ``otlp_proto_http``, ``prometheus``...), or ``module:attribute``.
+        options: Keyword arguments for its constructor.
+        path: The configuration key, for errors.
+
+    Raises:
+        ConfigError: Nothing of that name is installed, or it is not a reader or exporter, or
+            it refused the options.
+    """
+    # Imported here: importlib.metadata costs the default pipeline's start-up email and more.
+    import importlib
+    from importlib.metadata import entry_points
+
+    if ":" in name:
+        module, _, attribute = name.partition(":")
+        try:
+            factory: Any = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot load {name!r} ({type(exc).__name__}: {exc}); expected 'module:attribute'"
+                " of an installed MetricExporter or MetricReader class",
+                path=join(path, "exporter"),
+            ) from None
+    else:
+        found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        if name not in found:
+            installed = ", ".join(sorted(found)) or "none"
+            raise ConfigError(
+                f"no metric exporter named {name!r} is installed; installed: {installed}"
+                " (or give 'module:attribute')",
+                path=join(path, "exporter"),
+            )
+        try:
+            factory = found[name].load()
+        except Exception as exc:
+            raise ConfigError(
+                f"the installed exporter {name!r} failed to load: {type(exc).__name__}: {exc}",
+                path=join(path, "exporter"),
+            ) from None
+    if not (isinstance(factory, type) and issubclass(factory, MetricReader | MetricExporter)):
+        raise ConfigError(
+            f"{name!r} is {factory!r}, not a MetricExporter or MetricReader class",
+            path=join(path, "exporter"),
+        )
+    try:
+        made: MetricReader | MetricExporter = factory(**options)
+    except Exception as exc:
+        raise ConfigError(
+            f"{factory.__name__} refused the options {sorted(options)}: {type(exc).__name__}",
+            path=join(path, "options"),
+        ) from None
+    return made
 
 
 def attach_readers(readers: Sequence[MetricReader], builtins: MetricSource) -> None:
