@@ -34,7 +34,7 @@ from fluxstack_otel._internal.sinks.alerts.notify import (
     build_notifiers,
 )
 from fluxstack_otel._internal.sinks.alerts.rules import Rule, compile_rules
-from fluxstack_otel._internal.sinks.alerts.snapshot import Sample, take_snapshot
+from fluxstack_otel._internal.sinks.alerts.snapshot import Sample, take_sample
 
 if TYPE_CHECKING:
     import asyncio
@@ -140,7 +140,7 @@ class AlertProcessor:
             now = self._clock()
             try:
                 data = self._collect(self._metric_names)
-                self._history.append(Sample(now, take_snapshot(data, self._metric_names)))
+                self._history.append(take_sample(now, data, self._metric_names))
             except Exception:
                 report_failure("collecting metrics for the alert rules")
                 return ()
