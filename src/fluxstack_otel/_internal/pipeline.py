@@ -164,7 +164,9 @@ def build(
         readers,
         PresentedStream(MetricStream(in_memory, http_metrics, resource), presentation.present),
     )
-    stream = MetricStream([*in_memory, sdk_reader], http_metrics, resource)
+    stream = MetricStream(
+        [*in_memory, sdk_reader], http_metrics, resource, retention=config.retention_period
+    )
     alerts = build_processor(config, stream.collect)
     context = SinkContext(config=config, stream=stream, extras=alerts.document_section)
     # Several workers on one host: the pull exporters serve the host's totals (multiprocess).

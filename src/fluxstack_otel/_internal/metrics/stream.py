@@ -10,19 +10,18 @@ each export carries exactly what happened since the previous export of that sink
 OpenTelemetry's delta temporality preference, counters and histograms become deltas; up-down
 counters and gauges stay as they are.
 
-Exemplars. An SDK reservoir hands its exemplars to the first collection after they were
-offered and starts empty again, so the stream keeps the latest exemplars of each series (per
-bucket, for histograms) and attaches them to every collection: each sink sees them, whichever
-collected first.
+What the stream remembers across collections (memory.py): the latest SDK exemplars of each
+series, so that every sink sees them whichever collected first, and which custom and
+third-party series have been idle for ``retention_period``, so that they leave the exports.
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -39,6 +38,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from fluxstack_otel._internal.metrics.memory import NEVER_IDLE, ExemplarMemory, Retention
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 
 __all__ = ["HTTP_SCOPE", "DeltaView", "MetricSource", "MetricStream", "PresentedStream"]
@@ -78,11 +78,15 @@ class MetricStream:
         readers: Sequence[InMemoryMetricReader],
         http_metrics: Callable[[Collection[str] | None], list[Metric]] | None,
         resource: Resource,
+        *,
+        retention: float | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._readers = tuple(readers)
         self._http_metrics = http_metrics
         self._resource = resource
-        self._exemplars = _ExemplarMemory()
+        self._exemplars = ExemplarMemory()
+        self._retention = None if retention is None else Retention(retention, wall_clock_ns)
 
     @property
     def resource(self) -> Resource:
@@ -110,7 +114,11 @@ class MetricStream:
             data = reader.get_metrics_data()
             if data is not None:
                 for rm in data.resource_metrics:
-                    scopes.extend(self._exemplars.keep(sm) for sm in rm.scope_metrics)
+                    for sm in rm.scope_metrics:
+                        kept = self._exemplars.keep(sm)
+                        if self._retention is not None and sm.scope.name not in NEVER_IDLE:
+                            kept = self._retention.apply(kept)
+                        scopes.append(kept)
         return MetricsData(
             resource_metrics=[
                 ResourceMetrics(resource=self._resource, scope_metrics=scopes, schema_url="")
@@ -142,61 +150,6 @@ class PresentedStream:
     def collect(self, names: Collection[str] | None = None) -> MetricsData:
         """Collect from the inner source and shape the built-ins (``names`` is passed on)."""
         return self._present(self._inner.collect(names))
-
-
-class _ExemplarMemory:
-    """The latest exemplars of each SDK series, so that every collection carries them."""
-
-    _LIMIT = 10_000  # series remembered; beyond it new series carry only their own exemplars
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple[str, str, frozenset[tuple[str, Any]]], dict[int, Any]] = {}
-        self._lock = threading.Lock()
-
-    def keep(self, sm: ScopeMetrics) -> ScopeMetrics:
-        metrics = sm.metrics
-        if (
-            not any(
-                isinstance(m.data, Histogram | Sum) and any(p.exemplars for p in m.data.data_points)
-                for m in metrics
-            )
-            and not self._kept
-        ):
-            return sm
-        with self._lock:
-            out = [self._metric(sm.scope.name, m) for m in metrics]
-        return ScopeMetrics(scope=sm.scope, metrics=out, schema_url=sm.schema_url)
-
-    def _metric(self, scope: str, metric: Metric) -> Metric:
-        data = metric.data
-        if not isinstance(data, Histogram | Sum):
-            return metric
-        points: list[Any] = []
-        changed = False
-        for p in data.data_points:
-            sid = (scope, metric.name, frozenset((p.attributes or {}).items()))
-            kept = self._kept.get(sid)
-            if p.exemplars:
-                if kept is None:
-                    if len(self._kept) >= self._LIMIT:
-                        points.append(p)
-                        continue
-                    kept = self._kept[sid] = {}
-                if isinstance(p, HistogramDataPoint):
-                    for e in p.exemplars:
-                        kept[bisect_left(p.explicit_bounds, e.value)] = e
-                else:
-                    kept.clear()
-                    kept.update(enumerate(p.exemplars))
-            if kept is None or (p.exemplars and len(kept) == len(p.exemplars)):
-                points.append(p)
-                continue
-            points.append(replace(p, exemplars=[kept[i] for i in sorted(kept)]))
-            changed = True
-        if not changed:
-            return metric
-        shaped: Any = replace(data, data_points=points)  # type: ignore[arg-type]
-        return replace(metric, data=shaped)
 
 
 _SeriesId = tuple[str, str, frozenset[tuple[str, object]]]
