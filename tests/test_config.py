@@ -17,14 +17,21 @@ from fluxstack_otel._internal.config.checks import CHECK, key_of
 from fluxstack_otel._internal.config.model import (
     AGGREGATIONS,
     PARAMETERS,
+    AlertmanagerNotifierConfig,
     AlertRule,
+    AuthConfig,
+    BasicAuthConfig,
     ConsoleExporterConfig,
+    DashboardConfig,
+    EndpointServerConfig,
     FileExporterConfig,
     JsonExporterConfig,
     MonitoringConfig,
+    MultiprocessConfig,
     OtlpExporterConfig,
     PrometheusExporterConfig,
     Thresholds,
+    WebhookNotifierConfig,
     load_config,
 )
 from fluxstack_otel._internal.metrics import catalog as cat
@@ -398,7 +405,7 @@ P = "exporters[0]"
 # fmt: off
 BAD: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("typo", {"colect_interval": 5}, "colect_interval", ("unknown key 'colect_interval'", "did you mean 'collect_interval'?")),
-    ("camel typo", {"collectInterval": 5, "retentionPeriode": 1}, "retentionPeriode", ("did you mean 'retentionPeriod'?", "allowed keys:", "httpMetrics")),
+    ("camel typo", {"collectInterval": 5000, "retentionPeriode": 1}, "retentionPeriode", ("did you mean 'retentionPeriod'?", "allowed keys:", "httpMetrics")),
     ("bool as str", {"enabled": "yes"}, "enabled", ("expected true or false", "got 'yes'")),
     ("number as bool", {"http_metrics": 1}, "http_metrics", ("expected true or false", "got 1")),
     ("bool as number", {"collect_interval": True}, "collect_interval", ("a finite number of seconds > 0", "got True")),
@@ -438,7 +445,7 @@ BAD: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("json nowhere camel", {"httpMetrics": True, "exporters": [{"type": "json"}]}, P, ("'filePath'",)),
     ("json url", {"exporters": [{"type": "json", "url": "ftp://x"}]}, f"{P}.url", ("http:// or https:// URL", "got 'ftp://x'")),
     ("json two urls", {"exporters": [{"type": "json", "endpoint": "http://a", "url": "http://b"}]}, f"{P}.endpoint", ("'http://a'", "keep one")),
-    ("headers list", {"exporters": [{"type": "json", "url": "http://a", "headers": ["x"]}]}, f"{P}.headers", ("expected a mapping", "got ['x']")),
+    ("headers list", {"exporters": [{"type": "json", "url": "http://a", "headers": ["x"]}]}, f"{P}.headers", ("expected a mapping", "got a value of type list")),
     ("header value", {"exporters": [{"type": "otlp", "headers": {"api-key": 5}}]}, f"{P}.headers.api-key", ("a string without line breaks", "of type int")),
     ("header name", {"exporters": [{"type": "otlp", "headers": {"bad name": "x"}}]}, f"{P}.headers.bad name", ("HTTP header name", "got 'bad name'")),
     ("file path missing", {"exporters": [{"type": "file"}]}, P, ("missing required key 'file_path'",)),
@@ -603,6 +610,131 @@ def test_config_classes_are_frozen_keyword_only_dataclasses() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         del config.enabled  # type: ignore[misc]
     assert config.service_name == "fluxstack-app"
+
+
+# --- validated on construction ---------------------------------------------------------------
+
+# (id, a constructor call that must fail, its ConfigError.path, fragments of the message)
+# fmt: off
+BAD_IN_CODE: list[tuple[str, Callable[[], object], str, tuple[str, ...]]] = [
+    ("naming", lambda: MonitoringConfig(naming="nope"), "naming", ("one of 'fluxstack', 'semconv'", "got 'nope'")),  # type: ignore[arg-type]
+    ("negative interval", lambda: MonitoringConfig(collect_interval=-1.0), "collect_interval", ("seconds > 0", "got -1.0")),
+    ("huge interval", lambda: MonitoringConfig(retention_period=1e12), "retention_period", ("at most 365 days", "got 1000000000000.0")),
+    ("nan", lambda: MonitoringConfig(alert_evaluation_interval=math.nan), "alert_evaluation_interval", ("got nan",)),
+    ("status", lambda: MonitoringConfig(error_status_threshold=200), "error_status_threshold", ("from 400 to 600", "got 200")),
+    ("bool as int", lambda: MonitoringConfig(max_series_per_metric=True), "max_series_per_metric", ("an integer >= 1", "got True")),
+    ("buckets", lambda: MonitoringConfig(duration_buckets=(1.0, 0.5)), "duration_buckets[1]", ("strictly increase", "got 0.5")),
+    ("excluded", lambda: MonitoringConfig(excluded_paths=("health",)), "excluded_paths[0]", ("starting with '/'",)),
+    ("section type", lambda: MonitoringConfig(thresholds="strict"), "thresholds", ("expected a mapping", "got 'strict'")),  # type: ignore[arg-type]
+    ("threshold", lambda: Thresholds(error_rate=2.0), "error_rate", ("<= 1", "got 2.0")),
+    ("multiprocess", lambda: MultiprocessConfig(enabled=True), "directory", ("needs a 'directory'",)),
+    ("dashboard", lambda: DashboardConfig(path="dash/"), "path", ("not ending with '/'",)),
+    ("networks", lambda: AuthConfig(allow_networks=("not-a-net",)), "allow_networks[0]", ("an IP network",)),
+    ("username", lambda: BasicAuthConfig(username=""), "username", ("a non-empty string without ':'",)),
+    ("port", lambda: EndpointServerConfig(port=70000), "port", ("from 0 to 65535", "got 70000")),
+    ("exporter entry", lambda: MonitoringConfig(exporters=("prometheus",)), "exporters[0]", ("expected a mapping",)),  # type: ignore[arg-type]
+    ("address clash", lambda: MonitoringConfig(exporters=(PrometheusExporterConfig(), PrometheusExporterConfig())), "exporters[1]", ("serves '/metrics'",)),
+    ("prom host", lambda: PrometheusExporterConfig(host="0.0.0.0"), "host", ("needs a port",)),
+    ("console interval", lambda: ConsoleExporterConfig(interval=0.0), "interval", ("seconds > 0 or null", "got 0.0")),
+    ("console format", lambda: ConsoleExporterConfig(format="yaml"), "format", ("got 'yaml'",)),  # type: ignore[arg-type]
+    ("json nowhere", lambda: JsonExporterConfig(), "", ("at least one of 'endpoint', 'url', 'file_path'",)),
+    ("file path", lambda: FileExporterConfig(file_path=""), "file_path", ("a non-empty string",)),
+    ("otlp endpoint", lambda: OtlpExporterConfig(endpoint="localhost:4318"), "endpoint", ("URL with protocol 'http/protobuf'",)),
+    ("otlp header", lambda: OtlpExporterConfig(headers=(("x-key", "a\nb"),)), "headers.x-key", ("without line breaks",)),
+    ("rule metric", lambda: AlertRule(metric="http_request_total", operator=">", value=1, severity="info"), "metric", ("did you mean 'http_requests_total'?",)),
+    ("rule operator", lambda: AlertRule(metric="http_requests_total", operator="=>", value=1, severity="info"), "operator", ("got '=>'",)),  # type: ignore[arg-type]
+    ("rule aggregation", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", aggregation="p95"), "aggregation", ("(for a counter)",)),
+    ("rule label", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", labels=(("path", "/x"),)), "labels.path", ("unknown label 'path'",)),
+    ("rule template", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", message="{nope}"), "message", ("unknown field {nope}",)),
+    ("rule window", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", window=-5.0), "window", ("seconds > 0",)),
+    ("webhook url", lambda: WebhookNotifierConfig(url="ftp://x"), "url", ("an http:// or https:// URL",)),
+    ("alertmanager timeout", lambda: AlertmanagerNotifierConfig(url="http://am:9093", timeout=0.0), "timeout", ("> 0",)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("build", "path", "fragments"), [b[1:] for b in BAD_IN_CODE], ids=[b[0] for b in BAD_IN_CODE]
+)
+def test_objects_built_in_code_are_validated_by_the_same_checks(
+    build: Callable[[], object], path: str, fragments: tuple[str, ...]
+) -> None:
+    """A config object built in code with a bad value raises ConfigError naming field and value."""
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.path == path
+    assert str(info.value).startswith(f"{path}: " if path else "")
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_objects_built_in_code_equal_the_parsed_ones() -> None:
+    """Code and mappings meet one set of checks and normal forms: the two configs are equal."""
+    in_code = MonitoringConfig(
+        collect_interval=2,
+        exporters=(
+            JsonExporterConfig(endpoint="http://collector/ingest", headers=(("x-k", "v"),)),
+            FileExporterConfig(file_path="m.prom", format="text"),  # type: ignore[arg-type]
+        ),
+        alerts=(
+            AlertRule(metric="http_request_duration_ms", operator=">", value=2000, severity="info"),
+        ),
+    )
+    parsed = load_config(
+        {
+            "collect_interval": 2,
+            "exporters": [
+                {"type": "json", "endpoint": "http://collector/ingest", "headers": {"x-k": "v"}},
+                {"type": "file", "file_path": "m.prom", "format": "text"},
+            ],
+            "alerts": [
+                {
+                    "metric": "http_request_duration_ms",
+                    "operator": ">",
+                    "value": 2000,
+                    "severity": "info",
+                }
+            ],
+        }
+    )
+    assert in_code == parsed
+    assert isinstance(in_code.collect_interval, float)
+    (rule,) = in_code.alerts
+    assert (rule.metric, rule.scale, rule.aggregation) == (
+        cat.HTTP_REQUEST_DURATION.name,
+        1000.0,
+        "p95",
+    )
+    assert in_code.exporters[0] == JsonExporterConfig(
+        url="http://collector/ingest", headers=(("x-k", "v"),)
+    )
+
+
+def test_replace_validates_again_and_keeps_normal_forms() -> None:
+    """dataclasses.replace re-runs the checks; an already-normal rule keeps its alias scale once."""
+    config = MonitoringConfig()
+    with pytest.raises(ConfigError, match=r"^collect_interval: .* got 0"):
+        dataclasses.replace(config, collect_interval=0)
+    with pytest.raises(ConfigError, match=r"^naming: "):
+        dataclasses.replace(config, naming="other")  # type: ignore[arg-type]
+    rule = AlertRule(metric="http_request_duration_ms", operator=">", value=1, severity="info")
+    again = dataclasses.replace(rule, value=2)
+    assert (again.metric, again.scale, again.value) == (cat.HTTP_REQUEST_DURATION.name, 1000.0, 2.0)
+    with pytest.raises(ConfigError, match=r"^aggregation: "):
+        dataclasses.replace(rule, aggregation="rate")
+
+
+def test_reprs_built_in_code_mask_secrets() -> None:
+    """Secrets given in code stay out of every repr, nested ones included."""
+    config = MonitoringConfig(
+        auth=AuthConfig(
+            bearer_token="t0k3n-s3cr3t", basic=BasicAuthConfig(username="u", password="pa55-s3cr3t")
+        ),
+        exporters=(OtlpExporterConfig(headers=(("authorization", "Bearer h3ad3r-s3cr3t"),)),),
+        notifiers=(WebhookNotifierConfig(url="https://h/x", headers=(("x-k", "w3bh00k-s3cr3t"),)),),
+    )
+    assert "s3cr3t" not in repr(config)
+    assert "headers={'authorization': '***'}" in repr(config.exporters[0])
 
 
 # --- files ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import MISSING, field, fields
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 from urllib.parse import urlsplit
 
+from fluxstack_otel._internal.redact import is_secret_path, mask_value
 from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,10 +36,14 @@ CHECK, DOC, UNIT = "check", "doc", "unit"
 PYPROJECT_TABLE = ("tool", "fluxstack", "monitoring")
 
 
-def show(value: object) -> str:
-    """``repr`` of a received value for a message: bounded, and formed whatever the object."""
+def show(value: object, path: str = "") -> str:
+    """``repr`` of a received value for a message: bounded, formed whatever the object, and
+    safe: inside a section that holds secrets only the type is named, elsewhere secret keys and
+    URL userinfo are masked (``redact.mask_value``)."""
+    if path and is_secret_path(path):
+        return f"a value of type {type(value).__name__}"
     try:
-        text = repr(value)
+        text = repr(mask_value(value))
     except Exception:  # a hostile __repr__, a 5000-digit int, deep nesting: still say something
         return f"<{type(value).__name__} object>"
     return text if len(text) <= 80 else f"{text[:77]}..."
@@ -55,7 +60,10 @@ def suggest(word: object, choices: list[str]) -> str:
 
 
 def fail(path: str, allowed: str, value: object, hint: str = "") -> ConfigError:
-    return ConfigError(f"expected {allowed}, got {show(value)}{hint}", path=path)
+    """The ``ConfigError`` of a bad value: where, what is allowed, what came (``show``)."""
+    if hint and is_secret_path(path):
+        hint = ""  # a did-you-mean would quote a near-miss of the secret
+    return ConfigError(f"expected {allowed}, got {show(value, path)}{hint}", path=path)
 
 
 def join(path: str, key: str) -> str:
@@ -101,6 +109,32 @@ def boolean(value: object, path: str, camel: bool) -> bool:
     raise fail(path, "true or false", value)
 
 
+MAX_DURATION = 365 * 86400.0
+"""The longest duration any key accepts, in seconds: a year. Nothing later overflows a timer
+(``Event.wait``) or time arithmetic."""
+MAX_BARE_SECONDS = 86400.0
+"""Above this, a bare number of seconds is refused as likely milliseconds: write a unit."""
+MIN_BARE_MILLISECONDS = 10.0
+"""Below this (and above 0), a bare number of milliseconds is refused as likely seconds."""
+DURATION_FORMS = "'500ms', '30s', '2m', '1h', '1d' or '1h30m'"
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_TEXT = re.compile(r"(?:\d{1,12}(?:\.\d{1,9})?\s*(?:ms|s|m|h|d)\s*)+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from a unit string (``"30s"``, ``"500ms"``, ``"1h30m"``), or None if it is not one."""
+    stripped = text.strip()
+    if len(stripped) > 64 or not _DURATION_TEXT.fullmatch(stripped):
+        return None
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(stripped))
+
+
+def is_duration_check(check: Check) -> bool:
+    """True for a check made by ``number(duration=True)``: its key is a duration."""
+    return getattr(check, "duration", False) is True
+
+
 def number(
     *,
     gt: float | None = None,
@@ -109,28 +143,79 @@ def number(
     duration: bool = False,
     off: tuple[object, ...] = (),
 ) -> Check:
-    """A finite number within bounds; a duration is read in milliseconds in camelCase style.
+    """A finite number within bounds; or a duration, read in the style's unit or as a unit string.
 
-    ``off`` lists the values (by identity) that mean "turned off" and read as ``None``.
+    A duration accepts a unit string (``DURATION_FORMS``) in any style, and a bare number in the
+    style's unit: seconds, or milliseconds in camelCase style. A bare number implausible for its
+    unit is refused with the likely fix: a non-zero one below ``MIN_BARE_MILLISECONDS`` in
+    camelCase style, one above ``MAX_BARE_SECONDS`` otherwise. No duration exceeds
+    ``MAX_DURATION``. The model holds seconds. ``off`` lists the values (by identity) that mean
+    "turned off" and read as ``None``.
+
+    The returned check has a ``model`` attribute: the check of a value already in the model
+    (seconds, built in code), which applies the bounds but reads no unit strings or styles.
     """
     bounds = " and ".join(
         f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None
     )
     offs = " or null/false (off)" if False in off else " or null" if off else ""
 
-    def check(value: object, path: str, camel: bool) -> float | None:
-        if any(value is o for o in off):  # identity: 0 == False must not turn a threshold off
-            return None
-        got = as_number(value)
-        if got is None or (
+    def within(got: float) -> bool:
+        return not (
             (gt is not None and got <= gt)
             or (ge is not None and got < ge)
             or (le is not None and got > le)
-        ):
-            unit = (" of milliseconds" if camel else " of seconds") if duration else ""
-            raise fail(path, f"a finite number{unit} {bounds}".rstrip() + offs, value)
-        return got / 1000 if duration and camel else got
+        )
 
+    def allowed(camel: bool) -> str:
+        if not duration:
+            return f"a finite number {bounds}".rstrip() + offs
+        unit = "milliseconds" if camel else "seconds"
+        return f"a finite number of {unit} {bounds}{offs} or a duration such as '30s' or '500ms'"
+
+    def seconds(got: float, value: object, path: str) -> float:
+        if got > MAX_DURATION:
+            raise fail(path, f"a duration of at most 365 days ({MAX_DURATION:g} s)", value)
+        return got
+
+    def check(value: object, path: str, camel: bool) -> float | None:
+        if any(value is o for o in off):  # identity: 0 == False must not turn a threshold off
+            return None
+        if duration and isinstance(value, str):
+            got = parse_duration(str.__str__(value))
+            if got is None or not within(got):
+                raise fail(path, allowed(camel), value)
+            return seconds(got, value, path)
+        got = as_number(value)
+        if got is None or not within(got):
+            raise fail(path, allowed(camel), value)
+        if not duration:
+            return got
+        if camel and 0 < got < MIN_BARE_MILLISECONDS:
+            raise ConfigError(
+                f"{got:g} is read as {got:g} ms in FluxStack style (milliseconds), implausibly"
+                f" short; write '{got:g}s' if you meant seconds, or '{got:g}ms' to keep it",
+                path=path,
+            )
+        if not camel and got > MAX_BARE_SECONDS:
+            raise ConfigError(
+                f"{got:g} is read as {got:g} s, more than a day; write '{got:g}ms' if you meant"
+                " milliseconds, or a unit string such as '2d' for a long duration",
+                path=path,
+            )
+        return seconds(got / 1000 if camel else got, value, path)
+
+    def model(value: object, path: str, camel: bool) -> float | None:
+        if any(value is o for o in off):
+            return None
+        got = as_number(value)
+        if got is None or not within(got):
+            raise fail(path, allowed(False).split(" or a duration")[0], value)
+        return seconds(got, value, path)
+
+    if duration:
+        check.duration = True  # type: ignore[attr-defined]
+        check.model = model  # type: ignore[attr-defined]
     return check
 
 
@@ -204,11 +289,24 @@ def buckets(value: object, path: str, camel: bool) -> tuple[float, ...]:
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+def _pairs(value: object, path: str) -> list[tuple[str, Any]]:
+    """A mapping's items, or the model's own form: a tuple of (str, value) pairs."""
+    if isinstance(value, tuple):
+        if all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value):
+            return [(str.__str__(k), v) for k, v in value]
+        raise fail(path, "a mapping, or a tuple of (name, value) pairs", value)
+    return list(entries(value, path).items())
+
+
 def headers(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
     pairs = []
-    for key, item in entries(value, path).items():
+    for key, item in _pairs(value, path):
         if not _TOKEN.fullmatch(key):
-            raise fail(join(path, key), "an HTTP header name (letters, digits, -)", key)
+            # The name is quoted (it is in the path already); a header's value never is.
+            raise ConfigError(
+                f"expected an HTTP header name (letters, digits, -), got {key!r}",
+                path=join(path, key),
+            )
         if not isinstance(item, str) or "\r" in item or "\n" in item:
             # The value may be a secret: name its type, never echo it.
             raise ConfigError(
@@ -221,9 +319,7 @@ def headers(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...
 
 def labels(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
     check = text("a string", lambda _: True)
-    return tuple(
-        sorted((k, check(v, join(path, k), camel)) for k, v in entries(value, path).items())
-    )
+    return tuple(sorted((k, check(v, join(path, k), camel)) for k, v in _pairs(value, path)))
 
 
 def option(default: _V, check: Check) -> _V:
@@ -249,8 +345,12 @@ def build(
 
     The one resolver: unknown keys are errors with a did-you-mean in the style the user writes;
     a field without a default is required; fields without a check are not configuration keys.
-    ``extra`` names keys that are checked but not stored (an exporter's ``type``).
+    ``extra`` names keys that are checked but not stored (an exporter's ``type``). An instance
+    of ``cls`` is returned as it is: it was validated when it was constructed. The rules across
+    keys run when the object is constructed (``validate``); their errors get ``path`` in front.
     """
+    if isinstance(value, cls):
+        return value
     raw = entries(value, path)
     known = {key_of(f.name, camel): f for f in fields(cls) if CHECK in f.metadata}
     extra = extra or {}
@@ -270,7 +370,52 @@ def build(
     for key, f in known.items():
         if f.name not in kwargs and f.default is MISSING:
             raise ConfigError(f"missing required key {key!r}", path=path)
-    return cast("Callable[..., _T]", cls)(**kwargs)
+    try:
+        return cast("Callable[..., _T]", cls)(**kwargs)
+    except ConfigError as exc:
+        if not path:
+            raise
+        where = (
+            path
+            if not exc.path
+            else f"{path}{exc.path}"
+            if exc.path[0] == "["
+            else join(path, exc.path)
+        )
+        raise ConfigError(exc.reason, path=where) from None
+
+
+_MODEL_CHECKS: dict[type, tuple[tuple[str, Check, object], ...]] = {}
+
+
+def validate(config: DataclassInstance) -> None:
+    """Check every field of a config object as constructed, the ``__post_init__`` of the model.
+
+    Each field's check (``metadata[CHECK]``, or its ``model`` variant for durations) reads the
+    value held, in the native style: an object built in code meets the checks a mapping, a file
+    or the environment meets. A value the check normalizes (an int to a float, a mapping of
+    headers to pairs) is stored normalized. A field holding its default itself is not checked
+    (``None`` is the default of every optional key).
+
+    Raises:
+        ConfigError: A field holds a bad value; the path is the field's name.
+    """
+    cls = type(config)
+    checks = _MODEL_CHECKS.get(cls)
+    if checks is None:
+        checks = tuple(
+            (f.name, getattr(f.metadata[CHECK], "model", f.metadata[CHECK]), f.default)
+            for f in fields(config)
+            if CHECK in f.metadata
+        )
+        _MODEL_CHECKS[cls] = checks
+    for name, check, default in checks:
+        value = getattr(config, name)
+        if value is default:
+            continue
+        got = check(value, key_of(name, False), False)
+        if got is not value:
+            object.__setattr__(config, name, got)
 
 
 def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from fluxstack_otel._internal.config.alerts import (
@@ -68,6 +68,7 @@ from fluxstack_otel._internal.config.checks import (
     param,
     read_document,
     text,
+    validate,
 )
 from fluxstack_otel._internal.config.exporters import (
     ConsoleExporterConfig,
@@ -78,7 +79,6 @@ from fluxstack_otel._internal.config.exporters import (
     PrometheusExporterConfig,
     parse_exporters,
 )
-from fluxstack_otel._internal.config.frozen import Frozen
 from fluxstack_otel._internal.metrics.catalog import (
     DEFAULT_DURATION_BUCKETS,
     DEFAULT_SIZE_BUCKETS,
@@ -128,7 +128,8 @@ def _excluded(value: object, path: str, camel: bool) -> tuple[str, ...]:
 # --- the model ----------------------------------------------------------------------------------
 
 
-class Thresholds(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
     """Health thresholds; ``None`` (``null``, or ``false`` where TOML has no null) turns one off."""
 
     response_time: float | None = option(1.0, number(gt=0, duration=True, off=_threshold_off))
@@ -142,8 +143,12 @@ class Thresholds(Frozen):
     slow_request_log: bool = option(False, boolean)
     """Log a warning for every request slower than ``response_time``."""
 
+    def __post_init__(self) -> None:
+        validate(self)
 
-class MultiprocessConfig(Frozen):
+
+@dataclass(frozen=True, kw_only=True)
+class MultiprocessConfig:
     """Host-wide metrics for several worker processes on one host (docs/deployment.md)."""
 
     enabled: bool = option(False, boolean)
@@ -152,20 +157,23 @@ class MultiprocessConfig(Frozen):
     directory: str | None = option(None, optional_text)
     """The directory the workers of one host share (required when enabled); one per app."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.enabled and self.directory is None:
+            # No default: a directory derived from the parent pid or a temp dir silently splits
+            # or mixes hosts' workers depending on the process tree; the deployment must name one.
+            raise ConfigError(
+                "multiprocess needs a 'directory' shared by the workers of this host",
+                path="directory",
+            )
+
 
 def _multiprocess(value: object, path: str, camel: bool) -> MultiprocessConfig:
-    config = build(MultiprocessConfig, value, path, camel)
-    if config.enabled and config.directory is None:
-        # No default: a directory derived from the parent pid or a temp dir silently splits or
-        # mixes hosts' workers depending on the process tree; the deployment must name one.
-        raise ConfigError(
-            "multiprocess needs a 'directory' shared by the workers of this host",
-            path=join(path, "directory"),
-        )
-    return config
+    return build(MultiprocessConfig, value, path, camel)
 
 
-class DashboardConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class DashboardConfig:
     """The built-in HTML dashboard, served on the app (off by default)."""
 
     enabled: bool = option(False, boolean)
@@ -175,6 +183,9 @@ class DashboardConfig(Frozen):
         text(f"{PATH_TEXT}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
     )
     """The page's path; its script, stylesheet and data (``data.json``) are served under it."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def _secret(value: object, path: str, camel: bool) -> str | None:
@@ -226,17 +237,21 @@ def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
-class BasicAuthConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class BasicAuthConfig:
     """HTTP basic credentials of the monitoring endpoints; ``repr`` masks the password."""
 
     username: str = field(
-        metadata={CHECK: text("a non-empty string without ':'", lambda t: ":" not in t)}
+        metadata={CHECK: text("a non-empty string without ':'", lambda t: bool(t) and ":" not in t)}
     )
     """The user name (required)."""
     password: str | None = option(None, _secret)
     """The password; one of ``password`` and ``password_env`` is required."""
     password_env: str | None = option(None, optional_text)
     """The environment variable holding the password, read when the config is loaded."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     def __repr__(self) -> str:
         return (
@@ -246,8 +261,8 @@ class BasicAuthConfig(Frozen):
 
 
 def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
-    if value is None:
-        return None
+    if value is None or isinstance(value, BasicAuthConfig):
+        return value
     config = build(BasicAuthConfig, value, path, camel)
     password = _from_env(config.password, config.password_env, path, "password", camel)
     if password is None:
@@ -256,7 +271,8 @@ def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
     return replace(config, password=password)
 
 
-class AuthConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
     """Who may read the monitoring endpoints (docs/security.md); ``repr`` masks the secrets."""
 
     bearer_token: str | None = option(None, _secret)
@@ -273,6 +289,9 @@ class AuthConfig(Frozen):
         """True when the section sets a rule (without one the endpoints are open)."""
         return self.bearer_token is not None or self.basic is not None or bool(self.allow_networks)
 
+    def __post_init__(self) -> None:
+        validate(self)
+
     def __repr__(self) -> str:
         token = None if self.bearer_token is None else "***"
         return (
@@ -281,7 +300,8 @@ class AuthConfig(Frozen):
         )
 
 
-class EndpointServerConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class EndpointServerConfig:
     """Where the monitoring endpoints are served: on the app, or on an address of their own."""
 
     host: str = option("127.0.0.1", text())
@@ -289,14 +309,20 @@ class EndpointServerConfig(Frozen):
     port: int | None = option(None, integer(0, 65535))
     """With a port (0 picks a free one) every endpoint leaves the app for this server."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 def _auth(value: object, path: str, camel: bool) -> AuthConfig:
+    if isinstance(value, AuthConfig):
+        return value
     config = build(AuthConfig, value, path, camel)
     token = _from_env(config.bearer_token, config.bearer_token_env, path, "bearer_token", camel)
     return replace(config, bearer_token=token)
 
 
-class MonitoringConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
     """The whole monitoring configuration; ``load_config`` builds it from any source.
 
     Its fields are the table of top-level parameters: each one's ``param(default, check, doc,
@@ -333,8 +359,12 @@ class MonitoringConfig(Frozen):
     endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")
     # fmt: on
 
+    def __post_init__(self) -> None:
+        validate(self)
 
-class Param(Frozen):
+
+@dataclass(frozen=True, kw_only=True)
+class Param:
     """One top-level parameter, as the configuration reference and environment source see it."""
 
     name: str
