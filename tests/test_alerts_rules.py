@@ -126,7 +126,7 @@ def test_notifiers_default_to_the_log_and_parse_every_type() -> None:
         {
             "notifiers": [
                 {"type": "webhook", "url": "https://hooks.example/T0k3n", "headers": {"X-A": "b"}},
-                {"type": "alertmanager", "url": "http://am:9093", "timeout": 2},
+                {"type": "alertmanager", "url": "http://am:9093", "timeout": "2s"},
             ]
         }
     )

@@ -312,6 +312,146 @@ def test_ms_cases_cover_every_duration_key() -> None:
     assert {c[2] for c in MS_CASES} == set(_duration_keys())
 
 
+# --- durations: unit strings, bare numbers, refused ambiguities ------------------------------
+
+# (id, source, read back, seconds expected): every unit form, in every style and entry kind.
+# fmt: off
+DURATION_FORMS: list[tuple[str, dict[str, Any], Callable[[MonitoringConfig], Any], float]] = [
+    ("ms", {"collect_interval": "500ms"}, lambda c: c.collect_interval, 0.5),
+    ("s", {"collect_interval": "30s"}, lambda c: c.collect_interval, 30.0),
+    ("m", {"collect_interval": "2m"}, lambda c: c.collect_interval, 120.0),
+    ("h", {"retention_period": "1h"}, lambda c: c.retention_period, 3600.0),
+    ("d", {"retention_period": "2d"}, lambda c: c.retention_period, 172800.0),
+    ("combined", {"retention_period": "1h30m"}, lambda c: c.retention_period, 5400.0),
+    ("decimal", {"collect_interval": "1.5s"}, lambda c: c.collect_interval, 1.5),
+    ("spaces", {"collect_interval": " 30 s "}, lambda c: c.collect_interval, 30.0),
+    ("camel string", {"collectInterval": "30s"}, lambda c: c.collect_interval, 30.0),
+    ("camel bare ms", {"collectInterval": 30000}, lambda c: c.collect_interval, 30.0),
+    ("snake bare s", {"collect_interval": 30}, lambda c: c.collect_interval, 30.0),
+    ("snake a day", {"retention_period": 86400}, lambda c: c.retention_period, 86400.0),
+    ("camel 10 ms", {"collectInterval": 10}, lambda c: c.collect_interval, 0.01),
+    ("threshold", {"thresholds": {"responseTime": "1.5s"}}, lambda c: c.thresholds.response_time, 1.5),
+    ("undetermined string", {"exporters": [{"type": "console", "interval": "30s"}]}, lambda c: c.exporters[0].interval, 30.0),
+    ("undetermined zero delay", {"alerts": [alert(**{"for": 0})]}, lambda c: c.alerts[0].for_, 0.0),
+    ("alert window", {"alerts": [alert(window="5m", repeat_interval="1h")]}, lambda c: c.alerts[0].window, 300.0),
+    ("notifier timeout", {"notifiers": [{"type": "alertmanager", "url": "http://am:9093", "timeout": "2500ms"}]}, lambda c: c.notifiers[0].timeout, 2.5),
+    ("otlp timeout camel", {"httpMetrics": True, "exporters": [{"type": "otlp", "timeout": "3s"}]}, lambda c: c.exporters[0].timeout, 3.0),
+    ("a year", {"retention_period": "365d"}, lambda c: c.retention_period, 365 * 86400.0),
+]
+
+# (id, source, ConfigError.path, fragments): every refused ambiguity or junk duration.
+REFUSED_DURATIONS: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
+    ("camel sub-10 ms", {"collectInterval": 5}, "collectInterval", ("implausibly short", "write '5s' if you meant seconds", "'5ms' to keep it")),
+    ("camel fraction", {"httpMetrics": True, "exporters": [{"type": "console", "interval": 0.5}]}, "exporters[0].interval", ("implausibly short",)),
+    ("snake over a day", {"retention_period": 300000}, "retention_period", ("more than a day", "'300000ms' if you meant milliseconds", "'2d'")),
+    ("undetermined interval", {"exporters": [{"type": "console", "interval": 30000}]}, "exporters[0].interval", ("could be seconds or milliseconds", "'30000s'", "'30000ms'", "'collectInterval'")),
+    ("undetermined alert", {"alerts": [alert(window=60)]}, "alerts[0].window", ("could be seconds or milliseconds",)),
+    ("undetermined timeout", {"notifiers": [{"type": "alertmanager", "url": "http://am:9093", "timeout": 2}]}, "notifiers[0].timeout", ("could be seconds or milliseconds",)),
+    ("unknown unit", {"collect_interval": "30x"}, "collect_interval", ("a duration such as '30s' or '500ms'", "got '30x'")),
+    ("unit alone", {"collect_interval": "s"}, "collect_interval", ("got 's'",)),
+    ("number as text", {"collect_interval": "30"}, "collect_interval", ("got '30'",)),
+    ("negative string", {"collect_interval": "-5s"}, "collect_interval", ("got '-5s'",)),
+    ("exponent", {"collect_interval": "1e3s"}, "collect_interval", ("got '1e3s'",)),
+    ("zero string", {"collect_interval": "0s"}, "collect_interval", ("> 0", "got '0s'")),
+    ("over a year", {"retention_period": "400d"}, "retention_period", ("at most 365 days", "got '400d'")),
+    ("huge camel", {"retentionPeriod": 10**15}, "retentionPeriod", ("at most 365 days",)),
+    ("huge float", {"retention_period": "99999999999999h"}, "retention_period", ("got '99999999999999h'",)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("source", "read", "seconds"),
+    [d[1:] for d in DURATION_FORMS],
+    ids=[d[0] for d in DURATION_FORMS],
+)
+def test_every_duration_form_reads_as_seconds(
+    source: dict[str, Any], read: Callable[[MonitoringConfig], Any], seconds: float
+) -> None:
+    """Unit strings read alike in every style; bare numbers in the style's unit."""
+    assert read(load_config(source)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "fragments"),
+    [d[1:] for d in REFUSED_DURATIONS],
+    ids=[d[0] for d in REFUSED_DURATIONS],
+)
+def test_ambiguous_or_implausible_durations_are_refused_with_the_fix(
+    source: dict[str, Any], path: str, fragments: tuple[str, ...]
+) -> None:
+    """An implausible bare number, an unstyled one, or junk raises ConfigError with the fix."""
+    with pytest.raises(ConfigError) as info:
+        load_config(source)
+    assert info.value.path == path
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from(["ms", "s", "m", "h", "d"]),
+    st.sampled_from([False, True]),
+)
+def test_unit_strings_round_trip_in_both_styles(count: int, unit: str, camel: bool) -> None:
+    """Any whole count of any unit reads as count * unit seconds, or is refused when out of bounds."""
+    seconds = count * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    key = "collectInterval" if camel else "collect_interval"
+    if 0 < seconds <= 365 * 86400:
+        assert load_config({key: f"{count}{unit}"}).collect_interval == pytest.approx(seconds)
+    else:
+        with pytest.raises(ConfigError, match=key):
+            load_config({key: f"{count}{unit}"})
+
+
+# --- the FluxStack plugin's shapes ------------------------------------------------------------
+
+
+def _shapes(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("bare", config),
+        ("monitoring", {"monitoring": config}),
+        ("plugins", {"plugins": {"enabled": ["monitoring"], "config": {"monitoring": config}}}),
+        ("app config", {"app": {"name": "shop"}, "server": {"port": 3000}, "monitoring": config}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "shape"),
+    [
+        (name, shape)
+        for name, config in (("seed", FLUXSTACK_SEED), ("default", FLUXSTACK_DEFAULT))
+        for shape in ("bare", "monitoring", "plugins", "app config")
+    ],
+)
+def test_the_plugins_documented_config_loads_in_every_shape(
+    plugin: str, shape: str, tmp_path: Path
+) -> None:
+    """The plugin's README and default objects load as-is, bare or wrapped, mapping or file."""
+    config = FLUXSTACK_SEED if plugin == "seed" else FLUXSTACK_DEFAULT
+    wrapped = dict(_shapes(config))[shape]
+    expected = load_config(config)
+    assert load_config(wrapped) == expected
+    path = tmp_path / "fluxstack.json"
+    path.write_text(json.dumps(wrapped))
+    assert load_config(path) == expected
+    assert expected.collect_interval == 5.0
+
+
+def test_a_wrapper_is_only_read_when_the_mapping_is_not_a_config() -> None:
+    """A mapping with a config key is the config itself; two wrappers at once are refused."""
+    with pytest.raises(ConfigError, match="unknown key 'monitoring'"):
+        load_config({"enabled": True, "monitoring": {"collectInterval": 5000}})
+    both = {"monitoring": {}, "plugins": {"config": {"monitoring": {}}}}
+    with pytest.raises(ConfigError, match=r"both 'monitoring' and 'plugins\.config\.monitoring'"):
+        load_config(both)
+    with pytest.raises(ConfigError) as info:
+        load_config({"monitoring": {"collectInterval": "fast"}})
+    assert info.value.path == "monitoring.collectInterval"
+    with pytest.raises(ConfigError, match=r"^monitoring: expected a mapping"):
+        load_config({"monitoring": "on"})
+
+
 def test_fluxstack_json_endpoint_url_becomes_url() -> None:
     """FluxStack POSTs to a json exporter's endpoint URL; here that is the url option."""
     config = load_config({"exporters": [{"type": "json", "endpoint": "https://c.example/m"}]})
@@ -447,7 +587,7 @@ BAD: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("json two urls", {"exporters": [{"type": "json", "endpoint": "http://a", "url": "http://b"}]}, f"{P}.endpoint", ("'http://a'", "keep one")),
     ("headers list", {"exporters": [{"type": "json", "url": "http://a", "headers": ["x"]}]}, f"{P}.headers", ("expected a mapping", "got a value of type list")),
     ("header value", {"exporters": [{"type": "otlp", "headers": {"api-key": 5}}]}, f"{P}.headers.api-key", ("a string without line breaks", "of type int")),
-    ("header name", {"exporters": [{"type": "otlp", "headers": {"bad name": "x"}}]}, f"{P}.headers.bad name", ("HTTP header name", "got 'bad name'")),
+    ("header name", {"exporters": [{"type": "otlp", "headers": {"bad name": "x"}}]}, f"{P}.headers", ("HTTP header names", "not quoted")),
     ("file path missing", {"exporters": [{"type": "file"}]}, P, ("missing required key 'file_path'",)),
     ("file path camel", {"httpMetrics": True, "exporters": [{"type": "file", "filePath": 5}]}, f"{P}.filePath", ("a non-empty string", "got 5")),
     ("file format", {"exporters": [{"type": "file", "file_path": "m", "format": "xml"}]}, f"{P}.format", ("'prometheus', 'json', 'text'", "got 'xml'")),

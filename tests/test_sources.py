@@ -244,7 +244,7 @@ def test_exporter_variables(
 # (variable, value, the ConfigError message)
 ERRORS: list[tuple[str, str, str]] = [
     ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "fast",
-     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a number, got 'fast'"),
+     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0 or a duration such as '30s' or '500ms', got 'fast'"),
     ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "-1",
      "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0 or a duration such as '30s' or '500ms', got -1"),
     ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "nan",

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["MASK", "SECRET_KEYS", "is_secret_path", "mask_url", "mask_value", "redact_text"]
+__all__ = [
+    "MASK",
+    "SECRET_KEYS",
+    "is_secret_path",
+    "mask_url",
+    "mask_value",
+    "redact_text",
+    "safe_path",
+]
 
 MASK = "***"
 
@@ -64,6 +72,8 @@ SECRET_KEYS = frozenset(
     }
 )
 _PATH_PARTS = re.compile(r"[.\[\]]")
+# user:password@host without a scheme, at the start of a value (a collector "endpoint").
+_BARE_USERINFO = re.compile(r"^[^/\s@:]*:[^/\s@]*@")
 
 
 def is_secret_path(path: str) -> bool:
@@ -72,11 +82,22 @@ def is_secret_path(path: str) -> bool:
     return any(part.lower() in SECRET_KEYS for part in _PATH_PARTS.split(path) if part)
 
 
+def safe_path(path: str) -> str:
+    """``path`` cut after its first segment that names a secret section (``auth.x.y`` is
+    ``auth``): keys inside such a section may be pasted secrets, so a message names the section."""
+    for match in _PATH_PARTS.finditer(path):
+        head = path[: match.start()]
+        if is_secret_path(head):
+            return head
+    return path
+
+
 def mask_value(value: object, *, depth: int = 8) -> object:
     """A copy of a received configuration value that is safe to quote.
 
     Mappings keep their keys; the value of a secret key (``SECRET_KEYS``) becomes ``***``;
-    strings lose the userinfo of URLs in them; lists and tuples are masked item by item. Past
+    strings lose the userinfo of URLs in them (with a scheme or, at their start, without);
+    lists and tuples are masked item by item. Past
     ``depth`` levels, or for any other container, the value's type is shown instead.
 
     Args:
@@ -87,7 +108,7 @@ def mask_value(value: object, *, depth: int = 8) -> object:
         The masked copy (the value itself when nothing in it needs masking).
     """
     if isinstance(value, str):
-        return redact_text(str.__str__(value))
+        return _BARE_USERINFO.sub(f"{MASK}@", redact_text(str.__str__(value)))
     if isinstance(value, dict | list | tuple) and depth <= 0:
         return _Shown(f"<{type(value).__name__}>")
     if isinstance(value, dict):

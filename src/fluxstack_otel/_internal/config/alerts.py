@@ -193,6 +193,9 @@ class AlertmanagerNotifierConfig:
     def __post_init__(self) -> None:
         validate(self)
 
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
 
 NotifierConfig: TypeAlias = LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig
 _NOTIFIERS: dict[str, type[NotifierConfig]] = {

@@ -237,7 +237,11 @@ def is_url(text: str) -> bool:
         parts = urlsplit(text)
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    try:
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host)
 
 
 def text(
@@ -302,10 +306,11 @@ def headers(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...
     pairs = []
     for key, item in _pairs(value, path):
         if not _TOKEN.fullmatch(key):
-            # The name is quoted (it is in the path already); a header's value never is.
+            # Not quoted, not even in the path: "Authorization: Bearer ..." pasted as a name.
             raise ConfigError(
-                f"expected an HTTP header name (letters, digits, -), got {key!r}",
-                path=join(path, key),
+                "expected HTTP header names (letters, digits, -), got a name that is not one"
+                " (not quoted: it may hold a secret)",
+                path=path,
             )
         if not isinstance(item, str) or "\r" in item or "\n" in item:
             # The value may be a secret: name its type, never echo it.
@@ -363,8 +368,16 @@ def build(
             extra[key](item, where, camel)
         else:
             allowed = sorted([*known, *extra])
+            hint = suggest(key, allowed)
+            if is_secret_path(path) and not hint:
+                # Not a near-miss of a key: it may be a pasted secret, so it is not quoted.
+                raise ConfigError(
+                    f"unknown key (not quoted in a section of secrets); allowed keys:"
+                    f" {', '.join(allowed)}",
+                    path=path,
+                )
             raise ConfigError(
-                f"unknown key {key!r}{suggest(key, allowed)}; allowed keys: {', '.join(allowed)}",
+                f"unknown key {key!r}{hint}; allowed keys: {', '.join(allowed)}",
                 path=where,
             )
     for key, f in known.items():
@@ -459,6 +472,28 @@ def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:
 
 # --- checks shared by the configuration modules -------------------------------------------------
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_host(text: str) -> bool:
+    """An IP address or a host name as RFC 1123 spells one (labels of letters, digits and
+    ``-``, 253 characters at most): what a server can bind without a resolver's surprise."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    name = text[:-1] if text.endswith(".") else text
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(p) for p in name.split("."))
+
+
+host_name = text("an IP address or a host name (letters, digits, '-' and '.')", is_host)
+optional_host_name = text(
+    "an IP address or a host name (letters, digits, '-' and '.')", is_host, null=True
+)
+
 PATH_TEXT = "a path starting with '/'"
 endpoint_path = text(PATH_TEXT, lambda t: t.startswith("/"))
 optional_text = text(null=True)
@@ -469,12 +504,15 @@ delay = number(ge=0, duration=True)
 
 
 def masked_repr(config: DataclassInstance) -> str:
-    """The dataclass ``repr`` with the values of its ``headers`` masked (they carry secrets)."""
+    """The dataclass ``repr`` with the values of its ``headers`` masked (they carry secrets),
+    and the userinfo of URLs masked."""
     parts = []
     for f in fields(config):
         value = getattr(config, f.name)
         if f.name == "headers":
             value = {name: "***" for name, _ in value}
+        elif isinstance(value, str):
+            value = mask_value(value)
         parts.append(f"{f.name}={value!r}")
     return f"{type(config).__name__}({', '.join(parts)})"
 

@@ -29,6 +29,7 @@ from fluxstack_otel._internal.config.checks import (
     masked_repr,
     number,
     option,
+    optional_host_name,
     optional_text,
     text,
     validate,
@@ -68,7 +69,7 @@ class PrometheusExporterConfig(_ExporterBase):
     type: ClassVar[Literal["prometheus"]] = "prometheus"
     endpoint: str = option("/metrics", endpoint_path)
     """The path that serves the exposition."""
-    host: str | None = option(None, optional_text)
+    host: str | None = option(None, optional_host_name)
     """Interface of the standalone server (needs ``port``); ``None`` means ``127.0.0.1``."""
     port: int | None = option(None, integer(0, 65535))
     """Port of a standalone server (0 picks a free one); ``None`` serves on the app itself."""

@@ -32,8 +32,9 @@ is re-exported here, so ``fluxstack_otel._internal.config.model`` stays the one 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from typing import Any, Literal
 
 from fluxstack_otel._internal.config.alerts import (
@@ -58,7 +59,9 @@ from fluxstack_otel._internal.config.checks import (
     duration,
     entries,
     fail,
+    host_name,
     integer,
+    is_duration_check,
     items,
     join,
     key_of,
@@ -79,6 +82,7 @@ from fluxstack_otel._internal.config.exporters import (
     PrometheusExporterConfig,
     parse_exporters,
 )
+from fluxstack_otel._internal.config.style import is_camel, unwrap
 from fluxstack_otel._internal.metrics.catalog import (
     DEFAULT_DURATION_BUCKETS,
     DEFAULT_SIZE_BUCKETS,
@@ -304,7 +308,7 @@ class AuthConfig:
 class EndpointServerConfig:
     """Where the monitoring endpoints are served: on the app, or on an address of their own."""
 
-    host: str = option("127.0.0.1", text())
+    host: str = option("127.0.0.1", host_name)
     """The interface of the endpoint server (needs ``port``)."""
     port: int | None = option(None, integer(0, 65535))
     """With a port (0 picks a free one) every endpoint leaves the app for this server."""
@@ -399,51 +403,42 @@ PARAMETERS: tuple[Param, ...] = tuple(
 )
 """The top-level parameters in declaration order: the source for the reference and env vars."""
 
-# --- rules across keys --------------------------------------------------------------------------
-
-
-def _config_keys(raw: dict[str, Any], root: str) -> Iterator[tuple[str, str]]:
-    """(path, key) of every config key: top level, thresholds, exporter, alert, notifier entries."""
-    for key in raw:
-        yield join(root, key), key
-    thresholds = raw.get("thresholds")
-    if isinstance(thresholds, Mapping):
-        where = join(root, "thresholds")
-        for key in entries(thresholds, where):
-            yield join(where, key), key
-    for name in ("exporters", "alerts", "notifiers"):
-        listed = raw.get(name)
-        if isinstance(listed, list | tuple):
-            for i, item in enumerate(listed):
-                if isinstance(item, Mapping):
-                    where = f"{join(root, name)}[{i}]"
-                    for key in entries(item, where):
-                        yield join(where, key), key
-
-
-def _is_camel(raw: dict[str, Any], root: str) -> bool:
-    """True for FluxStack style: some config key has an uppercase letter (module docstring)."""
-    camel = snake = ""
-    for where, key in _config_keys(raw, root):
-        if any(ch.isupper() for ch in key):
-            camel = camel or where
-        elif "_" in key:
-            snake = snake or where
-        if camel and snake:
-            raise ConfigError(
-                f"a snake_case key next to the camelCase {camel!r}: use one style, camelCase"
-                " with durations in milliseconds (FluxStack) or snake_case with seconds",
-                path=snake,
-            )
-    return bool(camel)
-
-
 # --- sources ------------------------------------------------------------------------------------
 
 
+@cache
+def _own_keys() -> frozenset[str]:
+    return frozenset(k for p in PARAMETERS for k in (p.name, p.camel_name))
+
+
+@cache
+def _duration_keys() -> frozenset[str]:
+    """The keys whose value is a duration, in any section or entry of the model."""
+    classes = (
+        MonitoringConfig, Thresholds, AlertRule, WebhookNotifierConfig, AlertmanagerNotifierConfig,
+        PrometheusExporterConfig, ConsoleExporterConfig, JsonExporterConfig, FileExporterConfig,
+        OtlpExporterConfig,
+    )  # fmt: skip
+    return frozenset(
+        key_of(f.name, camel)
+        for cls in classes
+        for f in fields(cls)
+        if CHECK in f.metadata and is_duration_check(f.metadata[CHECK])
+        for camel in (False, True)
+    )
+
+
+def unwrap_document(document: object, root: str = "") -> tuple[object, str]:
+    """The configuration inside a mapping that wraps it as the FluxStack plugin does, and its
+    key path; anything else as it is (``style.unwrap``)."""
+    if not isinstance(document, Mapping):
+        return document, root
+    return unwrap(entries(document, root), root, _own_keys())
+
+
 def _parse(value: object, root: str = "") -> MonitoringConfig:
-    raw = entries(value, root)
-    return build(MonitoringConfig, raw, root, _is_camel(raw, root))
+    raw, root = unwrap(entries(value, root), root, _own_keys())
+    return build(MonitoringConfig, raw, root, is_camel(raw, root, _duration_keys()))
 
 
 def load_config(
