@@ -438,6 +438,32 @@ def test_the_plugins_documented_config_loads_in_every_shape(
     assert expected.collect_interval == 5.0
 
 
+def _migration_page_configs() -> list[dict[str, Any]]:
+    """The literal config objects passed to configure_monitoring in the migration page."""
+    import ast
+    import re
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "migrating-from-fluxstack.md"
+    found = []
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S):
+        for node in ast.walk(ast.parse(block)):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") == "configure_monitoring"
+            ):
+                found.append(ast.literal_eval(node.args[0]))
+    return found
+
+
+def test_the_migration_page_configs_load_in_every_shape() -> None:
+    """The page's plugin object is the plugin's defaultConfig; it and its native twin load alike,
+    bare or wrapped as FluxStack keeps them."""
+    plugin, native = _migration_page_configs()
+    assert plugin == FLUXSTACK_DEFAULT
+    for _, shaped in _shapes(plugin):
+        assert load_config(shaped) == load_config(native)
+
+
 def test_a_wrapper_is_only_read_when_the_mapping_is_not_a_config() -> None:
     """A mapping with a config key is the config itself; two wrappers at once are refused."""
     with pytest.raises(ConfigError, match="unknown key 'monitoring'"):
