@@ -14,7 +14,6 @@ from typing import ClassVar, Literal, TypeAlias
 
 from fluxstack_otel._internal.config.checks import (
     CHECK,
-    build,
     choice,
     delay,
     duration,
@@ -28,12 +27,11 @@ from fluxstack_otel._internal.config.checks import (
     labels,
     masked_repr,
     number,
-    option,
     optional_text,
     suggest,
     text,
-    validate,
 )
+from fluxstack_otel._internal.config.fields import build, option, validate
 from fluxstack_otel._internal.metrics.catalog import (
     ALERT_ALIASES,
     METRICS_BY_NAME,

@@ -1,24 +1,23 @@
-"""Reading raw configuration values: the checks, the resolver and the file reader.
+"""The value checks of the configuration: one raw value in, the model's value out.
 
-Generic machinery for ``_config``, which holds the model and the rules specific to it. A check
-reads one raw value (from a mapping, a TOML or JSON document) and returns the model's value or
-raises ``ConfigError`` naming the key path, quoting the value and saying what is allowed. Checks
-hang off the dataclass fields (``metadata[CHECK]``); ``build`` reads any such dataclass from a
-mapping, so each key is declared once, in its field.
+A check reads one raw value (from a mapping, a TOML or JSON document, an environment variable,
+or a value held by an object built in code) and returns the model's value or raises
+``ConfigError`` naming the key path, quoting the value (``show``: secrets masked) and saying
+what is allowed. Checks hang off the dataclass fields (``metadata[CHECK]``); ``fields`` holds
+the resolver that runs them.
 
 Strictness is deliberate: ``True`` is not 1, numbers are not booleans, ``"5"`` is not 5, NaN and
-infinities are refused, and a string is not a list.
+infinities are refused, and a string is not a list. Durations (``number(duration=True)``) also
+read unit strings and are bounded (``MAX_DURATION``).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import MISSING, field, fields
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from fluxstack_otel._internal.redact import is_secret_path, mask_value
@@ -26,9 +25,6 @@ from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
-
-_T = TypeVar("_T", bound="DataclassInstance")
-_V = TypeVar("_V")
 
 Check: TypeAlias = Callable[[object, str, bool], Any]
 """Reads one raw value: ``(value, key path, camelCase style?) -> the model's value``."""
@@ -327,147 +323,10 @@ def labels(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]
     return tuple(sorted((k, check(v, join(path, k), camel)) for k, v in _pairs(value, path)))
 
 
-def option(default: _V, check: Check) -> _V:
-    """A field with a default, read by ``check``."""
-    return field(default=default, metadata={CHECK: check})
-
-
-def param(default: _V, check: Check, doc: str, unit: str | None = None) -> _V:
-    """A top-level field: ``option`` plus the documentation and unit the reference shows."""
-    return field(default=default, metadata={CHECK: check, DOC: doc, UNIT: unit})
-
-
 def key_of(name: str, camel: bool) -> str:
     """The configuration key of a field: ``for_`` is ``for``; camelCase in FluxStack style."""
     head, *rest = name.rstrip("_").split("_")
     return head + "".join(part.capitalize() for part in rest) if camel else name.rstrip("_")
-
-
-def build(
-    cls: type[_T], value: object, path: str, camel: bool, extra: Mapping[str, Check] | None = None
-) -> _T:
-    """Read one config dataclass from a mapping, driven by the checks in its fields' metadata.
-
-    The one resolver: unknown keys are errors with a did-you-mean in the style the user writes;
-    a field without a default is required; fields without a check are not configuration keys.
-    ``extra`` names keys that are checked but not stored (an exporter's ``type``). An instance
-    of ``cls`` is returned as it is: it was validated when it was constructed. The rules across
-    keys run when the object is constructed (``validate``); their errors get ``path`` in front.
-    """
-    if isinstance(value, cls):
-        return value
-    raw = entries(value, path)
-    known = {key_of(f.name, camel): f for f in fields(cls) if CHECK in f.metadata}
-    extra = extra or {}
-    kwargs: dict[str, Any] = {}
-    for key, item in raw.items():
-        where = join(path, key)
-        if key in known:
-            kwargs[known[key].name] = known[key].metadata[CHECK](item, where, camel)
-        elif key in extra:
-            extra[key](item, where, camel)
-        else:
-            allowed = sorted([*known, *extra])
-            hint = suggest(key, allowed)
-            if is_secret_path(path) and not hint:
-                # Not a near-miss of a key: it may be a pasted secret, so it is not quoted.
-                raise ConfigError(
-                    f"unknown key (not quoted in a section of secrets); allowed keys:"
-                    f" {', '.join(allowed)}",
-                    path=path,
-                )
-            raise ConfigError(
-                f"unknown key {key!r}{hint}; allowed keys: {', '.join(allowed)}",
-                path=where,
-            )
-    for key, f in known.items():
-        if f.name not in kwargs and f.default is MISSING:
-            raise ConfigError(f"missing required key {key!r}", path=path)
-    try:
-        return cast("Callable[..., _T]", cls)(**kwargs)
-    except ConfigError as exc:
-        if not path:
-            raise
-        where = (
-            path
-            if not exc.path
-            else f"{path}{exc.path}"
-            if exc.path[0] == "["
-            else join(path, exc.path)
-        )
-        raise ConfigError(exc.reason, path=where) from None
-
-
-_MODEL_CHECKS: dict[type, tuple[tuple[str, Check, object], ...]] = {}
-
-
-def validate(config: DataclassInstance) -> None:
-    """Check every field of a config object as constructed, the ``__post_init__`` of the model.
-
-    Each field's check (``metadata[CHECK]``, or its ``model`` variant for durations) reads the
-    value held, in the native style: an object built in code meets the checks a mapping, a file
-    or the environment meets. A value the check normalizes (an int to a float, a mapping of
-    headers to pairs) is stored normalized. A field holding its default itself is not checked
-    (``None`` is the default of every optional key).
-
-    Raises:
-        ConfigError: A field holds a bad value; the path is the field's name.
-    """
-    cls = type(config)
-    checks = _MODEL_CHECKS.get(cls)
-    if checks is None:
-        checks = tuple(
-            (f.name, getattr(f.metadata[CHECK], "model", f.metadata[CHECK]), f.default)
-            for f in fields(config)
-            if CHECK in f.metadata
-        )
-        _MODEL_CHECKS[cls] = checks
-    for name, check, default in checks:
-        value = getattr(config, name)
-        if value is default:
-            continue
-        got = check(value, key_of(name, False), False)
-        if got is not value:
-            object.__setattr__(config, name, got)
-
-
-def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:
-    """Read a ``.toml`` or ``.json`` file: ``(file name, the config document, its key path)``.
-
-    A TOML file with a ``[tool]`` table (``pyproject.toml``) holds the configuration under
-    ``[tool.fluxstack.monitoring]``; otherwise it is the whole document.
-    """
-    try:
-        name = os.fspath(source)
-    except Exception as exc:  # a user's __fspath__
-        raise ConfigError(f"could not read the path {show(source)}: {type(exc).__name__}") from None
-    if not isinstance(name, str):
-        raise fail("", "a str path", name)
-    suffix = os.path.splitext(name)[1]
-    kind = suffix.lower()
-    if kind not in (".toml", ".json"):
-        raise ConfigError(f"config file {name!r}: expected a .toml or .json file, got {suffix!r}")
-    try:
-        with open(name, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"config file {name!r}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        if kind == ".toml":
-            import tomllib
-
-            document: object = tomllib.loads(data.decode())
-        else:
-            document = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # decoding errors are ValueErrors too
-        raise ConfigError(f"config file {name!r}: not valid {kind[1:].upper()}: {exc}") from None
-    if not (kind == ".toml" and isinstance(document, dict) and "tool" in document):
-        return name, document, ""
-    for key in PYPROJECT_TABLE:
-        if not isinstance(document, dict) or key not in document:
-            raise ConfigError(f"config file {name!r}: no [{'.'.join(PYPROJECT_TABLE)}] table")
-        document = document[key]
-    return name, document, ".".join(PYPROJECT_TABLE)
 
 
 # --- checks shared by the configuration modules -------------------------------------------------

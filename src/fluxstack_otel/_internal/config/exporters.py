@@ -15,7 +15,6 @@ from fluxstack_otel._internal.config.checks import (
     PATH_TEXT,
     Check,
     boolean,
-    build,
     choice,
     duration,
     endpoint_path,
@@ -28,12 +27,11 @@ from fluxstack_otel._internal.config.checks import (
     items,
     masked_repr,
     number,
-    option,
     optional_host_name,
     optional_text,
     text,
-    validate,
 )
+from fluxstack_otel._internal.config.fields import build, option, validate
 from fluxstack_otel.errors import ConfigError
 
 __all__ = [

@@ -5,35 +5,35 @@ the path of a ``.toml`` or ``.json`` file (a TOML file may hold the configuratio
 or under ``[tool.fluxstack.monitoring]``, as in ``pyproject.toml``). Every bad value raises
 ``ConfigError`` naming the key path, quoting the value received and saying what is allowed.
 
-Key styles. The native style is snake_case with durations in seconds. The FluxStack plugin's
-config object is accepted as-is: camelCase keys, and every interval and duration in
-milliseconds (``collectInterval``, ``retentionPeriod``, ``alertEvaluationInterval``, exporter
-``interval`` and ``timeout``, alert ``window``, ``for``, ``keepFiringFor`` and ``repeatInterval``,
-``thresholds.responseTime``); the model always holds seconds. The rule: a mapping is read in
-FluxStack style when any config key in it contains an uppercase letter, counting the keys at the
-top level, in ``thresholds`` and in every entry of ``exporters`` and ``alerts`` (header names and
-alert label keys are data, not config keys, and do not count). Keys spelled alike in both styles
-(``enabled``, ``endpoint``) fit either; a mapping holding a camelCase key and a key with an
-underscore is refused, since the two styles read durations in different units.
+Key styles and units. The native style is snake_case with bare durations in seconds; the
+FluxStack plugin's object is accepted as-is, camelCase with bare durations in milliseconds, and
+every duration also takes a unit string (``"30s"``). ``style`` holds the rule that tells the
+style, refuses the ambiguous cases and finds a configuration wrapped as the plugin keeps it;
+the model always holds seconds.
+
+Validated on construction. Every config class is a frozen, keyword-only dataclass whose
+``__post_init__`` runs its fields' checks (``fields.validate``) and the rules across its keys,
+so an object built in code meets the checks a mapping, a file or the environment meets.
 
 One table, one resolver. Each config dataclass declares its keys once, in its fields: a field's
 metadata holds the check that reads and validates it, and for ``MonitoringConfig`` also its
 documentation and unit. ``PARAMETERS`` exposes the top-level rows (name, keys, type, default,
-unit, doc, environment variable) to the generated reference and to a future environment source;
-``_config_parse.build`` is the one resolver that reads any of these dataclasses from a mapping,
-and ``_config_parse`` holds the generic checks it runs.
+unit, doc, environment variable) to the generated reference and the environment source;
+``fields.build`` is the one resolver that reads any of these dataclasses from a mapping, and
+``checks`` holds the checks it runs.
 
-Layout. This module holds the top level (``MonitoringConfig``, thresholds, auth, dashboard,
-multiprocess, endpoint server), the key-style rule and ``load_config``; the exporter entries live
-in ``_config_exporters`` and the alert rules and notifiers in ``_config_alerts``. Every model name
-is re-exported here, so ``fluxstack_otel._internal.config.model`` stays the one place to import the model from.
+Layout. This module holds the top level (``MonitoringConfig``, thresholds, dashboard,
+multiprocess, endpoint server) and ``load_config``; the ``auth`` section lives in ``auth``, the
+exporter entries in ``exporters``, the alert rules and notifiers in ``alerts``. Every model
+name is re-exported here, so ``fluxstack_otel._internal.config.model`` stays the one place to
+import the model from.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ from fluxstack_otel._internal.config.alerts import (
     parse_alerts,
     parse_notifiers,
 )
+from fluxstack_otel._internal.config.auth import AuthConfig, BasicAuthConfig, parse_auth
 from fluxstack_otel._internal.config.checks import (
     CHECK,
     DOC,
@@ -54,7 +55,6 @@ from fluxstack_otel._internal.config.checks import (
     UNIT,
     boolean,
     buckets,
-    build,
     choice,
     duration,
     entries,
@@ -63,15 +63,10 @@ from fluxstack_otel._internal.config.checks import (
     integer,
     is_duration_check,
     items,
-    join,
     key_of,
     number,
-    option,
     optional_text,
-    param,
-    read_document,
     text,
-    validate,
 )
 from fluxstack_otel._internal.config.exporters import (
     ConsoleExporterConfig,
@@ -82,6 +77,7 @@ from fluxstack_otel._internal.config.exporters import (
     PrometheusExporterConfig,
     parse_exporters,
 )
+from fluxstack_otel._internal.config.fields import build, option, param, read_document, validate
 from fluxstack_otel._internal.config.style import is_camel, unwrap
 from fluxstack_otel._internal.metrics.catalog import (
     DEFAULT_DURATION_BUCKETS,
@@ -192,118 +188,6 @@ class DashboardConfig:
         validate(self)
 
 
-def _secret(value: object, path: str, camel: bool) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value and "\r" not in value and "\n" not in value:
-        return str.__str__(value)
-    # A secret is never echoed, not even a wrong one: name its type only.
-    shown = (
-        "an empty string or one with a line break"
-        if isinstance(value, str)
-        else type(value).__name__
-    )
-    raise ConfigError(
-        f"expected a non-empty string without line breaks or null, got {shown}", path=path
-    )
-
-
-def _from_env(
-    value: str | None, variable: str | None, path: str, key: str, camel: bool
-) -> str | None:
-    """The secret itself, or the value of the environment variable ``variable`` names."""
-    if variable is None:
-        return value
-    name, env_name = key_of(key, camel), key_of(f"{key}_env", camel)
-    if value is not None:
-        raise ConfigError(f"{name!r} and {env_name!r} are both set; keep one", path=path)
-    found = os.environ.get(variable)
-    if not found or "\r" in found or "\n" in found:
-        raise ConfigError(
-            f"environment variable {variable!r} is unset, empty or holds a line break",
-            path=join(path, env_name),
-        )
-    return found
-
-
-def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
-    out = []
-    for i, item in enumerate(items(value, path)):
-        try:
-            if not isinstance(item, str):
-                raise ValueError(item)
-            import ipaddress
-
-            out.append(str(ipaddress.ip_network(str.__str__(item).strip(), strict=False)))
-        except ValueError:
-            allowed = "an IP network such as '10.0.0.0/8' or '::1'"
-            raise fail(f"{path}[{i}]", allowed, item) from None
-    return tuple(out)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BasicAuthConfig:
-    """HTTP basic credentials of the monitoring endpoints; ``repr`` masks the password."""
-
-    username: str = field(
-        metadata={CHECK: text("a non-empty string without ':'", lambda t: bool(t) and ":" not in t)}
-    )
-    """The user name (required)."""
-    password: str | None = option(None, _secret)
-    """The password; one of ``password`` and ``password_env`` is required."""
-    password_env: str | None = option(None, optional_text)
-    """The environment variable holding the password, read when the config is loaded."""
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def __repr__(self) -> str:
-        return (
-            f"BasicAuthConfig(username={self.username!r}, password='***',"
-            f" password_env={self.password_env!r})"
-        )
-
-
-def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
-    if value is None or isinstance(value, BasicAuthConfig):
-        return value
-    config = build(BasicAuthConfig, value, path, camel)
-    password = _from_env(config.password, config.password_env, path, "password", camel)
-    if password is None:
-        keys = f"{key_of('password', camel)!r} or {key_of('password_env', camel)!r}"
-        raise ConfigError(f"missing required key {keys}", path=path)
-    return replace(config, password=password)
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuthConfig:
-    """Who may read the monitoring endpoints (docs/security.md); ``repr`` masks the secrets."""
-
-    bearer_token: str | None = option(None, _secret)
-    """The token of an ``Authorization: Bearer`` header."""
-    bearer_token_env: str | None = option(None, optional_text)
-    """The environment variable holding the token, read when the config is loaded."""
-    basic: BasicAuthConfig | None = option(None, _basic)
-    """HTTP basic credentials; with a token as well, either one lets a request through."""
-    allow_networks: tuple[str, ...] = option((), _networks)
-    """Client networks allowed (``127.0.0.0/8``, ``10.0.0.0/8``, ``::1``); empty allows all."""
-
-    @property
-    def restricts(self) -> bool:
-        """True when the section sets a rule (without one the endpoints are open)."""
-        return self.bearer_token is not None or self.basic is not None or bool(self.allow_networks)
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-    def __repr__(self) -> str:
-        token = None if self.bearer_token is None else "***"
-        return (
-            f"AuthConfig(bearer_token={token!r}, bearer_token_env={self.bearer_token_env!r},"
-            f" basic={self.basic!r}, allow_networks={self.allow_networks!r})"
-        )
-
-
 @dataclass(frozen=True, kw_only=True)
 class EndpointServerConfig:
     """Where the monitoring endpoints are served: on the app, or on an address of their own."""
@@ -315,14 +199,6 @@ class EndpointServerConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-
-
-def _auth(value: object, path: str, camel: bool) -> AuthConfig:
-    if isinstance(value, AuthConfig):
-        return value
-    config = build(AuthConfig, value, path, camel)
-    token = _from_env(config.bearer_token, config.bearer_token_env, path, "bearer_token", camel)
-    return replace(config, bearer_token=token)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,7 +235,7 @@ class MonitoringConfig:
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")
     dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")
-    auth: AuthConfig = param(AuthConfig(), _auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
+    auth: AuthConfig = param(AuthConfig(), parse_auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
     endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")
     # fmt: on
 

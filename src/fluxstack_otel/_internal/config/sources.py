@@ -37,9 +37,9 @@ from fluxstack_otel._internal.config.checks import (
     CHECK,
     PYPROJECT_TABLE,
     integer,
-    read_document,
 )
 from fluxstack_otel._internal.config.env import ENV_PREFIX, ENV_VARS, UNSET, EnvVar
+from fluxstack_otel._internal.config.fields import read_document
 from fluxstack_otel._internal.config.model import (
     PARAMETERS,
     ConsoleExporterConfig,
