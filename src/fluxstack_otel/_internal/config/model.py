@@ -35,7 +35,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from fluxstack_otel._internal.config.alerts import (
     AGGREGATIONS,
@@ -243,8 +243,7 @@ class MonitoringConfig:
         validate(self)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Param:
+class Param(NamedTuple):
     """One top-level parameter, as the configuration reference and environment source see it."""
 
     name: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple, TypeAlias
 
 from fluxstack_otel._internal.config.alerts import AlertRule, rule_spec
@@ -68,8 +67,7 @@ class Ratio(NamedTuple):
 Expr: TypeAlias = Select | Ratio
 
 
-@dataclass(frozen=True, kw_only=True)
-class Rule:
+class Rule(NamedTuple):
     """One compiled alert rule: fires while ``expr * scale`` compares true with ``threshold``.
 
     Attributes:
@@ -92,13 +90,13 @@ class Rule:
 
     name: str
     expr: Expr
-    scale: float = 1.0
     operator: str
     threshold: float
     severity: str
     message: str
     subject: str
     window: float
+    scale: float = 1.0
     for_: float = 0.0
     keep_firing_for: float = 0.0
     repeat_interval: float = 3600.0
