@@ -159,7 +159,7 @@ class LogNotifierConfig:
         validate(self)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class WebhookNotifierConfig:
     """Alerts POSTed as JSON to ``url``, with retries."""
 
@@ -178,7 +178,7 @@ class WebhookNotifierConfig:
         return masked_repr(self)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class AlertmanagerNotifierConfig:
     """Alerts sent to a Prometheus Alertmanager's ``/api/v2/alerts``."""
 

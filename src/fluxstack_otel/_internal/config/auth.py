@@ -74,7 +74,7 @@ def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class BasicAuthConfig:
     """HTTP basic credentials of the monitoring endpoints; ``repr`` masks the password."""
 
@@ -108,7 +108,7 @@ def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
     return replace(config, password=password)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class AuthConfig:
     """Who may read the monitoring endpoints (docs/security.md); ``repr`` masks the secrets."""
 

@@ -101,7 +101,7 @@ class ConsoleExporterConfig(_ExporterBase):
     """``log`` writes through the ``fluxstack_otel`` logger, ``stdout`` prints."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class JsonExporterConfig(_ExporterBase):
     """The JSON document: served at ``endpoint``, POSTed to ``url``, written to ``file_path``."""
 
@@ -153,7 +153,7 @@ class FileExporterConfig(_ExporterBase):
     """Append one JSON line per interval instead of rewriting the file."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class OtlpExporterConfig(_ExporterBase):
     """OTLP push to a collector, over HTTP/protobuf or gRPC."""
 
