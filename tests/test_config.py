@@ -763,9 +763,15 @@ def test_parameter_table_matches_the_model() -> None:
 
 
 def test_config_classes_are_frozen_keyword_only_dataclasses() -> None:
-    """Every configuration class is a dataclass to tools, keyword-only, and cannot be changed."""
-    for cls in CONFIG_CLASSES:
+    """Every public configuration class is a frozen, keyword-only dataclass that cannot change."""
+    import fluxstack_otel.config as public
+
+    classes = [c for c in map(public.__dict__.get, public.__all__) if isinstance(c, type)]
+    assert len(classes) == 16  # all but load_config and the ExporterConfig, NotifierConfig unions
+    for cls in classes:
         assert dataclasses.is_dataclass(cls)
+        assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        assert all(f.kw_only for f in dataclasses.fields(cls))
         with pytest.raises(TypeError):
             cls(True)
     config = MonitoringConfig()

@@ -163,11 +163,12 @@ def number(
             or (le is not None and got > le)
         )
 
-    def allowed(camel: bool) -> str:
+    def allowed(camel: bool, strings: bool = True) -> str:
         if not duration:
             return f"a finite number {bounds}".rstrip() + offs
         unit = "milliseconds" if camel else "seconds"
-        return f"a finite number of {unit} {bounds}{offs} or a duration such as '30s' or '500ms'"
+        forms = " or a duration such as '30s' or '500ms'" if strings else ""
+        return f"a finite number of {unit} {bounds}{offs}{forms}"
 
     def seconds(got: float, value: object, path: str) -> float:
         if got > MAX_DURATION:
@@ -206,7 +207,7 @@ def number(
             return None
         got = as_number(value)
         if got is None or not within(got):
-            raise fail(path, allowed(False).split(" or a duration")[0], value)
+            raise fail(path, allowed(False, strings=False), value)
         return seconds(got, value, path)
 
     if duration:

@@ -11,8 +11,8 @@ durations in seconds) when one has an underscore. Config keys are the keys at ev
 (the top, its sections such as ``thresholds`` or ``auth``, the entries of ``exporters``,
 ``alerts`` and ``notifiers``); header names and alert label keys are data and do not count.
 Keys spelled alike in both styles (``enabled``, ``endpoint``, ``interval``, ``window``) fit
-either. Both kinds of key in one mapping is an error, and so is a bare number given to a
-duration key in a mapping whose style cannot be told (no key with an uppercase letter or an
+either. Both kinds of key in one mapping is an error, and so is a bare number above 0 given to
+a duration key in a mapping whose style cannot be told (no key with an uppercase letter or an
 underscore): ``{"exporters": [{"type": "console", "interval": 30}]}`` could mean 30 s or 30 ms.
 A unit string (``"30s"``, ``"500ms"``) reads the same in every style.
 """
@@ -94,7 +94,7 @@ def is_camel(raw: dict[str, Any], root: str, duration_keys: Collection[str]) -> 
 
     Raises:
         ConfigError: The mapping mixes the two styles, or its style cannot be told and a
-            duration is a bare number.
+            duration is a bare number above 0 (0 and negative numbers are left to the checks).
     """
     camel = snake = ""
     bare: list[tuple[str, Any]] = []
