@@ -1067,3 +1067,30 @@ def test_fuzz_only_config_error_escapes(source: Any) -> None:
         return
     assert isinstance(config, MonitoringConfig)
     hash(config)
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("0.0.0.0", True),
+        ("::", True),
+        ("::1", True),
+        ("localhost", True),
+        ("otel_collector", True),
+        ("metrics.internal.", True),
+        ("no such host!", False),
+        ("a" * 300, False),
+        ("-leading", False),
+        ("a..b", False),
+        ("", False),
+        ("ex\u00e4mple.com", False),
+    ],
+)
+def test_server_hosts_are_addresses_or_host_names(host: str, ok: bool) -> None:
+    """A standalone server's host is an IP address or a host name; junk is refused up front."""
+    source = {"endpoint_server": {"host": host, "port": 0}}
+    if ok:
+        assert load_config(source).endpoint_server.host == host
+    else:
+        with pytest.raises(ConfigError, match=r"^endpoint_server\.host: expected an IP address"):
+            load_config(source)

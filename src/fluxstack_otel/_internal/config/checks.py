@@ -332,12 +332,13 @@ def key_of(name: str, camel: bool) -> str:
 
 # --- checks shared by the configuration modules -------------------------------------------------
 
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 def is_host(text: str) -> bool:
     """An IP address or a host name as RFC 1123 spells one (labels of letters, digits and
-    ``-``, 253 characters at most): what a server can bind without a resolver's surprise."""
+    ``-``, 253 characters at most; ``_`` too, as container names use it): text a resolver can
+    be asked about, where junk would surface later as ``gaierror`` or ``UnicodeError``."""
     import ipaddress
 
     try:
@@ -349,9 +350,9 @@ def is_host(text: str) -> bool:
     return 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(p) for p in name.split("."))
 
 
-host_name = text("an IP address or a host name (letters, digits, '-' and '.')", is_host)
+host_name = text("an IP address or a host name (letters, digits, '-', '_' and '.')", is_host)
 optional_host_name = text(
-    "an IP address or a host name (letters, digits, '-' and '.')", is_host, null=True
+    "an IP address or a host name (letters, digits, '-', '_' and '.')", is_host, null=True
 )
 
 PATH_TEXT = "a path starting with '/'"
