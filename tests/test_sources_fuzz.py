@@ -144,6 +144,10 @@ def _assert_names_a_key(exc: ConfigError) -> None:
     assert str(exc).startswith(f"{exc.path}: ")
 
 
+def _assert_mentions(exc: ConfigError, text: str) -> None:
+    assert text in str(exc), str(exc)
+
+
 def _assert_safe(exc: ConfigError) -> None:
     assert SECRET not in str(exc), str(exc)
     assert exc.path, str(exc)
@@ -245,3 +249,30 @@ def test_a_file_path_with_a_deep_document_is_a_config_error(tmp_path: Path) -> N
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ConfigError, match=r"deep\.json"):
         load_config(path)
+
+
+_DOCUMENTS = st.one_of(
+    _JSONISH,
+    _DEEP,
+    st.text(max_size=60),
+    st.builds(lambda c: json.dumps({"monitoring": c}), _JSONISH.map(json.loads)),
+    st.sampled_from(["", "{", '{"collect_interval": 1e999}', '{"collectInterval": 5}']),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_DOCUMENTS, st.sampled_from([".json", ".toml"]))
+def test_a_junk_config_file_raises_only_a_config_error_naming_the_file(
+    text: str, suffix: str
+) -> None:
+    """Whatever a .json or .toml file holds, reading it gives a config or a ConfigError."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"monitoring{suffix}"
+        path.write_text(text)
+        with mock.patch.dict(os.environ, {"FLUXSTACK_CONFIG": str(path)}, clear=True):
+            try:
+                resolve(cwd=folder)
+            except ConfigError as exc:
+                _assert_mentions(exc, str(path))
