@@ -31,7 +31,7 @@ SLOW_RULE = {
     "severity": "critical",
     "name": "SlowRoute",
     "labels": {"route": "/slow"},
-    "window": 10,
+    "window": "10s",
 }
 
 

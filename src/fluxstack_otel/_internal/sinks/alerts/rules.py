@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from collections.abc import Mapping
 from typing import NamedTuple, TypeAlias
 
-from fluxstack_otel._internal.config.alerts import AGGREGATIONS, AlertRule, custom_metric_spec
-from fluxstack_otel._internal.config.checks import suggest
-from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.config.alerts import AlertRule, rule_spec
 from fluxstack_otel._internal.config.model import MonitoringConfig
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel.errors import ConfigError
 
 __all__ = [
     "QUANTILES",
@@ -42,7 +38,6 @@ Labels: TypeAlias = tuple[tuple[str, str], ...]
 QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 _OPERATOR_WORDS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
-_TEMPLATE_FIELDS = ("name", "value", "threshold", "operator", "severity", "subject", "labels")
 
 
 class Select(NamedTuple):
@@ -72,7 +67,7 @@ class Ratio(NamedTuple):
 Expr: TypeAlias = Select | Ratio
 
 
-class Rule(Frozen):
+class Rule(NamedTuple):
     """One compiled alert rule: fires while ``expr * scale`` compares true with ``threshold``.
 
     Attributes:
@@ -95,13 +90,13 @@ class Rule(Frozen):
 
     name: str
     expr: Expr
-    scale: float = 1.0
     operator: str
     threshold: float
     severity: str
     message: str
     subject: str
     window: float
+    scale: float = 1.0
     for_: float = 0.0
     keep_firing_for: float = 0.0
     repeat_interval: float = 3600.0
@@ -128,6 +123,9 @@ def threshold_window(config: MonitoringConfig) -> float:
 def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> tuple[Rule, ...]:
     """The rules a configuration asks for: its alerts, then its enabled thresholds.
 
+    Every ``AlertRule`` was checked against the catalogue when it was constructed (its metric,
+    kind, aggregation, labels and message template), so compiling cannot fail.
+
     Args:
         config: The validated configuration.
         cpu_count: CPUs that ``thresholds.cpu_usage`` divides by; None counts those this
@@ -135,12 +133,8 @@ def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> 
 
     Returns:
         The rules, configured alerts first, in configuration order.
-
-    Raises:
-        ConfigError: A rule names an unknown metric, label or aggregation (possible when a
-            ``MonitoringConfig`` is built in code), or its message template cannot be rendered.
     """
-    rules = [_user_rule(rule, f"alerts[{i}]") for i, rule in enumerate(config.alerts)]
+    rules = [_user_rule(rule) for rule in config.alerts]
     rules.extend(_threshold_rules(config, cpu_count or usable_cpus()))
     return tuple(rules)
 
@@ -152,47 +146,16 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _user_rule(rule: AlertRule, path: str) -> Rule:
-    scale = rule.scale
-    display = rule.metric
-    alias = cat.ALERT_ALIASES.get(rule.metric)
-    if alias is not None:  # an alias in a rule built in code
-        spec, scale = alias.target, scale * alias.scale
-    elif rule.metric in cat.METRICS_BY_NAME:
-        spec = cat.METRICS_BY_NAME[rule.metric]
-        display = next(
-            (n for n, a in cat.ALERT_ALIASES.items() if a.target == spec and a.scale == scale),
-            spec.name,
-        )
-    elif rule.kind is not None:  # a custom metric, created at run time
-        spec = custom_metric_spec(rule)
-    else:
-        names = [*cat.METRICS_BY_NAME, *cat.ALERT_ALIASES]
-        raise ConfigError(
-            f"unknown metric {rule.metric!r}{suggest(rule.metric, names)}; a custom metric needs "
-            "'kind'",
-            path=f"{path}.metric",
-        )
-    allowed = AGGREGATIONS[spec.kind]
-    aggregation = rule.aggregation or allowed[0]
-    if aggregation not in allowed:
-        raise ConfigError(
-            f"aggregation {aggregation!r} does not apply to the {spec.kind} {spec.name!r}"
-            f"{suggest(aggregation, list(allowed))}; allowed: {', '.join(allowed)}",
-            path=f"{path}.aggregation",
-        )
-    for key, _ in rule.labels:
-        if key not in spec.labels:
-            raise ConfigError(
-                f"unknown label {key!r} for {spec.name!r}{suggest(key, list(spec.labels))};"
-                f" allowed labels: {', '.join(spec.labels) or 'none'}",
-                path=f"{path}.labels.{key}",
-            )
+def _user_rule(rule: AlertRule) -> Rule:
+    spec, scale, aggregation = rule_spec(rule), rule.scale, rule.aggregation or "value"
+    display = next(
+        (n for n, a in cat.ALERT_ALIASES.items() if a.target == spec and a.scale == scale),
+        spec.name,
+    )
     subject = display if aggregation == "value" else f"{display} {aggregation}"
     over = "" if aggregation == "value" else f" over {rule.window:g}s"
     message = rule.message or f"{subject}{over} is {{value:.4g}} ({{operator}} {{threshold:g}})"
     name = rule.name or _derived_name(display, aggregation, rule.operator, rule.value)
-    _check_template(message, spec.labels, f"{path}.message")
     return Rule(
         name=name,
         expr=Select(spec, aggregation, tuple(sorted(rule.labels))),
@@ -315,45 +278,3 @@ def template_fields(rule: Rule, value: float, labels: Mapping[str, str]) -> dict
         labels=_Fields(labels),
     )
     return fields
-
-
-def _check_template(template: str, label_keys: tuple[str, ...], path: str) -> None:
-    allowed = (*_TEMPLATE_FIELDS, *label_keys)
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"not a valid template: {exc} (in {template!r})", path=path) from None
-    for _, field_name, _, _ in parsed:
-        if field_name is None:
-            continue
-        head = re.split(r"[.\[]", field_name, maxsplit=1)[0]
-        if head not in allowed:
-            raise ConfigError(
-                f"unknown field {{{field_name}}} in {template!r}{suggest(head, list(allowed))};"
-                f" allowed fields: {', '.join(allowed)}",
-                path=path,
-            )
-        if head == "labels" and field_name != "labels":
-            key = field_name.removeprefix("labels[").removesuffix("]")
-            if not field_name.startswith("labels[") or key not in label_keys:
-                raise ConfigError(
-                    f"{{{field_name}}} in {template!r} names no label of the metric;"
-                    f" labels: {', '.join(label_keys) or 'none'}",
-                    path=path,
-                )
-    sample = _Fields(dict.fromkeys(label_keys, "x"))
-    sample.update(
-        name="n",
-        value=1.5,
-        threshold=1.0,
-        operator=">",
-        severity="info",
-        subject="s",
-        labels=_Fields(sample),
-    )
-    try:
-        template.format_map(sample)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ConfigError(
-            f"cannot render {template!r}: {type(exc).__name__}: {exc}", path=path
-        ) from None
