@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -20,6 +21,18 @@ from hypothesis import strategies as st
 
 from fluxstack_otel import ConfigError, configure_monitoring, load_config
 from fluxstack_otel._internal.config.sources import ENV_VARS, resolve
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _in_a_scratch_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fuzzed file exporters write relative paths: into a scratch directory, not the checkout."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("fuzz-cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
 
 SECRET = "Sx9qTOPs3cr3tVALUE"  # planted in every secret position; must never be quoted
 
@@ -62,7 +75,7 @@ def _assert_names(exc: ConfigError, name: str) -> None:
 _VARIABLES = st.sampled_from(sorted({v.name for v in ENV_VARS}))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(_VARIABLES, _JUNK)
 def test_junk_in_any_variable_raises_only_a_config_error_naming_it(name: str, text: str) -> None:
     """Any text in any variable resolves, or raises ConfigError whose path is that variable."""
@@ -153,7 +166,9 @@ def _assert_safe(exc: ConfigError) -> None:
     assert exc.path, str(exc)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(_planted())
 def test_a_secret_in_a_wrong_shape_is_never_quoted(source: dict[str, Any]) -> None:
     """A mapping with a secret in a wrong shape is refused naming the key, the secret unquoted."""
@@ -183,7 +198,7 @@ _ENV_PLANTED = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(_ENV_PLANTED)
 def test_configure_monitoring_never_quotes_a_secret_from_the_environment(
     planted: tuple[str, str],
@@ -227,7 +242,9 @@ _CONFIGS = st.fixed_dictionaries(
 ).map(lambda c: {**_LIGHT, **c})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(_CONFIGS)
 def test_configure_monitoring_with_junk_raises_only_config_error(source: dict[str, Any]) -> None:
     """configure_monitoring builds a pipeline or raises ConfigError naming a key, nothing else."""
@@ -260,7 +277,7 @@ _DOCUMENTS = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(_DOCUMENTS, st.sampled_from([".json", ".toml"]))
 def test_a_junk_config_file_raises_only_a_config_error_naming_the_file(
     text: str, suffix: str
