@@ -109,7 +109,7 @@ def cgroup_cpu_quota(root: Path, proc_cgroup: Path) -> float | None:
         lines = proc_cgroup.read_text(encoding="ascii").splitlines()
     except OSError:
         return None
-    limits: list[float] = []
+    limits: list[float | None] = []
     for line in lines:
         ident, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")

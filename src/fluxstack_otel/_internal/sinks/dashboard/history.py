@@ -1,0 +1,295 @@
+"""The dashboard's history: a bounded ring of what happened in each interval, kept server-side.
+
+A page opened now draws the last minutes at once, and every rate, ratio and quantile it shows
+comes from two samples the server took, never from one document, so the first paint is already
+right and nothing unknown reads as zero.
+
+Every ``step`` seconds ``sample`` collects the stream (the host's under multiprocess, so one
+worker's page shows the whole host) and turns the difference from the previous collection into
+one *point*: the requests, errors, CPU seconds and histogram buckets added during the interval,
+plus the gauges as read (memory, loop lag, load, CPUs) and the active alerts. Differences are
+taken per series, as PromQL's ``increase`` does: a series new since the previous sample counts
+from zero, one that went down restarted (eviction, a worker's reset) and counts from zero too.
+The first sample is only a baseline; the page shows a dash until a second one exists.
+
+A point is stored as its compact JSON text, so the ring's memory is the length of that text
+(about 0.4 KB with a few routes; ``memory()`` says exactly) and serving it is a join. The
+busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparklines); the others
+are in the totals only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    NumberDataPoint,
+    Sum,
+)
+
+from fluxstack_otel._internal.metrics import catalog as cat
+
+__all__ = ["MAX_POINTS", "MAX_ROUTES", "History", "ring_shape"]
+
+MAX_POINTS = 720
+"""Points a ring holds at most, whatever ``dashboard.history`` asks: a long history is sampled
+more coarsely rather than kept in more memory."""
+MAX_ROUTES = 20
+"""Routes with an entry of their own in one point (the busiest of the interval)."""
+
+_COUNTERS = (cat.HTTP_REQUESTS, cat.HTTP_ERRORS, cat.PROCESS_CPU_USER)
+_HISTOGRAMS = (cat.HTTP_REQUEST_DURATION, cat.HTTP_RESPONSE_SIZE)
+_GAUGES: dict[str, Callable[[list[float]], float]] = {
+    # name -> how the series of several workers combine (multiprocess host view)
+    cat.PROCESS_RSS.name: sum,
+    cat.PROCESS_HEAP_USED.name: sum,
+    cat.EVENT_LOOP_LAG.name: max,
+    cat.SYSTEM_LOAD_1M.name: max,
+    cat.SYSTEM_CPU_CORES.name: max,
+    cat.SYSTEM_MEMORY_TOTAL.name: max,
+}
+_KEYS = {
+    cat.PROCESS_RSS.name: "rss",
+    cat.PROCESS_HEAP_USED.name: "heap",
+    cat.EVENT_LOOP_LAG.name: "lag",
+    cat.SYSTEM_LOAD_1M.name: "load",
+    cat.SYSTEM_CPU_CORES.name: "cores",
+    cat.SYSTEM_MEMORY_TOTAL.name: "mem",
+}
+_WANTED = frozenset([m.name for m in _COUNTERS] + [m.name for m in _HISTOGRAMS] + list(_GAUGES))
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class _Hist(NamedTuple):
+    total: int
+    sum: float
+    buckets: tuple[int, ...]  # per bucket, the +Inf one last (not cumulative)
+    bounds: tuple[float, ...]
+
+
+class _View(NamedTuple):
+    """One collection, reduced to what the points need."""
+
+    counters: dict[str, dict[Labels, float]]
+    histograms: dict[str, dict[Labels, _Hist]]
+    gauges: dict[str, list[float]]
+
+
+def ring_shape(history: float, collect_interval: float) -> tuple[int, float]:
+    """(points, step): how many points a ring of ``history`` seconds holds, and how far apart.
+
+    One point per ``collect_interval``, or fewer, further apart, when that would pass
+    ``MAX_POINTS``; ``(0, collect_interval)`` when ``history`` is 0 (no ring).
+    """
+    if history <= 0:
+        return 0, collect_interval
+    step = max(collect_interval, history / MAX_POINTS)
+    return max(1, min(MAX_POINTS, math.ceil(history / step - 1e-9))), step
+
+
+class History:
+    """The ring of points, filled by ``sample`` and read by ``encoded``.
+
+    Args:
+        collect: Returns the stream's cumulative data now.
+        alerts: Returns the active alerts (``[{"name", "state", "severity", ...}]``).
+        points: Points kept; the oldest goes when a new one comes.
+        step: Seconds between samples (written into the section for the page).
+        clock: Unix time, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        collect: Callable[[], MetricsData],
+        alerts: Callable[[], Iterable[Mapping[str, Any]]],
+        *,
+        points: int,
+        step: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._collect = collect
+        self._alerts = alerts
+        self._step = step
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ring: deque[tuple[float, str]] = deque(maxlen=max(1, points))
+        self._last: tuple[float, _View] | None = None
+        self._bounds: dict[str, tuple[float, ...]] = {}
+
+    def clear(self) -> None:
+        """Forget every point and the baseline (a forked child starts its own history)."""
+        with self._lock:
+            self._ring.clear()
+            self._last = None
+            self._bounds = {}
+
+    def sample(self) -> None:
+        """Collect now and append the interval since the previous sample as one point."""
+        now = self._clock()
+        view = _view(self._collect())
+        alerts = [
+            [str(a.get("name")), str(a.get("state")), str(a.get("severity"))]
+            for a in self._alerts()
+        ]
+        with self._lock:
+            last, self._last = self._last, (now, view)
+            if last is None or now <= last[0]:
+                return
+            point = self._point(now, now - last[0], last[1], view, alerts)
+            self._ring.append((now, json.dumps(point, separators=(",", ":"), allow_nan=False)))
+
+    def encoded(self, since: float | None = None) -> str:
+        """The history section as JSON text: the ring's shape and the points after ``since``."""
+        with self._lock:
+            points = [text for t, text in self._ring if since is None or t > since]
+            bounds = dict(self._bounds)
+            capacity = self._ring.maxlen
+        head = {
+            "step": self._step,
+            "capacity": capacity,
+            "duration_bounds": list(bounds.get(cat.HTTP_REQUEST_DURATION.name, ())),
+            "size_bounds": list(bounds.get(cat.HTTP_RESPONSE_SIZE.name, ())),
+        }
+        text = json.dumps(head, separators=(",", ":"))
+        return text[:-1] + ',"points":[' + ",".join(points) + "]}"
+
+    def memory(self) -> int:
+        """Bytes held by the points' texts (the ring's size, bar a few hundred bytes of deque)."""
+        with self._lock:
+            return sum(len(text) for _, text in self._ring)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ring)
+
+    def _point(
+        self, now: float, dt: float, before: _View, view: _View, alerts: list[list[str]]
+    ) -> dict[str, Any]:
+        requests = _increases(before.counters, view.counters, cat.HTTP_REQUESTS.name)
+        errors = _increases(before.counters, view.counters, cat.HTTP_ERRORS.name)
+        cpu = _increases(before.counters, view.counters, cat.PROCESS_CPU_USER.name)
+        routes: dict[str, list[float]] = {}
+        for labels, n in requests.items():
+            routes.setdefault(dict(labels).get(cat.LABEL_ROUTE, ""), [0, 0])[0] += n
+        for labels, n in errors.items():
+            routes.setdefault(dict(labels).get(cat.LABEL_ROUTE, ""), [0, 0])[1] += n
+        busiest = sorted(routes.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+        point: dict[str, Any] = {
+            "t": round(now, 3),
+            "dt": round(dt, 3),
+            "req": _total(requests),
+            "err": _total(errors),
+            "cpu": round(_total(cpu), 6) if view.counters.get(cat.PROCESS_CPU_USER.name) else None,
+            "routes": {r: [_num(a), _num(b)] for r, (a, b) in busiest[:MAX_ROUTES] if a or b},
+            "alerts": alerts,
+        }
+        for spec, key in ((cat.HTTP_REQUEST_DURATION, "dur"), (cat.HTTP_RESPONSE_SIZE, "size")):
+            point[key] = self._histogram(spec.name, before.histograms, view.histograms)
+        for name, combine in _GAUGES.items():
+            values = view.gauges.get(name)
+            point[_KEYS[name]] = _num(combine(values)) if values else None
+        return point
+
+    def _histogram(
+        self,
+        name: str,
+        before: dict[str, dict[Labels, _Hist]],
+        now: dict[str, dict[Labels, _Hist]],
+    ) -> dict[str, Any] | None:
+        series = now.get(name)
+        if not series:
+            return None
+        bounds = self._bounds.setdefault(name, next(iter(series.values())).bounds)
+        count, total, buckets = 0, 0.0, [0] * (len(bounds) + 1)
+        previous = before.get(name, {})
+        for labels, h in series.items():
+            if h.bounds != bounds:
+                continue  # a series with other bounds cannot be added bucket by bucket
+            old = previous.get(labels)
+            if old is not None and old.bounds == h.bounds and old.total <= h.total:
+                count += h.total - old.total
+                total += h.sum - old.sum
+                for i, (a, b) in enumerate(zip(h.buckets, old.buckets, strict=True)):
+                    buckets[i] += max(0, a - b)
+            else:  # new since the last sample, or restarted: all of it is new
+                count += h.total
+                total += h.sum
+                for i, a in enumerate(h.buckets):
+                    buckets[i] += a
+        return {"n": count, "s": _num(total), "b": buckets}
+
+
+def _view(data: MetricsData) -> _View:
+    counters: dict[str, dict[Labels, float]] = {}
+    histograms: dict[str, dict[Labels, _Hist]] = {}
+    gauges: dict[str, list[float]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name not in _WANTED:
+                    continue
+                d = metric.data
+                if isinstance(d, Histogram):
+                    into_h = histograms.setdefault(metric.name, {})
+                    for hp in d.data_points:
+                        if isinstance(hp, HistogramDataPoint):
+                            into_h[_labels(hp.attributes)] = _Hist(
+                                hp.count,
+                                float(hp.sum),
+                                tuple(hp.bucket_counts),
+                                tuple(float(b) for b in hp.explicit_bounds),
+                            )
+                elif isinstance(d, Sum) and d.is_monotonic:
+                    into_c = counters.setdefault(metric.name, {})
+                    for p in d.data_points:
+                        if isinstance(p, NumberDataPoint):
+                            key = _labels(p.attributes)
+                            into_c[key] = into_c.get(key, 0.0) + float(p.value)
+                elif isinstance(d, Gauge | Sum):
+                    values = gauges.setdefault(metric.name, [])
+                    values.extend(float(p.value) for p in d.data_points if _finite(p))
+    return _View(counters, histograms, gauges)
+
+
+def _increases(
+    before: dict[str, dict[Labels, float]], now: dict[str, dict[Labels, float]], name: str
+) -> dict[Labels, float]:
+    previous = before.get(name, {})
+    out: dict[Labels, float] = {}
+    for labels, value in now.get(name, {}).items():
+        old = previous.get(labels)
+        out[labels] = value if old is None or value < old else value - old
+    return out
+
+
+def _total(values: dict[Labels, float]) -> float | int:
+    return _num(sum(values.values()))
+
+
+def _labels(attributes: Any) -> Labels:
+    return tuple(sorted((str(k), str(v)) for k, v in (attributes or {}).items()))
+
+
+def _finite(p: object) -> bool:
+    value = getattr(p, "value", None)
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _num(value: float) -> float | int:
+    """A whole number as an int (``3`` rather than ``3.0`` in the JSON), anything else rounded."""
+    if not math.isfinite(value):
+        return 0
+    if float(value).is_integer():
+        return int(value)
+    return round(value, 6)
