@@ -14,8 +14,9 @@ The first sample is only a baseline; the page shows a dash until a second one ex
 
 A point is stored as its compact JSON text, so the ring's memory is the length of that text
 (about 0.4 KB with a few routes; ``memory()`` says exactly) and serving it is a join. The
-busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparklines); the others
-are in the totals only.
+busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparklines), as
+``[index, requests, errors]`` into the section's ``routes`` names; the others are in the totals
+only.
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ class History:
         self._ring: deque[tuple[float, str]] = deque(maxlen=max(1, points))
         self._last: tuple[float, _View] | None = None
         self._bounds: dict[str, tuple[float, ...]] = {}
+        # Route names are written once, in the section; a point refers to them by index. They
+        # are as many as the recorder's routes, which its cardinality cap bounds.
+        self._routes: dict[str, int] = {}
 
     def clear(self) -> None:
         """Forget every point and the baseline (a forked child starts its own history)."""
@@ -133,6 +137,7 @@ class History:
             self._ring.clear()
             self._last = None
             self._bounds = {}
+            self._routes = {}
 
     def sample(self) -> None:
         """Collect now and append the interval since the previous sample as one point."""
@@ -143,11 +148,15 @@ class History:
             for a in self._alerts()
         ]
         with self._lock:
-            last, self._last = self._last, (now, view)
-            if last is None or now <= last[0]:
+            last = self._last
+            if last is not None and round(now, 3) <= round(last[0], 3):
+                return  # within the same millisecond: nothing to tell apart yet
+            self._last = (now, view)
+            if last is None:
                 return
             point = self._point(now, now - last[0], last[1], view, alerts)
-            self._ring.append((now, json.dumps(point, separators=(",", ":"), allow_nan=False)))
+            text = json.dumps(point, separators=(",", ":"), allow_nan=False)
+            self._ring.append((point["t"], text))
 
     def encoded(self, since: float | None = None) -> str:
         """The history section as JSON text: the ring's shape and the points after ``since``."""
@@ -155,9 +164,11 @@ class History:
             points = [text for t, text in self._ring if since is None or t > since]
             bounds = dict(self._bounds)
             capacity = self._ring.maxlen
+            routes = sorted(self._routes, key=self._routes.__getitem__)
         head = {
             "step": self._step,
             "capacity": capacity,
+            "routes": routes,
             "duration_bounds": list(bounds.get(cat.HTTP_REQUEST_DURATION.name, ())),
             "size_bounds": list(bounds.get(cat.HTTP_RESPONSE_SIZE.name, ())),
         }
@@ -165,9 +176,16 @@ class History:
         return text[:-1] + ',"points":[' + ",".join(points) + "]}"
 
     def memory(self) -> int:
-        """Bytes held by the points' texts (the ring's size, bar a few hundred bytes of deque)."""
+        """Bytes held by the points' texts and the route names (the ring's size, bar the
+        deque's own few hundred bytes)."""
         with self._lock:
-            return sum(len(text) for _, text in self._ring)
+            return sum(len(text) for _, text in self._ring) + sum(map(len, self._routes))
+
+    def _route(self, name: str) -> int:
+        index = self._routes.get(name)
+        if index is None:
+            index = self._routes[name] = len(self._routes)
+        return index
 
     def __len__(self) -> int:
         with self._lock:
@@ -191,7 +209,9 @@ class History:
             "req": _total(requests),
             "err": _total(errors),
             "cpu": round(_total(cpu), 6) if view.counters.get(cat.PROCESS_CPU_USER.name) else None,
-            "routes": {r: [_num(a), _num(b)] for r, (a, b) in busiest[:MAX_ROUTES] if a or b},
+            "routes": [
+                [self._route(r), _num(a), _num(b)] for r, (a, b) in busiest[:MAX_ROUTES] if a or b
+            ],
             "alerts": alerts,
         }
         for spec, key in ((cat.HTTP_REQUEST_DURATION, "dur"), (cat.HTTP_RESPONSE_SIZE, "size")):

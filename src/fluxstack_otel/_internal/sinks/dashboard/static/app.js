@@ -375,7 +375,13 @@
   function merge(history) {
     state.history = history;
     const last = state.points.length ? state.points[state.points.length - 1].t : -Infinity;
-    for (const p of history.points) if (p.t > last) state.points.push(p);
+    const routeNames = history.routes || [];
+    for (const p of history.points) {
+      if (p.t <= last) continue;
+      // [index, requests, errors] into the section's route names -> {route: [requests, errors]}
+      p.routes = Object.fromEntries(p.routes.map(([i, req, err]) => [routeNames[i], [req, err]]));
+      state.points.push(p);
+    }
     if (state.points.length > history.capacity) state.points.splice(0, state.points.length - history.capacity);
   }
 
@@ -386,7 +392,7 @@
       const response = await fetch(url, { cache: "no-store", credentials: "same-origin" });
       if (!response.ok) throw new Error("HTTP " + response.status + " from " + source);
       const doc = await response.json();
-      const history = doc.history || { step: refresh, capacity: 0, duration_bounds: [], size_bounds: [], points: [] };
+      const history = doc.history || { step: refresh, capacity: 0, routes: [], duration_bounds: [], size_bounds: [], points: [] };
       merge(history);
       state.doc = doc;
       render();
