@@ -13,7 +13,7 @@ from zero, one that went down restarted (eviction, a worker's reset) and counts 
 The first sample is only a baseline; the page shows a dash until a second one exists.
 
 A point is stored as its compact JSON text, so the ring's memory is the length of that text
-(about 0.4 KB with a few routes; ``memory()`` says exactly) and serving it is a join. The
+(about 0.3 KB with a few routes; ``memory()`` says exactly) and serving it is a join. The
 busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparklines), as
 ``[index, requests, errors]`` into the section's ``routes`` names; the others are in the totals
 only.
