@@ -304,6 +304,16 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
                     "aggregation": "value",
                     "severity": "critical",
                 },
+                {  # fires while errors come in, and resolves a few seconds after
+                    "name": "FailingNow",
+                    "metric": HTTP_ERRORS.name,
+                    "operator": ">",
+                    "value": 0,
+                    "aggregation": "rate",
+                    "window": 1,
+                    "keep_firing_for": 3,
+                    "severity": "warning",
+                },
             ],
             "dashboard": {"enabled": True},
         }
@@ -366,6 +376,18 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
                 return points[-1]["req"] == 0 and legend.endswith("requests/s 0.00")
 
             assert wait_until(idle, timeout=10, message="a point without requests")
+            # The alert timeline: FailingNow was firing, then resolved.
+            bands = (
+                "JSON.stringify([...document.querySelectorAll('#chart-alerts rect')]"
+                ".map((r) => r.getAttribute('class')))"
+            )
+            assert wait_until(
+                lambda: (
+                    {"band-firing", "band-resolved"} <= set(json.loads(chromium.evaluate(bands)))
+                ),
+                timeout=20,
+                message="a firing band and a resolved tick in the alert timeline",
+            )
             assert chromium.console_errors == []
 
             # The policy is in force, and a breach would have been seen: an injected inline
