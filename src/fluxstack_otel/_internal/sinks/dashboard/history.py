@@ -12,8 +12,8 @@ taken per series, as PromQL's ``increase`` does: a series new since the previous
 from zero, one that went down restarted (eviction, a worker's reset) and counts from zero too.
 The first sample is only a baseline; the page shows a dash until a second one exists.
 
-A point is stored as its compact JSON text, so the ring's memory is the length of that text
-(about 0.3 KB with a few routes; ``memory()`` says exactly) and serving it is a join. The
+A point is stored as its compact JSON text, so the ring's memory is about the length of that text
+(0.3 KB with a few routes; ``memory()`` counts it) and serving it is a join. The
 busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparklines), as
 ``[index, requests, errors]`` into the section's ``routes`` names; the others are in the totals
 only.
@@ -21,10 +21,14 @@ only.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
+import sys
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
@@ -124,7 +128,10 @@ class History:
         self._step = step
         self._clock = clock
         self._lock = threading.Lock()
-        self._ring: deque[tuple[float, str]] = deque(maxlen=max(1, points))
+        # The points' texts, and their times apart in an array of doubles: 8 bytes a point
+        # rather than a float object and a tuple.
+        self._ring: deque[bytes] = deque(maxlen=max(1, points))
+        self._times: array[float] = array("d")
         self._last: tuple[float, _View] | None = None
         self._bounds: dict[str, tuple[float, ...]] = {}
         # Route names are written once, in the section; a point refers to them by index. They
@@ -135,6 +142,7 @@ class History:
         """Forget every point and the baseline (a forked child starts its own history)."""
         with self._lock:
             self._ring.clear()
+            del self._times[:]
             self._last = None
             self._bounds = {}
             self._routes = {}
@@ -149,19 +157,23 @@ class History:
         ]
         with self._lock:
             last = self._last
-            if last is not None and round(now, 3) <= round(last[0], 3):
-                return  # within the same millisecond: nothing to tell apart yet
+            if last is not None and round(now, 6) <= round(last[0], 6):
+                return  # the clock has not moved: nothing to tell apart yet
             self._last = (now, view)
             if last is None:
                 return
             point = self._point(now, now - last[0], last[1], view, alerts)
-            text = json.dumps(point, separators=(",", ":"), allow_nan=False)
-            self._ring.append((point["t"], text))
+            text = json.dumps(point, separators=(",", ":"), allow_nan=False).encode()
+            if len(self._times) == self._ring.maxlen:
+                del self._times[0]
+            self._ring.append(text)
+            self._times.append(point["t"])
 
     def encoded(self, since: float | None = None) -> str:
         """The history section as JSON text: the ring's shape and the points after ``since``."""
         with self._lock:
-            points = [text for t, text in self._ring if since is None or t > since]
+            start = 0 if since is None else bisect.bisect_right(self._times, since)
+            points = [text.decode() for text in itertools.islice(self._ring, start, None)]
             bounds = dict(self._bounds)
             capacity = self._ring.maxlen
             routes = sorted(self._routes, key=self._routes.__getitem__)
@@ -176,10 +188,14 @@ class History:
         return text[:-1] + ',"points":[' + ",".join(points) + "]}"
 
     def memory(self) -> int:
-        """Bytes held by the points' texts and the route names (the ring's size, bar the
-        deque's own few hundred bytes)."""
+        """Bytes the ring holds: its points (text, time and their tuple) and the route names.
+
+        Not counted: the previous collection's reduced view, kept for the next difference (one
+        collection's worth, whatever the ring's length).
+        """
         with self._lock:
-            return sum(len(text) for _, text in self._ring) + sum(map(len, self._routes))
+            points = sum(sys.getsizeof(text) for text in self._ring) + sys.getsizeof(self._times)
+            return points + sum(sys.getsizeof(name) + 100 for name in self._routes)
 
     def _route(self, name: str) -> int:
         index = self._routes.get(name)
@@ -204,7 +220,7 @@ class History:
             routes.setdefault(dict(labels).get(cat.LABEL_ROUTE, ""), [0, 0])[1] += n
         busiest = sorted(routes.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
         point: dict[str, Any] = {
-            "t": round(now, 3),
+            "t": round(now, 6),
             "dt": round(dt, 3),
             "req": _total(requests),
             "err": _total(errors),
