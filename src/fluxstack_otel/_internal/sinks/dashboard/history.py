@@ -256,13 +256,14 @@ class History:
             if old is not None and old.bounds == h.bounds and old.total <= h.total:
                 count += h.total - old.total
                 total += h.sum - old.sum
-                for i, (a, b) in enumerate(zip(h.buckets, old.buckets, strict=True)):
-                    buckets[i] += max(0, a - b)
+                buckets = [
+                    x + (a - b if a > b else 0)
+                    for x, a, b in zip(buckets, h.buckets, old.buckets, strict=True)
+                ]
             else:  # new since the last sample, or restarted: all of it is new
                 count += h.total
                 total += h.sum
-                for i, a in enumerate(h.buckets):
-                    buckets[i] += a
+                buckets = [x + a for x, a in zip(buckets, h.buckets, strict=True)]
         return {"n": count, "s": _num(total), "b": buckets}
 
 
