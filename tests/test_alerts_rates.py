@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Gauge,
     Metric,
     MetricsData,
     NumberDataPoint,
@@ -25,10 +26,23 @@ NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None
 
 
 def _cpu_collection(seconds: float, read_at: float) -> MetricsData:
-    """A collection whose CPU counter says it was read at ``read_at`` (Unix seconds)."""
+    """A collection whose CPU counter says it was read at ``read_at`` (Unix seconds), on 1 CPU."""
     point = NumberDataPoint(
         attributes={}, start_time_unix_nano=1, time_unix_nano=int(read_at * 1e9), value=seconds
     )
+    cores = Metric(
+        name=cat.SYSTEM_CPU_CORES.name,
+        description="",
+        unit="{cpu}",
+        data=Gauge(
+            data_points=[
+                NumberDataPoint(
+                    attributes={}, start_time_unix_nano=0, time_unix_nano=point.time_unix_nano,
+                    value=1.0,
+                )
+            ]
+        ),
+    )  # fmt: skip
     metric = Metric(
         name=CPU,
         description="",
@@ -40,7 +54,7 @@ def _cpu_collection(seconds: float, read_at: float) -> MetricsData:
         ),
     )
     scope = ScopeMetrics(
-        scope=InstrumentationScope(cat.SYSTEM_SCOPE), metrics=[metric], schema_url=""
+        scope=InstrumentationScope(cat.SYSTEM_SCOPE), metrics=[metric, cores], schema_url=""
     )
     return MetricsData(
         resource_metrics=[
@@ -54,8 +68,8 @@ def test_the_cpu_rate_uses_the_counter_readings_own_times() -> None:
     config = load_config(
         {"thresholds": {**NO_THRESHOLDS, "cpu_usage": 0.5}, "alert_evaluation_interval": 5}
     )
-    (cpu_rule,) = [r for r in compile_rules(config, cpu_count=1) if r.name == "HighCpuUsage"]
-    names = {CPU}
+    (cpu_rule,) = [r for r in compile_rules(config) if r.name == "HighCpuUsage"]
+    names = {m.name for m in cpu_rule.metrics}
     first = take_sample(1000.0, _cpu_collection(100.0, read_at=1000.5), names)
     # A slow collection: the counter was read 4.5 s after the clock reading of the sample.
     second = take_sample(1010.0, _cpu_collection(114.0, read_at=1014.5), names)

@@ -139,7 +139,8 @@ class Thresholds:
     memory_usage: float | None = option(0.8, number(gt=0, le=1, off=_threshold_off))
     """Share of memory in use, above 0 and up to 1, above which health degrades."""
     cpu_usage: float | None = option(0.8, number(gt=0, off=_threshold_off))
-    """CPU use (1.0 = one core busy) above which health degrades."""
+    """Share of the CPUs the process may use (``system_cpu_cores``) kept busy, above which health
+    degrades."""
     slow_request_log: bool = option(False, boolean)
     """Log a warning for every request slower than ``response_time``."""
 
@@ -183,6 +184,9 @@ class DashboardConfig:
         text(f"{PATH_TEXT}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
     )
     """The page's path; its script, stylesheet and data (``data.json``) are served under it."""
+    history: float = option(900.0, number(ge=0, le=604800, duration=True))
+    """Seconds of history the page draws from the moment it opens (0 keeps none); at most 720
+    samples, one per ``collect_interval`` or coarser for a long history."""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -234,7 +238,7 @@ class MonitoringConfig:
     notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), parse_notifiers, "Where alert notifications go: the log, a webhook, an Alertmanager.")
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")
-    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")
+    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled``, ``path`` and ``history``.")
     auth: AuthConfig = param(AuthConfig(), parse_auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
     endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")
     # fmt: on

@@ -200,7 +200,6 @@ def build_processor(
     collect: Callable[[Collection[str]], MetricsData],
     *,
     clock: Callable[[], float] = time.time,
-    cpu_count: int | None = None,
 ) -> AlertProcessor:
     """The processor a configuration asks for: its rules, its notifiers, its interval.
 
@@ -208,7 +207,7 @@ def build_processor(
         ConfigError: A rule cannot be compiled (see ``compile_rules``).
     """
     return AlertProcessor(
-        compile_rules(config, cpu_count=cpu_count),
+        compile_rules(config),
         collect,
         interval=config.alert_evaluation_interval,
         notifiers=build_notifiers(config.notifiers, service=config.service_name),

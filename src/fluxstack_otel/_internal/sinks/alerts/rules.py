@@ -9,7 +9,6 @@ PromQL export each handle every rule the same way and cannot drift apart.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import NamedTuple, TypeAlias
@@ -29,7 +28,6 @@ __all__ = [
     "render_message",
     "template_fields",
     "threshold_window",
-    "usable_cpus",
 ]
 
 Labels: TypeAlias = tuple[tuple[str, str], ...]
@@ -74,7 +72,7 @@ class Rule(NamedTuple):
         name: The alert name.
         expr: What is evaluated.
         scale: Multiplies the expression's result (1000 for milliseconds of a metric in seconds,
-            ``1 / cpu count`` for CPU usage).
+            for a FluxStack milliseconds alias).
         operator: One of ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``.
         threshold: The value compared with.
         severity: ``info``, ``warning``, ``error`` or ``critical``.
@@ -120,7 +118,7 @@ def threshold_window(config: MonitoringConfig) -> float:
     return max(60.0, 2 * config.alert_evaluation_interval)
 
 
-def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> tuple[Rule, ...]:
+def compile_rules(config: MonitoringConfig) -> tuple[Rule, ...]:
     """The rules a configuration asks for: its alerts, then its enabled thresholds.
 
     Every ``AlertRule`` was checked against the catalogue when it was constructed (its metric,
@@ -128,22 +126,13 @@ def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> 
 
     Args:
         config: The validated configuration.
-        cpu_count: CPUs that ``thresholds.cpu_usage`` divides by; None counts those this
-            process may run on.
 
     Returns:
         The rules, configured alerts first, in configuration order.
     """
     rules = [_user_rule(rule) for rule in config.alerts]
-    rules.extend(_threshold_rules(config, cpu_count or usable_cpus()))
+    rules.extend(_threshold_rules(config))
     return tuple(rules)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _user_rule(rule: AlertRule) -> Rule:
@@ -177,7 +166,7 @@ def _derived_name(metric: str, aggregation: str, operator: str, value: float) ->
     return re.sub(r"[^a-zA-Z0-9_]", "_", raw)
 
 
-def _threshold_rules(config: MonitoringConfig, cpus: int) -> list[Rule]:
+def _threshold_rules(config: MonitoringConfig) -> list[Rule]:
     t = config.thresholds
     window = threshold_window(config)
     rules: list[Rule] = []
@@ -232,13 +221,17 @@ def _threshold_rules(config: MonitoringConfig, cpus: int) -> list[Rule]:
             "memory usage is {value:.1%} of system memory (threshold {threshold:.1%})",
         )
     if t.cpu_usage is not None:
+        # Over the CPU count the app's host reports (system_cpu_cores), not a number fixed
+        # here: the same rule, exported as PromQL, stays true on every host it runs on.
         add(
             "HighCpuUsage",
-            Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
+            Ratio(
+                Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
+                Select(cat.SYSTEM_CPU_CORES, "value", by_series=False),
+            ),
             t.cpu_usage,
             "warning",
-            f"CPU usage is {{value:.1%}} of {cpus} CPUs (threshold {{threshold:.1%}})",
-            scale=1.0 / cpus,
+            "CPU usage is {value:.1%} of the available CPUs (threshold {threshold:.1%})",
         )
     return rules
 
