@@ -24,6 +24,7 @@ CONFIG_NAMES = [
     "MonitoringConfig",
     "MultiprocessConfig",
     "NotifierConfig",
+    "OtelExporterConfig",
     "OtlpExporterConfig",
     "PrometheusExporterConfig",
     "Thresholds",

@@ -65,6 +65,7 @@ SECRET_KEYS = frozenset(
         "auth",
         "basic",
         "headers",
+        "options",
         "password",
         "bearer_token",
         "bearertoken",
