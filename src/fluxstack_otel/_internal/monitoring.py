@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
-    from fluxstack_otel._internal.sinks.prometheus.server import PrometheusServer
+    from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
 
 __all__ = ["ConfigSource", "Monitoring", "configure_monitoring"]
 
@@ -220,7 +220,7 @@ class Monitoring(CustomMetrics):
         return self._provider.get_meter("fluxstack_otel.custom")
 
     @property
-    def prometheus_servers(self) -> tuple[PrometheusServer, ...]:
+    def prometheus_servers(self) -> tuple[EndpointServer, ...]:
         """The standalone Prometheus servers started for exporters with a ``port``."""
         return tuple(
             s.server for s in self._sinks if isinstance(s, PrometheusSink) and s.server is not None

@@ -318,6 +318,8 @@ class PeriodicWorker:
         deadline = self._clock() + timeout
         self._abort.set()
         previous = self._running
+        if previous is threading.current_thread():
+            previous = None  # a job stopping itself from its own run
         if previous is not None:
             previous.join(clamp_wait(deadline - self._clock()))
             if previous.is_alive():

@@ -26,11 +26,12 @@ from __future__ import annotations
 import html
 import json
 import posixpath
-from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed
 from fluxstack_otel._internal.sinks.json_endpoint import JsonEndpoint
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CONTENT_SECURITY_POLICY", "DashboardSink"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -140,15 +138,8 @@ class _Static:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
-        if method not in ("GET", "HEAD"):
-            body = b"Method Not Allowed"
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"allow", b"GET, HEAD"),
-            ]
-            await send({"type": "http.response.start", "status": 405, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+        if method not in ALLOWED_METHODS:
+            await method_not_allowed(send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else self._body})
