@@ -61,7 +61,9 @@ def test_a_failing_notifier_url_with_userinfo_logs_no_password(
     port = closed_port()
     url = f"http://alice:{PASSWORD}@127.0.0.1:{port}/hook"
     notifier = (
-        WebhookNotifier(WebhookNotifierConfig(url=url, timeout=0.2), service="s", first_backoff=0.01)
+        WebhookNotifier(
+            WebhookNotifierConfig(url=url, timeout=0.2), service="s", first_backoff=0.01
+        )
         if kind == "webhook"
         else AlertmanagerNotifier(AlertmanagerNotifierConfig(url=url, timeout=0.2), service="s")
     )
