@@ -13,18 +13,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
+from opentelemetry.sdk.metrics import export as otel
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
@@ -33,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from fluxstack_otel._internal.sinks.prometheus.exposition import RenderOptions, render
 from servers import promtool_check_metrics, requires_promtool
 
-CUM = AggregationTemporality.CUMULATIVE
+CUM = otel.AggregationTemporality.CUMULATIVE
 
 # Keys chosen to collide with each other and with the exposition's own labels.
 _TRICKY_KEYS = ["a.b", "a_b", "a-b", "a/b", "le", "_le", "quantile", "__name__", "otel_scope_name",
@@ -50,20 +39,20 @@ values = st.one_of(
 attribute_sets = st.dictionaries(keys, values, max_size=6)
 
 
-def collection(attrs: dict[str, Any], resource_attrs: dict[str, Any]) -> MetricsData:
-    number = NumberDataPoint(attrs, 0, 1, 3)
-    histogram = HistogramDataPoint(attrs, 0, 1, 3, 6.0, [1, 1, 1], [1.0, 5.0], None, None)
+def collection(attrs: dict[str, Any], resource_attrs: dict[str, Any]) -> otel.MetricsData:
+    number = otel.NumberDataPoint(attrs, 0, 1, 3)
+    histogram = otel.HistogramDataPoint(attrs, 0, 1, 3, 6.0, [1, 1, 1], [1.0, 5.0], None, None)
     metrics = [
-        Metric("custom_requests", "c", "1", Sum([number], CUM, True)),
-        Metric("custom_level", "g", "1", Gauge([number])),
-        Metric("custom_latency", "h", "s", Histogram([histogram], CUM)),
+        otel.Metric("custom_requests", "c", "1", otel.Sum([number], CUM, True)),
+        otel.Metric("custom_level", "g", "1", otel.Gauge([number])),
+        otel.Metric("custom_latency", "h", "s", otel.Histogram([histogram], CUM)),
     ]
-    scope = ScopeMetrics(InstrumentationScope("fluxstack_otel.custom", "1.0"), metrics, "")
+    scope = otel.ScopeMetrics(InstrumentationScope("fluxstack_otel.custom", "1.0"), metrics, "")
     resource = Resource({"service.name": "svc", **resource_attrs})
-    return MetricsData([ResourceMetrics(resource, [scope], "")])
+    return otel.MetricsData([otel.ResourceMetrics(resource, [scope], "")])
 
 
-def render_all(data: MetricsData, options: RenderOptions) -> tuple[str, str]:
+def render_all(data: otel.MetricsData, options: RenderOptions) -> tuple[str, str]:
     text = render(data, openmetrics=False, options=options).decode()
     om = render(data, openmetrics=True, options=options).decode()
     return text, om

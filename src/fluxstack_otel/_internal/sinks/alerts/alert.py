@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
 
 from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.metrics.points import rfc3339
 
 __all__ = ["Alert", "AlertState", "rfc3339"]
 
@@ -66,9 +66,3 @@ class Alert(Frozen):
             "started_at": None if self.started_at is None else rfc3339(self.started_at),
             "ended_at": None if self.ended_at is None else rfc3339(self.ended_at),
         }
-
-
-def rfc3339(unix_seconds: float) -> str:
-    """``2024-01-02T03:04:05.678Z`` for a Unix time."""
-    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

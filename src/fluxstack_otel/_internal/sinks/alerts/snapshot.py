@@ -12,6 +12,7 @@ from typing import NamedTuple, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
+from fluxstack_otel._internal.metrics.points import metrics_of
 from fluxstack_otel._internal.sinks.alerts.rules import Labels
 
 __all__ = ["HistogramPoint", "NumberPoint", "Point", "Sample", "Snapshot", "take_snapshot"]
@@ -53,29 +54,23 @@ class Sample(NamedTuple):
 def take_snapshot(data: MetricsData, names: Collection[str]) -> dict[str, dict[Labels, Point]]:
     """Copy the points of the metrics named in ``names`` out of one collection."""
     out: dict[str, dict[Labels, Point]] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name not in names:
-                    continue
-                series = out.setdefault(metric.name, {})
-                payload = metric.data
-                if isinstance(payload, Histogram):
-                    for hp in payload.data_points:
-                        series[_labels(hp.attributes)] = HistogramPoint(
-                            tuple(hp.bucket_counts),
-                            tuple(hp.explicit_bounds),
-                            hp.sum,
-                            hp.start_time_unix_nano,
-                        )
-                elif isinstance(payload, Sum):
-                    for p in payload.data_points:
-                        series[_labels(p.attributes)] = NumberPoint(
-                            float(p.value), p.start_time_unix_nano
-                        )
-                elif isinstance(payload, Gauge):
-                    for p in payload.data_points:
-                        series[_labels(p.attributes)] = NumberPoint(float(p.value))
+    for _, _, metric in metrics_of(data):
+        if metric.name not in names:
+            continue
+        series = out.setdefault(metric.name, {})
+        payload = metric.data
+        if isinstance(payload, Histogram):
+            for hp in payload.data_points:
+                series[_labels(hp.attributes)] = HistogramPoint(
+                    tuple(hp.bucket_counts), tuple(hp.explicit_bounds), hp.sum,
+                    hp.start_time_unix_nano,
+                )  # fmt: skip
+        elif isinstance(payload, Sum):
+            for p in payload.data_points:
+                series[_labels(p.attributes)] = NumberPoint(float(p.value), p.start_time_unix_nano)
+        elif isinstance(payload, Gauge):
+            for p in payload.data_points:
+                series[_labels(p.attributes)] = NumberPoint(float(p.value))
     return out
 
 
