@@ -47,6 +47,12 @@ def test_times_are_rfc3339_in_utc_with_milliseconds() -> None:
     assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
 
 
+def test_times_out_of_range_are_clamped_not_raised() -> None:
+    """A deadline a huge interval away, a negative or a NaN time still gives RFC 3339 text."""
+    assert rfc3339(1e300) == rfc3339(math.inf) == "9999-12-31T23:59:59.000Z"
+    assert rfc3339(-5.0) == rfc3339(math.nan) == "1970-01-01T00:00:00.000Z"
+
+
 def test_metrics_of_walks_every_metric_with_its_resource_and_scope() -> None:
     """Every metric of every scope of every resource, in order, with where it comes from."""
     gauge = otel.Gauge([])

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -182,3 +183,30 @@ def test_run_soon_brings_the_next_run_forward() -> None:
     worker.run_soon()
     wait_for(lambda: len(runs) == 1)
     worker.stop(2.0)
+
+
+@pytest.mark.parametrize("seconds", [1e9, 1e18, 1e300])
+def test_huge_configured_durations_neither_crash_nor_kill_a_background_job(
+    seconds: float, tmp_path: Any
+) -> None:
+    """Every interval of the configuration at 1e9..1e300 s: configure, run at start, shut down."""
+    from fluxstack_otel import configure_monitoring
+
+    monitoring = configure_monitoring(
+        {
+            "set_global": False,
+            "collect_interval": seconds,
+            "alert_evaluation_interval": seconds,
+            "retention_period": seconds,
+            "thresholds": {"error_rate": 0.5},
+            "multiprocess": {"enabled": True, "directory": str(tmp_path)},
+            "exporters": [{"type": "console", "interval": seconds, "stream": "log"}],
+        }
+    )
+    try:
+        wait_for(lambda: any(tmp_path.glob("worker-*.json")))  # the publisher ran at start
+        wait_for(lambda: monitoring._alerts._worker.runs >= 1)  # the first evaluation too
+    finally:
+        started = time.monotonic()
+        monitoring.shutdown(2.0)
+    assert time.monotonic() - started < 3.0

@@ -82,8 +82,17 @@ def json_number(value: float) -> float | str:
     return prometheus_number(value)
 
 
+_LAST_SECOND = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last time RFC 3339 can write
+
+
 def rfc3339(unix_seconds: float) -> str:
-    """``2025-01-02T03:04:05.678Z`` for a Unix time in seconds (UTC, milliseconds)."""
+    """``2025-01-02T03:04:05.678Z`` for a Unix time in seconds (UTC, milliseconds).
+
+    A time outside what RFC 3339 can write (a deadline a huge interval away, NaN) is clamped to
+    1970-01-01 or 9999-12-31 rather than raising.
+    """
+    if not 0.0 <= unix_seconds <= _LAST_SECOND:
+        unix_seconds = _LAST_SECOND if unix_seconds > 0 else 0.0
     moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
