@@ -40,6 +40,7 @@ log of ``failures.py``: an interval job belongs to no single monitoring instance
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -173,7 +174,8 @@ class Scheduler:
                     pass
                 return
             except BaseException:  # even SystemExit: the scheduler never dies of a job's doing
-                report_failure("the periodic scheduler (resumed)")
+                with contextlib.suppress(BaseException):  # nor of a log handler that raises
+                    report_failure("the periodic scheduler (resumed)")
 
     def _scan(self, me: threading.Thread) -> bool:
         """Dispatch the jobs that are due, then wait for the next; False when none is left."""

@@ -150,8 +150,9 @@ class PrometheusSink:
             self._guard = Guard.from_config(context.config.auth)
         self._host_wide = context.config.multiprocess.enabled
         self._retry_interval = context.config.collect_interval
-        index = next(i for i, e in enumerate(context.config.exporters) if e is exporter)
-        self._key = f"exporters[{index}]"
+        # The key a bind error names; an entry built apart from a configuration has no index.
+        index = next((i for i, e in enumerate(context.config.exporters) if e is exporter), None)
+        self._key = "exporters" if index is None else f"exporters[{index}]"
 
     @property
     def server(self) -> EndpointServer | None:
