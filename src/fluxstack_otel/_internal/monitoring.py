@@ -35,9 +35,10 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import TracerProvider
 
+from fluxstack_otel._internal.asgi_types import ASGIApp
 from fluxstack_otel._internal.config.model import MonitoringConfig, PrometheusExporterConfig
 from fluxstack_otel._internal.config.sources import resolve
-from fluxstack_otel._internal.http.middleware import ASGIApp, MonitoringMiddleware
+from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import global_provider as _global
 from fluxstack_otel._internal.metrics.catalog import PROFILES, SYSTEM_SCOPE
