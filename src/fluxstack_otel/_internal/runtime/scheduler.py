@@ -56,6 +56,7 @@ MAX_INTERVAL = 1e9
 
 _MAX_WAIT = 3600.0  # seconds one Event.wait may block; the scheduler re-checks after it
 _MIN_INTERVAL = 1e-3  # seconds; a shorter interval would make the scheduler spin
+_RESUME_PAUSE = 0.05  # seconds the scheduler rests after a fault in its own loop
 
 
 def clamp_wait(seconds: float) -> float:
@@ -176,6 +177,7 @@ class Scheduler:
             except BaseException:  # even SystemExit: the scheduler never dies of a job's doing
                 with contextlib.suppress(BaseException):  # nor of a log handler that raises
                     report_failure("the periodic scheduler (resumed)")
+                    time.sleep(_RESUME_PAUSE)  # a fault that repeats must not spin a core
 
     def _scan(self, me: threading.Thread) -> bool:
         """Dispatch the jobs that are due, then wait for the next; False when none is left."""
@@ -195,6 +197,8 @@ class Scheduler:
         return True
 
     def _after_fork_in_child(self) -> None:
+        global _default_lock
+        _default_lock = threading.Lock()  # it may have been held by a thread the fork dropped
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
@@ -210,6 +214,8 @@ _default_lock = threading.Lock()
 def default_scheduler() -> Scheduler:
     """The process's scheduler, made at first use."""
     global _default
+    if _default is not None:
+        return _default
     with _default_lock:
         if _default is None:
             _default = Scheduler()
