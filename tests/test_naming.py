@@ -256,8 +256,16 @@ def test_semconv_names_units_and_attributes() -> None:
     assert [dict(p.attributes) for p in cpu.data.data_points] == [{"cpu.mode": "user"}]  # type: ignore[union-attr]
     assert metrics["system.memory.limit"].unit == "By"
     # Prometheus: dotted names with their unit suffix, attributes with underscores.
+    # As OpenTelemetry's own Prometheus exporter does under semconv: scope labels and target_info.
+    assert 'otel_scope_name="fluxstack_otel.http"' in text
+    assert "target_info{" in text
     got = {
-        (s.name, frozenset(s.labels.items())): s.value for f in parse_text(text) for s in f.samples
+        (
+            s.name,
+            frozenset((k, v) for k, v in s.labels.items() if not k.startswith("otel_scope")),
+        ): s.value
+        for f in parse_text(text)
+        for s in f.samples
     }
     route = {("http_request_method", "GET"), ("http_route", "/items/{item_id}")}
     assert got[("http_server_request_count_total", frozenset(route))] == 3
