@@ -35,12 +35,15 @@ from opentelemetry.sdk.resources import (
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import TracerProvider
 
+from fluxstack_otel._internal.config.endpoints import endpoint_paths
 from fluxstack_otel._internal.config.model import MonitoringConfig, PrometheusExporterConfig
 from fluxstack_otel._internal.config.sources import resolve
 from fluxstack_otel._internal.http.middleware import ASGIApp, MonitoringMiddleware
+from fluxstack_otel._internal.http.paths import Exclusions
+from fluxstack_otel._internal.http.projection import Presentation
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import global_provider as _global
-from fluxstack_otel._internal.metrics.catalog import PROFILES, SYSTEM_SCOPE
+from fluxstack_otel._internal.metrics.catalog import PROFILES, SYSTEM_SCOPE, UNMATCHED_ROUTE
 from fluxstack_otel._internal.metrics.custom import CustomMetrics, cardinality_limits
 from fluxstack_otel._internal.metrics.naming import PresentedStream, present
 from fluxstack_otel._internal.metrics.stream import MetricStream
@@ -66,6 +69,8 @@ from fluxstack_otel.errors import ConfigError
 if TYPE_CHECKING:
     import asyncio
 
+    from fluxstack_otel._internal.http.inflight import InFlight
+    from fluxstack_otel._internal.http.labels import LabelReader
     from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
     from fluxstack_otel._internal.sinks.prometheus.server import PrometheusServer
 
@@ -80,9 +85,14 @@ class _Wiring(NamedTuple):
     """What the middleware needs, precomputed once so the request path only reads attributes."""
 
     endpoints: Mapping[str, Endpoint] = MappingProxyType({})
+    endpoint_keys: Mapping[str, str] = MappingProxyType({})
+    """Path -> the configuration key of the endpoint served there, on the app."""
     recorder: HttpRecorder | None = None
-    excluded_exact: frozenset[str] = frozenset()
-    excluded_prefixes: tuple[str, ...] = ()
+    exclusions: Exclusions = Exclusions(None, frozenset())
+    excluded_routes: frozenset[str] = frozenset()
+    record_unmatched: bool = True
+    labels: LabelReader | None = None
+    in_flight: InFlight | None = None
     error_status: int = 500
     loop_probe: LoopLagProbe | None = None
     slow_request_threshold: float | None = None
@@ -312,6 +322,7 @@ class Monitoring(CustomMetrics):
 
     def _build_wiring(self) -> _Wiring:
         config = self.config
+        endpoint_keys = endpoint_paths(config)  # two endpoints on one path: ConfigError
         endpoints: dict[str, Endpoint] = {}
         for sink in self._sinks:
             endpoints.update(sink.endpoints())
@@ -328,14 +339,41 @@ class Monitoring(CustomMetrics):
             server = EndpointServer(endpoints, host=config.endpoint_server.host,
                                     port=config.endpoint_server.port, guard=guard)  # fmt: skip
             self._sinks.append(server)  # started and stopped with the other sinks
-            endpoints = {}
-        exact = frozenset(p for p in config.excluded_paths if not p.endswith("*"))
-        prefixes = tuple(p[:-1] for p in config.excluded_paths if p.endswith("*"))
+            endpoints, endpoint_keys = {}, {}
+        exclusions = Exclusions.compile(config.excluded_paths)
+        in_flight = labels = None
+        if self._recorder is not None:
+            if config.labels:
+                from fluxstack_otel._internal.http.labels import LabelReader
+
+                labels = LabelReader(config.labels)
+            if config.in_progress:
+                from fluxstack_otel._internal.http.inflight import InFlight
+
+                def keep(route: str) -> bool:
+                    if route == UNMATCHED_ROUTE:
+                        return config.record_unmatched
+                    return route not in exclusions.routes
+
+                in_flight = InFlight(config.max_series_per_metric, keep)
+            self._recorder.present_with(
+                Presentation(
+                    label_names=labels.names if labels is not None else (),
+                    constant=config.constant_labels,
+                    group_status=config.group_status_codes,
+                    zero_errors=config.zero_error_series,
+                ),
+                in_flight.counts if in_flight is not None else None,
+            )
         return _Wiring(
             endpoints=endpoints,
+            endpoint_keys=MappingProxyType(endpoint_keys),
             recorder=self._recorder,
-            excluded_exact=exact,
-            excluded_prefixes=prefixes,
+            exclusions=exclusions,
+            excluded_routes=exclusions.routes,
+            record_unmatched=config.record_unmatched,
+            labels=labels,
+            in_flight=in_flight,
             error_status=config.error_status_threshold,
             loop_probe=self._probe,
             slow_request_threshold=(
