@@ -46,15 +46,13 @@ class InFlight:
         root_path: str,
         mounted: Mounted | None,
         own_routes: Sequence[Any] | None,
-    ) -> int:
-        """Count a request from now on; returns the token ``exit`` takes."""
-        token = id(scope)
-        self._requests[token] = (scope, root_path, mounted, own_routes)
-        return token
+    ) -> None:
+        """Count the request of ``scope`` from now on."""
+        self._requests[id(scope)] = (scope, root_path, mounted, own_routes)
 
-    def exit(self, token: int) -> None:
-        """Stop counting the request of ``token``."""
-        self._requests.pop(token, None)
+    def exit(self, scope: MutableMapping[str, Any]) -> None:
+        """Stop counting the request of ``scope``."""
+        self._requests.pop(id(scope), None)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Requests in flight per (method, route), read from their scopes now."""
@@ -65,9 +63,9 @@ class InFlight:
             method = scope.get("method", "GET")
             if method not in KNOWN_METHODS:
                 method = OTHER_METHOD
-            route = None if mounted is not None else cached_route(scope, root_path)
-            if route is None:
-                route = resolve_route(scope, root_path, None, mounted, own_routes)
+            route = cached_route(scope, root_path) or resolve_route(
+                scope, root_path, None, mounted, own_routes
+            )
             if not self._keep(route):
                 continue
             key = (method, route)

@@ -123,7 +123,8 @@ class MonitoringMiddleware:
 
         exchange = _Exchange(receive, send)
         options = self._options
-        token = None if options is None else options.enter(scope, root_path, mounted)
+        if options is not None:
+            options.enter(scope, root_path, mounted)
         error_type: str | None = None
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -146,9 +147,9 @@ class MonitoringMiddleware:
                 method = scope.get("method", "GET")
                 if method not in KNOWN_METHODS:
                     method = OTHER_METHOD
-                route = None if mounted is not None else cached_route(scope, root_path)
-                if route is None:
-                    route = resolve_route(scope, root_path, status, mounted, self._routes)
+                route = cached_route(scope, root_path) or resolve_route(
+                    scope, root_path, status, mounted, self._routes
+                )
                 if options is None:
                     recorder.record(
                         method,
@@ -162,7 +163,7 @@ class MonitoringMiddleware:
                     )
                 else:
                     options.finish(
-                        recorder, token, scope, method, route, status, error_type, exchange, now
+                        recorder, scope, method, route, status, error_type, exchange, now
                     )
             except Exception:  # monitoring must never fail a request
                 report_failure("recording an HTTP request")

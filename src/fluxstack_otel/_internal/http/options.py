@@ -88,16 +88,14 @@ class RequestOptions:
 
     def enter(
         self, scope: MutableMapping[str, Any], root_path: str, mounted: Mounted | None
-    ) -> int | None:
-        """Called as a request enters; the token goes back to ``finish``."""
-        if self._in_flight is None:
-            return None
-        return self._in_flight.enter(scope, root_path, mounted, self._routes)
+    ) -> None:
+        """Called as a request enters, before the app runs."""
+        if self._in_flight is not None:
+            self._in_flight.enter(scope, root_path, mounted, self._routes)
 
     def finish(
         self,
         recorder: HttpRecorder,
-        token: int | None,
         scope: MutableMapping[str, Any],
         method: str,
         route: str,
@@ -107,8 +105,8 @@ class RequestOptions:
         now: float,
     ) -> None:
         """Record a finished request with the configured options."""
-        if token is not None and self._in_flight is not None:
-            self._in_flight.exit(token)
+        if self._in_flight is not None:
+            self._in_flight.exit(scope)
         if not self.keeps(route):
             return
         duration = now - exchange.start

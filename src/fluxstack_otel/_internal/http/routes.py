@@ -3,8 +3,12 @@
 Starlette (and so FastAPI) routers write the matched route into the ASGI scope
 (``scope["route"]``) and mutate the scope in place, so after the app has run the middleware reads
 the innermost matched route without matching anything again. Mounts add their raw prefix to
-``scope["root_path"]``; the prefix is turned back into the mount's template by walking the top
-router's mounts once per distinct prefix (cached, bounded).
+``scope["root_path"]``; the prefix is turned back into the mounts' templates by walking the
+wrapped app's routes once per distinct prefix (cached, bounded). A middleware-wrapped app that is
+itself mounted (``Mount("/t/{tenant}", app=monitoring.instrument(sub))``) gets the outer mounts'
+template too, from the outer router the scope carries in: ``/t/{tenant}/items/{id}``. A deployment
+prefix (``uvicorn --root-path``) is no part of a route. A prefix whose mounts cannot be told is
+never guessed at: the route is then ``UNMATCHED_ROUTE``, so raw path text never becomes a label.
 
 Frameworks that do not write ``scope["route"]`` get the one fixed value ``UNMATCHED_ROUTE`` unless
 they write ``scope["path_template"]`` (a string), which is used as is.
@@ -48,8 +52,13 @@ def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str |
     its id cannot be reused while cached.
     """
     route = scope.get("route")
-    if route is None or scope.get("root_path", "") != entry_root_path:
+    # Under a root path the mounts above add their template: resolve_route knows them.
+    if route is None or entry_root_path or scope.get("root_path"):
         return None
+    return _cached_template(route)
+
+
+def _cached_template(route: object) -> str | None:
     cached = _route_cache.get(id(route))
     return cached[1] if cached is not None and cached[0] is route else None
 
@@ -117,7 +126,7 @@ def _inner_route(
 ) -> str:
     root_path = scope.get("root_path", "")
     if root_path == entry_root_path:
-        cached = cached_route(scope, entry_root_path)
+        cached = _cached_template(route)
         if cached is not None:
             return cached
         if not _is_mount(route):

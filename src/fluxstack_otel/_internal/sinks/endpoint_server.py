@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from fluxstack_otel._internal.http.paths import match_endpoint
 from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -64,7 +65,8 @@ class EndpointServer:
 
             def _serve(self) -> None:
                 path, _, query = self.path.partition("?")
-                endpoint = routes.get(unquote(path))
+                scope = self._scope(path, query)
+                endpoint = match_endpoint(routes, scope)  # as on the app (http/paths.py)
                 if endpoint is None:
                     denial = guard.check(
                         self.client_address[0], self.headers["Authorization"]
@@ -74,7 +76,6 @@ class EndpointServer:
                     headers = list(denial.headers) if denial else [(b"content-length", b"9")]
                     self._answer(status, headers, body)
                     return
-                scope = self._scope(path, query)
                 messages: list[MutableMapping[str, Any]] = []
                 future = asyncio.run_coroutine_threadsafe(
                     _run(endpoint, scope, self._body(), messages), loop
