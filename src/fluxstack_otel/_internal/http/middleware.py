@@ -91,7 +91,8 @@ class MonitoringMiddleware:
         self._endpoints = wiring.endpoints
         self._recorder = wiring.recorder
         self._excluded = wiring.exclusions.path
-        self._error_status = wiring.error_status
+        # One set lookup per request instead of a None check and a comparison.
+        self._error_statuses = frozenset(range(wiring.error_status, 1000))
         self._probe = wiring.loop_probe
         self._routes = own_routes_of(app)
         warn_shadowed(self._routes, wiring.endpoint_keys)
@@ -141,9 +142,9 @@ class MonitoringMiddleware:
             # The end of the exchange: the final body message's completion, else now.
             now = exchange.end or perf_counter()
             status = exchange.status
-            if error_type is None and status is not None and status >= self._error_status:
-                error_type = _STATUS_TEXT.get(status) or str(status)
             try:
+                if error_type is None and status in self._error_statuses:
+                    error_type = _STATUS_TEXT.get(status) or str(status)
                 method = scope.get("method", "GET")
                 if method not in KNOWN_METHODS:
                     method = OTHER_METHOD
@@ -167,6 +168,8 @@ class MonitoringMiddleware:
                     )
             except Exception:  # monitoring must never fail a request
                 report_failure("recording an HTTP request")
+                if options is not None:
+                    options.abandon(scope)
 
 
 class _Exchange:

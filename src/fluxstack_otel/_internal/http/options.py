@@ -93,6 +93,11 @@ class RequestOptions:
         if self._in_flight is not None:
             self._in_flight.enter(scope, root_path, mounted, self._routes)
 
+    def abandon(self, scope: MutableMapping[str, Any]) -> None:
+        """Forget a request whose recording failed, so it does not stay in flight forever."""
+        if self._in_flight is not None:
+            self._in_flight.exit(scope)
+
     def finish(
         self,
         recorder: HttpRecorder,

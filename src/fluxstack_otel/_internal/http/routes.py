@@ -55,7 +55,8 @@ def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str |
     # Under a root path the mounts above add their template: resolve_route knows them.
     if route is None or entry_root_path or scope.get("root_path"):
         return None
-    return _cached_template(route)
+    cached = _route_cache.get(id(route))  # inline, not _cached_template(): the hot path
+    return cached[1] if cached is not None and cached[0] is route else None
 
 
 def _cached_template(route: object) -> str | None:
