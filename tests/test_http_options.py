@@ -227,6 +227,7 @@ def test_in_progress_is_absent_unless_configured() -> None:
         ({"labels": {"t": {}}}, "labels.t", "exactly one of 'header' and 'callback'"),
         ({"labels": {"t": {"header": "x", "callback": plan}}}, "labels.t", "exactly one"),
         ({"labels": {"t": {"callback": 3}}}, "labels.t.callback", "a function"),
+        ({"labels": {"t": {"header": ""}}}, "labels.t.header", "an HTTP header name"),
         (
             {"labels": {"t": {"header": "x", "max_values": 0}}},
             "labels.t.max_values",
@@ -246,3 +247,34 @@ def test_bad_option_values_are_config_errors_naming_the_key(
         configure_monitoring({"system_metrics": False, **config}).shutdown()
     assert caught.value.path == key
     assert words in str(caught.value)
+
+
+def test_request_labels_and_in_progress_stay_within_the_cardinality_cap() -> None:
+    """With many label values and routes, every HTTP family keeps at most the cap's series."""
+    cap = 8
+    m = configure_monitoring(
+        {
+            "system_metrics": False,
+            "max_series_per_metric": cap,
+            "labels": {"tenant": {"header": "x-tenant", "max_values": 1000}},
+            "in_progress": True,
+            "constant_labels": {"team": "shop"},
+        }
+    )
+    try:
+        with serve_asgi(m.instrument(app())) as base, httpx.Client(base_url=base) as client:
+            for i in range(40):
+                client.get(f"/items/{i}", headers={"x-tenant": f"t{i}"})
+                client.get("/fail", headers={"x-tenant": f"t{i}"})
+        text = m.render_prometheus().decode()
+    finally:
+        m.shutdown()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("http_requests", "http_responses", "http_errors", "http_requests_in_progress"):
+        assert 0 < len(families[name].samples) <= cap, name
+    for name in ("http_request_duration_seconds", "http_response_size_bytes"):
+        assert len({s.labels.get("tenant") for s in families[name].samples}) <= cap, name
+    overflow = [s for s in families["http_requests"].samples if s.labels["route"] == "<overflow>"]
+    assert overflow
+    assert all(s.labels["team"] == "shop" for s in overflow)
+    assert sum(s.value for s in families["http_requests"].samples) == 80

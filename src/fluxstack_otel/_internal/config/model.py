@@ -173,7 +173,7 @@ def _callback(value: object, path: str, camel: bool) -> Any:
 
 _header_name = text(
     "an HTTP header name (letters, digits, -)",
-    lambda t: all(c.isalnum() or c in "-_" for c in t) and t.isascii(),
+    lambda t: bool(t) and t.isascii() and all(c.isalnum() or c in "-_" for c in t),
 )
 
 

@@ -110,7 +110,7 @@ class MonitoringMiddleware:
         path = scope["path"]
         root_path = scope.get("root_path", "")
         mounted = None
-        if root_path:  # --root-path or a Mount: match below the prefix (_paths.py)
+        if root_path:  # --root-path or a Mount: match below the prefix (paths.py)
             path = local_path(path, root_path)
             mounted = mounted_at(scope)
         endpoint = self._endpoints.get(path)
