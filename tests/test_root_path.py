@@ -187,3 +187,33 @@ def test_route_labels_under_a_templated_mount_are_templates() -> None:
         check()
     finally:
         m.shutdown()
+
+
+def test_a_malformed_root_path_never_breaks_the_request(monitoring: Monitoring) -> None:
+    """A non-string ``root_path`` or ``app_root_path`` reaches the app; monitoring raises nothing."""
+    seen = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    wrapped = monitoring.instrument(app)
+    for root_path, app_root_path in ((b"/api", ""), (7, 7), ("/api", b"/x")):
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/x",
+            "root_path": root_path,
+            "app_root_path": app_root_path,
+            "headers": [],
+            "query_string": b"",
+        }
+        asyncio.run(wrapped(scope, receive, send))
+    assert seen == ["/api/x"] * 3

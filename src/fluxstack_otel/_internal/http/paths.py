@@ -38,6 +38,8 @@ def local_path(path: str, root_path: str) -> str:
         The path the app's own routes see; ``path`` unchanged when it does not start with the
         prefix at a segment boundary.
     """
+    if not isinstance(path, str) or not isinstance(root_path, str):
+        return path  # a malformed scope: the app's own router will refuse it
     if path.startswith(root_path):
         rest = path[len(root_path) :]
         if not rest:
