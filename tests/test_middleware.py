@@ -375,3 +375,16 @@ def test_excluded_route_templates_exclude_every_matching_request() -> None:
     finally:
         m.shutdown()
     assert routes == {"/items/{n}"}
+
+
+def test_a_scope_without_a_method_is_recorded_as_get(monitoring: Monitoring) -> None:
+    """A malformed HTTP scope with no ``method`` key is served and counted as a GET."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    s = scope("/x")
+    del s["method"]
+    asyncio.run(drive(monitoring.instrument(app), s))
+    assert values(monitoring)[("http_requests_total", MR)] == 1
