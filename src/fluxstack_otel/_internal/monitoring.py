@@ -89,7 +89,6 @@ class _Wiring(NamedTuple):
     """Path -> the configuration key of the endpoint served there, on the app."""
     recorder: HttpRecorder | None = None
     exclusions: Exclusions = Exclusions(None, frozenset())
-    excluded_routes: frozenset[str] = frozenset()
     record_unmatched: bool = True
     labels: LabelReader | None = None
     in_flight: InFlight | None = None
@@ -370,7 +369,6 @@ class Monitoring(CustomMetrics):
             endpoint_keys=MappingProxyType(endpoint_keys),
             recorder=self._recorder,
             exclusions=exclusions,
-            excluded_routes=exclusions.routes,
             record_unmatched=config.record_unmatched,
             labels=labels,
             in_flight=in_flight,

@@ -22,6 +22,7 @@ from fluxstack_otel._internal.metrics.catalog import UNMATCHED_ROUTE
 if TYPE_CHECKING:
     from fluxstack_otel._internal.http.inflight import InFlight
     from fluxstack_otel._internal.http.labels import LabelReader
+    from fluxstack_otel._internal.http.paths import Exclusions
     from fluxstack_otel._internal.http.recorder import HttpRecorder
 
 __all__ = ["RequestOptions", "warn_shadowed"]
@@ -39,7 +40,7 @@ class _OptionWiring(Protocol):
     """The part of the monitoring's wiring these options read."""
 
     @property
-    def excluded_routes(self) -> frozenset[str]: ...
+    def exclusions(self) -> Exclusions: ...
     @property
     def record_unmatched(self) -> bool: ...
     @property
@@ -56,7 +57,7 @@ class RequestOptions:
     """The optional per-request work of one middleware; ``from_wiring`` gives None without any."""
 
     def __init__(self, wiring: _OptionWiring, own_routes: Sequence[Any] | None) -> None:
-        self._excluded_routes = wiring.excluded_routes
+        self._excluded_routes = wiring.exclusions.routes
         self._unmatched = wiring.record_unmatched
         self._labels = wiring.labels
         self._in_flight = wiring.in_flight
@@ -70,7 +71,7 @@ class RequestOptions:
     ) -> RequestOptions | None:
         """The options of ``wiring``, or None when none is configured."""
         if (
-            not wiring.excluded_routes
+            not wiring.exclusions.routes
             and wiring.record_unmatched
             and wiring.labels is None
             and wiring.in_flight is None
