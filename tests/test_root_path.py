@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.http.paths import local_path
-from servers import serve_asgi
+from servers import serve_asgi, wait_until
 
 # Every kind of endpoint: the exposition, the JSON document, the dashboard page, assets and data.
 CONFIG: dict[str, Any] = {
@@ -85,7 +85,8 @@ def _check_served_and_uncounted(client: Any, prefix: str, m: Monitoring) -> None
     for path in ("/health", "/static/a.css", "/internal/x"):
         assert client.get(prefix + path).status_code == 200
     assert client.get(prefix + "/items/7").status_code == 200
-    counted = series(m)
+    # The middleware records once the app has returned, a moment after the client has the body.
+    counted = wait_until(lambda: series(m), timeout=10, message="the app request to be recorded")
     # Scrapes and excluded paths are no request of the app; the one app request is.
     assert counted == {("GET", prefix_template(prefix) + "/items/{item_id}"): 1.0}
 
