@@ -120,7 +120,9 @@ def test_the_catalogue_names_every_builtin_in_every_profile() -> None:
             cat.LABEL_STATUS_CODE,
             cat.LABEL_ERROR_TYPE,
         }
-        assert len({n.name for n in profile.metrics.values()}) == len(cat.BUILTIN_METRICS) + len(cat.OPTIONAL_METRICS)
+        assert len({n.name for n in profile.metrics.values()}) == len(cat.BUILTIN_METRICS) + len(
+            cat.OPTIONAL_METRICS
+        )
     assert cat.FLUXSTACK.identity
     assert not cat.SEMCONV.identity
     # The Prometheus names of the two profiles never meet.

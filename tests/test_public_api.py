@@ -20,6 +20,7 @@ CONFIG_NAMES = [
     "ExporterConfig",
     "FileExporterConfig",
     "JsonExporterConfig",
+    "LabelConfig",
     "LogNotifierConfig",
     "MonitoringConfig",
     "MultiprocessConfig",

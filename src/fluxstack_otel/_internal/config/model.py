@@ -53,6 +53,7 @@ from fluxstack_otel._internal.config.checks import (
     DOC,
     PATH_TEXT,
     UNIT,
+    _pairs,
     boolean,
     buckets,
     choice,
@@ -164,7 +165,7 @@ def _constant_labels(value: object, path: str, camel: bool) -> tuple[tuple[str, 
     check = text("a string", lambda _: True)
     return tuple(
         (_label_name(k, join(path, k)), check(v, join(path, k), camel))
-        for k, v in entries(value, path).items()
+        for k, v in _pairs(value, path)
     )
 
 
@@ -204,6 +205,8 @@ class LabelConfig:
 
 
 def _labels(value: object, path: str, camel: bool) -> tuple[LabelConfig, ...]:
+    if isinstance(value, tuple) and all(isinstance(v, LabelConfig) for v in value):
+        return value  # the model's own form: validated when each was built
     out = []
     for name, spec in entries(value, path).items():
         where = join(path, name)
