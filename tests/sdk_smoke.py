@@ -21,7 +21,12 @@ cumulative = InMemoryMetricReader()
 deltas = InMemoryMetricReader(preferred_temporality={Counter: delta, Histogram: delta})
 out = io.StringIO()
 m = configure_monitoring(
-    {"set_global": False, "naming": "semconv", "collect_interval": 0.1},
+    {
+        "set_global": False,
+        "naming": "semconv",
+        "collect_interval": 0.1,
+        "exporters": [{"type": "prometheus", "scope_labels": False}],
+    },
     views=[
         View(instrument_name="http.server.request.duration",
              aggregation=ExplicitBucketHistogramAggregation([0.1, 1.0])),

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fluxstack_otel._internal.sinks.prometheus.exposition import _label_name
 from fluxstack_otel._internal.sinks.prometheus.protobuf import (
     CONTENT_TYPE_PROTOBUF,
     render_protobuf,
@@ -44,7 +43,7 @@ def test_a_real_prometheus_reads_native_histogram_quantiles_within_the_schemes_e
     prometheus: Callable[..., PrometheusServer],
 ) -> None:
     """histogram_quantile on the native series is within (base - 1) of the true latency."""
-    body = render_protobuf(_exponential_collection(), label=_label_name)
+    body = render_protobuf(_exponential_collection())
 
     async def metrics(request: Request) -> Response:
         return Response(body, media_type=CONTENT_TYPE_PROTOBUF)

@@ -29,6 +29,9 @@ from opentelemetry.sdk.metrics.export import (
 
 from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot, to_prometheus
 from fluxstack_otel._internal.metrics.naming import exposition_name
+from fluxstack_otel._internal.sinks.prometheus.exposition import _label_name as label_name
+
+_HISTOGRAM_RESERVED = frozenset({"le"})
 
 __all__ = ["CONTENT_TYPE_PROTOBUF", "render_protobuf"]
 
@@ -121,12 +124,11 @@ def _snapshot_of(p: ExponentialHistogramDataPoint) -> ExponentialSnapshot:
     )
 
 
-def render_protobuf(data: MetricsData, *, label: Any) -> bytes:
-    """One collection as delimited ``MetricFamily`` messages.
+def render_protobuf(data: MetricsData) -> bytes:
+    """One collection as delimited ``MetricFamily`` messages (label names as in the text formats).
 
     Args:
         data: The collection (presented, cumulative).
-        label: The Prometheus label name of an attribute key (the text renderer's rule).
     """
     families: dict[str, bytearray] = {}
     kinds: dict[str, int] = {}
@@ -136,7 +138,7 @@ def render_protobuf(data: MetricsData, *, label: Any) -> bytes:
             for metric in sm.metrics:
                 payload = metric.data
                 name = exposition_name(metric.name, metric.unit or "", payload)
-                kind, encoded = _metrics(payload, name, label)
+                kind, encoded = _metrics(payload, name)
                 if kind is None:
                     continue
                 if kind == _COUNTER:
@@ -153,8 +155,17 @@ def render_protobuf(data: MetricsData, *, label: Any) -> bytes:
     return bytes(out)
 
 
-def _metrics(payload: Any, name: str, label: Any) -> tuple[int | None, bytes]:
+def _plain(key: str) -> str:
+    return label_name(key, frozenset())
+
+
+def _in_histogram(key: str) -> str:
+    return label_name(key, _HISTOGRAM_RESERVED)
+
+
+def _metrics(payload: Any, name: str) -> tuple[int | None, bytes]:
     body = bytearray()
+    label = _in_histogram if isinstance(payload, Histogram | ExponentialHistogram) else _plain
     if isinstance(payload, Sum) and payload.is_monotonic:
         for p in payload.data_points:
             body += _bytes(
