@@ -9,7 +9,10 @@ own telemetry costs, not this package's middleware. Three modes, each in a fresh
 global provider cannot be unset), run in an order rotated per round:
 
 - ``bare``: no monitoring;
-- ``monitored-process``: ``configure_monitoring()`` with the defaults, the app left alone;
+- ``monitored-local``: ``configure_monitoring()`` with ``set_global: false``, the app left alone:
+  what the monitoring itself costs an app it does not instrument;
+- ``monitored-process``: ``configure_monitoring()`` with the defaults (``set_global: true``), the
+  app left alone: the figure of the target;
 - ``sdk-provider``: an SDK ``MeterProvider`` set as the global one, for reference: FastAPI's
   metrics on, as any other global provider turns them on.
 
@@ -45,7 +48,7 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 from _driver import Driver, Request  # noqa: E402
 from _stats import median, rotated  # noqa: E402
 
-MODES = ("bare", "monitored-process", "sdk-provider")
+MODES = ("bare", "monitored-local", "monitored-process", "sdk-provider")
 TARGET = 0.95
 WORKLOAD = [Request("item", "GET", "/items/7", 200), Request("health", "GET", "/health", 200)]
 
@@ -72,10 +75,12 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 def _child(mode: str, requests: int) -> float:
     """CPU µs per request of the bare app in this process, after a warm-up."""
     monitoring = None
-    if mode == "monitored-process":
+    if mode.startswith("monitored-"):
         from fluxstack_otel import configure_monitoring
 
-        monitoring = configure_monitoring({"system_metrics": False, "exporters": []})
+        monitoring = configure_monitoring(
+            {"system_metrics": False, "exporters": [], "set_global": mode == "monitored-process"}
+        )
     elif mode == "sdk-provider":
         from opentelemetry import metrics
         from opentelemetry.sdk.metrics import MeterProvider
@@ -149,7 +154,7 @@ def _icount(requests: int) -> dict[str, object]:
         return {"skipped": "valgrind is not installed (Debian package valgrind)"}
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     per_request: dict[str, float] = {}
-    for mode in ("bare", "monitored-process"):
+    for mode in ("bare", "monitored-local", "monitored-process"):
         counts = []
         for n in (0, requests):
             done = subprocess.run(
