@@ -42,6 +42,7 @@ from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import global_provider as _global
 from fluxstack_otel._internal.metrics.catalog import PROFILES, SYSTEM_SCOPE
 from fluxstack_otel._internal.metrics.custom import CustomMetrics, cardinality_limits
+from fluxstack_otel._internal.metrics.exemplars import sdk_exemplar_filter
 from fluxstack_otel._internal.metrics.naming import PresentedStream, present
 from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.failures import report_failure
@@ -132,7 +133,9 @@ class Monitoring(CustomMetrics):
         reader = InMemoryMetricReader(
             cardinality_limits=cardinality_limits(config.max_series_per_metric)
         )
-        self._provider = MeterProvider(metric_readers=[reader], resource=self._resource)
+        self._provider = MeterProvider(
+            metric_readers=[reader], resource=self._resource, exemplar_filter=sdk_exemplar_filter()
+        )
         if config.system_metrics:
             self._probe = LoopLagProbe(window=config.collect_interval)
             register_system_metrics(
