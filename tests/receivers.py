@@ -81,12 +81,16 @@ class Received:
 class HttpReceiver(Received):
     """OTLP/HTTP (protobuf) on 127.0.0.1: POST /v1/metrics; refusals answer 500."""
 
-    def __init__(self, failures: int = 0, path: str = "/v1/metrics") -> None:
+    def __init__(
+        self, failures: int = 0, path: str = "/v1/metrics", hold: threading.Event | None = None
+    ) -> None:
         super().__init__(failures)
         receiver = self
 
         class Handler(_QuietHandler):
             def do_POST(self) -> None:
+                if hold is not None:  # a stuck backend, until the test releases it
+                    hold.wait(30)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
