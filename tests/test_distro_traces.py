@@ -124,4 +124,4 @@ def test_a_traces_exporter_that_is_not_installed_stops_the_process(
     )  # fmt: skip
     assert done.returncode == 1, done.stderr[-2000:]
     assert "OTEL_TRACES_EXPORTER: exporter 'zipkin' is not installed" in done.stderr
-    assert "installed: console, otlp" in done.stderr
+    assert "installed: console, otlp_proto_grpc, otlp_proto_http" in done.stderr
