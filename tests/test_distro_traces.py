@@ -9,6 +9,7 @@ spans (OpenTelemetry's ASGI middleware) and the duration exemplars; ``OTEL_TRACE
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -125,3 +126,24 @@ def test_a_traces_exporter_that_is_not_installed_stops_the_process(
     assert done.returncode == 1, done.stderr[-2000:]
     assert "OTEL_TRACES_EXPORTER: exporter 'zipkin' is not installed" in done.stderr
     assert "installed: console, otlp_proto_grpc, otlp_proto_http" in done.stderr
+
+
+LOGS_CHILD = """
+import logging
+from fluxstack_otel._internal.integration.distro import auto_configure
+monitoring = auto_configure()
+logging.getLogger("shop").warning("order %s refused", 42)
+monitoring.shutdown()
+"""
+
+
+def test_console_logs_print_the_app_records(tmp_path: Path) -> None:
+    """OTEL_LOGS_EXPORTER=console with the logging handler on: the app's records reach stdout."""
+    env = auto_env(None, {"OTEL_LOGS_EXPORTER": "console",
+                          "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true"})  # fmt: skip
+    done = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", LOGS_CHILD],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"body": "order 42 refused"' in done.stdout
+    assert '"service.name": "fluxstack-app"' in done.stdout  # the monitoring's resource

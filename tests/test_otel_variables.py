@@ -1,7 +1,8 @@
 """Standard ``OTEL_*`` variables that change what the pipeline does, checked against the SDK.
 
 Exemplar filter (``OTEL_METRICS_EXEMPLAR_FILTER``), console exporter (``OTEL_METRICS_EXPORTER``),
-export timeout (``OTEL_METRIC_EXPORT_TIMEOUT``): real uvicorn, real subprocess stdout.
+Prometheus host and port (``OTEL_EXPORTER_PROMETHEUS_HOST/PORT``); the export timeout is in
+test_exporters_otlp.py. Real uvicorn, real subprocess stdout.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import ConfigError, configure_monitoring
-from servers import serve_asgi
+from servers import free_port, serve_asgi
 
 ROOT = Path(__file__).resolve().parent.parent
 OM = {"accept": "application/openmetrics-text"}
@@ -134,3 +136,24 @@ def test_console_from_the_environment_prints_json_to_stdout() -> None:
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     names = {metric["name"] for metric in lines[-1]["metrics"]}
     assert "jobs.done" in names  # the JSON document keeps OpenTelemetry names
+
+
+def test_the_prometheus_port_variable_serves_on_a_port_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_EXPORTER_PROMETHEUS_HOST/PORT: the exposition moves off the app to that address."""
+    port = free_port()
+    monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
+    monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
+    m = configure_monitoring({"system_metrics": False, "set_global": False})
+    try:
+        with serve_asgi(m.instrument(app)) as base, httpx.Client(trust_env=False) as client:
+            assert client.get(f"{base}/items").status_code == 200
+            assert client.get(f"{base}/metrics").text == "ok"  # the app's own route now
+            text = client.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        m.shutdown()
+    total = sum(
+        s.value for f in parse_text(text) for s in f.samples if s.name == "http_requests_total"
+    )
+    assert total == 2  # /items and the app's /metrics, both counted on the app
