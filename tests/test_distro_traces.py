@@ -18,7 +18,16 @@ import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
-from autoinst import APPS, INSTRUMENT, UVICORN, Server, auto_env, server, write_entry_points
+from autoinst import (
+    APPS,
+    GUNICORN,
+    INSTRUMENT,
+    UVICORN,
+    Server,
+    auto_env,
+    server,
+    write_entry_points,
+)
 from receivers import TraceHttpReceiver
 
 pytestmark = pytest.mark.skipif(
@@ -147,3 +156,21 @@ def test_console_logs_print_the_app_records(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert '"body": "order 42 refused"' in done.stdout
     assert '"service.name": "fluxstack-app"' in done.stdout  # the monitoring's resource
+
+
+@pytest.mark.parametrize("tracing", ["false", "true"])
+def test_gunicorn_workers_boot_with_traces_set_up_in_the_master(
+    entry_dir: Path | None, tmp_path: Path, tracing: str
+) -> None:
+    """Pre-fork workers boot when the master set traces up (a fork-handler order once hung them)."""
+    argv = [str(INSTRUMENT), str(GUNICORN), "-w", "1", "-k", "uvicorn.workers.UvicornWorker",
+            "--bind", "127.0.0.1:{port}", "--chdir", str(APPS), "auto_starlette:app"]  # fmt: skip
+    with TraceHttpReceiver() as receiver:
+        env = auto_env(entry_dir, otlp_to(receiver, FLUXSTACK_MONITORING_TRACING=tracing))
+        with (
+            server(argv, env, tmp_path / "gunicorn.log", cwd=tmp_path) as srv,
+            httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        ):
+            assert client.get("/items/5").status_code == 200
+            if tracing == "true":  # the worker's server spans reach the receiver
+                receiver.wait_for(lambda spans: any(s.name == "GET /items/5" for s in spans))

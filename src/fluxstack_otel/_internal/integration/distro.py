@@ -53,6 +53,7 @@ from fluxstack_otel._internal.integration.autowrap import install
 from fluxstack_otel._internal.integration.sdk_setup import (
     configure_traces_and_logs,
     initial_environ,
+    prepare,
 )
 from fluxstack_otel._internal.monitoring import Monitoring, configure_monitoring
 from fluxstack_otel.errors import ConfigError
@@ -145,10 +146,11 @@ def auto_configure(*, guest: str | None = None, keep_global: bool = False) -> Mo
     try:
         check_selection(environ)
         explicit = {"set_global": False} if guest is not None and not keep_global else None
-        resolution = resolve(explicit, environ=environ)
-        monitoring = configure_monitoring(resolution.config)
-        if guest is None and monitoring.enabled:
-            configure_traces_and_logs(monitoring._resource, tracing=monitoring.config.tracing)
+        config = resolve(explicit, environ=environ).config
+        signals = guest is None and config.enabled and prepare(tracing=config.tracing)
+        monitoring = configure_monitoring(config)
+        if signals:
+            configure_traces_and_logs(monitoring._resource, tracing=config.tracing)
     except ConfigError as exc:
         _fail(f"configuration error: {exc}")
     except Exception as exc:  # a missing extra, a port in use: the app must not start unseen

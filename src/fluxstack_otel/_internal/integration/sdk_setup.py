@@ -30,10 +30,35 @@ from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel.errors import ConfigError
 
-__all__ = ["SIGNAL_VARS", "configure_traces_and_logs", "initial_environ"]
+__all__ = ["SIGNAL_VARS", "configure_traces_and_logs", "initial_environ", "prepare"]
 
 SIGNAL_VARS = {"traces": "OTEL_TRACES_EXPORTER", "logs": "OTEL_LOGS_EXPORTER"}
 _GROUPS = {"traces": "opentelemetry_traces_exporter", "logs": "opentelemetry_logs_exporter"}
+
+
+def prepare(*, tracing: bool) -> bool:
+    """Whether traces or logs are wanted; if so, import the SDK configurator's module now.
+
+    Call it before the monitoring's ``MeterProvider`` is built. Importing the SDK's configuration
+    module imports ``concurrent.futures.thread``, which registers an at-fork handler; the SDK's
+    ``MeterProvider`` registers one too, and in a forked child (a gunicorn worker) it runs a
+    thread pool: if its handler was registered first it runs before the thread module's has
+    released its lock, and the worker hangs. Importing first keeps the safe order.
+
+    Args:
+        tracing: The configuration has ``tracing: true``.
+
+    Returns:
+        True when ``configure_traces_and_logs`` has something to set up.
+    """
+    wanted = tracing or any(
+        os.environ.get(var, "").strip().lower() not in ("", "none") for var in SIGNAL_VARS.values()
+    )
+    if wanted:
+        import concurrent.futures.thread  # noqa: F401  (the order of the fork handlers)
+
+        import opentelemetry.sdk._configuration  # noqa: F401
+    return wanted
 
 
 def configure_traces_and_logs(resource: Resource, *, tracing: bool) -> dict[str, list[str]]:
