@@ -445,6 +445,7 @@ class PrometheusServer(_ManagedProcess):
         rule_files: Sequence[str | os.PathLike[str]] = (),
         alertmanager: str | None = None,
         startup_timeout: float = 20.0,
+        features: Sequence[str] = (),
     ) -> None:
         """Describe the server; it starts on ``__enter__``.
 
@@ -457,11 +458,13 @@ class PrometheusServer(_ManagedProcess):
             rule_files: Alerting or recording rule files to load.
             alertmanager: ``host:port`` of an Alertmanager to send alerts to.
             startup_timeout: Seconds to wait for ``/-/ready``.
+            features: ``--enable-feature`` flags (``native-histograms``).
 
         Raises:
             HarnessError: The prometheus binary is absent.
         """
         super().__init__(prometheus_path(), PROMETHEUS_MISSING, startup_timeout=startup_timeout)
+        self.features = list(features)
         self.targets_config = list(targets)
         self.metrics_path = metrics_path
         self.scrape_interval = _duration(scrape_interval)
@@ -508,6 +511,7 @@ class PrometheusServer(_ManagedProcess):
             # on its 5 s discovery tick; without this the scrape manager's own 5 s tick can add
             # another 5 s before the first scrape.
             "--scrape.discovery-reload-interval=100ms",
+            *(f"--enable-feature={f}" for f in self.features),
         ]
 
     def api(self, path: str, params: Mapping[str, str] | None = None) -> Any:

@@ -55,7 +55,7 @@ def threshold_rules(**thresholds: Any) -> dict[str, Rule]:
     config = load_config(
         {"thresholds": {**NO_THRESHOLDS, **thresholds}, "alert_evaluation_interval": 10}
     )
-    return {r.name: r for r in compile_rules(config, cpu_count=4)}
+    return {r.name: r for r in compile_rules(config)}
 
 
 def hist(*counts: int, start: int = 1, bounds: tuple[float, ...] = BOUNDS) -> HistogramPoint:
@@ -391,13 +391,16 @@ def test_memory_threshold_is_rss_over_system_memory() -> None:
 
 
 def test_cpu_threshold_is_cpu_seconds_per_second_over_the_cpu_count() -> None:
-    """HighCpuUsage is the process CPU time rate divided by the number of CPUs."""
+    """HighCpuUsage is the process CPU time rate divided by the system_cpu_cores gauge."""
     run = Run(threshold_rules(cpu_usage=0.5)["HighCpuUsage"])
-    cpu = cat.PROCESS_CPU_USER.name
-    run.at(0, **{cpu: {(): NumberPoint(100.0, 1)}})
-    (event,) = run.at(60, **{cpu: {(): NumberPoint(100.0 + 60 * 3, 1)}})  # 3 of 4 cores busy
+    cpu, cpus = cat.PROCESS_CPU_USER.name, cat.SYSTEM_CPU_CORES.name
+    run.at(0, **{cpu: {(): NumberPoint(100.0, 1)}, cpus: {(): NumberPoint(4.0)}})
+    # 3 of 4 cores busy
+    (event,) = run.at(
+        60, **{cpu: {(): NumberPoint(100.0 + 60 * 3, 1)}, cpus: {(): NumberPoint(4.0)}}
+    )
     assert event.value == pytest.approx(0.75)
-    assert "of 4 CPUs" in event.message
+    assert "75.0% of the available CPUs" in event.message
 
 
 # --- a property of the lifecycle ------------------------------------------------------------

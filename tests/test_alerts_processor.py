@@ -31,7 +31,7 @@ SLOW_RULE = {
     "severity": "critical",
     "name": "SlowRoute",
     "labels": {"route": "/slow"},
-    "window": 10,
+    "window": "10s",
 }
 
 
@@ -47,7 +47,7 @@ def make_processor(
     *alerts: dict[str, Any], clock: Clock, **options: Any
 ) -> tuple[AlertProcessor, HttpRecorder]:
     recorder = HttpRecorder(duration_buckets=(0.1, 0.5, 1.0), clock=lambda: 0.0)
-    stream = MetricStream(None, recorder.to_metrics, Resource.create({}))
+    stream = MetricStream((), recorder.to_metrics, Resource.create({}))
     config = load_config({"alerts": list(alerts), "thresholds": NO_THRESHOLDS})
     processor = AlertProcessor(
         compile_rules(config), stream.collect, interval=10, clock=clock, **options
@@ -97,7 +97,7 @@ def test_a_failing_collection_is_reported_and_the_next_evaluation_goes_on() -> N
     """A collection that raises is counted; evaluation resumes with the next one."""
     clock = Clock()
     recorder = HttpRecorder(clock=lambda: 0.0)
-    stream = MetricStream(None, recorder.to_metrics, Resource.create({}))
+    stream = MetricStream((), recorder.to_metrics, Resource.create({}))
     calls = {"n": 0}
 
     def flaky(names: Collection[str]) -> MetricsData:
@@ -271,7 +271,7 @@ def test_disabled_monitoring_has_no_alerts() -> None:
 def test_the_processor_collects_only_what_its_rules_read() -> None:
     """Evaluation builds only the metrics the rules read, not the whole stream."""
     recorder = HttpRecorder(clock=lambda: 0.0)
-    stream = MetricStream(None, recorder.to_metrics, Resource.create({}))
+    stream = MetricStream((), recorder.to_metrics, Resource.create({}))
     built: list[set[str]] = []
 
     def collect(names: Collection[str]) -> MetricsData:

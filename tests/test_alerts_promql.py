@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,16 +70,17 @@ def test_thresholds_become_one_result_per_target() -> None:
     """Built-in rules sum away the metric's own labels, keeping job and instance."""
     rules = {
         r.name: rule_expression(r)
-        for r in compile_rules(load_config({"alert_evaluation_interval": 10}), cpu_count=4)
+        for r in compile_rules(load_config({"alert_evaluation_interval": 10}))
     }
     assert rules == {
         "HighResponseTime": "(histogram_quantile(0.95, sum without (method, route, status_code)"
         " (rate(http_request_duration_seconds_bucket[60s])))) * 1000 > 1000",
         "HighErrorRate": "(sum without (method, route, status_code, error_type)"
-        " (rate(http_errors_total[60s]))) / (sum without (method, route)"
+        " (rate(http_errors_total[60s])) or sum without (method, route)"
+        " (rate(http_requests_total[60s])) * 0) / (sum without (method, route)"
         " (rate(http_requests_total[60s]))) > 0.05",
         "HighMemoryUsage": "(process_memory_rss_bytes) / (system_memory_total_bytes) > 0.8",
-        "HighCpuUsage": "(rate(process_cpu_user_seconds_total[60s])) / 4 > 0.8",
+        "HighCpuUsage": "(rate(process_cpu_user_seconds_total[60s])) / (system_cpu_cores) > 0.8",
     }
 
 
@@ -153,7 +156,7 @@ def tricky_config() -> dict[str, Any]:
 def test_exported_rules_pass_promtool(tmp_path: Path) -> None:
     """Every aggregation, operator, threshold and awkward string passes promtool check rules."""
     path = tmp_path / "rules.yml"
-    path.write_text(rules_yaml(load_config(tricky_config()), cpu_count=8))
+    path.write_text(rules_yaml(load_config(tricky_config())))
     done = subprocess.run(
         [str(promtool_path()), "check", "rules", str(path)],
         capture_output=True,
@@ -167,7 +170,7 @@ def test_exported_rules_pass_promtool(tmp_path: Path) -> None:
 
 def test_yaml_strings_are_json_quoted_scalars() -> None:
     """Names, expressions and annotations are written as JSON strings, which YAML reads back."""
-    text = rules_yaml(load_config(tricky_config()), cpu_count=8)
+    text = rules_yaml(load_config(tricky_config()))
     lines = text.splitlines()
     assert json.loads(lines[2].split("name: ", 1)[1]) == 'shop: "main" # 1'
     alert = next(line for line in lines if "alert:" in line)
@@ -182,8 +185,8 @@ def test_cli_prints_the_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     """``fluxstack-otel rules CONFIG`` prints the YAML and exits 0."""
     config = tmp_path / "monitoring.json"
     config.write_text(json.dumps(tricky_config()))
-    assert main(["rules", str(config), "--cpus", "8"]) == 0
-    assert capsys.readouterr().out == rules_yaml(load_config(tricky_config()), cpu_count=8)
+    assert main(["rules", str(config)]) == 0
+    assert capsys.readouterr().out == rules_yaml(load_config(tricky_config()))
 
 
 def test_cli_writes_to_a_file(tmp_path: Path) -> None:
@@ -220,7 +223,7 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     config = tmp_path / "monitoring.json"
     config.write_text("{}")
     done = subprocess.run(
-        [sys.executable, "-m", "fluxstack_otel", "rules", str(config), "--cpus", "2"],
+        [sys.executable, "-m", "fluxstack_otel", "rules", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -228,3 +231,72 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert '- alert: "HighCpuUsage"' in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) not found")
+def test_exported_rules_are_the_same_whatever_machine_generates_them(tmp_path: Path) -> None:
+    """The rules file holds no CPU count: generated on one CPU or on all of them, it is identical."""
+    config = tmp_path / "monitoring.json"
+    config.write_text("{}")
+    command = [sys.executable, "-m", "fluxstack_otel", "rules", str(config)]
+    texts = [
+        subprocess.run(prefix + command, capture_output=True, text=True, timeout=60, check=True)
+        for prefix in ([], ["taskset", "-c", "0"])
+    ]
+    assert texts[0].stdout == texts[1].stdout
+    cpu = next(line for line in texts[0].stdout.splitlines() if "process_cpu_user" in line)
+    assert cpu.endswith('/ (system_cpu_cores) > 0.8"'), cpu
+    assert str(os.cpu_count()) not in cpu.replace("[60s]", "").replace("0.8", "")
+
+
+_UNIT_TESTS = """
+rule_files: [rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      # 1.8 CPU-seconds per second on a 2-CPU host (90 %), and on a 4-CPU host (45 %).
+      - series: 'process_cpu_user_seconds_total{job="app", instance="two"}'
+        values: '0+27x20'
+      - series: 'system_cpu_cores{job="app", instance="two"}'
+        values: '2x20'
+      - series: 'process_cpu_user_seconds_total{job="app", instance="four"}'
+        values: '0+27x20'
+      - series: 'system_cpu_cores{job="app", instance="four"}'
+        values: '4x20'
+      # Requests and no error series at all.
+      - series: 'http_requests_total{job="app", instance="two", method="GET", route="/"}'
+        values: '0+15x20'
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: HighCpuUsage
+        exp_alerts:
+          - exp_labels: {severity: warning, job: app, instance: two}
+            exp_annotations:
+              summary: "CPU usage is 90% of the available CPUs (threshold 80.0%)"
+    promql_expr_test:
+      - expr: '(sum without (method, route, status_code, error_type) (rate(http_errors_total[60s])) or sum without (method, route) (rate(http_requests_total[60s])) * 0) / (sum without (method, route) (rate(http_requests_total[60s])))'
+        eval_time: 4m
+        exp_samples:
+          - labels: '{job="app", instance="two"}'
+            value: 0
+"""
+
+
+@requires_promtool
+def test_cpu_rule_divides_by_each_hosts_cpu_count_in_prometheus(tmp_path: Path) -> None:
+    """Under promtool the exported HighCpuUsage fires on the 2-CPU host only (90 % vs 45 %), and
+    the error ratio with no error series reads 0, not no data."""
+    (tmp_path / "rules.yml").write_text(rules_yaml(load_config({"alert_evaluation_interval": 15})))
+    tests = tmp_path / "tests.yml"
+    tests.write_text(_UNIT_TESTS)
+    done = subprocess.run(
+        [str(promtool_path()), "test", "rules", str(tests)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout

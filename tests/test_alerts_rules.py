@@ -16,7 +16,7 @@ from fluxstack_otel._internal.config.model import (
     WebhookNotifierConfig,
 )
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel._internal.sinks.alerts.rules import Select
+from fluxstack_otel._internal.sinks.alerts.rules import Ratio, Select
 from fluxstack_otel.alerts import compile_rules
 
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
@@ -51,7 +51,7 @@ def test_the_fluxstack_rule_works_unchanged_with_the_ms_alias() -> None:
 
 def test_default_thresholds_become_four_named_rules() -> None:
     """The FluxStack thresholds are on by default and become the four built-in rules."""
-    rules = compile_rules(MonitoringConfig(), cpu_count=2)
+    rules = compile_rules(MonitoringConfig())
     assert [(r.name, r.severity, r.threshold) for r in rules] == [
         ("HighResponseTime", "warning", 1000),
         ("HighErrorRate", "error", 0.05),
@@ -59,7 +59,10 @@ def test_default_thresholds_become_four_named_rules() -> None:
         ("HighCpuUsage", "warning", 0.8),
     ]
     assert all(r.builtin and r.window == 60 for r in rules)
-    assert rules[3].scale == 0.5
+    assert rules[3].expr == Ratio(
+        Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
+        Select(cat.SYSTEM_CPU_CORES, "value", by_series=False),
+    )
 
 
 def test_threshold_window_covers_two_evaluation_intervals() -> None:
@@ -113,13 +116,10 @@ def test_bad_rules_are_config_errors_naming_the_key(
     assert fragment in str(info.value)
 
 
-def test_rules_built_in_code_are_checked_when_compiled() -> None:
-    """A rule constructed in code with a bad metric fails in compile_rules, not at run time."""
-    bad = MonitoringConfig(
-        alerts=(AlertRule(metric="nope", operator=">", value=1, severity="info"),)
-    )
-    with pytest.raises(ConfigError, match="unknown metric 'nope'"):
-        compile_rules(bad)
+def test_rules_built_in_code_are_checked_when_constructed() -> None:
+    """A rule constructed in code with a bad metric fails as it is built, not at run time."""
+    with pytest.raises(ConfigError, match=r"^metric: expected a built-in metric .* got 'nope'"):
+        AlertRule(metric="nope", operator=">", value=1, severity="info")
 
 
 def test_notifiers_default_to_the_log_and_parse_every_type() -> None:
@@ -129,7 +129,7 @@ def test_notifiers_default_to_the_log_and_parse_every_type() -> None:
         {
             "notifiers": [
                 {"type": "webhook", "url": "https://hooks.example/T0k3n", "headers": {"X-A": "b"}},
-                {"type": "alertmanager", "url": "http://am:9093", "timeout": 2},
+                {"type": "alertmanager", "url": "http://am:9093", "timeout": "2s"},
             ]
         }
     )

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.http.recorder import OVERFLOW, HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.metrics.stream import DeltaView, MetricStream
 from loadgen import run_load
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
 
@@ -103,8 +103,8 @@ def test_delta_exporters_see_the_returning_series_as_new() -> None:
     """A delta view reports a returning series' full value, never a negative difference."""
     clock = FakeClock()
     rec = HttpRecorder(retention_period=60.0, clock=clock, wall_clock_ns=WallClock())
-    stream = MetricStream(None, rec.to_metrics, _resource())
-    view = stream.delta_view()
+    stream = MetricStream((), rec.to_metrics, _resource())
+    view = DeltaView(stream)
     for _ in range(4):
         rec.record("GET", "/x", 200, None, 0.01, 0, 0, clock.now)
     assert _request_values(view.collect()) == [4]

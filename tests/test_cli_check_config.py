@@ -137,7 +137,7 @@ def test_pyproject_in_the_working_directory_is_read(
     [
         ("collect_interval = -1\n", {},
          "fluxstack-otel: configuration error: collect_interval: expected a finite number of"
-         " seconds > 0, got -1 (in {file})\n"),
+         " seconds > 0 or a duration such as '30s' or '500ms', got -1 (in {file})\n"),
         ('service_nme = "x"\n', {},
          "fluxstack-otel: configuration error: service_nme: unknown key 'service_nme'; did you"
          " mean 'service_name'?"),

@@ -17,14 +17,21 @@ from fluxstack_otel._internal.config.checks import CHECK, key_of
 from fluxstack_otel._internal.config.model import (
     AGGREGATIONS,
     PARAMETERS,
+    AlertmanagerNotifierConfig,
     AlertRule,
+    AuthConfig,
+    BasicAuthConfig,
     ConsoleExporterConfig,
+    DashboardConfig,
+    EndpointServerConfig,
     FileExporterConfig,
     JsonExporterConfig,
     MonitoringConfig,
+    MultiprocessConfig,
     OtlpExporterConfig,
     PrometheusExporterConfig,
     Thresholds,
+    WebhookNotifierConfig,
     load_config,
 )
 from fluxstack_otel._internal.metrics import catalog as cat
@@ -305,6 +312,172 @@ def test_ms_cases_cover_every_duration_key() -> None:
     assert {c[2] for c in MS_CASES} == set(_duration_keys())
 
 
+# --- durations: unit strings, bare numbers, refused ambiguities ------------------------------
+
+# (id, source, read back, seconds expected): every unit form, in every style and entry kind.
+# fmt: off
+DURATION_FORMS: list[tuple[str, dict[str, Any], Callable[[MonitoringConfig], Any], float]] = [
+    ("ms", {"collect_interval": "500ms"}, lambda c: c.collect_interval, 0.5),
+    ("s", {"collect_interval": "30s"}, lambda c: c.collect_interval, 30.0),
+    ("m", {"collect_interval": "2m"}, lambda c: c.collect_interval, 120.0),
+    ("h", {"retention_period": "1h"}, lambda c: c.retention_period, 3600.0),
+    ("d", {"retention_period": "2d"}, lambda c: c.retention_period, 172800.0),
+    ("combined", {"retention_period": "1h30m"}, lambda c: c.retention_period, 5400.0),
+    ("decimal", {"collect_interval": "1.5s"}, lambda c: c.collect_interval, 1.5),
+    ("spaces", {"collect_interval": " 30 s "}, lambda c: c.collect_interval, 30.0),
+    ("camel string", {"collectInterval": "30s"}, lambda c: c.collect_interval, 30.0),
+    ("camel bare ms", {"collectInterval": 30000}, lambda c: c.collect_interval, 30.0),
+    ("snake bare s", {"collect_interval": 30}, lambda c: c.collect_interval, 30.0),
+    ("snake a day", {"retention_period": 86400}, lambda c: c.retention_period, 86400.0),
+    ("camel 10 ms", {"collectInterval": 10}, lambda c: c.collect_interval, 0.01),
+    ("threshold", {"thresholds": {"responseTime": "1.5s"}}, lambda c: c.thresholds.response_time, 1.5),
+    ("undetermined string", {"exporters": [{"type": "console", "interval": "30s"}]}, lambda c: c.exporters[0].interval, 30.0),
+    ("undetermined zero delay", {"alerts": [alert(**{"for": 0})]}, lambda c: c.alerts[0].for_, 0.0),
+    ("alert window", {"alerts": [alert(window="5m", repeat_interval="1h")]}, lambda c: c.alerts[0].window, 300.0),
+    ("notifier timeout", {"notifiers": [{"type": "alertmanager", "url": "http://am:9093", "timeout": "2500ms"}]}, lambda c: c.notifiers[0].timeout, 2.5),
+    ("otlp timeout camel", {"httpMetrics": True, "exporters": [{"type": "otlp", "timeout": "3s"}]}, lambda c: c.exporters[0].timeout, 3.0),
+    ("a year", {"retention_period": "365d"}, lambda c: c.retention_period, 365 * 86400.0),
+]
+
+# (id, source, ConfigError.path, fragments): every refused ambiguity or junk duration.
+REFUSED_DURATIONS: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
+    ("camel sub-10 ms", {"collectInterval": 5}, "collectInterval", ("implausibly short", "write '5s' if you meant seconds", "'5ms' to keep it")),
+    ("camel fraction", {"httpMetrics": True, "exporters": [{"type": "console", "interval": 0.5}]}, "exporters[0].interval", ("implausibly short",)),
+    ("snake over a day", {"retention_period": 300000}, "retention_period", ("more than a day", "'300000ms' if you meant milliseconds", "'2d'")),
+    ("undetermined interval", {"exporters": [{"type": "console", "interval": 30000}]}, "exporters[0].interval", ("could be seconds or milliseconds", "'30000s'", "'30000ms'", "'collectInterval'")),
+    ("undetermined alert", {"alerts": [alert(window=60)]}, "alerts[0].window", ("could be seconds or milliseconds",)),
+    ("undetermined timeout", {"notifiers": [{"type": "alertmanager", "url": "http://am:9093", "timeout": 2}]}, "notifiers[0].timeout", ("could be seconds or milliseconds",)),
+    ("unknown unit", {"collect_interval": "30x"}, "collect_interval", ("a duration such as '30s' or '500ms'", "got '30x'")),
+    ("unit alone", {"collect_interval": "s"}, "collect_interval", ("got 's'",)),
+    ("number as text", {"collect_interval": "30"}, "collect_interval", ("got '30'",)),
+    ("negative string", {"collect_interval": "-5s"}, "collect_interval", ("got '-5s'",)),
+    ("exponent", {"collect_interval": "1e3s"}, "collect_interval", ("got '1e3s'",)),
+    ("zero string", {"collect_interval": "0s"}, "collect_interval", ("> 0", "got '0s'")),
+    ("over a year", {"retention_period": "400d"}, "retention_period", ("at most 365 days", "got '400d'")),
+    ("huge camel", {"retentionPeriod": 10**15}, "retentionPeriod", ("at most 365 days",)),
+    ("huge float", {"retention_period": "99999999999999h"}, "retention_period", ("got '99999999999999h'",)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("source", "read", "seconds"),
+    [d[1:] for d in DURATION_FORMS],
+    ids=[d[0] for d in DURATION_FORMS],
+)
+def test_every_duration_form_reads_as_seconds(
+    source: dict[str, Any], read: Callable[[MonitoringConfig], Any], seconds: float
+) -> None:
+    """Unit strings read alike in every style; bare numbers in the style's unit."""
+    assert read(load_config(source)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("source", "path", "fragments"),
+    [d[1:] for d in REFUSED_DURATIONS],
+    ids=[d[0] for d in REFUSED_DURATIONS],
+)
+def test_ambiguous_or_implausible_durations_are_refused_with_the_fix(
+    source: dict[str, Any], path: str, fragments: tuple[str, ...]
+) -> None:
+    """An implausible bare number, an unstyled one, or junk raises ConfigError with the fix."""
+    with pytest.raises(ConfigError) as info:
+        load_config(source)
+    assert info.value.path == path
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from(["ms", "s", "m", "h", "d"]),
+    st.sampled_from([False, True]),
+)
+def test_unit_strings_round_trip_in_both_styles(count: int, unit: str, camel: bool) -> None:
+    """Any whole count of any unit reads as count * unit seconds, or is refused when out of bounds."""
+    seconds = count * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    key = "collectInterval" if camel else "collect_interval"
+    if 0 < seconds <= 365 * 86400:
+        assert load_config({key: f"{count}{unit}"}).collect_interval == pytest.approx(seconds)
+    else:
+        with pytest.raises(ConfigError, match=key):
+            load_config({key: f"{count}{unit}"})
+
+
+# --- the FluxStack plugin's shapes ------------------------------------------------------------
+
+
+def _shapes(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("bare", config),
+        ("monitoring", {"monitoring": config}),
+        ("plugins", {"plugins": {"enabled": ["monitoring"], "config": {"monitoring": config}}}),
+        ("app config", {"app": {"name": "shop"}, "server": {"port": 3000}, "monitoring": config}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "shape"),
+    [
+        (name, shape)
+        for name, config in (("seed", FLUXSTACK_SEED), ("default", FLUXSTACK_DEFAULT))
+        for shape in ("bare", "monitoring", "plugins", "app config")
+    ],
+)
+def test_the_plugins_documented_config_loads_in_every_shape(
+    plugin: str, shape: str, tmp_path: Path
+) -> None:
+    """The plugin's README and default objects load as-is, bare or wrapped, mapping or file."""
+    config = FLUXSTACK_SEED if plugin == "seed" else FLUXSTACK_DEFAULT
+    wrapped = dict(_shapes(config))[shape]
+    expected = load_config(config)
+    assert load_config(wrapped) == expected
+    path = tmp_path / "fluxstack.json"
+    path.write_text(json.dumps(wrapped))
+    assert load_config(path) == expected
+    assert expected.collect_interval == 5.0
+
+
+def _migration_page_configs() -> list[dict[str, Any]]:
+    """The literal config objects passed to configure_monitoring in the migration page."""
+    import ast
+    import re
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "migrating-from-fluxstack.md"
+    found = []
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S):
+        for node in ast.walk(ast.parse(block)):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") == "configure_monitoring"
+            ):
+                found.append(ast.literal_eval(node.args[0]))
+    return found
+
+
+def test_the_migration_page_configs_load_in_every_shape() -> None:
+    """The page's plugin object is the plugin's defaultConfig; it and its native twin load alike,
+    bare or wrapped as FluxStack keeps them."""
+    plugin, native = _migration_page_configs()
+    assert plugin == FLUXSTACK_DEFAULT
+    for _, shaped in _shapes(plugin):
+        assert load_config(shaped) == load_config(native)
+
+
+def test_a_wrapper_is_only_read_when_the_mapping_is_not_a_config() -> None:
+    """A mapping with a config key is the config itself; two wrappers at once are refused."""
+    with pytest.raises(ConfigError, match="unknown key 'monitoring'"):
+        load_config({"enabled": True, "monitoring": {"collectInterval": 5000}})
+    both = {"monitoring": {}, "plugins": {"config": {"monitoring": {}}}}
+    with pytest.raises(ConfigError, match=r"both 'monitoring' and 'plugins\.config\.monitoring'"):
+        load_config(both)
+    with pytest.raises(ConfigError) as info:
+        load_config({"monitoring": {"collectInterval": "fast"}})
+    assert info.value.path == "monitoring.collectInterval"
+    with pytest.raises(ConfigError, match=r"^monitoring: expected a mapping"):
+        load_config({"monitoring": "on"})
+
+
 def test_fluxstack_json_endpoint_url_becomes_url() -> None:
     """FluxStack POSTs to a json exporter's endpoint URL; here that is the url option."""
     config = load_config({"exporters": [{"type": "json", "endpoint": "https://c.example/m"}]})
@@ -398,7 +571,7 @@ P = "exporters[0]"
 # fmt: off
 BAD: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("typo", {"colect_interval": 5}, "colect_interval", ("unknown key 'colect_interval'", "did you mean 'collect_interval'?")),
-    ("camel typo", {"collectInterval": 5, "retentionPeriode": 1}, "retentionPeriode", ("did you mean 'retentionPeriod'?", "allowed keys:", "httpMetrics")),
+    ("camel typo", {"collectInterval": 5000, "retentionPeriode": 1}, "retentionPeriode", ("did you mean 'retentionPeriod'?", "allowed keys:", "httpMetrics")),
     ("bool as str", {"enabled": "yes"}, "enabled", ("expected true or false", "got 'yes'")),
     ("number as bool", {"http_metrics": 1}, "http_metrics", ("expected true or false", "got 1")),
     ("bool as number", {"collect_interval": True}, "collect_interval", ("a finite number of seconds > 0", "got True")),
@@ -438,9 +611,9 @@ BAD: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("json nowhere camel", {"httpMetrics": True, "exporters": [{"type": "json"}]}, P, ("'filePath'",)),
     ("json url", {"exporters": [{"type": "json", "url": "ftp://x"}]}, f"{P}.url", ("http:// or https:// URL", "got 'ftp://x'")),
     ("json two urls", {"exporters": [{"type": "json", "endpoint": "http://a", "url": "http://b"}]}, f"{P}.endpoint", ("'http://a'", "keep one")),
-    ("headers list", {"exporters": [{"type": "json", "url": "http://a", "headers": ["x"]}]}, f"{P}.headers", ("expected a mapping", "got ['x']")),
+    ("headers list", {"exporters": [{"type": "json", "url": "http://a", "headers": ["x"]}]}, f"{P}.headers", ("expected a mapping", "got a value of type list")),
     ("header value", {"exporters": [{"type": "otlp", "headers": {"api-key": 5}}]}, f"{P}.headers.api-key", ("a string without line breaks", "of type int")),
-    ("header name", {"exporters": [{"type": "otlp", "headers": {"bad name": "x"}}]}, f"{P}.headers.bad name", ("HTTP header name", "got 'bad name'")),
+    ("header name", {"exporters": [{"type": "otlp", "headers": {"bad name": "x"}}]}, f"{P}.headers", ("HTTP header names", "not quoted")),
     ("file path missing", {"exporters": [{"type": "file"}]}, P, ("missing required key 'file_path'",)),
     ("file path camel", {"httpMetrics": True, "exporters": [{"type": "file", "filePath": 5}]}, f"{P}.filePath", ("a non-empty string", "got 5")),
     ("file format", {"exporters": [{"type": "file", "file_path": "m", "format": "xml"}]}, f"{P}.format", ("'prometheus', 'json', 'text'", "got 'xml'")),
@@ -590,9 +763,15 @@ def test_parameter_table_matches_the_model() -> None:
 
 
 def test_config_classes_are_frozen_keyword_only_dataclasses() -> None:
-    """Every configuration class is a dataclass to tools, keyword-only, and cannot be changed."""
-    for cls in CONFIG_CLASSES:
+    """Every public configuration class is a frozen, keyword-only dataclass that cannot change."""
+    import fluxstack_otel.config as public
+
+    classes = [c for c in map(public.__dict__.get, public.__all__) if isinstance(c, type)]
+    assert len(classes) == 16  # all but load_config and the ExporterConfig, NotifierConfig unions
+    for cls in classes:
         assert dataclasses.is_dataclass(cls)
+        assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        assert all(f.kw_only for f in dataclasses.fields(cls))
         with pytest.raises(TypeError):
             cls(True)
     config = MonitoringConfig()
@@ -603,6 +782,131 @@ def test_config_classes_are_frozen_keyword_only_dataclasses() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         del config.enabled  # type: ignore[misc]
     assert config.service_name == "fluxstack-app"
+
+
+# --- validated on construction ---------------------------------------------------------------
+
+# (id, a constructor call that must fail, its ConfigError.path, fragments of the message)
+# fmt: off
+BAD_IN_CODE: list[tuple[str, Callable[[], object], str, tuple[str, ...]]] = [
+    ("naming", lambda: MonitoringConfig(naming="nope"), "naming", ("one of 'fluxstack', 'semconv'", "got 'nope'")),  # type: ignore[arg-type]
+    ("negative interval", lambda: MonitoringConfig(collect_interval=-1.0), "collect_interval", ("seconds > 0", "got -1.0")),
+    ("huge interval", lambda: MonitoringConfig(retention_period=1e12), "retention_period", ("at most 365 days", "got 1000000000000.0")),
+    ("nan", lambda: MonitoringConfig(alert_evaluation_interval=math.nan), "alert_evaluation_interval", ("got nan",)),
+    ("status", lambda: MonitoringConfig(error_status_threshold=200), "error_status_threshold", ("from 400 to 600", "got 200")),
+    ("bool as int", lambda: MonitoringConfig(max_series_per_metric=True), "max_series_per_metric", ("an integer >= 1", "got True")),
+    ("buckets", lambda: MonitoringConfig(duration_buckets=(1.0, 0.5)), "duration_buckets[1]", ("strictly increase", "got 0.5")),
+    ("excluded", lambda: MonitoringConfig(excluded_paths=("health",)), "excluded_paths[0]", ("starting with '/'",)),
+    ("section type", lambda: MonitoringConfig(thresholds="strict"), "thresholds", ("expected a mapping", "got 'strict'")),  # type: ignore[arg-type]
+    ("threshold", lambda: Thresholds(error_rate=2.0), "error_rate", ("<= 1", "got 2.0")),
+    ("multiprocess", lambda: MultiprocessConfig(enabled=True), "directory", ("needs a 'directory'",)),
+    ("dashboard", lambda: DashboardConfig(path="dash/"), "path", ("not ending with '/'",)),
+    ("networks", lambda: AuthConfig(allow_networks=("not-a-net",)), "allow_networks[0]", ("an IP network",)),
+    ("username", lambda: BasicAuthConfig(username=""), "username", ("a non-empty string without ':'",)),
+    ("port", lambda: EndpointServerConfig(port=70000), "port", ("from 0 to 65535", "got 70000")),
+    ("exporter entry", lambda: MonitoringConfig(exporters=("prometheus",)), "exporters[0]", ("expected a mapping",)),  # type: ignore[arg-type]
+    ("address clash", lambda: MonitoringConfig(exporters=(PrometheusExporterConfig(), PrometheusExporterConfig())), "exporters[1]", ("serves '/metrics'",)),
+    ("prom host", lambda: PrometheusExporterConfig(host="0.0.0.0"), "host", ("needs a port",)),
+    ("console interval", lambda: ConsoleExporterConfig(interval=0.0), "interval", ("seconds > 0 or null", "got 0.0")),
+    ("console format", lambda: ConsoleExporterConfig(format="yaml"), "format", ("got 'yaml'",)),  # type: ignore[arg-type]
+    ("json nowhere", lambda: JsonExporterConfig(), "", ("at least one of 'endpoint', 'url', 'file_path'",)),
+    ("file path", lambda: FileExporterConfig(file_path=""), "file_path", ("a non-empty string",)),
+    ("otlp endpoint", lambda: OtlpExporterConfig(endpoint="localhost:4318"), "endpoint", ("URL with protocol 'http/protobuf'",)),
+    ("otlp header", lambda: OtlpExporterConfig(headers=(("x-key", "a\nb"),)), "headers.x-key", ("without line breaks",)),
+    ("rule metric", lambda: AlertRule(metric="http_request_total", operator=">", value=1, severity="info"), "metric", ("did you mean 'http_requests_total'?",)),
+    ("rule operator", lambda: AlertRule(metric="http_requests_total", operator="=>", value=1, severity="info"), "operator", ("got '=>'",)),  # type: ignore[arg-type]
+    ("rule aggregation", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", aggregation="p95"), "aggregation", ("(for a counter)",)),
+    ("rule label", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", labels=(("path", "/x"),)), "labels.path", ("unknown label 'path'",)),
+    ("rule template", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", message="{nope}"), "message", ("unknown field {nope}",)),
+    ("rule window", lambda: AlertRule(metric="http_requests_total", operator=">", value=1, severity="info", window=-5.0), "window", ("seconds > 0",)),
+    ("webhook url", lambda: WebhookNotifierConfig(url="ftp://x"), "url", ("an http:// or https:// URL",)),
+    ("alertmanager timeout", lambda: AlertmanagerNotifierConfig(url="http://am:9093", timeout=0.0), "timeout", ("> 0",)),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("build", "path", "fragments"), [b[1:] for b in BAD_IN_CODE], ids=[b[0] for b in BAD_IN_CODE]
+)
+def test_objects_built_in_code_are_validated_by_the_same_checks(
+    build: Callable[[], object], path: str, fragments: tuple[str, ...]
+) -> None:
+    """A config object built in code with a bad value raises ConfigError naming field and value."""
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.path == path
+    assert str(info.value).startswith(f"{path}: " if path else "")
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_objects_built_in_code_equal_the_parsed_ones() -> None:
+    """Code and mappings meet one set of checks and normal forms: the two configs are equal."""
+    in_code = MonitoringConfig(
+        collect_interval=2,
+        exporters=(
+            JsonExporterConfig(endpoint="http://collector/ingest", headers=(("x-k", "v"),)),
+            FileExporterConfig(file_path="m.prom", format="text"),  # type: ignore[arg-type]
+        ),
+        alerts=(
+            AlertRule(metric="http_request_duration_ms", operator=">", value=2000, severity="info"),
+        ),
+    )
+    parsed = load_config(
+        {
+            "collect_interval": 2,
+            "exporters": [
+                {"type": "json", "endpoint": "http://collector/ingest", "headers": {"x-k": "v"}},
+                {"type": "file", "file_path": "m.prom", "format": "text"},
+            ],
+            "alerts": [
+                {
+                    "metric": "http_request_duration_ms",
+                    "operator": ">",
+                    "value": 2000,
+                    "severity": "info",
+                }
+            ],
+        }
+    )
+    assert in_code == parsed
+    assert isinstance(in_code.collect_interval, float)
+    (rule,) = in_code.alerts
+    assert (rule.metric, rule.scale, rule.aggregation) == (
+        cat.HTTP_REQUEST_DURATION.name,
+        1000.0,
+        "p95",
+    )
+    assert in_code.exporters[0] == JsonExporterConfig(
+        url="http://collector/ingest", headers=(("x-k", "v"),)
+    )
+
+
+def test_replace_validates_again_and_keeps_normal_forms() -> None:
+    """dataclasses.replace re-runs the checks; an already-normal rule keeps its alias scale once."""
+    config = MonitoringConfig()
+    with pytest.raises(ConfigError, match=r"^collect_interval: .* got 0"):
+        dataclasses.replace(config, collect_interval=0)
+    with pytest.raises(ConfigError, match=r"^naming: "):
+        dataclasses.replace(config, naming="other")  # type: ignore[arg-type]
+    rule = AlertRule(metric="http_request_duration_ms", operator=">", value=1, severity="info")
+    again = dataclasses.replace(rule, value=2)
+    assert (again.metric, again.scale, again.value) == (cat.HTTP_REQUEST_DURATION.name, 1000.0, 2.0)
+    with pytest.raises(ConfigError, match=r"^aggregation: "):
+        dataclasses.replace(rule, aggregation="rate")
+
+
+def test_reprs_built_in_code_mask_secrets() -> None:
+    """Secrets given in code stay out of every repr, nested ones included."""
+    config = MonitoringConfig(
+        auth=AuthConfig(
+            bearer_token="t0k3n-s3cr3t", basic=BasicAuthConfig(username="u", password="pa55-s3cr3t")
+        ),
+        exporters=(OtlpExporterConfig(headers=(("authorization", "Bearer h3ad3r-s3cr3t"),)),),
+        notifiers=(WebhookNotifierConfig(url="https://h/x", headers=(("x-k", "w3bh00k-s3cr3t"),)),),
+    )
+    assert "s3cr3t" not in repr(config)
+    assert "headers={'authorization': '***'}" in repr(config.exporters[0])
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -763,3 +1067,30 @@ def test_fuzz_only_config_error_escapes(source: Any) -> None:
         return
     assert isinstance(config, MonitoringConfig)
     hash(config)
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("0.0.0.0", True),
+        ("::", True),
+        ("::1", True),
+        ("localhost", True),
+        ("otel_collector", True),
+        ("metrics.internal.", True),
+        ("no such host!", False),
+        ("a" * 300, False),
+        ("-leading", False),
+        ("a..b", False),
+        ("", False),
+        ("ex\u00e4mple.com", False),
+    ],
+)
+def test_server_hosts_are_addresses_or_host_names(host: str, ok: bool) -> None:
+    """A standalone server's host is an IP address or a host name; junk is refused up front."""
+    source = {"endpoint_server": {"host": host, "port": 0}}
+    if ok:
+        assert load_config(source).endpoint_server.host == host
+    else:
+        with pytest.raises(ConfigError, match=r"^endpoint_server\.host: expected an IP address"):
+            load_config(source)

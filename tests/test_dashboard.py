@@ -75,6 +75,7 @@ def test_page_and_assets_are_served_with_a_strict_policy(monitored: Any, serve: 
         expected = {
             PAGE: "text/html",
             f"{PAGE}/app.js": "text/javascript",
+            f"{PAGE}/chart.js": "text/javascript",
             f"{PAGE}/style.css": "text/css",
         }
         for path, content_type in expected.items():
@@ -97,16 +98,21 @@ def test_page_has_no_inline_code_and_no_outside_url(monitored: Any, serve: Any) 
     _, app = monitored({"dashboard": {"enabled": True}})
     with _client(serve(app)) as client:
         page = client.get(PAGE).text
-        script = client.get(f"{PAGE}/app.js").text
+        scripts_text = client.get(f"{PAGE}/app.js").text + client.get(f"{PAGE}/chart.js").text
         style = client.get(f"{PAGE}/style.css").text
     tags = _tags(page)
     scripts = [attrs for tag, attrs in tags if tag == "script"]
-    assert scripts == [{"src": "dashboard/app.js", "defer": None}]
+    assert scripts == [
+        {"src": "dashboard/chart.js", "defer": None},
+        {"src": "dashboard/app.js", "defer": None},
+    ]
     assert "<style" not in page
     assert not [
         attrs for _, attrs in tags if "style" in attrs or any(k.startswith("on") for k in attrs)
     ]
-    for text in (page, script, style):
+    # The SVG namespace is a name, never fetched; no other URL appears.
+    scripts_text = scripts_text.replace('"http://www.w3.org/2000/svg"', "")
+    for text in (page, scripts_text, style):
         assert not re.search(r"https?://", text)
         assert "@import" not in text
 
@@ -157,7 +163,7 @@ def test_dashboard_is_protected_like_the_other_endpoints(monitored: Any, serve: 
         "dashboard": {"enabled": True},
     }
     _, app = monitored(config)
-    paths = [PAGE, f"{PAGE}/app.js", f"{PAGE}/style.css", f"{PAGE}/data.json"]
+    paths = [PAGE, f"{PAGE}/app.js", f"{PAGE}/chart.js", f"{PAGE}/style.css", f"{PAGE}/data.json"]
     with _client(serve(app)) as client:
         for path in paths:
             refused = client.get(path)

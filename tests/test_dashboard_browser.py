@@ -7,16 +7,17 @@ group is stopped when the test ends.
 
 from __future__ import annotations
 
-import itertools
+import base64
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,6 @@ from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.metrics.catalog import (
     EVENT_LOOP_LAG,
     HTTP_ERRORS,
-    HTTP_REQUEST_DURATION,
     HTTP_REQUESTS,
     LABEL_ROUTE,
     PROCESS_HEAP_USED,
@@ -50,14 +50,19 @@ pytestmark = pytest.mark.skipif(
 
 PAGE = "/metrics/dashboard"
 SHOWN = ["total-requests", "request-rate", "error-rate", "errors-total", "p50", "p95", "p99",
-         "rss", "heap", "cpu", "cpu-seconds", "loop-lag", "load"]  # fmt: skip
+         "mean", "rss", "heap", "cpu", "cores", "loop-lag", "load"]  # fmt: skip
+CHARTS = ["requests", "errors", "latency", "sizes", "memory", "cpu", "lag", "load"]
+WINDOW = 60.0  # seconds the cards summarise (app.js)
+UNKNOWN = "\u2013"  # the en dash the page shows for what is not known yet
 
 # One JS expression, evaluated atomically in the page: what it shows and the documents behind it.
 SNAPSHOT = """window.fluxstackDashboard === undefined ? "null" : JSON.stringify({
   updates: window.fluxstackDashboard.updates,
   error: window.fluxstackDashboard.error,
   doc: window.fluxstackDashboard.doc,
-  prev: window.fluxstackDashboard.prev,
+  points: window.fluxstackDashboard.points,
+  history: window.fluxstackDashboard.history,
+  first: window.fluxstackDashboard.first,
   shown: Object.fromEntries(SHOWN_IDS.map((id) => {
     const el = document.getElementById(id);
     return [id, {text: el.textContent, value: el.dataset.value}];
@@ -221,29 +226,37 @@ def _gauge(doc: dict[str, Any], name: str) -> float | None:
     return float(series[0]["value"]) if series else None
 
 
-def _quantiles(doc: dict[str, Any], prev: dict[str, Any] | None) -> dict[str, float]:
-    """p50/p95/p99 as the page should show them: the last interval's, else since start."""
+def _recent(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points the cards summarise: the last minute's, at least the last one."""
+    out: list[dict[str, Any]] = []
+    span = 0.0
+    for p in reversed(points):
+        if out and span + p["dt"] > WINDOW + 1e-6:
+            break
+        out.insert(0, p)
+        span += p["dt"]
+    return out
 
-    def merged(d: dict[str, Any]) -> tuple[list[float], list[float]]:
-        series = _series(d, HTTP_REQUEST_DURATION.name)
-        bounds = [b["le"] for b in series[0]["buckets"]]
-        cumulative = [
-            float(sum(s["buckets"][i]["count"] for s in series)) for i in range(len(bounds))
-        ]
-        return bounds, [*cumulative, float(sum(s["count"] for s in series))]
 
-    bounds, cumulative = merged(doc)
-    if prev is not None:
-        _, before = merged(prev)
-        if cumulative[-1] > before[-1]:
-            cumulative = [a - b for a, b in zip(cumulative, before, strict=True)]
-    counts = [cumulative[0]] + [b - a for a, b in itertools.pairwise(cumulative)]
-    return {f"p{round(q * 100)}": histogram_quantile(q, bounds, counts) for q in (0.5, 0.95, 0.99)}
+def _quantiles(points: list[dict[str, Any]], bounds: list[float]) -> dict[str, float]:
+    """p50/p95/p99 and the mean of the points' duration increases, as the page should show."""
+    counts = [0.0] * (len(bounds) + 1)
+    total = n = 0.0
+    for p in points:
+        if p["dur"] is None:  # before the first request: no histogram yet
+            continue
+        for i, c in enumerate(p["dur"]["b"]):
+            counts[i] += c
+        total += p["dur"]["s"]
+        n += p["dur"]["n"]
+    out = {f"p{round(q * 100)}": histogram_quantile(q, bounds, counts) for q in (0.5, 0.95, 0.99)}
+    out["mean"] = total / n
+    return out
 
 
 def _check_matches_json(snapshot: dict[str, Any]) -> None:
-    """Every number the page shows equals what its own last document says."""
-    doc, prev, shown = snapshot["doc"], snapshot["prev"], snapshot["shown"]
+    """Every number the page shows equals what its document and history points say."""
+    doc, points, shown = snapshot["doc"], snapshot["points"], snapshot["shown"]
     total = _sum(doc, HTTP_REQUESTS.name)
     assert float(shown["total-requests"]["value"]) == total
     assert shown["total-requests"]["text"] == str(round(total))
@@ -252,12 +265,19 @@ def _check_matches_json(snapshot: dict[str, Any]) -> None:
                             ("loop-lag", EVENT_LOOP_LAG), ("load", SYSTEM_LOAD_1M)]:  # fmt: skip
         value = shown[element]["value"]
         assert (float(value) if value else None) == _gauge(doc, metric.name), element
-    for name, expected in _quantiles(doc, prev).items():
-        assert math.isclose(float(shown[name]["value"]), expected, rel_tol=1e-9), name
-    if prev is not None:
-        elapsed = _seconds(doc) - _seconds(prev)
-        rate = (total - _sum(prev, HTTP_REQUESTS.name)) / elapsed
-        assert math.isclose(float(shown["request-rate"]["value"]), rate, rel_tol=1e-9)
+    recent = _recent(points)
+    elapsed = sum(p["dt"] for p in recent)
+    requests = sum(p["req"] for p in recent)
+    rate = requests / elapsed
+    assert math.isclose(float(shown["request-rate"]["value"]), rate, rel_tol=1e-9)
+    if requests:
+        errors = sum(p["err"] for p in recent) / requests
+        assert math.isclose(float(shown["error-rate"]["value"]), errors, rel_tol=1e-9, abs_tol=0)
+        for name, expected in _quantiles(recent, snapshot["history"]["duration_bounds"]).items():
+            assert math.isclose(float(shown[name]["value"]), expected, rel_tol=1e-9), name
+    else:  # nothing asked in the window: unknown, never 0
+        for name in ("error-rate", "p50", "p95", "p99", "mean"):
+            assert shown[name]["text"] == UNKNOWN, name
     routes = {s["labels"][LABEL_ROUTE] for s in _series(doc, HTTP_REQUESTS.name)}
     assert [r["route"] for r in snapshot["routes"]] == sorted(routes)
     for row in snapshot["routes"]:
@@ -267,12 +287,9 @@ def _check_matches_json(snapshot: dict[str, Any]) -> None:
     assert pairs == sorted((a["name"], a["severity"]) for a in doc["alerts"])
 
 
-def _seconds(doc: dict[str, Any]) -> float:
-    return datetime.fromisoformat(doc["timestamp"].replace("Z", "+00:00")).timestamp()
-
-
 def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) -> None:
-    """The page loads without console errors, shows the JSON's numbers, and moves with traffic."""
+    """The page loads without console errors, shows the document's and the history's numbers,
+    and moves with traffic."""
     monitoring = configure_monitoring(
         {
             "collect_interval": 1,
@@ -286,6 +303,16 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
                     "value": 0,
                     "aggregation": "value",
                     "severity": "critical",
+                },
+                {  # fires while errors come in, and resolves a few seconds after
+                    "name": "FailingNow",
+                    "metric": HTTP_ERRORS.name,
+                    "operator": ">",
+                    "value": 0,
+                    "aggregation": "rate",
+                    "window": 1,
+                    "keep_firing_for": 3,
+                    "severity": "warning",
                 },
             ],
             "dashboard": {"enabled": True},
@@ -304,7 +331,7 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
                 return json.loads(chromium.evaluate(SNAPSHOT))
 
             first = wait_until(
-                lambda: (s := snapshot()) is not None and s["updates"] >= 2 and s,
+                lambda: (s := snapshot()) is not None and s["updates"] >= 2 and s["points"] and s,
                 timeout=15,
                 message=lambda: f"two updates of the page; console: {chromium.console_errors}",
             )
@@ -338,9 +365,28 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
             assert float(later["shown"]["errors-total"]["value"]) == 3
             alert = next(a for a in later["alerts"] if a["name"] == "AnyFailure")
             assert alert["severity"] == "critical"
-            # Traffic over, the page keeps polling and the rate falls back to zero.
+
+            # Traffic over, the page keeps polling: the newest point is a true zero, and the
+            # request-rate chart's legend says so (the card still averages the last minute).
+            def idle() -> bool:
+                points = snapshot()["points"]
+                legend = chromium.evaluate(
+                    "document.querySelector('#chart-requests .legend').textContent"
+                )
+                return points[-1]["req"] == 0 and legend.endswith("requests/s 0.00")
+
+            assert wait_until(idle, timeout=10, message="a point without requests")
+            # The alert timeline: FailingNow was firing, then resolved.
+            bands = (
+                "JSON.stringify([...document.querySelectorAll('#chart-alerts rect')]"
+                ".map((r) => r.getAttribute('class')))"
+            )
             assert wait_until(
-                lambda: float(snapshot()["shown"]["request-rate"]["value"] or 0) == 0, timeout=10
+                lambda: (
+                    {"band-firing", "band-resolved"} <= set(json.loads(chromium.evaluate(bands)))
+                ),
+                timeout=20,
+                message="a firing band and a resolved tick in the alert timeline",
             )
             assert chromium.console_errors == []
 
@@ -357,3 +403,139 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
             assert "Content Security Policy" in " ".join(chromium.console_errors)
     finally:
         monitoring.shutdown()
+
+
+def _traffic(base: str, stop: threading.Event, sent: list[int]) -> None:
+    """Requests on three routes, one in eight failing, until ``stop`` (at most 20,000)."""
+    with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
+        for i in range(20_000):
+            if stop.wait(0.01):
+                return
+            client.get("/fail" if i % 8 == 7 else ("/" if i % 2 else f"/items/{i}"))
+            sent[0] += 1
+
+
+DRAWN = """JSON.stringify({
+  charts: Object.fromEntries(CHART_IDS.map((id) => {
+    const figure = document.getElementById("chart-" + id);
+    const paths = [...figure.querySelectorAll("path.line")];
+    return [id, {points: Number(figure.dataset.points),
+                 length: paths.reduce((n, p) => n + p.getTotalLength(), 0)}];
+  })),
+  alerts: {points: Number(document.getElementById("chart-alerts").dataset.points),
+           firing: document.querySelectorAll("#chart-alerts rect.band-firing").length},
+  sparks: [...document.querySelectorAll("#routes tbody tr[data-route]")].map((tr) => ({
+    route: tr.dataset.route,
+    points: Number(tr.querySelector("svg.spark").dataset.points),
+    length: [...tr.querySelectorAll("svg.spark path")].reduce((n, p) => n + p.getTotalLength(), 0),
+  })),
+})""".replace("CHART_IDS", json.dumps(CHARTS))
+
+
+def test_a_fresh_page_draws_the_servers_history_and_hover_shows_values(
+    chromium: Chromium, tmp_path: Path
+) -> None:
+    """Opened while traffic flows, the page's first paint already holds the server's history:
+    every chart has drawn points (non-zero SVG path length), the routes have sparklines, the
+    alert has a firing band, hovering a chart shows a time and a value; a screenshot is kept."""
+    monitoring = configure_monitoring(
+        {
+            "collect_interval": 0.25,
+            "alert_evaluation_interval": 0.25,
+            "notifiers": [],
+            "alerts": [
+                {
+                    "name": "AnyFailure",
+                    "metric": HTTP_ERRORS.name,
+                    "operator": ">",
+                    "value": 0,
+                    "aggregation": "value",
+                    "severity": "critical",
+                },
+            ],
+            "dashboard": {"enabled": True, "history": 60},
+        }
+    )
+    app = monitoring.instrument(
+        Starlette(routes=[Route("/", _ok), Route("/items/{item_id}", _ok), Route("/fail", _fail)])
+    )
+    stop = threading.Event()
+    sent = [0]
+    try:
+        with serve_asgi(app) as base:
+            worker = threading.Thread(target=_traffic, args=(base, stop, sent), daemon=True)
+            worker.start()
+            try:
+                # The server's ring fills before any page exists.
+                def busy_points() -> list[dict[str, Any]]:
+                    doc = httpx.get(f"{base}{PAGE}/data.json", trust_env=False, timeout=10).json()
+                    points = [p for p in doc["history"]["points"] if p["req"] > 0]
+                    firing = [
+                        p for p in points if ["AnyFailure", "firing", "critical"] in p["alerts"]
+                    ]
+                    return points if len(points) >= 8 and firing else []
+
+                wait_until(busy_points, timeout=30, message="eight busy points in the history")
+                chromium.call("Emulation.setDeviceMetricsOverride", width=1280, height=2200,
+                              deviceScaleFactor=1, mobile=False)  # fmt: skip
+                chromium.navigate(f"{base}{PAGE}?refresh=0.5")
+                snap = wait_until(
+                    lambda: (
+                        (s := json.loads(chromium.evaluate(SNAPSHOT))) is not None
+                        and s["updates"] >= 1
+                        and s
+                    ),
+                    timeout=15,
+                    message=lambda: f"a first update; console: {chromium.console_errors}",
+                )
+                # First paint: the history, not a blank waiting for a second poll.
+                first = snap["first"]
+                assert first["points"] >= 8, first
+                assert first["requests"] > 0, first
+                assert all(first["drawn"][f"chart-{c}"] > 0 for c in CHARTS), first["drawn"]
+                for card in ("request-rate", "p95", "mean", "cpu"):
+                    assert snap["shown"][card]["text"] != UNKNOWN, card
+                    assert float(snap["shown"][card]["value"]) > 0, card
+                drawn = json.loads(chromium.evaluate(DRAWN))
+                for chart_id, figures in drawn["charts"].items():
+                    assert figures["points"] >= 2, (chart_id, figures)
+                    assert figures["length"] > 0, (chart_id, figures)
+                assert drawn["alerts"]["firing"] > 0, drawn["alerts"]
+                assert {s["route"] for s in drawn["sparks"]} == {"/", "/fail", "/items/{item_id}"}
+                assert all(s["points"] >= 8 and s["length"] > 0 for s in drawn["sparks"]), drawn
+
+                # Hover: the legend names the point's time and the value of each series.
+                box = chromium.evaluate(
+                    "JSON.stringify(document.querySelector('#chart-latency svg')"
+                    ".getBoundingClientRect())"
+                )
+                rect = json.loads(box)
+                x, y = rect["x"] + rect["width"] * 0.6, rect["y"] + rect["height"] / 2
+                chromium.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+                hover = json.loads(
+                    chromium.evaluate(
+                        "JSON.stringify({i: document.getElementById('chart-latency').dataset.hover,"
+                        " text: document.querySelector('#chart-latency .legend').textContent,"
+                        " cursor: !document.querySelector('#chart-latency .cursor')"
+                        ".classList.contains('hidden')})"
+                    )
+                )
+                assert hover["i"] != "", hover
+                assert hover["cursor"], hover
+                assert re.search(r"^\d\d:\d\d:\d\d", hover["text"]), hover
+                assert re.search(r"p95 \d+(\.\d+)? ms", hover["text"]), hover
+                assert not hover["text"].startswith("latest"), hover
+                _check_matches_json(snap)
+                assert chromium.console_errors == []
+
+                shot = chromium.call("Page.captureScreenshot", format="png")
+                path = tmp_path / "dashboard.png"
+                path.write_bytes(base64.b64decode(shot["data"]))
+                print(f"dashboard screenshot: {path}")
+                assert path.stat().st_size > 10_000
+            finally:
+                stop.set()
+                worker.join(15)
+    finally:
+        monitoring.shutdown()
+    assert sent[0] > 0

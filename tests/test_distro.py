@@ -217,7 +217,8 @@ def test_a_bad_configuration_stops_the_process_with_a_clear_message(
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "fluxstack-otel: configuration error: METRICS_INTERVAL: expected a number, got 'soon'"
+        "fluxstack-otel: configuration error: METRICS_INTERVAL: expected a finite number of"
+        " milliseconds > 0 or a duration such as '30s' or '500ms', got 'soon'"
     )
     assert "Uvicorn running" not in done.stderr
 

@@ -255,8 +255,8 @@ def test_exposition_passes_promtool(served_starlette: str) -> None:
     assert {f.name for f in parse_om(om.text)} >= {"http_requests", "http_request_duration_seconds"}
 
 
-def test_twelve_families_and_nothing_else(served_starlette: str) -> None:
-    """/metrics holds exactly the twelve catalogue families: no default collectors, no target_info."""
+def test_the_catalogue_families_and_nothing_else(served_starlette: str) -> None:
+    """/metrics holds exactly the catalogue's families: no default collectors, no target_info."""
     with httpx.Client(base_url=served_starlette, timeout=10) as client:
         client.get("/")
         client.get("/block")  # gives the loop-lag probe a sample
@@ -276,6 +276,7 @@ def test_twelve_families_and_nothing_else(served_starlette: str) -> None:
         "nodejs_eventloop_lag_seconds",
         "system_memory_total_bytes",
         "system_load_average_1m",
+        "system_cpu_cores",
     }
     assert "otel_scope_name" not in response.text
 

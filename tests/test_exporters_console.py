@@ -44,7 +44,7 @@ def context() -> Iterator[tuple[SinkContext, HttpRecorder]]:
     reader = InMemoryMetricReader()
     resource = Resource.create({"service.name": "shop", "service.instance.id": "abcdef123456"})
     provider = MeterProvider(metric_readers=[reader], resource=resource)
-    stream = MetricStream(reader, recorder.to_metrics, resource)
+    stream = MetricStream([reader], recorder.to_metrics, resource)
     yield SinkContext(config=MonitoringConfig(), stream=stream), recorder
     provider.shutdown()
 
@@ -134,7 +134,7 @@ def test_whole_float_values_print_as_integers() -> None:
     provider = MeterProvider(metric_readers=[reader := InMemoryMetricReader()])
     gauge = provider.get_meter("m").create_gauge("rss_bytes")
     gauge.set(31_871_000.0)
-    text = format_text(MetricStream(reader, None, Resource({})).collect())
+    text = format_text(MetricStream([reader], None, Resource({})).collect())
     provider.shutdown()
     assert "  rss_bytes 31871000" in text.splitlines()
 

@@ -39,7 +39,7 @@ class Pipeline:
         self.reader = InMemoryMetricReader()
         resource = Resource.create({"service.name": "svc", "service.instance.id": "i-1"})
         self.provider = MeterProvider(metric_readers=[self.reader], resource=resource)
-        self.stream = MetricStream(self.reader, self.recorder.to_metrics, resource)
+        self.stream = MetricStream([self.reader], self.recorder.to_metrics, resource)
 
     def request(self, route: str = "/a", status: int = 200) -> None:
         self.recorder.record("GET", route, status, None, 0.05, 3, 30, time.perf_counter())

@@ -55,7 +55,7 @@ class Pipeline:
         self.reader = InMemoryMetricReader()
         resource = Resource.create({"service.name": "svc", "service.instance.id": "i-1"})
         self.provider = MeterProvider(metric_readers=[self.reader], resource=resource)
-        self.stream = MetricStream(self.reader, self.recorder.to_metrics, resource)
+        self.stream = MetricStream([self.reader], self.recorder.to_metrics, resource)
 
     def context(self, extras: Callable[[], dict[str, Any]] = dict) -> SinkContext:
         return SinkContext(config=MonitoringConfig(), stream=self.stream, extras=extras)

@@ -24,7 +24,7 @@ from fluxstack_otel._internal.config.model import MonitoringConfig, OtlpExporter
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.catalog import HTTP_METRICS, HTTP_REQUEST_DURATION
 from fluxstack_otel._internal.metrics.stream import MetricStream
-from fluxstack_otel._internal.monitoring import _make_resource
+from fluxstack_otel._internal.pipeline import make_resource
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.sinks.base import SinkContext
 from fluxstack_otel._internal.sinks.otlp import OtlpSink, signal_url, with_environment
@@ -50,7 +50,7 @@ class Pipeline:
         self.reader = InMemoryMetricReader()
         self.resource = Resource.create({"service.name": "svc", "service.instance.id": "i-42"})
         self.provider = MeterProvider(metric_readers=[self.reader], resource=self.resource)
-        self.stream = MetricStream(self.reader, self.recorder.to_metrics, self.resource)
+        self.stream = MetricStream([self.reader], self.recorder.to_metrics, self.resource)
         self.sent = 0
 
     def requests(self, n: int, route: str = "/a") -> None:
@@ -312,7 +312,7 @@ def test_the_resource_is_the_one_the_sdk_would_build(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     instance = {"service.instance.id": "i-1"}
-    made = dict(_make_resource(MonitoringConfig()).attributes)
+    made = dict(make_resource(MonitoringConfig()).attributes)
     made["service.instance.id"] = "i-1"
     expected = dict(Resource.create(instance).attributes)
     if str(expected["service.name"]).startswith("unknown_service"):
@@ -323,7 +323,7 @@ def test_the_resource_is_the_one_the_sdk_would_build(
 def test_configured_resource_detectors_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """OTEL_EXPERIMENTAL_RESOURCE_DETECTORS takes the SDK's own path: the process detector runs."""
     monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "process")
-    attributes = _make_resource(MonitoringConfig()).attributes
+    attributes = make_resource(MonitoringConfig()).attributes
     assert attributes["process.pid"] == os.getpid()
     assert attributes["service.name"] == "fluxstack-app"
 

@@ -25,7 +25,7 @@ def make_stream() -> tuple[MetricStream, HttpRecorder, MeterProvider]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     resource = Resource.create({"service.name": "svc", "service.instance.id": "i-1"})
-    return MetricStream(reader, recorder.to_metrics, resource), recorder, provider
+    return MetricStream([reader], recorder.to_metrics, resource), recorder, provider
 
 
 def samples(families: object) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

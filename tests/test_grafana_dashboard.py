@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import pytest
 
 from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.config.model import MonitoringConfig
@@ -79,22 +80,49 @@ def test_every_builtin_metric_has_a_panel() -> None:
         assert re.search(rf"\b{name}\b", exprs), spec.name
 
 
-def test_alert_panels_are_the_exported_rules() -> None:
-    """Each built-in threshold rule has a panel whose query plus threshold is its exported PromQL.
+SELECTOR = 'job=~"$job", instance=~"$instance"'
+# Every built-in series name a query may read, longest first so _bucket wins over the bare name.
+_SERIES = sorted(
+    {
+        f"{spec.name}{suffix}"
+        for spec in BUILTIN_METRICS
+        for suffix in ("", "_bucket", "_sum", "_count")
+    },
+    key=len,
+    reverse=True,
+)
+_SELECTED = re.compile(r"\b(" + "|".join(_SERIES) + r")\b(\{[^}]*\})?")
 
-    The panels assume one CPU, so ``compile_rules`` runs with ``cpu_count=1``.
-    """
+
+def test_every_query_honours_job_and_instance() -> None:
+    """Each series every panel reads is selected by the $job and $instance variables."""
+    for title, target in _targets(_load()):
+        selections = _SELECTED.findall(target["expr"])
+        assert selections, (title, target["expr"])
+        for name, matcher in selections:
+            assert matcher.startswith("{" + SELECTOR), (title, name, target["expr"])
+
+
+def test_alert_panels_are_the_exported_rules() -> None:
+    """Each built-in threshold rule has a panel whose query, without the $job/$instance
+    selection, plus the threshold is the exported PromQL (the rules hold no CPU count)."""
     by_legend = {t["legendFormat"]: (title, t) for title, t in _targets(_load())}
-    rules = compile_rules(MonitoringConfig(), cpu_count=1)
-    assert rules
+    rules = compile_rules(MonitoringConfig())
+    assert [rule.name for rule in rules] == [
+        "HighResponseTime", "HighErrorRate", "HighMemoryUsage", "HighCpuUsage"
+    ]  # fmt: skip
     for rule in rules:
         title, target = by_legend[rule.name]
         panel = next(p for p in _panels(_load()) if p["title"] == title)
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
         threshold = steps[-1]["value"]
         expected = rule_expression(rule)
-        assert expected.startswith(f"{target['expr']} {rule.operator} "), (expected, target["expr"])
+        query = target["expr"].replace("{" + SELECTOR + "}", "").replace(SELECTOR + ", ", "")
+        assert expected.startswith(f"{query} {rule.operator} "), (expected, query)
         assert float(expected.rsplit(" ", 1)[1]) == threshold
+        assert expected in panel["description"]
+    cpu = rule_expression(next(r for r in rules if r.name == "HighCpuUsage"))
+    assert cpu.endswith("/ (system_cpu_cores) > 0.8")
 
 
 def _concrete(expr: str, job: str, instance: str) -> str:
@@ -108,26 +136,45 @@ def _concrete(expr: str, job: str, instance: str) -> str:
     )
 
 
+ERROR_PANELS = ("Error ratio", "Errors by route and type", "HighErrorRate")
+
+
 @requires_prometheus
-def test_every_query_returns_data_from_prometheus_scraping_the_demo() -> None:
-    """Every panel query (and variable query) parses and returns data on the demo's metrics."""
+@pytest.mark.parametrize("errors", [False, True], ids=["no-errors-yet", "errors-present"])
+def test_every_query_returns_data_from_prometheus_scraping_the_demo(errors: bool) -> None:
+    """Every panel query (and variable query) parses and returns data on the demo's metrics,
+    before any error (the error panels then read 0, not "No data") and once errors are counted."""
     demo = _demo_module()
     monitoring = configure_monitoring(demo.DEMO_CONFIG)
     try:
-        app = demo.build_app(monitoring, traffic=True)
+        app = demo.build_app(monitoring, traffic=False)
         with serve_asgi(app) as base, httpx.Client(base_url=base, trust_env=False) as client:
+
+            def exchanges() -> None:
+                for path in ("/", "/items/1", "/slow"):
+                    assert client.get(path).status_code == 200
+                assert client.post("/echo", content=b"x" * 300).status_code == 200
+                if errors:
+                    assert client.get("/items/nope").status_code == 404
+                    # uvicorn closes a connection whose app raised: this one gets its own.
+                    assert (
+                        httpx.get(f"{base}/error", trust_env=False, timeout=10).status_code == 500
+                    )
+
             # Every kind of exchange before the first scrape, so every series exists from then on.
-            for path in ("/", "/items/1", "/slow", "/items/nope"):
-                client.get(path)
-            client.post("/echo", content=b"x" * 300)
-            # uvicorn closes a connection whose app raised: this one gets its own.
-            assert httpx.get(f"{base}/error", trust_env=False, timeout=10).status_code == 500
+            exchanges()
             target = base.removeprefix("http://")
             with PrometheusServer([target], scrape_interval=0.5) as prometheus:
                 # Rates need two samples in their window, and traffic between them.
                 prometheus.wait_for(
                     "count_over_time(http_requests_total[1m])",
                     lambda r: bool(r) and min(float(s["value"][1]) for s in r) >= 3,
+                    timeout=30,
+                )
+                exchanges()
+                prometheus.wait_for(
+                    "increase(http_requests_total[1m])",
+                    lambda r: bool(r) and min(float(s["value"][1]) for s in r) > 0,
                     timeout=30,
                 )
                 document = _load()
@@ -144,8 +191,14 @@ def test_every_query_returns_data_from_prometheus_scraping_the_demo() -> None:
                 for title, query in _targets(document):
                     expr = _concrete(query["expr"], "app", target)
                     assert "$" not in expr, expr
-                    if not prometheus.query(expr):
+                    result = prometheus.query(expr)
+                    if not result:
                         empty.append(f"{title}: {expr}")
+                    elif title in ERROR_PANELS:
+                        values = [float(s["value"][1]) for s in result]
+                        assert (max(values) > 0) is errors, (title, result)
+                        if not errors:
+                            assert values == [0.0] * len(values), (title, result)
                 assert empty == []
     finally:
         monitoring.shutdown()

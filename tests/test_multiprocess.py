@@ -32,7 +32,7 @@ def _worker(
     recorder = HttpRecorder(
         retention_period=10.0, clock=(lambda: clock[0]) if clock is not None else time.perf_counter
     )
-    local = MetricStream(None, recorder.to_metrics, Resource({"service.instance.id": instance}))
+    local = MetricStream((), recorder.to_metrics, Resource({"service.instance.id": instance}))
     host = HostStream(local, directory, 0.5, alive=lambda pid, started: pid in alive)
     return host, recorder
 

@@ -44,12 +44,20 @@ class Gunicorn:
     """gunicorn running ``mp_app:app`` in a process group of its own, with its log."""
 
     def __init__(
-        self, directory: Path, log: Path, *, max_requests: int, jitter: int, preload: bool = False
+        self,
+        directory: Path,
+        log: Path,
+        *,
+        max_requests: int,
+        jitter: int,
+        preload: bool = False,
+        dashboard: bool = False,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "MP_DIR": str(directory), "MP_INTERVAL": str(INTERVAL)}
+        env = {**os.environ, "MP_DIR": str(directory), "MP_INTERVAL": str(INTERVAL),
+               "MP_DASHBOARD": "1" if dashboard else "0"}  # fmt: skip
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [str(GUNICORN), "-w", str(WORKERS), "-k", "uvicorn.workers.UvicornWorker",
@@ -233,5 +241,39 @@ def test_preloaded_app_forked_into_workers_counts_exactly(tmp_path: Path) -> Non
                    message=lambda: f"total {scrape_total(server.url)} == 2400\n{server.tail()}")  # fmt: skip
         assert [scrape_total(server.url) for _ in range(10)] == [2400] * 10
         assert server.log.read_text(errors="replace").count("Booting worker") >= WORKERS + 4
+    finally:
+        server.stop()
+
+
+def test_each_workers_dashboard_history_holds_the_hosts_requests(tmp_path: Path) -> None:
+    """Whichever worker answers, its dashboard history adds up to every request the host served."""
+    directory = tmp_path / "mp"
+    server = Gunicorn(directory, tmp_path / "gunicorn.log", max_requests=0, jitter=0,
+                      dashboard=True)  # fmt: skip
+    total = 2_000
+    try:
+        # Every worker up (each publishes at start) before the traffic, so every baseline is 0.
+        wait_until(lambda: len(list(directory.glob("worker-*.json"))) == WORKERS, timeout=30,
+                   message=lambda: f"{WORKERS} workers\n{server.tail()}")  # fmt: skip
+        assert drive(server.port, total) == total
+
+        def histories() -> dict[float, int]:
+            """Ring (told apart by its first point's time) -> the requests its points add up to."""
+            seen: dict[float, int] = {}
+            for _ in range(24):
+                with httpx.Client(trust_env=False, timeout=5.0) as client:
+                    doc = client.get(f"{server.url}/metrics/dashboard/data.json",
+                                     headers={"Connection": "close"}).json()  # fmt: skip
+                points = doc["history"]["points"]
+                if points:
+                    seen[points[0]["t"]] = sum(p["req"] for p in points)
+            return seen
+
+        rings = wait_until(
+            lambda: (h := histories()) and len(h) >= 2 and set(h.values()) == {total} and h,
+            timeout=8 * INTERVAL + 10,
+            message=lambda: f"every worker's history to add up to {total}: {histories()}",
+        )
+        assert len(rings) >= 2
     finally:
         server.stop()

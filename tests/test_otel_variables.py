@@ -22,7 +22,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import ConfigError, configure_monitoring
-from servers import free_port, serve_asgi
+from servers import free_port, serve_asgi, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 OM = {"accept": "application/openmetrics-text"}
@@ -146,14 +146,18 @@ def test_the_prometheus_port_variable_serves_on_a_port_of_its_own(
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_HOST", "127.0.0.1")
     monkeypatch.setenv("OTEL_EXPORTER_PROMETHEUS_PORT", str(port))
     m = configure_monitoring({"system_metrics": False, "set_global": False})
+
+    def total(client: httpx.Client) -> float:
+        text = client.get(f"http://127.0.0.1:{port}/metrics").text
+        return sum(
+            s.value for f in parse_text(text) for s in f.samples if s.name == "http_requests_total"
+        )
+
     try:
         with serve_asgi(m.instrument(app)) as base, httpx.Client(trust_env=False) as client:
             assert client.get(f"{base}/items").status_code == 200
             assert client.get(f"{base}/metrics").text == "ok"  # the app's own route now
-            text = client.get(f"http://127.0.0.1:{port}/metrics").text
+            # Both requests counted on the app (a request is recorded once its response is sent).
+            wait_until(lambda: total(client) == 2, timeout=5, message="2 requests at the port")
     finally:
         m.shutdown()
-    total = sum(
-        s.value for f in parse_text(text) for s in f.samples if s.name == "http_requests_total"
-    )
-    assert total == 2  # /items and the app's /metrics, both counted on the app

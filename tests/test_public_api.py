@@ -9,22 +9,54 @@ from pathlib import Path
 
 import fluxstack_otel
 
+CONFIG_NAMES = [
+    "AlertRule",
+    "AlertmanagerNotifierConfig",
+    "AuthConfig",
+    "BasicAuthConfig",
+    "ConsoleExporterConfig",
+    "DashboardConfig",
+    "EndpointServerConfig",
+    "ExporterConfig",
+    "FileExporterConfig",
+    "JsonExporterConfig",
+    "LogNotifierConfig",
+    "MonitoringConfig",
+    "MultiprocessConfig",
+    "NotifierConfig",
+    "OtlpExporterConfig",
+    "PrometheusExporterConfig",
+    "Thresholds",
+    "WebhookNotifierConfig",
+    "load_config",
+]
+
 
 def test_exported_names_are_pinned() -> None:
-    """__all__ is exactly the documented public API, sorted."""
-    assert fluxstack_otel.__all__ == [
-        "Alert",
-        "ConfigError",
-        "MissingDependencyError",
-        "Monitoring",
-        "MonitoringConfig",
-        "MonitoringMiddleware",
-        "configure_monitoring",
-        "load_config",
-    ]
+    """__all__ is exactly the documented public API, sorted, the config classes included."""
+    assert fluxstack_otel.__all__ == sorted(
+        [
+            "Alert",
+            "ConfigError",
+            "MissingDependencyError",
+            "Monitoring",
+            "MonitoringMiddleware",
+            "configure_monitoring",
+            *CONFIG_NAMES,
+        ]
+    )
     assert fluxstack_otel.__all__ == sorted(fluxstack_otel.__all__)
     for name in fluxstack_otel.__all__:
         assert getattr(fluxstack_otel, name) is not None
+
+
+def test_config_module_exports_the_config_classes() -> None:
+    """fluxstack_otel.config pins the config classes, the same objects the package exports."""
+    import fluxstack_otel.config as config
+
+    assert config.__all__ == CONFIG_NAMES == sorted(CONFIG_NAMES)
+    for name in CONFIG_NAMES:
+        assert getattr(config, name) is getattr(fluxstack_otel, name)
 
 
 def test_config_error_is_a_value_error() -> None:

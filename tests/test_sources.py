@@ -246,13 +246,13 @@ def test_exporter_variables(
 # (variable, value, the ConfigError message)
 ERRORS: list[tuple[str, str, str]] = [
     ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "fast",
-     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a number, got 'fast'"),
+     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0 or a duration such as '30s' or '500ms', got 'fast'"),
     ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "-1",
-     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0, got -1"),
+     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0 or a duration such as '30s' or '500ms', got -1"),
     ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "nan",
-     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0, got nan"),
+     "FLUXSTACK_MONITORING_COLLECT_INTERVAL: expected a finite number of seconds > 0 or a duration such as '30s' or '500ms', got nan"),
     ("METRICS_INTERVAL", "0",
-     "METRICS_INTERVAL: expected a finite number of milliseconds > 0, got 0"),
+     "METRICS_INTERVAL: expected a finite number of milliseconds > 0 or a duration such as '30s' or '500ms', got 0"),
     ("ENABLE_MONITORING", "yes", "ENABLE_MONITORING: expected true, false, 1 or 0, got 'yes'"),
     ("OTEL_SDK_DISABLED", "on", "OTEL_SDK_DISABLED: expected true, false, 1 or 0, got 'on'"),
     ("FLUXSTACK_MONITORING_MAX_SERIES_PER_METRIC", "2.5",
@@ -367,3 +367,64 @@ def test_configure_monitoring_reads_the_environment(monkeypatch: pytest.MonkeyPa
         assert monitoring.config.exporters == ()
     finally:
         monitoring.shutdown()
+
+
+# (variable, text, key, seconds): every duration variable takes a unit string or its own unit.
+ENV_DURATIONS: list[tuple[str, str, str, float]] = [
+    ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "30", "collect_interval", 30.0),
+    ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "500ms", "collect_interval", 0.5),
+    ("FLUXSTACK_MONITORING_RETENTION_PERIOD", " 2h ", "retention_period", 7200.0),
+    ("FLUXSTACK_MONITORING_ALERT_EVALUATION_INTERVAL", "1m", "alert_evaluation_interval", 60.0),
+    ("METRICS_INTERVAL", "2500", "collect_interval", 2.5),
+    ("METRICS_INTERVAL", "5s", "collect_interval", 5.0),
+    ("METRICS_RETENTION_PERIOD", "1h30m", "retention_period", 5400.0),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "60000", "collect_interval", 60.0),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "1m", "collect_interval", 60.0),
+]
+
+
+@pytest.mark.parametrize(("variable", "text", "key", "seconds"), ENV_DURATIONS)
+def test_duration_variables_take_unit_strings_or_their_unit(
+    tmp_path: Path, variable: str, text: str, key: str, seconds: float
+) -> None:
+    """A duration variable reads a bare number in its unit, or any unit string."""
+    result = run(tmp_path, {variable: text})
+    assert getattr(result.config, key) == seconds
+    assert result.sources[key] == f"env:{variable}"
+
+
+# (variable, text, fragments): implausible bare numbers are refused with the fix.
+ENV_REFUSED: list[tuple[str, str, tuple[str, ...]]] = [
+    ("METRICS_INTERVAL", "5", ("implausibly short", "'5s'")),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "0.5", ("implausibly short",)),
+    ("FLUXSTACK_MONITORING_RETENTION_PERIOD", "300000", ("more than a day", "'300000ms'")),
+    ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "400d", ("at most 365 days",)),
+    ("FLUXSTACK_MONITORING_COLLECT_INTERVAL", "9" * 5000, ("expected a finite number",)),
+    ("OTEL_EXPORTER_PROMETHEUS_HOST", "no such host!", ("an IP address or a host name",)),
+    ("FLUXSTACK_MONITORING_EXPORTERS", "[" * 100_000 + "]" * 100_000, ("nested too deeply",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "fragments"), ENV_REFUSED, ids=[e[0] for e in ENV_REFUSED]
+)
+def test_implausible_or_junk_variables_are_refused_naming_them(
+    tmp_path: Path, variable: str, text: str, fragments: tuple[str, ...]
+) -> None:
+    """A junk or implausible value raises ConfigError naming the variable and the fix."""
+    with pytest.raises(ConfigError) as caught:
+        run(tmp_path, {variable: text})
+    assert caught.value.path == variable
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_a_wrapped_config_argument_sets_its_keys(tmp_path: Path) -> None:
+    """A FluxStack-wrapped argument or file counts its keys as set by that source."""
+    wrapped = {"plugins": {"config": {"monitoring": {"serviceName": "wrapped"}}}}
+    result = run(tmp_path, {"OTEL_SERVICE_NAME": "env"}, wrapped)
+    assert (result.config.service_name, result.sources["service_name"]) == ("wrapped", "argument")
+    files = {"f.json": json.dumps({"monitoring": {"collectInterval": 2500}})}
+    result = run(tmp_path, {"FLUXSTACK_CONFIG": "f.json"}, files=files)
+    assert result.config.collect_interval == 2.5
+    assert result.sources["collect_interval"] == f"file:{tmp_path}/f.json"

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -138,3 +139,35 @@ def test_probe_restarts_on_a_new_loop() -> None:
     assert asyncio.run(once())
     assert asyncio.run(once())
     probe.stop()
+
+
+def test_cpu_cores_is_the_affinity_capped_by_a_cgroup_quota(tmp_path: Path) -> None:
+    """system_cpu_cores reads the affinity mask, and a cgroup v2 or v1 CPU quota caps it."""
+    affinity = float(len(os.sched_getaffinity(0)))
+    membership = tmp_path / "cgroup"
+    membership.write_text("0::/app.slice/web\n")
+    root = tmp_path / "fs"
+    (root / "app.slice" / "web").mkdir(parents=True)
+    source = PsutilSource(cgroup_root=root, proc_cgroup=membership)
+    assert source.cpu_count() == affinity  # no cpu.max anywhere: no quota
+    (root / "app.slice" / "web" / "cpu.max").write_text("max 100000\n")
+    assert source.cpu_count() == affinity
+    (root / "app.slice" / "cpu.max").write_text("50000 100000\n")  # a parent's limit counts
+    assert source.cpu_count() == pytest.approx(min(affinity, 0.5))
+    membership.write_text("4:memory:/x\n3:cpu,cpuacct:/docker/abc\n")
+    (root / "cpu" / "docker" / "abc").mkdir(parents=True)
+    (root / "cpu" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("150000\n")
+    (root / "cpu" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+    assert source.cpu_count() == pytest.approx(min(affinity, 1.5))
+    (root / "cpu" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert source.cpu_count() == affinity
+    assert PsutilSource(proc_cgroup=tmp_path / "absent").cpu_count() == affinity
+
+
+def test_cpu_cores_is_exported_with_the_live_reading() -> None:
+    """The exposition carries system_cpu_cores, the CPUs this process may use here."""
+    m = configure_monitoring({"http_metrics": False})
+    try:
+        assert gauges(m)[cat.SYSTEM_CPU_CORES.name] == PsutilSource().cpu_count() >= 1
+    finally:
+        m.shutdown()

@@ -8,19 +8,56 @@ app = monitoring.instrument(app)         # HTTP metrics + /metrics
 monitoring.shutdown()
 """
 
-from fluxstack_otel._internal.config.model import MonitoringConfig, load_config
 from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
 from fluxstack_otel._internal.monitoring import Monitoring, configure_monitoring
 from fluxstack_otel._internal.sinks.alerts import Alert
+from fluxstack_otel.config import (
+    AlertmanagerNotifierConfig,
+    AlertRule,
+    AuthConfig,
+    BasicAuthConfig,
+    ConsoleExporterConfig,
+    DashboardConfig,
+    EndpointServerConfig,
+    ExporterConfig,
+    FileExporterConfig,
+    JsonExporterConfig,
+    LogNotifierConfig,
+    MonitoringConfig,
+    MultiprocessConfig,
+    NotifierConfig,
+    OtlpExporterConfig,
+    PrometheusExporterConfig,
+    Thresholds,
+    WebhookNotifierConfig,
+    load_config,
+)
 from fluxstack_otel.errors import ConfigError, MissingDependencyError
 
 __all__ = [
     "Alert",
+    "AlertRule",
+    "AlertmanagerNotifierConfig",
+    "AuthConfig",
+    "BasicAuthConfig",
     "ConfigError",
+    "ConsoleExporterConfig",
+    "DashboardConfig",
+    "EndpointServerConfig",
+    "ExporterConfig",
+    "FileExporterConfig",
+    "JsonExporterConfig",
+    "LogNotifierConfig",
     "MissingDependencyError",
     "Monitoring",
     "MonitoringConfig",
     "MonitoringMiddleware",
+    "MultiprocessConfig",
+    "NotifierConfig",
+    "OtlpExporterConfig",
+    "PrometheusExporterConfig",
+    "Thresholds",
+    "WebhookNotifierConfig",
     "configure_monitoring",
     "load_config",
 ]

@@ -20,12 +20,15 @@ class ConfigError(ValueError):
     """A configuration value is invalid.
 
     Attributes:
-        path: The key path of the bad value, such as ``exporters[1].type`` (empty for the root).
+        path: The key path of the bad value, such as ``exporters[1].type`` (empty for the root),
+            or the environment variable that holds it.
+        reason: The message without the path: what was received and what is allowed.
     """
 
     def __init__(self, message: str, *, path: str = "") -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
+        self.reason = message
 
 
 class MissingDependencyError(ImportError):

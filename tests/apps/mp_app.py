@@ -1,7 +1,7 @@
 """A Starlette app for the multi-worker tests, run by gunicorn: ``mp_app:app``.
 
 The shared directory and the collect interval come from the environment (``MP_DIR``,
-``MP_INTERVAL``), which the test sets for the gunicorn master and so for every worker.
+``MP_INTERVAL``; ``MP_DASHBOARD=1`` turns the dashboard on), which the test sets for the gunicorn master and so for every worker.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ monitoring = configure_monitoring(
         "collect_interval": float(os.environ.get("MP_INTERVAL", "0.5")),
         "multiprocess": {"enabled": True, "directory": os.environ["MP_DIR"]},
         "exporters": [{"type": "prometheus"}, {"type": "json", "endpoint": "/metrics.json"}],
+        "dashboard": {"enabled": os.environ.get("MP_DASHBOARD") == "1"},
     }
 )
 

@@ -1,8 +1,8 @@
 """``configure_monitoring`` and the ``Monitoring`` handle: build the pipeline, own its lifecycle.
 
-One ``Monitoring`` owns: the resource, an SDK ``MeterProvider`` (system and custom metrics) with
-one cumulative reader, the HTTP recorder, the metric stream, the sinks, and the event-loop probe.
-Tests and apps may build as many independent instances as they like; each has its own private
+``pipeline.build`` assembles the parts (resource, views, recorder, MeterProviders, stream,
+sinks, the middleware's wiring); a ``Monitoring`` starts them, hands them to the middleware, and
+stops them once, within a bound. Tests and apps may build as many independent instances as they like; each has its own private
 Prometheus exposition. The one shared thing is opt-out: with ``set_global`` (the default) a live
 Monitoring also provides the process-wide OpenTelemetry MeterProvider, one at a time (``_global``).
 """
@@ -15,24 +15,14 @@ import os
 import signal
 import threading
 import time
-import uuid
 import weakref
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from opentelemetry.metrics import Meter, NoOpMeterProvider
-from opentelemetry.sdk.environment_variables import OTEL_EXPERIMENTAL_RESOURCE_DETECTORS
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
-from opentelemetry.sdk.resources import (
-    TELEMETRY_SDK_LANGUAGE,
-    TELEMETRY_SDK_NAME,
-    TELEMETRY_SDK_VERSION,
-    OTELResourceDetector,
-    Resource,
-)
-from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, MetricsData
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.trace import TracerProvider
 
 from fluxstack_otel._internal.config.model import MonitoringConfig, PrometheusExporterConfig
@@ -40,29 +30,14 @@ from fluxstack_otel._internal.config.sources import resolve
 from fluxstack_otel._internal.http.middleware import ASGIApp, MonitoringMiddleware
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import global_provider as _global
-from fluxstack_otel._internal.metrics.catalog import PROFILES, SYSTEM_SCOPE
-from fluxstack_otel._internal.metrics.custom import CustomMetrics, cardinality_limits
-from fluxstack_otel._internal.metrics.exemplars import sdk_exemplar_filter
-from fluxstack_otel._internal.metrics.naming import PresentedStream, present
-from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.metrics.custom import CustomMetrics
+from fluxstack_otel._internal.pipeline import Pipeline, Wiring, build, make_resource
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child, reset_meter_provider
-from fluxstack_otel._internal.runtime.looplag import LoopLagProbe
-from fluxstack_otel._internal.runtime.system import (
-    PsutilSource,
-    SystemSource,
-    register_system_metrics,
-)
-from fluxstack_otel._internal.sinks.alerts import (
-    Alert,
-    AlertCallback,
-    AlertProcessor,
-    build_processor,
-)
-from fluxstack_otel._internal.sinks.base import Endpoint, Sink, SinkContext
+from fluxstack_otel._internal.runtime.system import SystemSource
+from fluxstack_otel._internal.sinks.alerts import Alert, AlertCallback
+from fluxstack_otel._internal.sinks.base import Sink
 from fluxstack_otel._internal.sinks.prometheus.sink import PrometheusSink, RenderOptions, render
-from fluxstack_otel._internal.sinks.registry import SINK_TYPES, sink_factory
-from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
     import asyncio
@@ -77,19 +52,6 @@ _log = logging.getLogger("fluxstack_otel")
 ConfigSource: TypeAlias = MonitoringConfig | Mapping[str, Any] | str | os.PathLike[str] | None
 
 
-class _Wiring(NamedTuple):
-    """What the middleware needs, precomputed once so the request path only reads attributes."""
-
-    endpoints: Mapping[str, Endpoint] = MappingProxyType({})
-    recorder: HttpRecorder | None = None
-    excluded_exact: frozenset[str] = frozenset()
-    excluded_prefixes: tuple[str, ...] = ()
-    error_status: int = 500
-    loop_probe: LoopLagProbe | None = None
-    slow_request_threshold: float | None = None
-    tracing: bool = False
-
-
 class Monitoring(CustomMetrics):
     """A configured monitoring pipeline. Create it with ``configure_monitoring``.
 
@@ -100,104 +62,30 @@ class Monitoring(CustomMetrics):
     """
 
     def __init__(
-        self, config: MonitoringConfig, *, system_source: SystemSource | None = None
+        self,
+        config: MonitoringConfig,
+        *,
+        views: Sequence[View] = (),
+        metric_readers: Sequence[MetricReader] = (),
+        metric_exporters: Sequence[MetricExporter] = (),
+        system_source: SystemSource | None = None,
     ) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._closed = False
-        self._sinks: list[Sink] = []
-        self._wiring_cache = _Wiring()
-        self._provider: MeterProvider | None = None
-        self._recorder: HttpRecorder | None = None
-        self._probe: LoopLagProbe | None = None
-        self._host: HostStream | None = None
-        self._alerts: AlertProcessor | None = None
-        self._resource = _make_resource(config)
-        self._profile = PROFILES[config.naming]
+        self._p: Pipeline = build(
+            config,
+            views=views,
+            metric_readers=metric_readers,
+            metric_exporters=metric_exporters,
+            system_source=system_source,
+        )
         if not config.enabled:
-            self._stream = MetricStream(None, None, self._resource)
             return
-        if config.tracing:
-            from fluxstack_otel._internal.http.tracing import require_instrumentation
-
-            require_instrumentation()
-
-        if config.http_metrics:
-            self._recorder = HttpRecorder(
-                duration_buckets=config.duration_buckets,
-                size_buckets=config.size_buckets,
-                max_series=config.max_series_per_metric,
-                retention_period=config.retention_period,
-            )
-        # Custom and third-party metrics get the same cap as the HTTP metrics.
-        reader = InMemoryMetricReader(
-            cardinality_limits=cardinality_limits(config.max_series_per_metric)
-        )
-        self._provider = MeterProvider(
-            metric_readers=[reader], resource=self._resource, exemplar_filter=sdk_exemplar_filter()
-        )
-        if config.system_metrics:
-            self._probe = LoopLagProbe(window=config.collect_interval)
-            register_system_metrics(
-                self._provider.get_meter(SYSTEM_SCOPE),
-                system_source or PsutilSource(),
-                self._probe.value,
-            )
-        self._stream = MetricStream(
-            reader,
-            self._recorder.to_metrics if self._recorder is not None else None,
-            self._resource,
-        )
-        self._alerts = build_processor(config, self._stream.collect)
-        context = SinkContext(
-            config=config, stream=self._stream, extras=self._alerts.document_section
-        )
-        # Several workers on one host: the pull exporters serve the host's totals (_multiprocess).
-        host_context = context
-        host_wide: frozenset[str] = frozenset()
-        if config.multiprocess.enabled:
-            from fluxstack_otel._internal.runtime.multiprocess.host import (
-                HOST_WIDE_SINKS,
-                HostStream,
-            )
-
-            host_wide = HOST_WIDE_SINKS
-            self._host = HostStream(
-                self._stream, config.multiprocess.directory, config.collect_interval
-            )
-            host_context = SinkContext(config=config, stream=self._host, extras=context.extras)
-        # The naming profile applies on the way out: exporters see it, alerts read the built-in
-        # names (_naming.py).
-        exported, host_exported = context, host_context
-        if not self._profile.identity:
-            exported = context._replace(stream=PresentedStream(context.stream, self._profile))
-            host_exported = host_context._replace(
-                stream=PresentedStream(host_context.stream, self._profile)
-            )
-        for index, exporter in enumerate(config.exporters):
-            if not exporter.enabled:
-                continue
-            factory = sink_factory(exporter.type)
-            if factory is None:
-                raise ConfigError(
-                    f"exporter type {exporter.type!r} is not available in this version; "
-                    f"available: {', '.join(SINK_TYPES)}",
-                    path=f"exporters[{index}].type",
-                )
-            shared = exporter.type in host_wide
-            self._sinks.append(factory(exporter, host_exported if shared else exported))
-        if self._host is not None:
-            self._sinks.append(self._host)
-        self._sinks.append(self._alerts)
-        if config.dashboard.enabled:  # after the exporters: it reads a json endpoint if one is set
-            from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
-
-            self._sinks.append(DashboardSink(config.dashboard, host_context))
-        self._wiring_cache = self._build_wiring()
         try:
-            if config.set_global and config.custom_metrics:
-                _global.claim(self, self._provider, name=repr(self))
-            for sink in self._sinks:
+            if config.set_global and config.custom_metrics and self._p.provider is not None:
+                _global.claim(self, self._p.provider, name=repr(self))
+            for sink in self._p.sinks:
                 sink.start()
         except BaseException:
             self.shutdown()
@@ -218,15 +106,23 @@ class Monitoring(CustomMetrics):
     @property
     def meter(self) -> Meter:
         """A standard OpenTelemetry ``Meter`` whose instruments reach every exporter."""
-        if self._provider is None or not self.config.custom_metrics:
+        provider = self._p.provider
+        if provider is None or not self.config.custom_metrics:
             return NoOpMeterProvider().get_meter("fluxstack_otel.custom")
-        return self._provider.get_meter("fluxstack_otel.custom")
+        return provider.get_meter("fluxstack_otel.custom")
+
+    @property
+    def views(self) -> tuple[View, ...]:
+        """The views that shape what leaves: the naming profile's, then the ones given."""
+        return self._p.presentation.views
 
     @property
     def prometheus_servers(self) -> tuple[PrometheusServer, ...]:
         """The standalone Prometheus servers started for exporters with a ``port``."""
         return tuple(
-            s.server for s in self._sinks if isinstance(s, PrometheusSink) and s.server is not None
+            s.server
+            for s in self._p.sinks
+            if isinstance(s, PrometheusSink) and s.server is not None
         )
 
     def instrument(self, app: ASGIApp, *, tracer_provider: TracerProvider | None = None) -> ASGIApp:
@@ -244,8 +140,8 @@ class Monitoring(CustomMetrics):
         return MonitoringMiddleware(app, monitoring=self, tracer_provider=tracer_provider)
 
     def collect(self) -> MetricsData:
-        """Collect every metric now, as cumulative OpenTelemetry data named by ``naming``."""
-        return present(self._stream.collect(), self._profile)
+        """Collect every metric now, as cumulative OpenTelemetry data shaped by the views."""
+        return self._p.exported.collect()
 
     def on_alert(self, fn: AlertCallback, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Call ``fn(alert)`` when an alert fires (and repeats) and when it resolves.
@@ -255,12 +151,12 @@ class Monitoring(CustomMetrics):
                 thread, and what it raises is logged and counted, never propagated.
             loop: Where an async ``fn`` is scheduled; without one it runs with ``asyncio.run``.
         """
-        if self._alerts is not None:
-            self._alerts.on_alert(fn, loop=loop)
+        if self._p.alerts is not None:
+            self._p.alerts.on_alert(fn, loop=loop)
 
     def alerts(self) -> list[Alert]:
         """The pending and firing alerts as of the last evaluation (see docs/alerts.md)."""
-        return [] if self._alerts is None else self._alerts.alerts()
+        return [] if self._p.alerts is None else self._p.alerts.alerts()
 
     def render_prometheus(self, *, openmetrics: bool = False) -> bytes:
         """The exposition ``/metrics`` would serve now (text 0.0.4, or OpenMetrics)."""
@@ -272,13 +168,13 @@ class Monitoring(CustomMetrics):
             if self._closed:
                 return
             self._closed = True
-        if self._probe is not None:
-            self._probe.stop()
+        if self._p.probe is not None:
+            self._p.probe.stop()
         # Sinks stop side by side: a hanging backend must not eat the others' flush time, and the
         # whole shutdown stays within ``timeout`` however many exporters there are.
         threads = [
             threading.Thread(target=_shutdown_sink, args=(sink, timeout), daemon=True)
-            for sink in self._sinks
+            for sink in self._p.sinks
         ]
         deadline = time.monotonic() + timeout
         for thread in threads:
@@ -286,81 +182,61 @@ class Monitoring(CustomMetrics):
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         _global.release(self)
-        if self._provider is not None:
+        for provider in self._p.providers:
             try:
-                self._provider.shutdown(timeout_millis=timeout * 1000)
+                provider.shutdown(timeout_millis=max(0.05, deadline - time.monotonic()) * 1000)
             except Exception:
-                report_failure("shutting down the MeterProvider")
+                report_failure("shutting down a MeterProvider")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("enabled" if self.config.enabled else "disabled")
         return f"<Monitoring service={self.config.service_name!r} {state}>"
 
-    # --- wiring -----------------------------------------------------------------------------
+    # --- parts the middleware and the tests read ------------------------------------------
 
-    def _wiring(self) -> _Wiring:
-        return self._wiring_cache
+    def _wiring(self) -> Wiring:
+        return self._p.wiring
 
-    def _prometheus_configs(self) -> list[PrometheusExporterConfig]:
-        return [
+    @property
+    def _sinks(self) -> list[Sink]:
+        return self._p.sinks
+
+    @property
+    def _recorder(self) -> HttpRecorder | None:
+        return self._p.recorder
+
+    @property
+    def _host(self) -> HostStream | None:
+        return self._p.host
+
+    @property
+    def _provider(self) -> MeterProvider | None:
+        return self._p.provider
+
+    def _render_options(self) -> RenderOptions:
+        configs = [
             e
             for e in self.config.exporters
             if isinstance(e, PrometheusExporterConfig) and e.enabled
         ]
-
-    def _render_options(self) -> RenderOptions:
-        configs = self._prometheus_configs()
         first = configs[0] if configs else PrometheusExporterConfig()
         return RenderOptions(target_info=first.target_info, scope_labels=first.scope_labels)
-
-    def _build_wiring(self) -> _Wiring:
-        config = self.config
-        endpoints: dict[str, Endpoint] = {}
-        for sink in self._sinks:
-            endpoints.update(sink.endpoints())
-        # Only endpoint paths meet the guard: requests to the app never pay for it.
-        guard = None
-        if config.auth.restricts:  # _auth is imported only by apps that use it
-            from fluxstack_otel._internal.sinks.auth import Guard, protect
-
-            guard = Guard.from_config(config.auth)
-            endpoints = protect(endpoints, guard)
-        if config.endpoint_server.port is not None:  # served apart: the app keeps every path
-            from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
-
-            server = EndpointServer(endpoints, host=config.endpoint_server.host,
-                                    port=config.endpoint_server.port, guard=guard)  # fmt: skip
-            self._sinks.append(server)  # started and stopped with the other sinks
-            endpoints = {}
-        exact = frozenset(p for p in config.excluded_paths if not p.endswith("*"))
-        prefixes = tuple(p[:-1] for p in config.excluded_paths if p.endswith("*"))
-        return _Wiring(
-            endpoints=endpoints,
-            recorder=self._recorder,
-            excluded_exact=exact,
-            excluded_prefixes=prefixes,
-            error_status=config.error_status_threshold,
-            loop_probe=self._probe,
-            slow_request_threshold=(
-                config.thresholds.response_time if config.thresholds.slow_request_log else None
-            ),
-            tracing=config.tracing,
-        )
 
     def _after_fork_in_child(self) -> None:
         # The child must not report the parent's counts or identity, nor rely on its threads.
         if self._closed:
             return
-        self._resource = _make_resource(self.config)
-        if self._recorder is not None:
-            self._recorder.reset()
-        if self._probe is not None:
-            self._probe.reset_after_fork()
-        if self._provider is not None:
-            reset_meter_provider(self._provider)  # custom metrics counted before the fork
-        self._stream.set_resource(self._resource)
-        if self._host is not None:
-            self._host.after_fork()
+        p = self._p
+        resource = make_resource(self.config)
+        if p.recorder is not None:
+            p.recorder.reset()
+        if p.probe is not None:
+            p.probe.reset_after_fork()
+        for provider in p.providers:
+            reset_meter_provider(provider)  # custom metrics counted before the fork
+        p.stream.set_resource(resource)
+        if p.host is not None:
+            p.host.after_fork()
 
 
 def _shutdown_at_exit(ref: weakref.ref[Monitoring]) -> None:
@@ -417,36 +293,13 @@ def _shutdown_sink(sink: Sink, timeout: float) -> None:
         report_failure(f"shutting down the {type(sink).__name__}")
 
 
-_DEFAULT_SERVICE_NAME = MonitoringConfig().service_name
-
-
-def _make_resource(config: MonitoringConfig) -> Resource:
-    instance = {"service.instance.id": str(uuid.uuid4())}
-    if os.environ.get(OTEL_EXPERIMENTAL_RESOURCE_DETECTORS, "").strip():
-        resource = Resource.create(instance)  # detectors to load: the SDK's own path
-    else:
-        # What Resource.create does when no detector is configured (the SDK's attributes, then
-        # OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME), without the thread pool it starts to
-        # run two in-memory detectors: 3-4 ms of start-up. A test pins the two as equal.
-        sdk = {
-            TELEMETRY_SDK_LANGUAGE: "python",
-            TELEMETRY_SDK_NAME: "opentelemetry",
-            TELEMETRY_SDK_VERSION: sdk_version,
-        }
-        resource = Resource(sdk).merge(OTELResourceDetector().detect()).merge(Resource(instance))
-    # OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) names the service unless
-    # the config says otherwise; the SDK's fallback is "unknown_service...".
-    name = str(resource.attributes.get("service.name", ""))
-    if (
-        name
-        and not name.startswith("unknown_service")
-        and config.service_name == _DEFAULT_SERVICE_NAME
-    ):
-        return resource
-    return resource.merge(Resource({"service.name": config.service_name}))
-
-
-def configure_monitoring(config: ConfigSource = None) -> Monitoring:
+def configure_monitoring(
+    config: ConfigSource = None,
+    *,
+    views: Sequence[View] = (),
+    metric_readers: Sequence[MetricReader] = (),
+    metric_exporters: Sequence[MetricExporter] = (),
+) -> Monitoring:
     """Validate the configuration and build a monitoring pipeline.
 
     The configuration is resolved from every source, per top-level key: this argument >
@@ -458,6 +311,13 @@ def configure_monitoring(config: ConfigSource = None) -> Monitoring:
         config: A mapping (native snake_case in seconds, or the FluxStack plugin's camelCase in
             milliseconds), a ``MonitoringConfig``, a path to a ``.toml``/``.json`` file, or None
             for the defaults (HTTP and system metrics, Prometheus at ``/metrics``).
+        views: OpenTelemetry ``View`` objects, applied after the naming profile's: to the
+            built-ins, selected by the name they are exported under, and by the SDK to custom
+            and third-party instruments (docs/views.md).
+        metric_readers: OpenTelemetry ``MetricReader`` objects; each sees the whole stream,
+            the built-ins included, as ``/metrics`` does.
+        metric_exporters: OpenTelemetry ``MetricExporter`` objects; each receives the whole
+            stream every collect interval, in the temporality it prefers.
 
     Returns:
         The ``Monitoring`` handle: ``instrument(app)``, ``shutdown()``, ``collect()``...
@@ -466,4 +326,9 @@ def configure_monitoring(config: ConfigSource = None) -> Monitoring:
         ConfigError: The configuration is invalid; the message names the key path, the value
             and what is allowed.
     """
-    return Monitoring(resolve(config).config)
+    return Monitoring(
+        resolve(config).config,
+        views=views,
+        metric_readers=metric_readers,
+        metric_exporters=metric_exporters,
+    )

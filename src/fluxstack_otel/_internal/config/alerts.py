@@ -8,12 +8,12 @@ alias, or a custom instrument with its ``kind``), aggregation and label keys.
 from __future__ import annotations
 
 import re
-from dataclasses import field, replace
+import string
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
 from fluxstack_otel._internal.config.checks import (
     CHECK,
-    build,
     choice,
     delay,
     duration,
@@ -27,12 +27,11 @@ from fluxstack_otel._internal.config.checks import (
     labels,
     masked_repr,
     number,
-    option,
     optional_text,
     suggest,
     text,
 )
-from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.config.fields import build, option, validate
 from fluxstack_otel._internal.metrics.catalog import (
     ALERT_ALIASES,
     METRICS_BY_NAME,
@@ -43,6 +42,7 @@ from fluxstack_otel.errors import ConfigError
 
 __all__ = [
     "AGGREGATIONS",
+    "TEMPLATE_FIELDS",
     "AlertRule",
     "AlertmanagerNotifierConfig",
     "LogNotifierConfig",
@@ -51,6 +51,7 @@ __all__ = [
     "custom_metric_spec",
     "parse_alerts",
     "parse_notifiers",
+    "rule_spec",
 ]
 
 AGGREGATIONS: dict[Kind, tuple[str, ...]] = {
@@ -61,6 +62,9 @@ AGGREGATIONS: dict[Kind, tuple[str, ...]] = {
 """How an alert rule may reduce a metric's window to one number, per kind; the first is the
 default."""
 
+
+TEMPLATE_FIELDS = ("name", "value", "threshold", "operator", "severity", "subject", "labels")
+"""The fields an alert's ``message`` template may use, besides the metric's label keys."""
 
 # OpenTelemetry's instrument name syntax: what a custom metric an alert reads can be called.
 _INSTRUMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
@@ -94,12 +98,13 @@ def custom_metric_spec(rule: AlertRule) -> MetricSpec:
     return MetricSpec(rule.metric, kind, rule.unit, "", tuple(k for k, _ in rule.labels))
 
 
-class AlertRule(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class AlertRule:
     """One alert: it fires while ``aggregation(metric) * scale`` compares true with ``value``."""
 
     metric: str = field(metadata={CHECK: _alert_metric})
-    """The metric read: a built-in (an alias in configuration is stored as its target's name),
-    or a custom metric's instrument name, which then needs ``kind``."""
+    """The metric read: a built-in (an alias is stored as its target's name, its factor in
+    ``scale``), or a custom metric's instrument name, which then needs ``kind``."""
     operator: Literal[">", ">=", "<", "<=", "==", "!="] = field(
         metadata={CHECK: choice(">", ">=", "<", "<=", "==", "!=")}
     )
@@ -125,8 +130,8 @@ class AlertRule(Frozen):
     """A custom metric's unit as created (``s``, ``By``): only the Prometheus rules export uses
     it, to spell the exposed name (``orders.latency`` in ``s`` is ``orders_latency_seconds``)."""
     aggregation: str | None = option(None, optional_text)
-    """How the window becomes one number (see ``AGGREGATIONS``); ``load_config`` fills in the
-    kind's default, ``None`` means it when a rule is built in code."""
+    """How the window becomes one number (see ``AGGREGATIONS``); ``None`` is replaced by the
+    kind's default when the rule is constructed."""
     window: float = option(60.0, duration)
     """Seconds of data the aggregation reads."""
     for_: float = option(0.0, delay)
@@ -139,14 +144,23 @@ class AlertRule(Frozen):
     """Not a configuration key: the evaluator multiplies the metric by this before comparing
     (1000 for FluxStack's millisecond alias of a metric in seconds)."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+        _check_rule(self)
 
-class LogNotifierConfig(Frozen):
+
+@dataclass(frozen=True, kw_only=True)
+class LogNotifierConfig:
     """Alerts logged by the ``fluxstack_otel`` logger, at a level that follows their severity."""
 
     type: ClassVar[Literal["log"]] = "log"
 
+    def __post_init__(self) -> None:
+        validate(self)
 
-class WebhookNotifierConfig(Frozen):
+
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
+class WebhookNotifierConfig:
     """Alerts POSTed as JSON to ``url``, with retries."""
 
     type: ClassVar[Literal["webhook"]] = "webhook"
@@ -157,11 +171,15 @@ class WebhookNotifierConfig(Frozen):
     headers: tuple[tuple[str, str], ...] = option((), headers)
     """Extra HTTP headers as (name, value) pairs; ``repr`` masks the values."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+
     def __repr__(self) -> str:
         return masked_repr(self)
 
 
-class AlertmanagerNotifierConfig(Frozen):
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
+class AlertmanagerNotifierConfig:
     """Alerts sent to a Prometheus Alertmanager's ``/api/v2/alerts``."""
 
     type: ClassVar[Literal["alertmanager"]] = "alertmanager"
@@ -169,6 +187,12 @@ class AlertmanagerNotifierConfig(Frozen):
     """The Alertmanager's base URL, such as ``http://alertmanager:9093`` (required)."""
     timeout: float = option(5.0, duration)
     """Seconds one POST may take."""
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
 
 
 NotifierConfig: TypeAlias = LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig
@@ -178,19 +202,30 @@ _NOTIFIERS: dict[str, type[NotifierConfig]] = {
 
 
 def parse_alerts(value: object, path: str, camel: bool) -> tuple[AlertRule, ...]:
-    """The ``alerts`` list, each rule checked against the catalogue."""
+    """The ``alerts`` list, each rule checked against the catalogue (``AlertRule`` itself)."""
     return tuple(_alert(item, f"{path}[{i}]", camel) for i, item in enumerate(items(value, path)))
 
 
 def _alert(value: object, path: str, camel: bool) -> AlertRule:
-    rule = build(AlertRule, value, path, camel)
+    return build(AlertRule, value, path, camel)
+
+
+def rule_spec(rule: AlertRule) -> MetricSpec:
+    """The catalogue metric a (validated) rule reads: a built-in, or its custom metric's."""
+    builtin = METRICS_BY_NAME.get(rule.metric)
+    return builtin if builtin is not None else custom_metric_spec(rule)
+
+
+def _check_rule(rule: AlertRule) -> None:
+    """The rules across a rule's keys, and its normal form: an alias becomes its target's name
+    with its scale, ``aggregation`` gets the kind's default. Idempotent, so ``replace`` works."""
     alias = ALERT_ALIASES.get(rule.metric)
     builtin = alias.target if alias is not None else METRICS_BY_NAME.get(rule.metric)
     if builtin is None:
         if rule.kind is None:
             known = [*METRICS_BY_NAME, *ALERT_ALIASES]
             raise fail(
-                join(path, "metric"),
+                "metric",
                 "a built-in metric or alias, or a custom metric with 'kind' "
                 "('counter', 'gauge' or 'histogram')",
                 rule.metric,
@@ -200,25 +235,77 @@ def _alert(value: object, path: str, camel: bool) -> AlertRule:
     else:
         spec = builtin
         if rule.kind is not None and rule.kind != spec.kind:
-            raise fail(join(path, "kind"), f"{spec.kind.value!r} for {spec.name!r}", rule.kind)
+            raise fail("kind", f"{spec.kind.value!r} for {spec.name!r}", rule.kind)
     allowed = AGGREGATIONS[spec.kind]
     aggregation = allowed[0] if rule.aggregation is None else rule.aggregation
     if aggregation not in allowed:
         names = ", ".join(map(repr, allowed))
         hint = suggest(aggregation, list(allowed))
-        raise fail(
-            join(path, "aggregation"), f"one of {names} (for a {spec.kind})", aggregation, hint
-        )
+        raise fail("aggregation", f"one of {names} (for a {spec.kind})", aggregation, hint)
     for key, _ in rule.labels:
         if key not in spec.labels:
             names = ", ".join(map(repr, spec.labels)) or "none"
             raise ConfigError(
                 f"unknown label {key!r} for {rule.metric!r}{suggest(key, list(spec.labels))};"
                 f" allowed labels: {names}",
-                path=join(join(path, "labels"), key),
+                path=join("labels", key),
             )
-    scale = alias.scale if alias is not None else 1.0
-    return replace(rule, metric=spec.name, aggregation=aggregation, scale=scale)
+    if rule.message is not None:
+        _check_template(rule.message, spec.labels, "message")
+    setter = object.__setattr__
+    setter(rule, "metric", spec.name)
+    setter(rule, "aggregation", aggregation)
+    if alias is not None:
+        setter(rule, "scale", rule.scale * alias.scale)
+
+
+def _check_template(template: str, label_keys: tuple[str, ...], path: str) -> None:
+    allowed = (*TEMPLATE_FIELDS, *label_keys)
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"not a valid template: {exc} (in {template!r})", path=path) from None
+    for _, field_name, _, _ in parsed:
+        if field_name is None:
+            continue
+        head = re.split(r"[.\[]", field_name, maxsplit=1)[0]
+        if head not in allowed:
+            raise ConfigError(
+                f"unknown field {{{field_name}}} in {template!r}{suggest(head, list(allowed))};"
+                f" allowed fields: {', '.join(allowed)}",
+                path=path,
+            )
+        if head == "labels" and field_name != "labels":
+            key = field_name.removeprefix("labels[").removesuffix("]")
+            if not field_name.startswith("labels[") or key not in label_keys:
+                raise ConfigError(
+                    f"{{{field_name}}} in {template!r} names no label of the metric;"
+                    f" labels: {', '.join(label_keys) or 'none'}",
+                    path=path,
+                )
+    sample: dict[str, object] = _Sample(dict.fromkeys(label_keys, "x"))
+    sample.update(
+        name="n",
+        value=1.5,
+        threshold=1.0,
+        operator=">",
+        severity="info",
+        subject="s",
+        labels=_Sample(sample),
+    )
+    try:
+        template.format_map(sample)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot render {template!r}: {type(exc).__name__}: {exc}", path=path
+        ) from None
+
+
+class _Sample(dict[str, object]):
+    """Template fields of the test render; a label the series does not carry renders empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def parse_notifiers(value: object, path: str, camel: bool) -> tuple[NotifierConfig, ...]:
@@ -229,6 +316,8 @@ def parse_notifiers(value: object, path: str, camel: bool) -> tuple[NotifierConf
 
 
 def _notifier(value: object, path: str, camel: bool) -> NotifierConfig:
+    if isinstance(value, LogNotifierConfig | WebhookNotifierConfig | AlertmanagerNotifierConfig):
+        return value
     raw = entries(value, path)
     kind = entry_type(raw, _NOTIFIERS, path, camel)
     return build(_NOTIFIERS[kind], raw, path, camel, {"type": lambda *_: None})

@@ -1,33 +1,30 @@
-"""Reading raw configuration values: the checks, the resolver and the file reader.
+"""The value checks of the configuration: one raw value in, the model's value out.
 
-Generic machinery for ``_config``, which holds the model and the rules specific to it. A check
-reads one raw value (from a mapping, a TOML or JSON document) and returns the model's value or
-raises ``ConfigError`` naming the key path, quoting the value and saying what is allowed. Checks
-hang off the dataclass fields (``metadata[CHECK]``); ``build`` reads any such dataclass from a
-mapping, so each key is declared once, in its field.
+A check reads one raw value (from a mapping, a TOML or JSON document, an environment variable,
+or a value held by an object built in code) and returns the model's value or raises
+``ConfigError`` naming the key path, quoting the value (``show``: secrets masked) and saying
+what is allowed. Checks hang off the dataclass fields (``metadata[CHECK]``); ``fields`` holds
+the resolver that runs them.
 
 Strictness is deliberate: ``True`` is not 1, numbers are not booleans, ``"5"`` is not 5, NaN and
-infinities are refused, and a string is not a list.
+infinities are refused, and a string is not a list. Durations (``number(duration=True)``) also
+read unit strings and are bounded (``MAX_DURATION``).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import MISSING, field, fields
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
+from fluxstack_otel._internal.redact import is_secret_path, mask_value
 from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
-
-_T = TypeVar("_T", bound="DataclassInstance")
-_V = TypeVar("_V")
 
 Check: TypeAlias = Callable[[object, str, bool], Any]
 """Reads one raw value: ``(value, key path, camelCase style?) -> the model's value``."""
@@ -35,10 +32,14 @@ CHECK, DOC, UNIT = "check", "doc", "unit"
 PYPROJECT_TABLE = ("tool", "fluxstack", "monitoring")
 
 
-def show(value: object) -> str:
-    """``repr`` of a received value for a message: bounded, and formed whatever the object."""
+def show(value: object, path: str = "") -> str:
+    """``repr`` of a received value for a message: bounded, formed whatever the object, and
+    safe: inside a section that holds secrets only the type is named, elsewhere secret keys and
+    URL userinfo are masked (``redact.mask_value``)."""
+    if path and is_secret_path(path):
+        return f"a value of type {type(value).__name__}"
     try:
-        text = repr(value)
+        text = repr(mask_value(value))
     except Exception:  # a hostile __repr__, a 5000-digit int, deep nesting: still say something
         return f"<{type(value).__name__} object>"
     return text if len(text) <= 80 else f"{text[:77]}..."
@@ -55,7 +56,10 @@ def suggest(word: object, choices: list[str]) -> str:
 
 
 def fail(path: str, allowed: str, value: object, hint: str = "") -> ConfigError:
-    return ConfigError(f"expected {allowed}, got {show(value)}{hint}", path=path)
+    """The ``ConfigError`` of a bad value: where, what is allowed, what came (``show``)."""
+    if hint and is_secret_path(path):
+        hint = ""  # a did-you-mean would quote a near-miss of the secret
+    return ConfigError(f"expected {allowed}, got {show(value, path)}{hint}", path=path)
 
 
 def join(path: str, key: str) -> str:
@@ -101,6 +105,32 @@ def boolean(value: object, path: str, camel: bool) -> bool:
     raise fail(path, "true or false", value)
 
 
+MAX_DURATION = 365 * 86400.0
+"""The longest duration any key accepts, in seconds: a year. Nothing later overflows a timer
+(``Event.wait``) or time arithmetic."""
+MAX_BARE_SECONDS = 86400.0
+"""Above this, a bare number of seconds is refused as likely milliseconds: write a unit."""
+MIN_BARE_MILLISECONDS = 10.0
+"""Below this (and above 0), a bare number of milliseconds is refused as likely seconds."""
+DURATION_FORMS = "'500ms', '30s', '2m', '1h', '1d' or '1h30m'"
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_TEXT = re.compile(r"(?:\d{1,12}(?:\.\d{1,9})?\s*(?:ms|s|m|h|d)\s*)+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds from a unit string (``"30s"``, ``"500ms"``, ``"1h30m"``), or None if it is not one."""
+    stripped = text.strip()
+    if len(stripped) > 64 or not _DURATION_TEXT.fullmatch(stripped):
+        return None
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(stripped))
+
+
+def is_duration_check(check: Check) -> bool:
+    """True for a check made by ``number(duration=True)``: its key is a duration."""
+    return getattr(check, "duration", False) is True
+
+
 def number(
     *,
     gt: float | None = None,
@@ -109,28 +139,80 @@ def number(
     duration: bool = False,
     off: tuple[object, ...] = (),
 ) -> Check:
-    """A finite number within bounds; a duration is read in milliseconds in camelCase style.
+    """A finite number within bounds; or a duration, read in the style's unit or as a unit string.
 
-    ``off`` lists the values (by identity) that mean "turned off" and read as ``None``.
+    A duration accepts a unit string (``DURATION_FORMS``) in any style, and a bare number in the
+    style's unit: seconds, or milliseconds in camelCase style. A bare number implausible for its
+    unit is refused with the likely fix: a non-zero one below ``MIN_BARE_MILLISECONDS`` in
+    camelCase style, one above ``MAX_BARE_SECONDS`` otherwise. No duration exceeds
+    ``MAX_DURATION``. The model holds seconds. ``off`` lists the values (by identity) that mean
+    "turned off" and read as ``None``.
+
+    The returned check has a ``model`` attribute: the check of a value already in the model
+    (seconds, built in code), which applies the bounds but reads no unit strings or styles.
     """
     bounds = " and ".join(
         f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None
     )
     offs = " or null/false (off)" if False in off else " or null" if off else ""
 
-    def check(value: object, path: str, camel: bool) -> float | None:
-        if any(value is o for o in off):  # identity: 0 == False must not turn a threshold off
-            return None
-        got = as_number(value)
-        if got is None or (
+    def within(got: float) -> bool:
+        return not (
             (gt is not None and got <= gt)
             or (ge is not None and got < ge)
             or (le is not None and got > le)
-        ):
-            unit = (" of milliseconds" if camel else " of seconds") if duration else ""
-            raise fail(path, f"a finite number{unit} {bounds}".rstrip() + offs, value)
-        return got / 1000 if duration and camel else got
+        )
 
+    def allowed(camel: bool, strings: bool = True) -> str:
+        if not duration:
+            return f"a finite number {bounds}".rstrip() + offs
+        unit = "milliseconds" if camel else "seconds"
+        forms = " or a duration such as '30s' or '500ms'" if strings else ""
+        return f"a finite number of {unit} {bounds}{offs}{forms}"
+
+    def seconds(got: float, value: object, path: str) -> float:
+        if got > MAX_DURATION:
+            raise fail(path, f"a duration of at most 365 days ({MAX_DURATION:g} s)", value)
+        return got
+
+    def check(value: object, path: str, camel: bool) -> float | None:
+        if any(value is o for o in off):  # identity: 0 == False must not turn a threshold off
+            return None
+        if duration and isinstance(value, str):
+            got = parse_duration(str.__str__(value))
+            if got is None or not within(got):
+                raise fail(path, allowed(camel), value)
+            return seconds(got, value, path)
+        got = as_number(value)
+        if got is None or not within(got):
+            raise fail(path, allowed(camel), value)
+        if not duration:
+            return got
+        if camel and 0 < got < MIN_BARE_MILLISECONDS:
+            raise ConfigError(
+                f"{got:g} is read as {got:g} ms in FluxStack style (milliseconds), implausibly"
+                f" short; write '{got:g}s' if you meant seconds, or '{got:g}ms' to keep it",
+                path=path,
+            )
+        if not camel and got > MAX_BARE_SECONDS:
+            raise ConfigError(
+                f"{got:g} is read as {got:g} s, more than a day; write '{got:g}ms' if you meant"
+                " milliseconds, or a unit string such as '2d' for a long duration",
+                path=path,
+            )
+        return seconds(got / 1000 if camel else got, value, path)
+
+    def model(value: object, path: str, camel: bool) -> float | None:
+        if any(value is o for o in off):
+            return None
+        got = as_number(value)
+        if got is None or not within(got):
+            raise fail(path, allowed(False, strings=False), value)
+        return seconds(got, value, path)
+
+    if duration:
+        check.duration = True  # type: ignore[attr-defined]
+        check.model = model  # type: ignore[attr-defined]
     return check
 
 
@@ -152,7 +234,11 @@ def is_url(text: str) -> bool:
         parts = urlsplit(text)
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    try:
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host)
 
 
 def text(
@@ -204,11 +290,25 @@ def buckets(value: object, path: str, camel: bool) -> tuple[float, ...]:
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+def _pairs(value: object, path: str) -> list[tuple[str, Any]]:
+    """A mapping's items, or the model's own form: a tuple of (str, value) pairs."""
+    if isinstance(value, tuple):
+        if all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in value):
+            return [(str.__str__(k), v) for k, v in value]
+        raise fail(path, "a mapping, or a tuple of (name, value) pairs", value)
+    return list(entries(value, path).items())
+
+
 def headers(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
     pairs = []
-    for key, item in entries(value, path).items():
+    for key, item in _pairs(value, path):
         if not _TOKEN.fullmatch(key):
-            raise fail(join(path, key), "an HTTP header name (letters, digits, -)", key)
+            # Not quoted, not even in the path: "Authorization: Bearer ..." pasted as a name.
+            raise ConfigError(
+                "expected HTTP header names (letters, digits, -), got a name that is not one"
+                " (not quoted: it may hold a secret)",
+                path=path,
+            )
         if not isinstance(item, str) or "\r" in item or "\n" in item:
             # The value may be a secret: name its type, never echo it.
             raise ConfigError(
@@ -221,19 +321,7 @@ def headers(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...
 
 def labels(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
     check = text("a string", lambda _: True)
-    return tuple(
-        sorted((k, check(v, join(path, k), camel)) for k, v in entries(value, path).items())
-    )
-
-
-def option(default: _V, check: Check) -> _V:
-    """A field with a default, read by ``check``."""
-    return field(default=default, metadata={CHECK: check})
-
-
-def param(default: _V, check: Check, doc: str, unit: str | None = None) -> _V:
-    """A top-level field: ``option`` plus the documentation and unit the reference shows."""
-    return field(default=default, metadata={CHECK: check, DOC: doc, UNIT: unit})
+    return tuple(sorted((k, check(v, join(path, k), camel)) for k, v in _pairs(value, path)))
 
 
 def key_of(name: str, camel: bool) -> str:
@@ -242,77 +330,30 @@ def key_of(name: str, camel: bool) -> str:
     return head + "".join(part.capitalize() for part in rest) if camel else name.rstrip("_")
 
 
-def build(
-    cls: type[_T], value: object, path: str, camel: bool, extra: Mapping[str, Check] | None = None
-) -> _T:
-    """Read one config dataclass from a mapping, driven by the checks in its fields' metadata.
-
-    The one resolver: unknown keys are errors with a did-you-mean in the style the user writes;
-    a field without a default is required; fields without a check are not configuration keys.
-    ``extra`` names keys that are checked but not stored (an exporter's ``type``).
-    """
-    raw = entries(value, path)
-    known = {key_of(f.name, camel): f for f in fields(cls) if CHECK in f.metadata}
-    extra = extra or {}
-    kwargs: dict[str, Any] = {}
-    for key, item in raw.items():
-        where = join(path, key)
-        if key in known:
-            kwargs[known[key].name] = known[key].metadata[CHECK](item, where, camel)
-        elif key in extra:
-            extra[key](item, where, camel)
-        else:
-            allowed = sorted([*known, *extra])
-            raise ConfigError(
-                f"unknown key {key!r}{suggest(key, allowed)}; allowed keys: {', '.join(allowed)}",
-                path=where,
-            )
-    for key, f in known.items():
-        if f.name not in kwargs and f.default is MISSING:
-            raise ConfigError(f"missing required key {key!r}", path=path)
-    return cast("Callable[..., _T]", cls)(**kwargs)
-
-
-def read_document(source: str | os.PathLike[str]) -> tuple[str, object, str]:
-    """Read a ``.toml`` or ``.json`` file: ``(file name, the config document, its key path)``.
-
-    A TOML file with a ``[tool]`` table (``pyproject.toml``) holds the configuration under
-    ``[tool.fluxstack.monitoring]``; otherwise it is the whole document.
-    """
-    try:
-        name = os.fspath(source)
-    except Exception as exc:  # a user's __fspath__
-        raise ConfigError(f"could not read the path {show(source)}: {type(exc).__name__}") from None
-    if not isinstance(name, str):
-        raise fail("", "a str path", name)
-    suffix = os.path.splitext(name)[1]
-    kind = suffix.lower()
-    if kind not in (".toml", ".json"):
-        raise ConfigError(f"config file {name!r}: expected a .toml or .json file, got {suffix!r}")
-    try:
-        with open(name, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"config file {name!r}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        if kind == ".toml":
-            import tomllib
-
-            document: object = tomllib.loads(data.decode())
-        else:
-            document = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # decoding errors are ValueErrors too
-        raise ConfigError(f"config file {name!r}: not valid {kind[1:].upper()}: {exc}") from None
-    if not (kind == ".toml" and isinstance(document, dict) and "tool" in document):
-        return name, document, ""
-    for key in PYPROJECT_TABLE:
-        if not isinstance(document, dict) or key not in document:
-            raise ConfigError(f"config file {name!r}: no [{'.'.join(PYPROJECT_TABLE)}] table")
-        document = document[key]
-    return name, document, ".".join(PYPROJECT_TABLE)
-
-
 # --- checks shared by the configuration modules -------------------------------------------------
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def is_host(text: str) -> bool:
+    """An IP address or a host name as RFC 1123 spells one (labels of letters, digits and
+    ``-``, 253 characters at most; ``_`` too, as container names use it): text a resolver can
+    be asked about, where junk would surface later as ``gaierror`` or ``UnicodeError``."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        pass
+    name = text[:-1] if text.endswith(".") else text
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(p) for p in name.split("."))
+
+
+host_name = text("an IP address or a host name (letters, digits, '-', '_' and '.')", is_host)
+optional_host_name = text(
+    "an IP address or a host name (letters, digits, '-', '_' and '.')", is_host, null=True
+)
 
 PATH_TEXT = "a path starting with '/'"
 endpoint_path = text(PATH_TEXT, lambda t: t.startswith("/"))
@@ -324,12 +365,15 @@ delay = number(ge=0, duration=True)
 
 
 def masked_repr(config: DataclassInstance) -> str:
-    """The dataclass ``repr`` with the values of its ``headers`` masked (they carry secrets)."""
+    """The dataclass ``repr`` with the values of its ``headers`` masked (they carry secrets),
+    and the userinfo of URLs masked."""
     parts = []
     for f in fields(config):
         value = getattr(config, f.name)
         if f.name == "headers":
             value = {name: "***" for name, _ in value}
+        elif isinstance(value, str):
+            value = mask_value(value)
         parts.append(f"{f.name}={value!r}")
     return f"{type(config).__name__}({', '.join(parts)})"
 

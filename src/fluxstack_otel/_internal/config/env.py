@@ -64,12 +64,20 @@ _INT = re.compile(r"[+-]?\d+")
 
 def _number(text: str, name: str) -> int | float:
     stripped = text.strip()
-    if _INT.fullmatch(stripped):
-        return int(stripped)
     try:
+        if _INT.fullmatch(stripped):
+            return int(stripped)  # past 4,300 digits Python refuses: a ValueError too
         return float(stripped)  # NaN and infinities are refused by the key's own check
     except ValueError:
         raise ConfigError(f"expected a number, got {show(text)}", path=name) from None
+
+
+def _duration(text: str, name: str) -> int | float | str:
+    """A number in the variable's unit, or a unit string (``30s``) for the key's check."""
+    try:
+        return _number(text, name)
+    except ConfigError:
+        return text.strip()
 
 
 def _text(text: str, name: str) -> str:
@@ -83,6 +91,8 @@ def _json(text: str, name: str) -> Any:
         # The text is not quoted: a JSON-valued variable may hold secrets (auth, headers); the
         # decoder's message gives the position of the fault instead.
         raise ConfigError(f"expected JSON, not valid JSON ({exc})", path=name) from None
+    except RecursionError:
+        raise ConfigError("expected JSON, got JSON nested too deeply", path=name) from None
 
 
 def _listed(item: Reader) -> Reader:
@@ -156,7 +166,7 @@ def _fluxstack_env_vars() -> tuple[EnvVar, ...]:
     for p in PARAMETERS:
         read, value = _reader_for(p.type)
         if p.unit == "s":
-            value += " (seconds)"
+            read, value = _duration, "a number of seconds or a duration such as 30s or 500ms"
         out.append(EnvVar(name=p.env_var, key=p.name, read=read, value=value))
     return tuple(out)
 
@@ -170,15 +180,15 @@ _ALIASES: tuple[EnvVar, ...] = (
     EnvVar(
         name="METRICS_INTERVAL",
         key="collect_interval",
-        read=_number,
-        value="milliseconds",
+        read=_duration,
+        value="milliseconds, or a duration such as 30s",
         camel=True,
     ),
     EnvVar(
         name="METRICS_RETENTION_PERIOD",
         key="retention_period",
-        read=_number,
-        value="milliseconds",
+        read=_duration,
+        value="milliseconds, or a duration such as 30s",
         camel=True,
     ),
     # The standard OpenTelemetry variables.
@@ -198,8 +208,8 @@ _ALIASES: tuple[EnvVar, ...] = (
     EnvVar(
         name="OTEL_METRIC_EXPORT_INTERVAL",
         key="collect_interval",
-        read=_number,
-        value="milliseconds",
+        read=_duration,
+        value="milliseconds, or a duration such as 30s",
         camel=True,
     ),
     EnvVar(

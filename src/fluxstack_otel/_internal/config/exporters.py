@@ -7,7 +7,7 @@ checked here too.
 
 from __future__ import annotations
 
-from dataclasses import field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
 from fluxstack_otel._internal.config.checks import (
@@ -15,7 +15,6 @@ from fluxstack_otel._internal.config.checks import (
     PATH_TEXT,
     Check,
     boolean,
-    build,
     choice,
     duration,
     endpoint_path,
@@ -26,15 +25,13 @@ from fluxstack_otel._internal.config.checks import (
     integer,
     is_url,
     items,
-    join,
-    key_of,
     masked_repr,
     number,
-    option,
+    optional_host_name,
     optional_text,
     text,
 )
-from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.config.fields import build, option, validate
 from fluxstack_otel.errors import ConfigError
 
 __all__ = [
@@ -48,7 +45,8 @@ __all__ = [
 ]
 
 
-class _ExporterBase(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class _ExporterBase:
     """What every exporter entry has."""
 
     type: ClassVar[str]
@@ -58,14 +56,18 @@ class _ExporterBase(Frozen):
     interval: float | None = option(None, number(gt=0, duration=True, off=(None,)))
     """Seconds between runs of a periodic exporter; ``None`` means ``collect_interval``."""
 
+    def __post_init__(self) -> None:
+        validate(self)
 
+
+@dataclass(frozen=True, kw_only=True)
 class PrometheusExporterConfig(_ExporterBase):
     """Prometheus exposition, served on the app at ``endpoint`` or, with ``port``, on its own."""
 
     type: ClassVar[Literal["prometheus"]] = "prometheus"
     endpoint: str = option("/metrics", endpoint_path)
     """The path that serves the exposition."""
-    host: str | None = option(None, optional_text)
+    host: str | None = option(None, optional_host_name)
     """Interface of the standalone server (needs ``port``); ``None`` means ``127.0.0.1``."""
     port: int | None = option(None, integer(0, 65535))
     """Port of a standalone server (0 picks a free one); ``None`` serves on the app itself."""
@@ -78,7 +80,17 @@ class PrometheusExporterConfig(_ExporterBase):
     scope_labels: bool = option(False, boolean)
     """Add ``otel_scope_*`` labels to every series."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.host and self.port is None:
+            raise ConfigError(
+                f"host {self.host!r} is for a standalone server and needs a port;"
+                " without one the app itself serves the endpoint",
+                path="host",
+            )
 
+
+@dataclass(frozen=True, kw_only=True)
 class ConsoleExporterConfig(_ExporterBase):
     """A periodic snapshot written to the log or to standard output."""
 
@@ -89,6 +101,7 @@ class ConsoleExporterConfig(_ExporterBase):
     """``log`` writes through the ``fluxstack_otel`` logger, ``stdout`` prints."""
 
 
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class JsonExporterConfig(_ExporterBase):
     """The JSON document: served at ``endpoint``, POSTed to ``url``, written to ``file_path``."""
 
@@ -106,10 +119,26 @@ class JsonExporterConfig(_ExporterBase):
     headers: tuple[tuple[str, str], ...] = option((), headers)
     """Extra HTTP headers of the POST as (name, value) pairs; ``repr`` masks the values."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.endpoint is not None and is_url(self.endpoint):
+            # FluxStack POSTs to a json ``endpoint`` URL: that is ``url`` here.
+            if self.url is not None:
+                raise fail("endpoint", "a path (url is set too: keep one)", self.endpoint)
+            object.__setattr__(self, "url", self.endpoint)
+            object.__setattr__(self, "endpoint", None)
+        if self.endpoint is None and self.url is None and self.file_path is None:
+            raise ConfigError(
+                "a json exporter needs at least one of 'endpoint', 'url', 'file_path'"
+                " ('filePath' in FluxStack style; for JSON in the log, use a console exporter"
+                " with format 'json')"
+            )
+
     def __repr__(self) -> str:
         return masked_repr(self)
 
 
+@dataclass(frozen=True, kw_only=True)
 class FileExporterConfig(_ExporterBase):
     """A file rewritten every interval."""
 
@@ -124,6 +153,7 @@ class FileExporterConfig(_ExporterBase):
     """Append one JSON line per interval instead of rewriting the file."""
 
 
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks secrets
 class OtlpExporterConfig(_ExporterBase):
     """OTLP push to a collector, over HTTP/protobuf or gRPC."""
 
@@ -144,6 +174,16 @@ class OtlpExporterConfig(_ExporterBase):
         "cumulative", choice("cumulative", "delta")
     )
     """Aggregation temporality of sums and histograms."""
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if (
+            self.endpoint is not None
+            and self.protocol == "http/protobuf"
+            and not is_url(self.endpoint)
+        ):
+            allowed = "an http:// or https:// URL with protocol 'http/protobuf'"
+            raise fail("endpoint", allowed, self.endpoint)
 
     def __repr__(self) -> str:
         return masked_repr(self)
@@ -190,40 +230,11 @@ def parse_exporters(value: object, path: str, camel: bool) -> tuple[ExporterConf
 
 
 def _exporter(value: object, path: str, camel: bool) -> ExporterConfig:
+    if isinstance(value, _ExporterBase):
+        return value  # type: ignore[return-value]  # every concrete entry is an ExporterConfig
     raw = entries(value, path)
     kind = entry_type(raw, _EXPORTERS, path, camel)
     extra: dict[str, Check] = {"type": lambda *_: None}  # already read above
     if kind in _IGNORED_FORMAT:
         extra["format"] = _IGNORED_FORMAT[kind]
-    config = build(_EXPORTERS[kind], raw, path, camel, extra)
-    if isinstance(config, PrometheusExporterConfig) and config.host and config.port is None:
-        raise ConfigError(
-            f"host {config.host!r} is for a standalone server and needs a port;"
-            " without one the app itself serves the endpoint",
-            path=join(path, "host"),
-        )
-    if isinstance(config, JsonExporterConfig):
-        if config.endpoint is not None and is_url(config.endpoint):
-            # FluxStack POSTs to a json ``endpoint`` URL: that is ``url`` here.
-            if config.url is not None:
-                raise ConfigError(
-                    f"endpoint {config.endpoint!r} is a URL and url is set too; keep one",
-                    path=join(path, "endpoint"),
-                )
-            config = replace(config, endpoint=None, url=config.endpoint)
-        if config.endpoint is None and config.url is None and config.file_path is None:
-            keys = ", ".join(repr(key_of(k, camel)) for k in ("endpoint", "url", "file_path"))
-            raise ConfigError(
-                f"a json exporter needs at least one of {keys}"
-                " (for JSON in the log, use a console exporter with format 'json')",
-                path=path,
-            )
-    if (
-        isinstance(config, OtlpExporterConfig)
-        and config.endpoint is not None
-        and config.protocol == "http/protobuf"
-        and not is_url(config.endpoint)
-    ):
-        allowed = "an http:// or https:// URL with protocol 'http/protobuf'"
-        raise fail(join(path, "endpoint"), allowed, config.endpoint)
-    return config
+    return build(_EXPORTERS[kind], raw, path, camel, extra)

@@ -5,36 +5,37 @@ the path of a ``.toml`` or ``.json`` file (a TOML file may hold the configuratio
 or under ``[tool.fluxstack.monitoring]``, as in ``pyproject.toml``). Every bad value raises
 ``ConfigError`` naming the key path, quoting the value received and saying what is allowed.
 
-Key styles. The native style is snake_case with durations in seconds. The FluxStack plugin's
-config object is accepted as-is: camelCase keys, and every interval and duration in
-milliseconds (``collectInterval``, ``retentionPeriod``, ``alertEvaluationInterval``, exporter
-``interval`` and ``timeout``, alert ``window``, ``for``, ``keepFiringFor`` and ``repeatInterval``,
-``thresholds.responseTime``); the model always holds seconds. The rule: a mapping is read in
-FluxStack style when any config key in it contains an uppercase letter, counting the keys at the
-top level, in ``thresholds`` and in every entry of ``exporters`` and ``alerts`` (header names and
-alert label keys are data, not config keys, and do not count). Keys spelled alike in both styles
-(``enabled``, ``endpoint``) fit either; a mapping holding a camelCase key and a key with an
-underscore is refused, since the two styles read durations in different units.
+Key styles and units. The native style is snake_case with bare durations in seconds; the
+FluxStack plugin's object is accepted as-is, camelCase with bare durations in milliseconds, and
+every duration also takes a unit string (``"30s"``). ``style`` holds the rule that tells the
+style, refuses the ambiguous cases and finds a configuration wrapped as the plugin keeps it;
+the model always holds seconds.
+
+Validated on construction. Every config class is a frozen, keyword-only dataclass whose
+``__post_init__`` runs its fields' checks (``fields.validate``) and the rules across its keys,
+so an object built in code meets the checks a mapping, a file or the environment meets.
 
 One table, one resolver. Each config dataclass declares its keys once, in its fields: a field's
 metadata holds the check that reads and validates it, and for ``MonitoringConfig`` also its
 documentation and unit. ``PARAMETERS`` exposes the top-level rows (name, keys, type, default,
-unit, doc, environment variable) to the generated reference and to a future environment source;
-``_config_parse.build`` is the one resolver that reads any of these dataclasses from a mapping,
-and ``_config_parse`` holds the generic checks it runs.
+unit, doc, environment variable) to the generated reference and the environment source;
+``fields.build`` is the one resolver that reads any of these dataclasses from a mapping, and
+``checks`` holds the checks it runs.
 
-Layout. This module holds the top level (``MonitoringConfig``, thresholds, auth, dashboard,
-multiprocess, endpoint server), the key-style rule and ``load_config``; the exporter entries live
-in ``_config_exporters`` and the alert rules and notifiers in ``_config_alerts``. Every model name
-is re-exported here, so ``fluxstack_otel._internal.config.model`` stays the one place to import the model from.
+Layout. This module holds the top level (``MonitoringConfig``, thresholds, dashboard,
+multiprocess, endpoint server) and ``load_config``; the ``auth`` section lives in ``auth``, the
+exporter entries in ``exporters``, the alert rules and notifiers in ``alerts``. Every model
+name is re-exported here, so ``fluxstack_otel._internal.config.model`` stays the one place to
+import the model from.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import field, fields, replace
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, Literal, NamedTuple
 
 from fluxstack_otel._internal.config.alerts import (
     AGGREGATIONS,
@@ -46,6 +47,7 @@ from fluxstack_otel._internal.config.alerts import (
     parse_alerts,
     parse_notifiers,
 )
+from fluxstack_otel._internal.config.auth import AuthConfig, BasicAuthConfig, parse_auth
 from fluxstack_otel._internal.config.checks import (
     CHECK,
     DOC,
@@ -53,20 +55,17 @@ from fluxstack_otel._internal.config.checks import (
     UNIT,
     boolean,
     buckets,
-    build,
     choice,
     duration,
     entries,
     fail,
+    host_name,
     integer,
+    is_duration_check,
     items,
-    join,
     key_of,
     number,
-    option,
     optional_text,
-    param,
-    read_document,
     text,
 )
 from fluxstack_otel._internal.config.exporters import (
@@ -78,7 +77,8 @@ from fluxstack_otel._internal.config.exporters import (
     PrometheusExporterConfig,
     parse_exporters,
 )
-from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.config.fields import build, option, param, read_document, validate
+from fluxstack_otel._internal.config.style import is_camel, unwrap
 from fluxstack_otel._internal.metrics.catalog import (
     DEFAULT_DURATION_BUCKETS,
     DEFAULT_SIZE_BUCKETS,
@@ -128,7 +128,8 @@ def _excluded(value: object, path: str, camel: bool) -> tuple[str, ...]:
 # --- the model ----------------------------------------------------------------------------------
 
 
-class Thresholds(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
     """Health thresholds; ``None`` (``null``, or ``false`` where TOML has no null) turns one off."""
 
     response_time: float | None = option(1.0, number(gt=0, duration=True, off=_threshold_off))
@@ -138,12 +139,17 @@ class Thresholds(Frozen):
     memory_usage: float | None = option(0.8, number(gt=0, le=1, off=_threshold_off))
     """Share of memory in use, above 0 and up to 1, above which health degrades."""
     cpu_usage: float | None = option(0.8, number(gt=0, off=_threshold_off))
-    """CPU use (1.0 = one core busy) above which health degrades."""
+    """Share of the CPUs the process may use (``system_cpu_cores``) kept busy, above which health
+    degrades."""
     slow_request_log: bool = option(False, boolean)
     """Log a warning for every request slower than ``response_time``."""
 
+    def __post_init__(self) -> None:
+        validate(self)
 
-class MultiprocessConfig(Frozen):
+
+@dataclass(frozen=True, kw_only=True)
+class MultiprocessConfig:
     """Host-wide metrics for several worker processes on one host (docs/deployment.md)."""
 
     enabled: bool = option(False, boolean)
@@ -152,20 +158,23 @@ class MultiprocessConfig(Frozen):
     directory: str | None = option(None, optional_text)
     """The directory the workers of one host share (required when enabled); one per app."""
 
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.enabled and self.directory is None:
+            # No default: a directory derived from the parent pid or a temp dir silently splits
+            # or mixes hosts' workers depending on the process tree; the deployment must name one.
+            raise ConfigError(
+                "multiprocess needs a 'directory' shared by the workers of this host",
+                path="directory",
+            )
+
 
 def _multiprocess(value: object, path: str, camel: bool) -> MultiprocessConfig:
-    config = build(MultiprocessConfig, value, path, camel)
-    if config.enabled and config.directory is None:
-        # No default: a directory derived from the parent pid or a temp dir silently splits or
-        # mixes hosts' workers depending on the process tree; the deployment must name one.
-        raise ConfigError(
-            "multiprocess needs a 'directory' shared by the workers of this host",
-            path=join(path, "directory"),
-        )
-    return config
+    return build(MultiprocessConfig, value, path, camel)
 
 
-class DashboardConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class DashboardConfig:
     """The built-in HTML dashboard, served on the app (off by default)."""
 
     enabled: bool = option(False, boolean)
@@ -175,128 +184,29 @@ class DashboardConfig(Frozen):
         text(f"{PATH_TEXT}, not ending with '/'", lambda t: t[:1] == "/" and t[-1:] != "/"),
     )
     """The page's path; its script, stylesheet and data (``data.json``) are served under it."""
+    history: float = option(900.0, number(ge=0, le=604800, duration=True))
+    """Seconds of history the page draws from the moment it opens (0 keeps none); at most 720
+    samples, one per ``collect_interval`` or coarser for a long history."""
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
-def _secret(value: object, path: str, camel: bool) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value and "\r" not in value and "\n" not in value:
-        return str.__str__(value)
-    # A secret is never echoed, not even a wrong one: name its type only.
-    shown = (
-        "an empty string or one with a line break"
-        if isinstance(value, str)
-        else type(value).__name__
-    )
-    raise ConfigError(
-        f"expected a non-empty string without line breaks or null, got {shown}", path=path
-    )
-
-
-def _from_env(
-    value: str | None, variable: str | None, path: str, key: str, camel: bool
-) -> str | None:
-    """The secret itself, or the value of the environment variable ``variable`` names."""
-    if variable is None:
-        return value
-    name, env_name = key_of(key, camel), key_of(f"{key}_env", camel)
-    if value is not None:
-        raise ConfigError(f"{name!r} and {env_name!r} are both set; keep one", path=path)
-    found = os.environ.get(variable)
-    if not found or "\r" in found or "\n" in found:
-        raise ConfigError(
-            f"environment variable {variable!r} is unset, empty or holds a line break",
-            path=join(path, env_name),
-        )
-    return found
-
-
-def _networks(value: object, path: str, camel: bool) -> tuple[str, ...]:
-    out = []
-    for i, item in enumerate(items(value, path)):
-        try:
-            if not isinstance(item, str):
-                raise ValueError(item)
-            import ipaddress
-
-            out.append(str(ipaddress.ip_network(str.__str__(item).strip(), strict=False)))
-        except ValueError:
-            allowed = "an IP network such as '10.0.0.0/8' or '::1'"
-            raise fail(f"{path}[{i}]", allowed, item) from None
-    return tuple(out)
-
-
-class BasicAuthConfig(Frozen):
-    """HTTP basic credentials of the monitoring endpoints; ``repr`` masks the password."""
-
-    username: str = field(
-        metadata={CHECK: text("a non-empty string without ':'", lambda t: ":" not in t)}
-    )
-    """The user name (required)."""
-    password: str | None = option(None, _secret)
-    """The password; one of ``password`` and ``password_env`` is required."""
-    password_env: str | None = option(None, optional_text)
-    """The environment variable holding the password, read when the config is loaded."""
-
-    def __repr__(self) -> str:
-        return (
-            f"BasicAuthConfig(username={self.username!r}, password='***',"
-            f" password_env={self.password_env!r})"
-        )
-
-
-def _basic(value: object, path: str, camel: bool) -> BasicAuthConfig | None:
-    if value is None:
-        return None
-    config = build(BasicAuthConfig, value, path, camel)
-    password = _from_env(config.password, config.password_env, path, "password", camel)
-    if password is None:
-        keys = f"{key_of('password', camel)!r} or {key_of('password_env', camel)!r}"
-        raise ConfigError(f"missing required key {keys}", path=path)
-    return replace(config, password=password)
-
-
-class AuthConfig(Frozen):
-    """Who may read the monitoring endpoints (docs/security.md); ``repr`` masks the secrets."""
-
-    bearer_token: str | None = option(None, _secret)
-    """The token of an ``Authorization: Bearer`` header."""
-    bearer_token_env: str | None = option(None, optional_text)
-    """The environment variable holding the token, read when the config is loaded."""
-    basic: BasicAuthConfig | None = option(None, _basic)
-    """HTTP basic credentials; with a token as well, either one lets a request through."""
-    allow_networks: tuple[str, ...] = option((), _networks)
-    """Client networks allowed (``127.0.0.0/8``, ``10.0.0.0/8``, ``::1``); empty allows all."""
-
-    @property
-    def restricts(self) -> bool:
-        """True when the section sets a rule (without one the endpoints are open)."""
-        return self.bearer_token is not None or self.basic is not None or bool(self.allow_networks)
-
-    def __repr__(self) -> str:
-        token = None if self.bearer_token is None else "***"
-        return (
-            f"AuthConfig(bearer_token={token!r}, bearer_token_env={self.bearer_token_env!r},"
-            f" basic={self.basic!r}, allow_networks={self.allow_networks!r})"
-        )
-
-
-class EndpointServerConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class EndpointServerConfig:
     """Where the monitoring endpoints are served: on the app, or on an address of their own."""
 
-    host: str = option("127.0.0.1", text())
+    host: str = option("127.0.0.1", host_name)
     """The interface of the endpoint server (needs ``port``)."""
     port: int | None = option(None, integer(0, 65535))
     """With a port (0 picks a free one) every endpoint leaves the app for this server."""
 
-
-def _auth(value: object, path: str, camel: bool) -> AuthConfig:
-    config = build(AuthConfig, value, path, camel)
-    token = _from_env(config.bearer_token, config.bearer_token_env, path, "bearer_token", camel)
-    return replace(config, bearer_token=token)
+    def __post_init__(self) -> None:
+        validate(self)
 
 
-class MonitoringConfig(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
     """The whole monitoring configuration; ``load_config`` builds it from any source.
 
     Its fields are the table of top-level parameters: each one's ``param(default, check, doc,
@@ -328,13 +238,16 @@ class MonitoringConfig(Frozen):
     notifiers: tuple[NotifierConfig, ...] = param((LogNotifierConfig(),), parse_notifiers, "Where alert notifications go: the log, a webhook, an Alertmanager.")
     # RUF009 reads param() as a call; it returns a dataclasses.Field, and Thresholds is frozen.
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")
-    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled`` and ``path``.")
-    auth: AuthConfig = param(AuthConfig(), _auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
+    dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled``, ``path`` and ``history``.")
+    auth: AuthConfig = param(AuthConfig(), parse_auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
     endpoint_server: EndpointServerConfig = param(EndpointServerConfig(), lambda v, p, c: build(EndpointServerConfig, v, p, c), "Serve /metrics, the JSON endpoint and the dashboard on ``host``:``port`` instead of the app.")
     # fmt: on
 
+    def __post_init__(self) -> None:
+        validate(self)
 
-class Param(Frozen):
+
+class Param(NamedTuple):
     """One top-level parameter, as the configuration reference and environment source see it."""
 
     name: str
@@ -369,51 +282,42 @@ PARAMETERS: tuple[Param, ...] = tuple(
 )
 """The top-level parameters in declaration order: the source for the reference and env vars."""
 
-# --- rules across keys --------------------------------------------------------------------------
-
-
-def _config_keys(raw: dict[str, Any], root: str) -> Iterator[tuple[str, str]]:
-    """(path, key) of every config key: top level, thresholds, exporter, alert, notifier entries."""
-    for key in raw:
-        yield join(root, key), key
-    thresholds = raw.get("thresholds")
-    if isinstance(thresholds, Mapping):
-        where = join(root, "thresholds")
-        for key in entries(thresholds, where):
-            yield join(where, key), key
-    for name in ("exporters", "alerts", "notifiers"):
-        listed = raw.get(name)
-        if isinstance(listed, list | tuple):
-            for i, item in enumerate(listed):
-                if isinstance(item, Mapping):
-                    where = f"{join(root, name)}[{i}]"
-                    for key in entries(item, where):
-                        yield join(where, key), key
-
-
-def _is_camel(raw: dict[str, Any], root: str) -> bool:
-    """True for FluxStack style: some config key has an uppercase letter (module docstring)."""
-    camel = snake = ""
-    for where, key in _config_keys(raw, root):
-        if any(ch.isupper() for ch in key):
-            camel = camel or where
-        elif "_" in key:
-            snake = snake or where
-        if camel and snake:
-            raise ConfigError(
-                f"a snake_case key next to the camelCase {camel!r}: use one style, camelCase"
-                " with durations in milliseconds (FluxStack) or snake_case with seconds",
-                path=snake,
-            )
-    return bool(camel)
-
-
 # --- sources ------------------------------------------------------------------------------------
 
 
+@cache
+def _own_keys() -> frozenset[str]:
+    return frozenset(k for p in PARAMETERS for k in (p.name, p.camel_name))
+
+
+@cache
+def _duration_keys() -> frozenset[str]:
+    """The keys whose value is a duration, in any section or entry of the model."""
+    classes = (
+        MonitoringConfig, Thresholds, AlertRule, WebhookNotifierConfig, AlertmanagerNotifierConfig,
+        PrometheusExporterConfig, ConsoleExporterConfig, JsonExporterConfig, FileExporterConfig,
+        OtlpExporterConfig,
+    )  # fmt: skip
+    return frozenset(
+        key_of(f.name, camel)
+        for cls in classes
+        for f in fields(cls)
+        if CHECK in f.metadata and is_duration_check(f.metadata[CHECK])
+        for camel in (False, True)
+    )
+
+
+def unwrap_document(document: object, root: str = "") -> tuple[object, str]:
+    """The configuration inside a mapping that wraps it as the FluxStack plugin does, and its
+    key path; anything else as it is (``style.unwrap``)."""
+    if not isinstance(document, Mapping):
+        return document, root
+    return unwrap(entries(document, root), root, _own_keys())
+
+
 def _parse(value: object, root: str = "") -> MonitoringConfig:
-    raw = entries(value, root)
-    return build(MonitoringConfig, raw, root, _is_camel(raw, root))
+    raw, root = unwrap(entries(value, root), root, _own_keys())
+    return build(MonitoringConfig, raw, root, is_camel(raw, root, _duration_keys()))
 
 
 def load_config(

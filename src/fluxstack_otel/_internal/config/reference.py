@@ -24,7 +24,14 @@ from functools import cache
 from typing import Any, get_args
 
 from fluxstack_otel._internal.config import model as _config
-from fluxstack_otel._internal.config.checks import CHECK, key_of
+from fluxstack_otel._internal.config.checks import (
+    CHECK,
+    DURATION_FORMS,
+    MAX_BARE_SECONDS,
+    MAX_DURATION,
+    MIN_BARE_MILLISECONDS,
+    key_of,
+)
 from fluxstack_otel._internal.config.model import (
     PARAMETERS,
     AlertRule,
@@ -32,6 +39,7 @@ from fluxstack_otel._internal.config.model import (
     NotifierConfig,
 )
 from fluxstack_otel._internal.config.sources import ENV_PREFIX, ENV_VARS, Resolution
+from fluxstack_otel._internal.config.style import WRAPPERS
 from fluxstack_otel._internal.redact import MASK, mask_url
 
 __all__ = ["plain", "render_reference", "render_report"]
@@ -226,10 +234,40 @@ def render_reference() -> str:
         " `METRICS_EXPORT_CONSOLE=true` adds a console exporter to it, unless the explicit"
         " argument set `exporters`.",
         "",
-        "Durations are seconds in the snake_case style (files, mappings, `FLUXSTACK_MONITORING_*`)"
-        " and milliseconds in the FluxStack camelCase style and in `METRICS_INTERVAL`,"
-        " `METRICS_RETENTION_PERIOD` and `OTEL_METRIC_EXPORT_INTERVAL`. A file or mapping uses one"
-        " style throughout.",
+        "## Durations",
+        "",
+        f"Every duration accepts a unit string: {DURATION_FORMS.replace(chr(39), '`')}"
+        " (units `ms`, `s`, `m`, `h` and `d`, one number each, combined as in `1h30m`). A string reads the same in"
+        " every style and source. A bare number is read in the style's unit: seconds in the"
+        " snake_case style (files, mappings, `FLUXSTACK_MONITORING_*`), milliseconds in the"
+        " FluxStack camelCase style and in `METRICS_INTERVAL`, `METRICS_RETENTION_PERIOD` and"
+        " `OTEL_METRIC_EXPORT_INTERVAL`. The model, and a config object built in code, hold"
+        " seconds. A file or mapping uses one style throughout.",
+        "",
+        "Refused, each with a `ConfigError` that names the key and the likely fix:",
+        "",
+        f"- a bare number of milliseconds above 0 and below {MIN_BARE_MILLISECONDS:g}"
+        ' (`collectInterval: 5` was meant as seconds: write `"5s"`, or `"5ms"` to keep it);',
+        f"- a bare number of seconds above {MAX_BARE_SECONDS:g} (a day: `retention_period: 300000`"
+        ' was meant as milliseconds; write `"300000ms"`, or `"2d"` for a long duration);',
+        "- a bare number above 0 in a mapping whose style cannot be told: no config key in it"
+        ' has an uppercase letter or an underscore (`{"exporters": [{"type": "console",'
+        ' "interval": 30}]}` could be 30 s or 30 ms). Write a unit string, or add a key that'
+        " shows the style. Config keys are counted at every level; header names and alert label"
+        " keys are data and do not count;",
+        f"- any duration above {MAX_DURATION / 86400:g} days, in any form.",
+        "",
+        "## Where the configuration sits in a mapping or file",
+        "",
+        "The configuration is the whole mapping (a TOML file: its top level, or"
+        " `[tool.fluxstack.monitoring]` in a `pyproject.toml`), or it sits where the FluxStack"
+        " plugin keeps it: "
+        + " or ".join(
+            "`" + "".join('{"' + k + '": ' for k in w) + "{...}" + "}" * len(w) + "`"
+            for w in WRAPPERS
+        )
+        + ". A mapping holding any top-level key of the table below is the configuration"
+        " itself; otherwise the wrapper's other keys belong to the app and are not read.",
         "",
         "`fluxstack-otel check-config [FILE]` prints the resolved configuration, secrets masked,"
         " with the source of every key, or the error and exit status 1.",
@@ -240,7 +278,7 @@ def render_reference() -> str:
         "|---|---|---|---|---|",
     ]
     for p in PARAMETERS:
-        unit = " (seconds)" if p.unit == "s" else ""
+        unit = " (a duration)" if p.unit == "s" else ""
         out.append(
             f"| `{p.name}` | `{p.camel_name}` | {_compact(p.default)}{unit} |"
             f" {_env_cell(p.name)} | {_markdown(p.doc)} |"

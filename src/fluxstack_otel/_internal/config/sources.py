@@ -37,9 +37,9 @@ from fluxstack_otel._internal.config.checks import (
     CHECK,
     PYPROJECT_TABLE,
     integer,
-    read_document,
 )
 from fluxstack_otel._internal.config.env import ENV_PREFIX, ENV_VARS, UNSET, EnvVar
+from fluxstack_otel._internal.config.fields import read_document
 from fluxstack_otel._internal.config.model import (
     PARAMETERS,
     ConsoleExporterConfig,
@@ -47,6 +47,7 @@ from fluxstack_otel._internal.config.model import (
     MonitoringConfig,
     PrometheusExporterConfig,
     load_config,
+    unwrap_document,
 )
 from fluxstack_otel.errors import ConfigError
 
@@ -89,6 +90,7 @@ _CHECKS: dict[str, Callable[[object, str, bool], Any]] = {
 
 def _present(document: object) -> set[str]:
     """The top-level keys a (validated) mapping sets, as field names, in either style."""
+    document, _ = unwrap_document(document)
     if not isinstance(document, Mapping):
         return set()
     return {p.name for p in PARAMETERS if p.name in document or p.camel_name in document}
@@ -185,7 +187,11 @@ def _adjust(
             if isinstance(entry, PrometheusExporterConfig) and entry.enabled:
                 new_host = host if host is not None else entry.host
                 new_port = port if port is not None else (entry.port or _PROMETHEUS_DEFAULT_PORT)
-                out[i] = replace(entry, host=new_host, port=new_port)
+                try:
+                    out[i] = replace(entry, host=new_host, port=new_port)
+                except ConfigError as exc:  # the entry's own check, naming the variable
+                    var = "OTEL_EXPORTER_PROMETHEUS_" + ("PORT" if exc.path == "port" else "HOST")
+                    raise ConfigError(exc.reason, path=var) from None
                 used += [n for n in ("OTEL_EXPORTER_PROMETHEUS_HOST", "OTEL_EXPORTER_PROMETHEUS_PORT")
                          if n in given]  # fmt: skip
                 _check_address(out, i)

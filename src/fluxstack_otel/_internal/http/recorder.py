@@ -185,7 +185,7 @@ class HttpRecorder:
                 key, duration, request_bytes, response_bytes, now = popleft()
                 acc = get(key)
                 if acc is None:
-                    acc = self._new_series(key)
+                    acc = self._new_series(key, now - duration)
                 acc[_LAST] = now
                 acc[_DUR_SUM] += duration
                 acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
@@ -250,8 +250,10 @@ class HttpRecorder:
             None if key[3] is None else OVERFLOW,
         )
 
-    def _new_series(self, key: SeriesKey) -> list[float]:
+    def _new_series(self, key: SeriesKey, started: float) -> list[float]:
         # Called with the lock held. One slot stays free for the overflow series of each metric.
+        # ``started`` (recorder clock) is when the series' first request began: its start time,
+        # so that a series never starts after the requests it counts, however late the fold.
         if len(self._series) - self._overflow_keys >= self._max_series - 1:
             key = self._overflow_key(key)
             existing = self._series.get(key)
@@ -269,7 +271,8 @@ class HttpRecorder:
                 )
         acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (self._n_dur + 2 * self._n_size)
         self._series[key] = acc
-        self._start_ns[key] = self._wall_ns()
+        ago = self._clock() - started
+        self._start_ns[key] = self._wall_ns() - (int(ago * 1e9) if ago > 0 else 0)
         return acc
 
     def reset(self) -> None:

@@ -65,16 +65,11 @@ def _add_rules(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Print the configuration's alert rules (its alerts and thresholds) as a Prometheus "
             "alerting-rules YAML file, for `promtool check rules` and a Prometheus rule_files "
-            "entry."
+            "entry. CPU usage divides by the system_cpu_cores the app exports: the file is the "
+            "same whichever machine generates it."
         ),
     )
     rules.add_argument("config", help="a .toml or .json configuration file (or pyproject.toml)")
-    rules.add_argument(
-        "--cpus",
-        type=_positive_int,
-        default=None,
-        help="CPUs of the machine the app runs on, for thresholds.cpu_usage (default: this one's)",
-    )
     rules.add_argument(
         "-o", "--output", type=Path, default=None, help="write to this file instead of stdout"
     )
@@ -86,7 +81,7 @@ def _rules(args: argparse.Namespace) -> int:
         rules_yaml,  # only this command needs it
     )
 
-    text = rules_yaml(load_config(args.config), cpu_count=args.cpus)
+    text = rules_yaml(load_config(args.config))
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -161,13 +156,3 @@ def _run(args: argparse.Namespace) -> int:  # noqa: RET503 (execve does not retu
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(executable, argv, env)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value

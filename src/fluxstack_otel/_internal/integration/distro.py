@@ -150,7 +150,7 @@ def auto_configure(*, guest: str | None = None, keep_global: bool = False) -> Mo
         signals = guest is None and config.enabled and prepare(tracing=config.tracing)
         monitoring = configure_monitoring(config)
         if signals:
-            configure_traces_and_logs(monitoring._resource, tracing=config.tracing)
+            configure_traces_and_logs(monitoring._p.resource, tracing=config.tracing)
     except ConfigError as exc:
         _fail(f"configuration error: {exc}")
     except Exception as exc:  # a missing extra, a port in use: the app must not start unseen

@@ -1,6 +1,6 @@
 """Metric data: recorder series and SDK instruments enter, one named collection leaves per tick.
 
-- ``catalog``: the twelve built-in metrics; the one place a built-in name is spelled.
+- ``catalog``: the built-in metrics; the one place a built-in name is spelled.
 - ``naming``: the naming profiles, applied on the way out, and Prometheus names.
 - ``stream``: the merged collection every sink reads, and per-sink deltas.
 - ``quantile``: quantiles from histogram buckets.

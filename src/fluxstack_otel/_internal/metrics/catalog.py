@@ -1,13 +1,16 @@
-"""The twelve built-in metrics: the one place their names, kinds, units and help texts live.
+"""The built-in metrics: the one place their names, kinds, units and help texts live.
 
 Nothing else in the package spells a built-in metric name as a string literal; code refers to the
 ``MetricSpec`` constants below (``HTTP_REQUESTS.name``) or iterates ``BUILTIN_METRICS``.
-The names are the FluxStack plugin's exact Prometheus names, so its dashboards keep working.
+The names are the FluxStack plugin's exact Prometheus names, so its dashboards keep working; the
+thirteenth, ``system_cpu_cores``, is this package's own (the plugin has no CPU count), so that CPU
+thresholds divide by the real host's CPUs in PromQL as they do in-process.
 
 Naming profiles (``naming`` in the configuration) say how the built-ins are presented to exporters:
 ``FLUXSTACK`` (those exact names and labels) or ``SEMCONV`` (OpenTelemetry semantic-convention
 names, units and attribute keys). Inside the package every metric keeps its FluxStack identity;
-the profile is applied once per collection, on the way out (``_naming.py``), never per request.
+the profile's views are applied once per collection, on the way out (``views.py``), never per
+request.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "PROCESS_RSS",
     "PROFILES",
     "SEMCONV",
+    "SYSTEM_CPU_CORES",
     "SYSTEM_LOAD_1M",
     "SYSTEM_MEMORY_TOTAL",
     "SYSTEM_METRICS",
@@ -174,6 +178,13 @@ SYSTEM_LOAD_1M = MetricSpec(
     "system_load_average_1m", Kind.GAUGE, "1", "System load average over 1 minute."
 )
 
+SYSTEM_CPU_CORES = MetricSpec(
+    "system_cpu_cores",
+    Kind.GAUGE,
+    "{cpu}",
+    "CPUs the process may use: its CPU affinity, capped by a cgroup CPU quota where one is set.",
+)
+
 HTTP_METRICS: tuple[MetricSpec, ...] = (
     HTTP_REQUESTS,
     HTTP_RESPONSES,
@@ -189,6 +200,7 @@ SYSTEM_METRICS: tuple[MetricSpec, ...] = (
     EVENT_LOOP_LAG,
     SYSTEM_MEMORY_TOTAL,
     SYSTEM_LOAD_1M,
+    SYSTEM_CPU_CORES,
 )
 BUILTIN_METRICS: tuple[MetricSpec, ...] = HTTP_METRICS + SYSTEM_METRICS
 METRICS_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in BUILTIN_METRICS}
@@ -290,6 +302,7 @@ SEMCONV = Profile(
         EVENT_LOOP_LAG.name: Naming("asyncio.eventloop.delay.max", "s", convention=False),
         SYSTEM_MEMORY_TOTAL.name: Naming("system.memory.limit", "By"),
         SYSTEM_LOAD_1M.name: Naming("system.cpu.load_average.1m", "{thread}", convention=False),
+        SYSTEM_CPU_CORES.name: Naming("system.cpu.available", "{cpu}", convention=False),
     },
     {
         LABEL_METHOD: "http.request.method",

@@ -1,12 +1,7 @@
-"""Names on the way out: naming profiles applied to a collection, and Prometheus names.
+"""Prometheus names of OpenTelemetry metrics, one rule for the exposition and the name checks.
 
-Two rules live here, so the exposition and the checks on custom metric names agree:
+(The naming profiles, which name the built-ins as OpenTelemetry metrics, are view sets: views.py.)
 
-- ``present`` applies a naming profile (``_catalog.Profile``) to one collection: the built-in
-  metrics of the ``fluxstack_otel.http`` and ``fluxstack_otel.system`` scopes get the profile's
-  names, units and attribute keys. It runs once per collection, on the way to the exporters, so
-  requests never pay for it, and everything inside the package (alerts, the dashboard, the
-  multiprocess merge) keeps reading the FluxStack identities.
 - ``exposition_name`` is the Prometheus name of a metric. The FluxStack built-ins are already
   Prometheus names and are used verbatim. Every other name (semantic-convention built-ins, custom
   metrics, third-party instrumentations) is translated as OpenTelemetry's Prometheus
@@ -18,32 +13,12 @@ Two rules live here, so the exposition and the checks on custom metric names agr
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
-from typing import Any
 
-from opentelemetry.sdk.metrics.export import (
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE, MetricStream
 
-__all__ = [
-    "PresentedStream",
-    "exposition_name",
-    "exposition_names",
-    "present",
-    "prometheus_base",
-]
+__all__ = ["exposition_name", "exposition_names", "prometheus_base"]
 
 _INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_UNIT = re.compile(r"[^a-zA-Z0-9]+")
@@ -62,7 +37,6 @@ _PER_UNIT_WORDS = {
     "s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year",
 }  # fmt: skip
 
-_SCOPES = frozenset({HTTP_SCOPE.name, cat.SYSTEM_SCOPE})
 _VERBATIM = frozenset(cat.METRICS_BY_NAME)
 
 
@@ -136,128 +110,3 @@ def exposition_name(name: str, unit: str, data: object) -> str:
         if len(_name_cache) < 10_000:
             _name_cache[key] = cached
     return cached
-
-
-# --- naming profiles -----------------------------------------------------------------------------
-
-
-def present(data: MetricsData, profile: cat.Profile) -> MetricsData:
-    """One collection with the built-in metrics named as ``profile`` says."""
-    if profile.identity:
-        return data
-    out = []
-    for rm in data.resource_metrics:
-        scopes = [
-            ScopeMetrics(
-                scope=sm.scope,
-                metrics=[_present_metric(m, profile) for m in sm.metrics],
-                schema_url=sm.schema_url,
-            )
-            if sm.scope.name in _SCOPES
-            else sm
-            for sm in rm.scope_metrics
-        ]
-        out.append(
-            ResourceMetrics(resource=rm.resource, scope_metrics=scopes, schema_url=rm.schema_url)
-        )
-    return MetricsData(resource_metrics=out)
-
-
-def _present_metric(metric: Metric, profile: cat.Profile) -> Metric:
-    naming = profile.metrics.get(metric.name)
-    if naming is None:
-        return metric
-    data: Any = metric.data
-    rename = _Attributes(profile, naming.attributes)
-    # The points are rebuilt field by field: dataclasses.replace would read shorter but costs
-    # about 2.4 µs more per point, some 70 ms per scrape of 10,000 series.
-    if isinstance(data, Histogram):
-        data = Histogram(
-            data_points=[
-                HistogramDataPoint(
-                    attributes=rename(p.attributes),
-                    start_time_unix_nano=p.start_time_unix_nano,
-                    time_unix_nano=p.time_unix_nano,
-                    count=p.count,
-                    sum=p.sum,
-                    bucket_counts=p.bucket_counts,
-                    explicit_bounds=p.explicit_bounds,
-                    min=p.min,
-                    max=p.max,
-                    exemplars=p.exemplars,
-                )
-                for p in data.data_points
-            ],
-            aggregation_temporality=data.aggregation_temporality,
-        )
-    elif isinstance(data, Sum | Gauge):
-        points = [
-            NumberDataPoint(
-                attributes=rename(p.attributes),
-                start_time_unix_nano=p.start_time_unix_nano,
-                time_unix_nano=p.time_unix_nano,
-                value=p.value,
-                exemplars=p.exemplars,
-            )
-            for p in data.data_points
-        ]
-        if isinstance(data, Sum):
-            data = Sum(
-                data_points=points,
-                aggregation_temporality=data.aggregation_temporality,
-                is_monotonic=data.is_monotonic,
-            )
-        else:
-            data = Gauge(data_points=points)
-    return Metric(name=naming.name, description=metric.description, unit=naming.unit, data=data)
-
-
-class _Attributes:
-    """Renames one metric's attribute keys, adds its constant ones, types the status code."""
-
-    __slots__ = ("_constant", "_keys", "_status")
-
-    def __init__(self, profile: cat.Profile, constant: tuple[tuple[str, str], ...]) -> None:
-        self._keys = profile.labels
-        self._constant = dict(constant)
-        self._status = cat.LABEL_STATUS_CODE if profile.integer_status else None
-
-    def __call__(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        keys = self._keys
-        for key, value in (attributes or {}).items():
-            if key == self._status and isinstance(value, str) and value.isdigit():
-                value = int(value)
-            out[keys.get(key, key)] = value
-        out.update(self._constant)
-        return out
-
-
-class PresentedStream(MetricStream):
-    """A metric stream whose collections are presented in a naming profile, for the exporters.
-
-    Args:
-        inner: The stream it reads (the monitoring's own, or the multiprocess host view).
-        profile: The naming profile.
-    """
-
-    def __init__(self, inner: MetricStream, profile: cat.Profile) -> None:
-        super().__init__(None, None, inner.resource)
-        self._inner = inner
-        self._profile = profile
-
-    @property
-    def resource(self) -> Resource:
-        """The inner stream's resource."""
-        return self._inner.resource
-
-    def set_resource(self, resource: Resource) -> None:
-        """Replace the inner stream's resource."""
-        self._inner.set_resource(resource)
-
-    def collect(self, names: Collection[str] | None = None) -> MetricsData:
-        """Collect from the inner stream and present the built-ins in the profile.
-
-        ``names`` (catalogue names, as the inner stream knows them) is passed on.
-        """
-        return present(self._inner.collect(names), self._profile)

@@ -1,19 +1,27 @@
 """The metric stream: one ``MetricsData`` per collection, SDK metrics plus the HTTP recorder.
 
-Every sink (Prometheus scrape, JSON, console, file, OTLP, the alert processor) reads the same
-stream. The SDK side is one cumulative ``InMemoryMetricReader``, so the SDK aggregates once no
+Every sink (Prometheus scrape, JSON, console, file, OTLP, the alert processor) reads a
+``MetricSource``: this stream, the multiprocess host view, or either presented through the views
+(``PresentedStream``). The SDK side is cumulative ``InMemoryMetricReader``s (the system metrics'
+own provider, and the provider of custom and third-party metrics), so the SDK aggregates once no
 matter how many sinks there are. Sinks that want delta temporality get a ``DeltaView``, which
 subtracts the previous cumulative snapshot it saw, per series, for SDK and HTTP series alike:
 each export carries exactly what happened since the previous export of that sink. As in
 OpenTelemetry's delta temporality preference, counters and histograms become deltas; up-down
 counters and gauges stay as they are.
+
+What the stream remembers across collections (memory.py): the latest SDK exemplars of each
+series, so that every sink sees them whichever collected first, and which custom and
+third-party series have been idle for ``retention_period``, so that they leave the exports.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -30,16 +38,36 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-__all__ = ["DeltaView", "MetricStream"]
+from fluxstack_otel._internal.metrics.memory import NEVER_IDLE, ExemplarMemory, Retention
+from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 
-HTTP_SCOPE = InstrumentationScope("fluxstack_otel.http")
+__all__ = ["HTTP_SCOPE", "DeltaView", "MetricSource", "MetricStream", "PresentedStream"]
+
+HTTP_SCOPE = InstrumentationScope(HTTP_SCOPE_NAME)
+
+
+class MetricSource(Protocol):
+    """What every sink reads: collections of cumulative metric data, on demand."""
+
+    @property
+    def resource(self) -> Resource:
+        """The resource of this source's data."""
+        ...
+
+    def set_resource(self, resource: Resource) -> None:
+        """Replace the resource (a forked worker gets its own ``service.instance.id``)."""
+        ...
+
+    def collect(self, names: Collection[str] | None = None) -> MetricsData:
+        """Every metric now, cumulative; ``names`` may limit the built-in HTTP metrics built."""
+        ...
 
 
 class MetricStream:
     """Collects the merged, cumulative metric data on demand.
 
     Args:
-        reader: The SDK reader attached to the monitoring's MeterProvider (None: no SDK metrics).
+        readers: The SDK readers whose data the stream carries, in order (none: no SDK metrics).
         http_metrics: Returns the HTTP recorder's metrics, given the names wanted or None for
             all (``HttpRecorder.to_metrics``; None: HTTP metrics are off).
         resource: The resource every collection carries.
@@ -47,13 +75,18 @@ class MetricStream:
 
     def __init__(
         self,
-        reader: InMemoryMetricReader | None,
+        readers: Sequence[InMemoryMetricReader],
         http_metrics: Callable[[Collection[str] | None], list[Metric]] | None,
         resource: Resource,
+        *,
+        retention: float | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
-        self._reader = reader
+        self._readers = tuple(readers)
         self._http_metrics = http_metrics
         self._resource = resource
+        self._exemplars = ExemplarMemory()
+        self._retention = None if retention is None else Retention(retention, wall_clock_ns)
 
     @property
     def resource(self) -> Resource:
@@ -77,34 +110,76 @@ class MetricStream:
             scopes.append(
                 ScopeMetrics(scope=HTTP_SCOPE, metrics=self._http_metrics(names), schema_url="")
             )
-        if self._reader is not None:
-            data = self._reader.get_metrics_data()
+        for reader in self._readers:
+            data = reader.get_metrics_data()
             if data is not None:
                 for rm in data.resource_metrics:
-                    scopes.extend(rm.scope_metrics)
+                    for sm in rm.scope_metrics:
+                        kept = self._exemplars.keep(sm)
+                        if self._retention is not None and sm.scope.name not in NEVER_IDLE:
+                            kept = self._retention.apply(kept)
+                        scopes.append(kept)
         return MetricsData(
             resource_metrics=[
                 ResourceMetrics(resource=self._resource, scope_metrics=scopes, schema_url="")
             ]
         )
 
-    def delta_view(self) -> DeltaView:
-        """A per-sink view that turns this stream's cumulative data into deltas."""
-        return DeltaView(self)
+
+class PresentedStream:
+    """A source whose collections leave through ``present`` (the views), for the exporters.
+
+    Args:
+        inner: The source it reads (the monitoring's own stream, or the multiprocess host view).
+        present: Shapes one collection (``Presentation.present``).
+    """
+
+    def __init__(self, inner: MetricSource, present: Callable[[MetricsData], MetricsData]) -> None:
+        self._inner = inner
+        self._present = present
+
+    @property
+    def resource(self) -> Resource:
+        """The inner source's resource."""
+        return self._inner.resource
+
+    def set_resource(self, resource: Resource) -> None:
+        """Replace the inner source's resource."""
+        self._inner.set_resource(resource)
+
+    def collect(self, names: Collection[str] | None = None) -> MetricsData:
+        """Collect from the inner source and shape the built-ins (``names`` is passed on)."""
+        return self._present(self._inner.collect(names))
 
 
 _SeriesId = tuple[str, str, frozenset[tuple[str, object]]]
 
 
+DeltaFor = Callable[[str, Metric], bool]
+"""Whether a metric of a scope goes out as deltas (its data is a monotonic sum or a histogram)."""
+
+
+def _counters_and_histograms(scope: str, metric: Metric) -> bool:
+    return True
+
+
 class DeltaView:
     """Converts cumulative collections into deltas since this view's previous collection.
 
-    Gauges pass through. A series whose start time changed (restarted, or evicted and back)
-    starts over from its full value, as OTel's delta semantics expect.
+    Gauges and up-down counters pass through. A series whose start time changed (restarted, or
+    evicted and back) starts over from its full value, as OTel's delta semantics expect.
+
+    Args:
+        source: The source it reads.
+        delta_for: Which counters and histograms become deltas (default: all of them); a reader
+            that prefers delta for some instrument kinds only says so here.
     """
 
-    def __init__(self, stream: MetricStream) -> None:
-        self._stream = stream
+    def __init__(
+        self, source: MetricSource, delta_for: DeltaFor = _counters_and_histograms
+    ) -> None:
+        self._stream = source
+        self._delta_for = delta_for
         self._previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint] = {}
         self._lock = threading.Lock()
 
@@ -139,7 +214,12 @@ class DeltaView:
         for rm in data.resource_metrics:
             out_sms = []
             for sm in rm.scope_metrics:
-                metrics = [_delta_metric(sm.scope.name, m, previous, current) for m in sm.metrics]
+                metrics = [
+                    _delta_metric(sm.scope.name, m, previous, current)
+                    if self._delta_for(sm.scope.name, m)
+                    else m
+                    for m in sm.metrics
+                ]
                 out_sms.append(replace(sm, metrics=metrics))
             out_rms.append(replace(rm, scope_metrics=out_sms))
         return MetricsData(resource_metrics=out_rms), current

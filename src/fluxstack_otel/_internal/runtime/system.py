@@ -1,4 +1,4 @@
-"""The six system metrics as OpenTelemetry observable instruments, read at collection time.
+"""The seven system metrics as OpenTelemetry observable instruments, read at collection time.
 
 Readings come from a ``SystemSource`` (psutil on the live process by default, injectable for tests)
 so nothing is sampled between collections and nothing runs on the request path.
@@ -8,12 +8,19 @@ equivalent is the process's *resident anonymous memory* (``RssAnon``: RSS minus 
 shared pages): the malloc heap plus CPython's object arenas plus thread stacks, without the mapped
 interpreter, libraries and files. Allocating objects moves it one-for-one; it falls when the
 allocator returns memory to the OS.
+
+``system_cpu_cores``: the CPUs the process may use, which is what "100 % CPU" means for it: the
+scheduler affinity mask (``taskset``, ``cpuset``), capped by a cgroup CPU quota where one is set
+(``docker --cpus 1.5`` reads 1.5). Exporting it lets a PromQL rule divide by the CPUs of the host
+that runs the app rather than by a number written into the rules file.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Protocol
 
 import psutil
@@ -32,6 +39,7 @@ class SystemSource(Protocol):
     def cpu_user_seconds(self) -> float: ...
     def memory_total_bytes(self) -> float: ...
     def load_average_1m(self) -> float: ...
+    def cpu_count(self) -> float: ...
 
 
 class PsutilSource:
@@ -39,11 +47,22 @@ class PsutilSource:
 
     The psutil handle is re-created when the pid changes, so readings stay correct in a forked
     worker (a handle made before ``fork()`` would still describe the parent).
+
+    Args:
+        cgroup_root: Where the cgroup file systems are mounted (a test points it elsewhere).
+        proc_cgroup: The process's cgroup membership file.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        cgroup_root: Path = Path("/sys/fs/cgroup"),
+        proc_cgroup: Path = Path("/proc/self/cgroup"),
+    ) -> None:
         self._pid = -1
         self._proc: psutil.Process | None = None
+        self._cgroup_root = cgroup_root
+        self._proc_cgroup = proc_cgroup
 
     def _process(self) -> psutil.Process:
         pid = os.getpid()
@@ -70,11 +89,68 @@ class PsutilSource:
     def load_average_1m(self) -> float:
         return float(os.getloadavg()[0])
 
+    def cpu_count(self) -> float:
+        if hasattr(os, "sched_getaffinity"):
+            cpus = float(max(1, len(os.sched_getaffinity(0))))
+        else:
+            cpus = float(os.cpu_count() or 1)
+        quota = cgroup_cpu_quota(self._cgroup_root, self._proc_cgroup)
+        return cpus if quota is None else min(cpus, quota)
+
+
+def cgroup_cpu_quota(root: Path, proc_cgroup: Path) -> float | None:
+    """The CPU quota of the process's cgroup and its ancestors, in CPUs; None when unlimited.
+
+    cgroup v2 (``cpu.max``: ``"<quota> <period>"`` or ``"max <period>"``) and v1
+    (``cpu/cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, -1 for none); the smallest limit on the
+    way up to the root counts, as the kernel enforces every one of them.
+    """
+    try:
+        lines = proc_cgroup.read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    limits: list[float | None] = []
+    for line in lines:
+        ident, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if ident == "0" and not controllers:  # v2: one unified hierarchy
+            for directory in _up_to(root, path):
+                limits.append(_ratio(_read(directory / "cpu.max")))
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's hierarchy
+            for directory in _up_to(root / "cpu", path):
+                quota = _read(directory / "cpu.cfs_quota_us")
+                limits.append(_ratio(quota + _read(directory / "cpu.cfs_period_us")))
+    found = [limit for limit in limits if limit is not None]
+    return min(found) if found else None
+
+
+def _read(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="ascii").split()
+    except OSError:
+        return []
+
+
+def _up_to(root: Path, path: str) -> list[Path]:
+    """``root/path`` and each of its parents up to ``root`` (a namespaced cgroup shows ``/``)."""
+    parts = [p for p in path.strip().split("/") if p and p != ".."]
+    return [root.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _ratio(fields: list[str]) -> float | None:
+    try:
+        quota, period = float(fields[0]), float(fields[1])
+    except (IndexError, ValueError):  # "max": no quota
+        return None
+    if quota <= 0 or period <= 0 or not math.isfinite(quota / period):
+        return None
+    return quota / period
+
 
 def register_system_metrics(
     meter: Meter, source: SystemSource, loop_lag: Callable[[], float | None]
 ) -> None:
-    """Create the six system instruments on ``meter``.
+    """Create the seven system instruments on ``meter``.
 
     Args:
         meter: The meter of the monitoring's MeterProvider.
@@ -106,3 +182,4 @@ def register_system_metrics(
     gauge(cat.EVENT_LOOP_LAG, loop_lag)
     gauge(cat.SYSTEM_MEMORY_TOTAL, source.memory_total_bytes)
     gauge(cat.SYSTEM_LOAD_1M, source.load_average_1m)
+    gauge(cat.SYSTEM_CPU_CORES, source.cpu_count)

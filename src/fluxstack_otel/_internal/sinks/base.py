@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import MonitoringConfig
-    from fluxstack_otel._internal.metrics.stream import MetricStream
+    from fluxstack_otel._internal.metrics.stream import MetricSource
 
 __all__ = ["Endpoint", "Sink", "SinkContext"]
 
@@ -47,10 +47,10 @@ class SinkContext(NamedTuple):
 
     Attributes:
         config: The whole validated configuration.
-        stream: The metric stream (``collect()``, ``delta_view()``).
+        stream: The metric source it reads (``collect()``; ``DeltaView(stream)`` for deltas).
         extras: Extra sections for documents (such as the active alerts), keyed by name.
     """
 
     config: MonitoringConfig
-    stream: MetricStream
+    stream: MetricSource
     extras: Callable[[], Mapping[str, Any]] = dict

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
 from fluxstack_otel._internal.config.model import OtlpExporterConfig
+from fluxstack_otel._internal.metrics.stream import DeltaView
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
 from fluxstack_otel._internal.transport.post import public_url
@@ -76,7 +77,7 @@ class OtlpSink(PeriodicSink):
         self._export_timeout = export_timeout()
         self._exporter = _build_exporter(exporter, self._export_timeout)
         self._collect = context.stream.collect
-        self._delta = context.stream.delta_view() if exporter.temporality == "delta" else None
+        self._delta = DeltaView(context.stream) if exporter.temporality == "delta" else None
         self._target = (
             public_url(exporter.endpoint)
             if exporter.endpoint

@@ -59,7 +59,9 @@ COUNTER, UPDOWN, GAUGE, HISTOGRAM = "counter", "updown", "gauge", "histogram"
 SUMMED = (COUNTER, HISTOGRAM)
 """The kinds summed across workers; the others are kept per worker."""
 # Gauges that describe the host rather than the worker: one value, no ``pid`` label.
-HOST_GAUGES = frozenset({cat.SYSTEM_MEMORY_TOTAL.name, cat.SYSTEM_LOAD_1M.name})
+HOST_GAUGES = frozenset(
+    {cat.SYSTEM_MEMORY_TOTAL.name, cat.SYSTEM_LOAD_1M.name, cat.SYSTEM_CPU_CORES.name}
+)
 
 
 def family_points(

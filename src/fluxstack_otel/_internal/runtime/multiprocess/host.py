@@ -50,7 +50,7 @@ import psutil
 from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.resources import Resource
 
-from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.metrics.stream import MetricSource
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.multiprocess.families import (
     SUMMED,
@@ -102,10 +102,10 @@ def process_alive(pid: int, started: float) -> bool:
         return True
 
 
-class HostStream(MetricStream):
+class HostStream:
     """The host view of a worker's metric stream, and the publisher of that worker's state.
 
-    A ``MetricStream`` to the sinks that read it (``collect``, ``delta_view``) and a sink to the
+    A ``MetricSource`` to the sinks that read it (``collect``) and a sink to the
     monitoring (``start`` runs the publisher thread, ``shutdown`` publishes a last time).
 
     Args:
@@ -120,13 +120,12 @@ class HostStream(MetricStream):
 
     def __init__(
         self,
-        local: MetricStream,
+        local: MetricSource,
         directory: str | os.PathLike[str] | None,
         interval: float,
         *,
         alive: Liveness = process_alive,
     ) -> None:
-        super().__init__(None, None, local.resource)
         self._local = local
         if directory is None:
             raise ConfigError("multiprocess needs a directory", path="multiprocess.directory")
@@ -157,7 +156,7 @@ class HostStream(MetricStream):
         self._at_exit = functools.partial(_publish_at_exit, weakref.ref(self))
         atexit.register(self._at_exit)
 
-    # --- MetricStream -----------------------------------------------------------------------
+    # --- MetricSource -----------------------------------------------------------------------
 
     @property
     def resource(self) -> Resource:
@@ -171,7 +170,7 @@ class HostStream(MetricStream):
     def collect(self, names: Collection[str] | None = None) -> MetricsData:
         """Publish this worker, then return the host's metrics as cumulative OTel data.
 
-        ``names`` is accepted for the ``MetricStream`` contract and ignored: the publication
+        ``names`` is accepted for the ``MetricSource`` contract and ignored: the publication
         carries every metric.
         """
         own = self.publish()

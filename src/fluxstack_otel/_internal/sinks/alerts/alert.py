@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
-
-from fluxstack_otel._internal.config.frozen import Frozen
 
 __all__ = ["Alert", "AlertState", "rfc3339"]
 
 AlertState: TypeAlias = Literal["pending", "firing", "resolved"]
 
 
-class Alert(Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Alert:
     """One alert instance (a rule and one series' label set) at one moment.
 
     Callbacks and notifiers receive ``state`` ``"firing"`` (first notification or a repeat) or

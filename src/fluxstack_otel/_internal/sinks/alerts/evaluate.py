@@ -204,8 +204,12 @@ def values_of(rule: Rule, history: Sequence[Sample]) -> dict[Labels, float]:
     """
     current = history[-1]
     base = baseline(history, rule.window)
-    elapsed = current.time - base.time if base is not None else 0.0
-    base_snapshot = base.snapshot if base is not None and elapsed > 0 else None
+    base_snapshot = base.snapshot if base is not None and current.time > base.time else None
+
+    def elapsed(metric: str) -> float:
+        # Between the two readings of this metric, whatever the collection took around them.
+        return current.time_of(metric) - base.time_of(metric) if base is not None else 0.0
+
     expr = rule.expr
     if isinstance(expr, Select):
         values = _select(expr, current.snapshot, base_snapshot, elapsed)
@@ -229,7 +233,7 @@ def baseline(history: Sequence[Sample], window: float) -> Sample | None:
 
 
 def _ratio(
-    expr: Ratio, current: Snapshot, base: Snapshot | None, elapsed: float
+    expr: Ratio, current: Snapshot, base: Snapshot | None, elapsed: Callable[[str], float]
 ) -> dict[Labels, float]:
     num = _select(expr.numerator, current, base, elapsed).get(())
     den = _select(expr.denominator, current, base, elapsed).get(())
@@ -239,7 +243,7 @@ def _ratio(
 
 
 def _select(
-    sel: Select, current: Snapshot, base: Snapshot | None, elapsed: float
+    sel: Select, current: Snapshot, base: Snapshot | None, elapsed: Callable[[str], float]
 ) -> dict[Labels, float]:
     name = sel.metric.name
     series = {
@@ -256,8 +260,11 @@ def _select(
         return {}
     before = base.get(name, {})
     if sel.metric.kind is Kind.COUNTER:
+        seconds = elapsed(name)
+        if seconds <= 0:
+            return {}
         rates = {
-            k: _increase(p, before.get(k)) / elapsed
+            k: _increase(p, before.get(k)) / seconds
             for k, p in series.items()
             if isinstance(p, NumberPoint)
         }

@@ -34,7 +34,7 @@ from fluxstack_otel._internal.sinks.alerts.notify import (
     build_notifiers,
 )
 from fluxstack_otel._internal.sinks.alerts.rules import Rule, compile_rules
-from fluxstack_otel._internal.sinks.alerts.snapshot import Sample, take_snapshot
+from fluxstack_otel._internal.sinks.alerts.snapshot import Sample, take_sample
 
 if TYPE_CHECKING:
     import asyncio
@@ -140,7 +140,7 @@ class AlertProcessor:
             now = self._clock()
             try:
                 data = self._collect(self._metric_names)
-                self._history.append(Sample(now, take_snapshot(data, self._metric_names)))
+                self._history.append(take_sample(now, data, self._metric_names))
             except Exception:
                 report_failure("collecting metrics for the alert rules")
                 return ()
@@ -200,7 +200,6 @@ def build_processor(
     collect: Callable[[Collection[str]], MetricsData],
     *,
     clock: Callable[[], float] = time.time,
-    cpu_count: int | None = None,
 ) -> AlertProcessor:
     """The processor a configuration asks for: its rules, its notifiers, its interval.
 
@@ -208,7 +207,7 @@ def build_processor(
         ConfigError: A rule cannot be compiled (see ``compile_rules``).
     """
     return AlertProcessor(
-        compile_rules(config, cpu_count=cpu_count),
+        compile_rules(config),
         collect,
         interval=config.alert_evaluation_interval,
         notifiers=build_notifiers(config.notifiers, service=config.service_name),

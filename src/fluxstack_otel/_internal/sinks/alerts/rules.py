@@ -9,18 +9,13 @@ PromQL export each handle every rule the same way and cannot drift apart.
 
 from __future__ import annotations
 
-import os
 import re
-import string
 from collections.abc import Mapping
 from typing import NamedTuple, TypeAlias
 
-from fluxstack_otel._internal.config.alerts import AGGREGATIONS, AlertRule, custom_metric_spec
-from fluxstack_otel._internal.config.checks import suggest
-from fluxstack_otel._internal.config.frozen import Frozen
+from fluxstack_otel._internal.config.alerts import AlertRule, rule_spec
 from fluxstack_otel._internal.config.model import MonitoringConfig
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel.errors import ConfigError
 
 __all__ = [
     "QUANTILES",
@@ -33,7 +28,6 @@ __all__ = [
     "render_message",
     "template_fields",
     "threshold_window",
-    "usable_cpus",
 ]
 
 Labels: TypeAlias = tuple[tuple[str, str], ...]
@@ -42,7 +36,6 @@ Labels: TypeAlias = tuple[tuple[str, str], ...]
 QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 _OPERATOR_WORDS = {">": "gt", ">=": "ge", "<": "lt", "<=": "le", "==": "eq", "!=": "ne"}
-_TEMPLATE_FIELDS = ("name", "value", "threshold", "operator", "severity", "subject", "labels")
 
 
 class Select(NamedTuple):
@@ -72,14 +65,14 @@ class Ratio(NamedTuple):
 Expr: TypeAlias = Select | Ratio
 
 
-class Rule(Frozen):
+class Rule(NamedTuple):
     """One compiled alert rule: fires while ``expr * scale`` compares true with ``threshold``.
 
     Attributes:
         name: The alert name.
         expr: What is evaluated.
         scale: Multiplies the expression's result (1000 for milliseconds of a metric in seconds,
-            ``1 / cpu count`` for CPU usage).
+            for a FluxStack milliseconds alias).
         operator: One of ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=``.
         threshold: The value compared with.
         severity: ``info``, ``warning``, ``error`` or ``critical``.
@@ -95,13 +88,13 @@ class Rule(Frozen):
 
     name: str
     expr: Expr
-    scale: float = 1.0
     operator: str
     threshold: float
     severity: str
     message: str
     subject: str
     window: float
+    scale: float = 1.0
     for_: float = 0.0
     keep_firing_for: float = 0.0
     repeat_interval: float = 3600.0
@@ -125,74 +118,33 @@ def threshold_window(config: MonitoringConfig) -> float:
     return max(60.0, 2 * config.alert_evaluation_interval)
 
 
-def compile_rules(config: MonitoringConfig, *, cpu_count: int | None = None) -> tuple[Rule, ...]:
+def compile_rules(config: MonitoringConfig) -> tuple[Rule, ...]:
     """The rules a configuration asks for: its alerts, then its enabled thresholds.
+
+    Every ``AlertRule`` was checked against the catalogue when it was constructed (its metric,
+    kind, aggregation, labels and message template), so compiling cannot fail.
 
     Args:
         config: The validated configuration.
-        cpu_count: CPUs that ``thresholds.cpu_usage`` divides by; None counts those this
-            process may run on.
 
     Returns:
         The rules, configured alerts first, in configuration order.
-
-    Raises:
-        ConfigError: A rule names an unknown metric, label or aggregation (possible when a
-            ``MonitoringConfig`` is built in code), or its message template cannot be rendered.
     """
-    rules = [_user_rule(rule, f"alerts[{i}]") for i, rule in enumerate(config.alerts)]
-    rules.extend(_threshold_rules(config, cpu_count or usable_cpus()))
+    rules = [_user_rule(rule) for rule in config.alerts]
+    rules.extend(_threshold_rules(config))
     return tuple(rules)
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one), at least 1."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
-def _user_rule(rule: AlertRule, path: str) -> Rule:
-    scale = rule.scale
-    display = rule.metric
-    alias = cat.ALERT_ALIASES.get(rule.metric)
-    if alias is not None:  # an alias in a rule built in code
-        spec, scale = alias.target, scale * alias.scale
-    elif rule.metric in cat.METRICS_BY_NAME:
-        spec = cat.METRICS_BY_NAME[rule.metric]
-        display = next(
-            (n for n, a in cat.ALERT_ALIASES.items() if a.target == spec and a.scale == scale),
-            spec.name,
-        )
-    elif rule.kind is not None:  # a custom metric, created at run time
-        spec = custom_metric_spec(rule)
-    else:
-        names = [*cat.METRICS_BY_NAME, *cat.ALERT_ALIASES]
-        raise ConfigError(
-            f"unknown metric {rule.metric!r}{suggest(rule.metric, names)}; a custom metric needs "
-            "'kind'",
-            path=f"{path}.metric",
-        )
-    allowed = AGGREGATIONS[spec.kind]
-    aggregation = rule.aggregation or allowed[0]
-    if aggregation not in allowed:
-        raise ConfigError(
-            f"aggregation {aggregation!r} does not apply to the {spec.kind} {spec.name!r}"
-            f"{suggest(aggregation, list(allowed))}; allowed: {', '.join(allowed)}",
-            path=f"{path}.aggregation",
-        )
-    for key, _ in rule.labels:
-        if key not in spec.labels:
-            raise ConfigError(
-                f"unknown label {key!r} for {spec.name!r}{suggest(key, list(spec.labels))};"
-                f" allowed labels: {', '.join(spec.labels) or 'none'}",
-                path=f"{path}.labels.{key}",
-            )
+def _user_rule(rule: AlertRule) -> Rule:
+    spec, scale, aggregation = rule_spec(rule), rule.scale, rule.aggregation or "value"
+    display = next(
+        (n for n, a in cat.ALERT_ALIASES.items() if a.target == spec and a.scale == scale),
+        spec.name,
+    )
     subject = display if aggregation == "value" else f"{display} {aggregation}"
     over = "" if aggregation == "value" else f" over {rule.window:g}s"
     message = rule.message or f"{subject}{over} is {{value:.4g}} ({{operator}} {{threshold:g}})"
     name = rule.name or _derived_name(display, aggregation, rule.operator, rule.value)
-    _check_template(message, spec.labels, f"{path}.message")
     return Rule(
         name=name,
         expr=Select(spec, aggregation, tuple(sorted(rule.labels))),
@@ -214,7 +166,7 @@ def _derived_name(metric: str, aggregation: str, operator: str, value: float) ->
     return re.sub(r"[^a-zA-Z0-9_]", "_", raw)
 
 
-def _threshold_rules(config: MonitoringConfig, cpus: int) -> list[Rule]:
+def _threshold_rules(config: MonitoringConfig) -> list[Rule]:
     t = config.thresholds
     window = threshold_window(config)
     rules: list[Rule] = []
@@ -269,13 +221,17 @@ def _threshold_rules(config: MonitoringConfig, cpus: int) -> list[Rule]:
             "memory usage is {value:.1%} of system memory (threshold {threshold:.1%})",
         )
     if t.cpu_usage is not None:
+        # Over the CPU count the app's host reports (system_cpu_cores), not a number fixed
+        # here: the same rule, exported as PromQL, stays true on every host it runs on.
         add(
             "HighCpuUsage",
-            Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
+            Ratio(
+                Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
+                Select(cat.SYSTEM_CPU_CORES, "value", by_series=False),
+            ),
             t.cpu_usage,
             "warning",
-            f"CPU usage is {{value:.1%}} of {cpus} CPUs (threshold {{threshold:.1%}})",
-            scale=1.0 / cpus,
+            "CPU usage is {value:.1%} of the available CPUs (threshold {threshold:.1%})",
         )
     return rules
 
@@ -315,45 +271,3 @@ def template_fields(rule: Rule, value: float, labels: Mapping[str, str]) -> dict
         labels=_Fields(labels),
     )
     return fields
-
-
-def _check_template(template: str, label_keys: tuple[str, ...], path: str) -> None:
-    allowed = (*_TEMPLATE_FIELDS, *label_keys)
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"not a valid template: {exc} (in {template!r})", path=path) from None
-    for _, field_name, _, _ in parsed:
-        if field_name is None:
-            continue
-        head = re.split(r"[.\[]", field_name, maxsplit=1)[0]
-        if head not in allowed:
-            raise ConfigError(
-                f"unknown field {{{field_name}}} in {template!r}{suggest(head, list(allowed))};"
-                f" allowed fields: {', '.join(allowed)}",
-                path=path,
-            )
-        if head == "labels" and field_name != "labels":
-            key = field_name.removeprefix("labels[").removesuffix("]")
-            if not field_name.startswith("labels[") or key not in label_keys:
-                raise ConfigError(
-                    f"{{{field_name}}} in {template!r} names no label of the metric;"
-                    f" labels: {', '.join(label_keys) or 'none'}",
-                    path=path,
-                )
-    sample = _Fields(dict.fromkeys(label_keys, "x"))
-    sample.update(
-        name="n",
-        value=1.5,
-        threshold=1.0,
-        operator=">",
-        severity="info",
-        subject="s",
-        labels=_Fields(sample),
-    )
-    try:
-        template.format_map(sample)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ConfigError(
-            f"cannot render {template!r}: {type(exc).__name__}: {exc}", path=path
-        ) from None

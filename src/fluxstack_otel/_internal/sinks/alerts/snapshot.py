@@ -8,13 +8,22 @@ time they were taken.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import NamedTuple, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
 from fluxstack_otel._internal.sinks.alerts.rules import Labels
 
-__all__ = ["HistogramPoint", "NumberPoint", "Point", "Sample", "Snapshot", "take_snapshot"]
+__all__ = [
+    "HistogramPoint",
+    "NumberPoint",
+    "Point",
+    "Sample",
+    "Snapshot",
+    "take_sample",
+    "take_snapshot",
+]
 
 
 class NumberPoint(NamedTuple):
@@ -44,15 +53,32 @@ Snapshot: TypeAlias = Mapping[str, Mapping[Labels, Point]]
 
 
 class Sample(NamedTuple):
-    """A snapshot and the clock reading (Unix seconds) when it was collected."""
+    """A snapshot and the clock reading (Unix seconds) when it was collected.
+
+    ``read_at`` holds, per metric, the time its points say they were read (Unix seconds): a
+    collection of many series takes a while, and a rate divides by the interval between the
+    two readings it uses, not between two clock readings taken around them.
+    """
 
     time: float
     snapshot: Snapshot
+    read_at: Mapping[str, float] = MappingProxyType({})
+
+    def time_of(self, metric: str) -> float:
+        """When ``metric`` was read in this sample (the sample's time if its points do not say)."""
+        return self.read_at.get(metric, self.time)
 
 
 def take_snapshot(data: MetricsData, names: Collection[str]) -> dict[str, dict[Labels, Point]]:
     """Copy the points of the metrics named in ``names`` out of one collection."""
+    return take_sample(0.0, data, names).snapshot  # type: ignore[return-value]
+
+
+def take_sample(now: float, data: MetricsData, names: Collection[str]) -> Sample:
+    """The sample of one collection at clock reading ``now``: the named metrics' points, and
+    when each metric was read (its points' latest ``time_unix_nano``)."""
     out: dict[str, dict[Labels, Point]] = {}
+    read_at: dict[str, float] = {}
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
@@ -60,6 +86,9 @@ def take_snapshot(data: MetricsData, names: Collection[str]) -> dict[str, dict[L
                     continue
                 series = out.setdefault(metric.name, {})
                 payload = metric.data
+                stamp = max((p.time_unix_nano for p in payload.data_points), default=0)
+                if stamp:
+                    read_at[metric.name] = max(read_at.get(metric.name, 0.0), stamp / 1e9)
                 if isinstance(payload, Histogram):
                     for hp in payload.data_points:
                         series[_labels(hp.attributes)] = HistogramPoint(
@@ -76,7 +105,7 @@ def take_snapshot(data: MetricsData, names: Collection[str]) -> dict[str, dict[L
                 elif isinstance(payload, Gauge):
                     for p in payload.data_points:
                         series[_labels(p.attributes)] = NumberPoint(float(p.value))
-    return out
+    return Sample(now, out, read_at)
 
 
 def _labels(attributes: Mapping[str, object] | None) -> Labels:

@@ -1,0 +1,186 @@
+"""The Prometheus protobuf exposition: the one format that carries native histograms.
+
+``application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited``:
+a sequence of ``io.prometheus.client.MetricFamily`` messages, each preceded by its length as a
+varint. The messages are written here directly in protobuf's wire format (a dozen fields of a
+stable schema: client_model's ``metrics.proto``), so the package needs no generated code and no
+protobuf runtime on the scrape path.
+
+Counters, gauges and explicit-bucket histograms carry what the text formats carry. An
+exponential histogram becomes a native histogram (schema, zero bucket, positive spans and
+deltas); where a histogram point has both (``DualHistogramDataPoint``), the classic buckets ride
+alongside, so a Prometheus without native histograms still reads them.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    Sum,
+)
+
+from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot, to_prometheus
+from fluxstack_otel._internal.metrics.naming import exposition_name
+
+__all__ = ["CONTENT_TYPE_PROTOBUF", "render_protobuf"]
+
+CONTENT_TYPE_PROTOBUF = (
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+)
+
+_COUNTER, _GAUGE, _HISTOGRAM = 0, 1, 4
+_double = struct.Struct("<d").pack
+_ZERO_THRESHOLD = 2.0**-128
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 63)
+
+
+def _key(field: int, wire: int) -> bytes:
+    return _varint((field << 3) | wire)
+
+
+def _bytes(field: int, payload: bytes) -> bytes:
+    return _key(field, 2) + _varint(len(payload)) + payload
+
+
+def _text(field: int, value: str) -> bytes:
+    return _bytes(field, value.encode())
+
+
+def _f64(field: int, value: float) -> bytes:
+    return _key(field, 1) + _double(value)
+
+
+def _uint(field: int, value: int) -> bytes:
+    return _key(field, 0) + _varint(value)
+
+
+def _sint(field: int, value: int) -> bytes:
+    return _key(field, 0) + _varint(_zigzag(value))
+
+
+def _label_pairs(attributes: Any, label: Any) -> bytes:
+    return b"".join(
+        _bytes(1, _text(1, label(key)) + _text(2, value if isinstance(value, str) else str(value)))
+        for key, value in (attributes or {}).items()
+    )
+
+
+def _classic(p: HistogramDataPoint) -> bytes:
+    body = _uint(1, p.count) + _f64(2, p.sum)
+    cumulative = 0
+    for upper, n in zip(p.explicit_bounds, p.bucket_counts, strict=False):
+        cumulative += n
+        body += _bytes(3, _uint(1, cumulative) + _f64(2, upper))
+    return body
+
+
+def _native(snap: ExponentialSnapshot, count: int, total: float, with_count: bool) -> bytes:
+    native = to_prometheus(snap)
+    if native is None:
+        return b""
+    body = b""
+    if with_count:
+        body += _uint(1, count) + _f64(2, total)
+    # A zero threshold above 0 marks the histogram native even while it is empty (Prometheus
+    # tells the two kinds apart by it); 2 ** -128 is the Prometheus clients' default.
+    body += _sint(5, native.schema) + _f64(6, _ZERO_THRESHOLD) + _uint(7, snap.zero_count)
+    for offset, length in native.spans:
+        body += _bytes(12, _sint(1, offset) + _uint(2, length))
+    if native.deltas:
+        packed = b"".join(_varint(_zigzag(d)) for d in native.deltas)
+        body += _bytes(13, packed)
+    return body
+
+
+def _snapshot_of(p: ExponentialHistogramDataPoint) -> ExponentialSnapshot:
+    return ExponentialSnapshot(
+        p.scale, p.positive.offset, tuple(p.positive.bucket_counts), p.zero_count
+    )
+
+
+def render_protobuf(data: MetricsData, *, label: Any) -> bytes:
+    """One collection as delimited ``MetricFamily`` messages.
+
+    Args:
+        data: The collection (presented, cumulative).
+        label: The Prometheus label name of an attribute key (the text renderer's rule).
+    """
+    families: dict[str, bytearray] = {}
+    kinds: dict[str, int] = {}
+    helps: dict[str, str] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                payload = metric.data
+                name = exposition_name(metric.name, metric.unit or "", payload)
+                kind, encoded = _metrics(payload, name, label)
+                if kind is None:
+                    continue
+                if kind == _COUNTER:
+                    name += "_total"  # a counter's family is named as its sample
+                if name in kinds and kinds[name] != kind:
+                    continue  # a clash across scopes: the first family of a name wins
+                kinds[name] = kind
+                helps.setdefault(name, metric.description or "")
+                families.setdefault(name, bytearray()).extend(encoded)
+    out = bytearray()
+    for name, body in families.items():
+        family = _text(1, name) + _text(2, helps[name]) + _uint(3, kinds[name]) + bytes(body)
+        out += _varint(len(family)) + family
+    return bytes(out)
+
+
+def _metrics(payload: Any, name: str, label: Any) -> tuple[int | None, bytes]:
+    body = bytearray()
+    if isinstance(payload, Sum) and payload.is_monotonic:
+        for p in payload.data_points:
+            body += _bytes(
+                4, _label_pairs(p.attributes, label) + _bytes(3, _f64(1, float(p.value)))
+            )
+        return _COUNTER, bytes(body)
+    if isinstance(payload, Sum | Gauge):
+        for p in payload.data_points:
+            body += _bytes(
+                4, _label_pairs(p.attributes, label) + _bytes(2, _f64(1, float(p.value)))
+            )
+        return _GAUGE, bytes(body)
+    if isinstance(payload, Histogram):
+        for hp in payload.data_points:
+            histogram = _classic(hp)
+            dual = getattr(hp, "exponential", None)
+            if isinstance(dual, ExponentialSnapshot):
+                histogram += _native(dual, hp.count, hp.sum, with_count=False)
+            body += _bytes(4, _label_pairs(hp.attributes, label) + _bytes(7, histogram))
+        return _HISTOGRAM, bytes(body)
+    if isinstance(payload, ExponentialHistogram):
+        for ep in payload.data_points:
+            if ep.negative.bucket_counts and any(ep.negative.bucket_counts):
+                continue  # negative values have no place in a duration or a size
+            histogram = _native(_snapshot_of(ep), ep.count, ep.sum, with_count=True)
+            if histogram:
+                body += _bytes(4, _label_pairs(ep.attributes, label) + _bytes(7, histogram))
+        return _HISTOGRAM, bytes(body)
+    return None, b""

@@ -1,0 +1,82 @@
+"""Retention covers custom and third-party series too: idle ones leave, and return as new."""
+
+from __future__ import annotations
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
+
+from fluxstack_otel._internal.metrics.stream import MetricStream
+
+_S = 10**9
+
+
+class _Wall:
+    def __init__(self) -> None:
+        self.ns = 1_700_000_000 * _S
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+def _points(data: MetricsData, name: str) -> list[object]:
+    return [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == name
+        for p in m.data.data_points  # type: ignore[union-attr]
+    ]
+
+
+def test_an_idle_custom_counter_leaves_and_returns_with_only_its_new_counts() -> None:
+    """Unchanged for the period: gone; then +2: back with value 2 and a start at its return."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    wall = _Wall()
+    stream = MetricStream([reader], None, Resource({}), retention=60.0, wall_clock_ns=wall)
+    orders = provider.get_meter("app").create_counter("orders")
+    busy = provider.get_meter("app").create_counter("busy")
+    try:
+        orders.add(5, {"shop": "a"})
+        busy.add(1)
+        assert [p.value for p in _points(stream.collect(), "orders")] == [5]  # type: ignore[attr-defined]
+        wall.ns += 61 * _S
+        busy.add(1)  # another series keeps changing: it stays
+        data = stream.collect()
+        assert _points(data, "orders") == []
+        assert [p.value for p in _points(data, "busy")] == [2]  # type: ignore[attr-defined]
+        wall.ns += 5 * _S
+        returned_at = wall.ns
+        orders.add(2, {"shop": "a"})
+        (back,) = _points(stream.collect(), "orders")
+        assert back.value == 2  # type: ignore[attr-defined]
+        assert back.start_time_unix_nano == returned_at  # type: ignore[attr-defined]
+        wall.ns += 10 * _S
+        orders.add(1, {"shop": "a"})
+        (later,) = _points(stream.collect(), "orders")
+        assert later.value == 3  # type: ignore[attr-defined]
+        assert later.start_time_unix_nano == returned_at  # type: ignore[attr-defined]
+        wall.ns += 61 * _S  # idle again: leaves again
+        assert _points(stream.collect(), "orders") == []
+    finally:
+        provider.shutdown()
+
+
+def test_an_idle_gauge_leaves_and_returns_as_it_is() -> None:
+    """A gauge unchanged for the period leaves; set again, it is back with its value."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    wall = _Wall()
+    stream = MetricStream([reader], None, Resource({}), retention=60.0, wall_clock_ns=wall)
+    queue = provider.get_meter("app").create_gauge("queue.depth")
+    try:
+        queue.set(7)
+        assert [p.value for p in _points(stream.collect(), "queue.depth")] == [7]  # type: ignore[attr-defined]
+        wall.ns += 61 * _S
+        assert _points(stream.collect(), "queue.depth") == []
+        queue.set(3)
+        assert [p.value for p in _points(stream.collect(), "queue.depth")] == [3]  # type: ignore[attr-defined]
+    finally:
+        provider.shutdown()
