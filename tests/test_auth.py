@@ -350,4 +350,4 @@ def test_an_endpoint_server_address_that_cannot_be_bound_is_a_config_error() -> 
             configure_monitoring(
                 {"system_metrics": False, "endpoint_server": {"host": "127.0.0.1", "port": port}}
             )
-    assert info.value.path == "endpoint_server"
+    assert info.value.path == "endpoint_server.port"

@@ -767,7 +767,7 @@ def test_config_classes_are_frozen_keyword_only_dataclasses() -> None:
     import fluxstack_otel.config as public
 
     classes = [c for c in map(public.__dict__.get, public.__all__) if isinstance(c, type)]
-    assert len(classes) == 16  # all but load_config and the ExporterConfig, NotifierConfig unions
+    assert len(classes) == 17  # all but load_config and the ExporterConfig, NotifierConfig unions
     for cls in classes:
         assert dataclasses.is_dataclass(cls)
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]

@@ -237,7 +237,7 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     monitoring, _ = monitored({})
     recorder = monitoring._recorder
     assert recorder is not None
-    history = History(monitoring._stream.collect, list, points=MAX_POINTS, step=5, clock=_ticks())
+    history = History(monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=_ticks())
     history.sample()
     for i in range(MAX_POINTS):
         now = time.perf_counter()
@@ -273,7 +273,7 @@ def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
     streams = []
     for instance in ("a", "b"):
         recorder = HttpRecorder(retention_period=60.0)
-        local = MetricStream(None, recorder.to_metrics, Resource({"service.instance.id": instance}))
+        local = MetricStream((), recorder.to_metrics, Resource({"service.instance.id": instance}))
         host = HostStream(local, tmp_path, 0.5, alive=lambda pid, started: pid in alive)
         streams.append((host, recorder))
     (a, a_recorder), (b, b_recorder) = streams

@@ -24,6 +24,7 @@ CONFIG_NAMES = [
     "MonitoringConfig",
     "MultiprocessConfig",
     "NotifierConfig",
+    "OtelExporterConfig",
     "OtlpExporterConfig",
     "PrometheusExporterConfig",
     "Thresholds",
@@ -106,7 +107,7 @@ _NOT_LOADED_BY_DEFAULT = (
     "fluxstack_otel._internal.sinks.json_endpoint",
     "fluxstack_otel._internal.sinks.file",
     "fluxstack_otel._internal.sinks.console",
-    "fluxstack_otel._internal.sinks.prometheus.server",
+    "fluxstack_otel._internal.sinks.endpoint_server",
 )
 
 
@@ -140,7 +141,7 @@ def test_a_feature_loads_its_module_when_configured(tmp_path: Path) -> None:
         f"    {{'type': 'file', 'file_path': {str(tmp_path / 'm.json')!r}, 'interval': 60}}],\n"
         "    'dashboard': {'enabled': True}})\n"
         "print(sorted(n for n in sys.modules if n in ('fluxstack_otel._internal.sinks.file',\n"
-        "    'fluxstack_otel._internal.sinks.prometheus.server',\n"
+        "    'fluxstack_otel._internal.sinks.endpoint_server',\n"
         "    'fluxstack_otel._internal.sinks.dashboard.sink')))\n"
         "m.shutdown()\n"
     )
@@ -155,7 +156,7 @@ def test_a_feature_loads_its_module_when_configured(tmp_path: Path) -> None:
     assert done.stdout.strip() == str(
         [
             "fluxstack_otel._internal.sinks.dashboard.sink",
+            "fluxstack_otel._internal.sinks.endpoint_server",
             "fluxstack_otel._internal.sinks.file",
-            "fluxstack_otel._internal.sinks.prometheus.server",
         ]
     )

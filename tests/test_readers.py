@@ -6,6 +6,8 @@ import contextlib
 import inspect
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -280,3 +282,76 @@ def test_a_reader_registered_elsewhere_is_refused(monitor: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         configure_monitoring({"set_global": False}, metric_readers=[reader])
     assert caught.value.path == "metric_readers"
+
+
+def test_an_otel_entry_names_an_exporter_by_module_and_attribute(monitor: Any) -> None:
+    """{"type": "otel", "exporter": "module:attribute", "options": {...}} gets the whole stream."""
+    from otel_entry import RecordingExporter
+
+    m = monitor(
+        {
+            "exporters": [
+                {"type": "prometheus"},
+                {"type": "otel", "exporter": "otel_entry:RecordingExporter",
+                 "options": {"label": "entry"}, "interval": 0.1},
+            ]
+        }
+    )  # fmt: skip
+    m.counter("orders").add(1)
+
+    def exported() -> set[str]:
+        with RecordingExporter.lock:
+            batches = list(RecordingExporter.exports.get("entry", []))
+        return set().union(*(_names(b) for b in batches)) if batches else set()
+
+    names = wait_until(
+        lambda: (n := exported()) >= {cat.HTTP_REQUESTS.name, "orders"} and n, timeout=10
+    )
+    assert cat.PROCESS_RSS.name in names
+
+
+def test_an_otel_entry_by_entry_point_name_prints_to_stdout(tmp_path: Any) -> None:
+    """exporter: "console" is the SDK's ConsoleMetricExporter, found by its entry point."""
+    code = (
+        "from fluxstack_otel import configure_monitoring\n"
+        "m = configure_monitoring({'set_global': False, 'exporters': [\n"
+        "    {'type': 'otel', 'exporter': 'console', 'interval': 60}]})\n"
+        "m.shutdown()\n"  # the periodic reader exports a last time
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"name": "http_requests_total"' in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("entry", "path", "words"),
+    [
+        ({"exporter": "no_such_exporter"}, "exporters[0].exporter", "installed: "),
+        ({"exporter": "os:sep"}, "exporters[0].exporter", "not a MetricExporter or MetricReader"),
+        ({"exporter": "no.such.module:Thing"}, "exporters[0].exporter", "cannot load"),
+        (
+            {"exporter": "otel_entry:RecordingExporter", "options": {"nope": "s3cr3t-value"}},
+            "exporters[0].options",
+            "refused the options ['nope']",
+        ),
+        ({"exporter": "bad name!"}, "exporters[0].exporter", "entry-point name"),
+    ],
+)
+def test_a_bad_otel_entry_is_one_config_error(entry: dict[str, Any], path: str, words: str) -> None:
+    """Not installed, not a class, refused options: a ConfigError naming the key, no values quoted."""
+    with pytest.raises(ConfigError) as caught:
+        configure_monitoring({"set_global": False, "exporters": [{"type": "otel", **entry}]})
+    assert caught.value.path == path
+    assert words in str(caught.value)
+    assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_an_otel_entry_repr_masks_its_options() -> None:
+    """Options may carry credentials: the entry's repr names them and masks their values."""
+    from fluxstack_otel.config import OtelExporterConfig
+
+    entry = OtelExporterConfig(exporter="console", options=(("headers", "Bearer s3cr3t"),))
+    assert "s3cr3t" not in repr(entry)
+    assert "headers=***" in repr(entry)

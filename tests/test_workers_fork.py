@@ -163,7 +163,7 @@ def test_a_periodic_worker_runs_again_in_the_child() -> None:
 
         def child() -> list[bool]:
             ran.clear()
-            return [ran.wait(5) and runs[-1] == os.getpid(), stopped._thread is None]
+            return [ran.wait(5) and runs[-1] == os.getpid(), not stopped.running]
 
         assert in_child(child) == [True, True]
     finally:

@@ -25,9 +25,10 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, Metri
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.trace import TracerProvider
 
+from fluxstack_otel._internal.asgi_types import ASGIApp
 from fluxstack_otel._internal.config.model import MonitoringConfig, PrometheusExporterConfig
 from fluxstack_otel._internal.config.sources import resolve
-from fluxstack_otel._internal.http.middleware import ASGIApp, MonitoringMiddleware
+from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import global_provider as _global
 from fluxstack_otel._internal.metrics.custom import CustomMetrics
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
-    from fluxstack_otel._internal.sinks.prometheus.server import PrometheusServer
+    from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
 
 __all__ = ["ConfigSource", "Monitoring", "configure_monitoring"]
 
@@ -117,7 +118,7 @@ class Monitoring(CustomMetrics):
         return self._p.presentation.views
 
     @property
-    def prometheus_servers(self) -> tuple[PrometheusServer, ...]:
+    def prometheus_servers(self) -> tuple[EndpointServer, ...]:
         """The standalone Prometheus servers started for exporters with a ``port``."""
         return tuple(
             s.server

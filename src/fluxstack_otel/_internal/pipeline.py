@@ -29,7 +29,7 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.version import __version__ as sdk_version
 
-from fluxstack_otel._internal.config.model import MonitoringConfig
+from fluxstack_otel._internal.config.model import MonitoringConfig, OtelExporterConfig
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics import sdk_hooks
@@ -187,8 +187,8 @@ def build(
     host_exported = context._replace(stream=PresentedStream(host_source, presentation.present))
     sinks: list[Sink] = []
     for index, exporter in enumerate(config.exporters):
-        if not exporter.enabled:
-            continue
+        if not exporter.enabled or isinstance(exporter, OtelExporterConfig):
+            continue  # an otel entry is a reader of the user-facing provider (sinks/otel.py)
         factory = sink_factory(exporter.type)
         if factory is None:
             raise ConfigError(

@@ -7,6 +7,7 @@ checked here too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
@@ -14,6 +15,7 @@ from fluxstack_otel._internal.config.checks import (
     CHECK,
     PATH_TEXT,
     Check,
+    _pairs,
     boolean,
     choice,
     duration,
@@ -25,6 +27,7 @@ from fluxstack_otel._internal.config.checks import (
     integer,
     is_url,
     items,
+    join,
     masked_repr,
     number,
     optional_host_name,
@@ -39,6 +42,7 @@ __all__ = [
     "ExporterConfig",
     "FileExporterConfig",
     "JsonExporterConfig",
+    "OtelExporterConfig",
     "OtlpExporterConfig",
     "PrometheusExporterConfig",
     "parse_exporters",
@@ -189,12 +193,52 @@ class OtlpExporterConfig(_ExporterBase):
         return masked_repr(self)
 
 
+_EXPORTER_NAME = re.compile(r"[A-Za-z_][\w.-]*(:[A-Za-z_][\w.]*)?")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _options(value: object, path: str, camel: bool) -> tuple[tuple[str, object], ...]:
+    pairs = []
+    for key, item in _pairs(value, path):
+        if not _IDENTIFIER.fullmatch(key):
+            raise fail(join(path, key), "a keyword argument name", key)
+        pairs.append((key, item))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks the option values
+class OtelExporterConfig(_ExporterBase):
+    """Any installed OpenTelemetry metric exporter or reader, fed the whole stream."""
+
+    type: ClassVar[Literal["otel"]] = "otel"
+    exporter: str = field(
+        metadata={
+            CHECK: text(
+                "an opentelemetry_metrics_exporter entry-point name (such as 'console' or"
+                " 'otlp_proto_http') or 'module:attribute'",
+                _EXPORTER_NAME.fullmatch,  # type: ignore[arg-type]
+            )
+        }
+    )
+    """The exporter: an ``opentelemetry_metrics_exporter`` entry-point name, or ``module:attribute``."""
+    options: tuple[tuple[str, object], ...] = option((), _options)
+    """Keyword arguments for its constructor, as (name, value) pairs; ``repr`` masks the values."""
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}=***" for k, _ in self.options)
+        return (
+            f"OtelExporterConfig(enabled={self.enabled!r}, interval={self.interval!r}, "
+            f"exporter={self.exporter!r}, options=({shown}))"
+        )
+
+
 ExporterConfig: TypeAlias = (
     PrometheusExporterConfig
     | ConsoleExporterConfig
     | JsonExporterConfig
     | FileExporterConfig
     | OtlpExporterConfig
+    | OtelExporterConfig
 )
 _EXPORTERS: dict[str, type[ExporterConfig]] = {
     c.type: c
@@ -204,6 +248,7 @@ _EXPORTERS: dict[str, type[ExporterConfig]] = {
         JsonExporterConfig,
         FileExporterConfig,
         OtlpExporterConfig,
+        OtelExporterConfig,
     )
 }
 # FluxStack gives every exporter ``format: "text" | "json"``; where it means nothing here, the one

@@ -73,6 +73,7 @@ from fluxstack_otel._internal.config.exporters import (
     ExporterConfig,
     FileExporterConfig,
     JsonExporterConfig,
+    OtelExporterConfig,
     OtlpExporterConfig,
     PrometheusExporterConfig,
     parse_exporters,
@@ -104,6 +105,7 @@ __all__ = [
     "MonitoringConfig",
     "MultiprocessConfig",
     "NotifierConfig",
+    "OtelExporterConfig",
     "OtlpExporterConfig",
     "Param",
     "PrometheusExporterConfig",
@@ -296,7 +298,7 @@ def _duration_keys() -> frozenset[str]:
     classes = (
         MonitoringConfig, Thresholds, AlertRule, WebhookNotifierConfig, AlertmanagerNotifierConfig,
         PrometheusExporterConfig, ConsoleExporterConfig, JsonExporterConfig, FileExporterConfig,
-        OtlpExporterConfig,
+        OtlpExporterConfig, OtelExporterConfig,
     )  # fmt: skip
     return frozenset(
         key_of(f.name, camel)

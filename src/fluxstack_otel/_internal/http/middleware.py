@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fluxstack_otel._internal.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from fluxstack_otel._internal.http.routes import (
     KNOWN_METHODS,
     OTHER_METHOD,
@@ -45,11 +46,6 @@ _log = logging.getLogger("fluxstack_otel")
 
 __all__ = ["ASGIApp", "MonitoringMiddleware", "Receive", "Scope", "Send"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The error_type of an error status, made once: no new string (and hash) per failing request.
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}

@@ -25,7 +25,7 @@ from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel.errors import MissingDependencyError
 
 if TYPE_CHECKING:
-    from fluxstack_otel._internal.http.middleware import ASGIApp
+    from fluxstack_otel._internal.asgi_types import ASGIApp
     from fluxstack_otel._internal.http.recorder import HttpRecorder
 
 __all__ = ["SPAN_CONTEXT", "note_exemplar", "require_instrumentation", "span_context", "traced"]

@@ -32,13 +32,8 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fluxstack_otel._internal.http.middleware import (
-    ASGIApp,
-    MonitoringMiddleware,
-    Receive,
-    Scope,
-    Send,
-)
+from fluxstack_otel._internal.asgi_types import ASGIApp, Receive, Scope, Send
+from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.monitoring import Monitoring

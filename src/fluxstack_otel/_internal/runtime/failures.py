@@ -1,8 +1,12 @@
 """Run-time failures: logged with context, rate-limited, and counted; never raised into the app.
 
-This module holds the package's one piece of process-wide state: the failure counters and the
-time each kind of failure was last logged. They are process-wide because a failure in a shared
-path (the middleware, a callback) is not owned by any single exporter.
+This module holds process-wide state: the failure counters and the time each kind of failure
+was last logged. They are process-wide because a failure in a shared path (the middleware, a
+callback) is not owned by any single exporter. (The other process-wide piece is the periodic
+scheduler of ``scheduler.py``.)
+
+Every record of the package's logger passes ``redact.LOG_FILTER``, so no log line of the package
+shows a URL's userinfo (or any secret handed to ``mask_in_logs``), in its message or traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from fluxstack_otel._internal.redact import LOG_FILTER
+
 __all__ = ["FailureLog", "failure_counts", "report_failure"]
 
 _log = logging.getLogger("fluxstack_otel")
+_log.addFilter(LOG_FILTER)  # a set: adding it twice keeps one
 
 
 class FailureLog:

@@ -29,7 +29,9 @@ class LoopLagProbe:
 
     def __init__(self, *, interval: float = 0.05, window: float = 5.0) -> None:
         self._interval = interval
-        self._samples: deque[float] = deque(maxlen=max(1, math.ceil(window / interval)))
+        # At most an hour of samples (72,000): a huge window must not become a huge deque.
+        samples = min(math.ceil(min(window, 3600.0) / interval), 72_000)
+        self._samples: deque[float] = deque(maxlen=max(1, samples))
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False

@@ -24,8 +24,10 @@ app never meet the guard.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+
+from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 
 if TYPE_CHECKING:
     import ipaddress
@@ -35,9 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Denial", "Guard", "ProtectedEndpoint", "protect"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # hashlib, hmac, base64 and ipaddress are imported where a guard first needs them: an app without
 # an ``auth`` section never loads them.

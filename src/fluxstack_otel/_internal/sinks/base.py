@@ -3,27 +3,68 @@
 A sink is built from its config entry and a ``SinkContext``; it may serve HTTP endpoints through
 the middleware (``endpoints``), run background work between ``start`` and ``shutdown``, and must
 never raise into the app at run time. ``shutdown`` flushes once and returns within its timeout.
+
+An endpoint answers GET and HEAD; every other method gets the one 405 of ``method_not_allowed``,
+and a short plain-text answer (an error) is ``plain_response``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from fluxstack_otel._internal.asgi_types import ASGIApp, Send
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import MonitoringConfig
     from fluxstack_otel._internal.metrics.stream import MetricSource
 
-__all__ = ["Endpoint", "Sink", "SinkContext"]
-
-Endpoint = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[MutableMapping[str, Any]]],
-        Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ],
-    Awaitable[None],
+__all__ = [
+    "ALLOWED_METHODS",
+    "Endpoint",
+    "Sink",
+    "SinkContext",
+    "method_not_allowed",
+    "plain_response",
 ]
+
+Endpoint = ASGIApp
+"""An endpoint is an ASGI app for one path."""
+
+ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+"""The methods every endpoint answers; the others get a 405."""
+
+
+async def plain_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    extra: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    head: bool = False,
+) -> None:
+    """Send a complete plain-text response, never cached.
+
+    Args:
+        send: The ASGI send channel.
+        status: The HTTP status.
+        body: The text, UTF-8.
+        extra: More headers.
+        head: Send the headers only (a HEAD request).
+    """
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def method_not_allowed(send: Send) -> None:
+    """The endpoints' one answer to a method other than GET and HEAD: 405 with ``allow``."""
+    await plain_response(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
 
 
 class Sink(Protocol):

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
+from fluxstack_otel._internal.metrics.points import attribute_text, rfc3339_ns
 from fluxstack_otel._internal.metrics.quantile import histogram_quantile
-from fluxstack_otel._internal.sinks.document import document, dumps, iso_timestamp, safe_extras
+from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def format_text(data: MetricsData, *, now_ns: int | None = None) -> str:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 _format_metric(lines, metric.name, metric.data)
-    stamp = iso_timestamp(time.time_ns() if now_ns is None else now_ns)
+    stamp = rfc3339_ns(time.time_ns() if now_ns is None else now_ns)
     header = " ".join(part for part in ("fluxstack-otel", service, instance[:8], stamp) if part)
     return "\n".join([header, *lines])
 
@@ -108,7 +109,7 @@ def _format_metric(lines: list[str], name: str, data: Any) -> None:
 def _labels(attributes: Any) -> str:
     if not attributes:
         return ""
-    inner = ",".join(f'{k}="{v}"' for k, v in attributes.items())
+    inner = ",".join(f'{k}="{attribute_text(v)}"' for k, v in attributes.items())
     return f"{{{inner}}}"
 
 

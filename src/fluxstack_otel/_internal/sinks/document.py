@@ -20,10 +20,8 @@ those values are the strings ``"NaN"``, ``"+Inf"`` and ``"-Inf"``.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -36,9 +34,10 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.metrics.catalog import Kind
+from fluxstack_otel._internal.metrics.points import attribute_text, json_number, rfc3339_ns
 from fluxstack_otel._internal.runtime.failures import report_failure
 
-__all__ = ["CONTENT_TYPE", "document", "dumps", "iso_timestamp", "safe_extras"]
+__all__ = ["CONTENT_TYPE", "document", "dumps", "safe_extras"]
 
 CONTENT_TYPE = "application/json"
 _CORE_KEYS = frozenset({"timestamp", "resource", "metrics"})
@@ -83,7 +82,7 @@ def document(
                 elif seen["type"] == entry["type"]:
                     seen["series"].extend(entry["series"])
     out: dict[str, Any] = {
-        "timestamp": iso_timestamp(time.time_ns() if now_ns is None else now_ns),
+        "timestamp": rfc3339_ns(time.time_ns() if now_ns is None else now_ns),
         "resource": {
             "service_name": str(attributes.get(_SERVICE_NAME, "")),
             "instance_id": str(attributes.get(_INSTANCE_ID, "")),
@@ -114,12 +113,6 @@ def safe_extras(extras: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
         return {}
 
 
-def iso_timestamp(unix_ns: int) -> str:
-    """``2025-01-02T03:04:05.678Z``: UTC, millisecond precision."""
-    moment = datetime.fromtimestamp(unix_ns / 1e9, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def _metric(name: str, unit: str, help_: str, data: object) -> dict[str, Any] | None:
     series: list[dict[str, Any]]
     if isinstance(data, Sum):
@@ -137,7 +130,7 @@ def _metric(name: str, unit: str, help_: str, data: object) -> dict[str, Any] | 
 
 
 def _number(p: NumberDataPoint) -> dict[str, Any]:
-    return {"labels": _labels(p.attributes), "value": _value(p.value)}
+    return {"labels": _labels(p.attributes), "value": json_number(p.value)}
 
 
 def _histogram(p: HistogramDataPoint) -> dict[str, Any]:
@@ -145,48 +138,30 @@ def _histogram(p: HistogramDataPoint) -> dict[str, Any]:
     running = 0
     for bound, n in zip(p.explicit_bounds, p.bucket_counts, strict=False):
         running += n
-        buckets.append({"le": _value(float(bound)), "count": running})
+        buckets.append({"le": json_number(float(bound)), "count": running})
     out: dict[str, Any] = {
         "labels": _labels(p.attributes),
         "count": p.count,
-        "sum": _value(p.sum),
+        "sum": json_number(p.sum),
         "buckets": buckets,
     }
     # The HTTP recorder keeps no min/max (None); SDK histograms do.
     if p.min is not None:
-        out["min"] = _value(p.min)
+        out["min"] = json_number(p.min)
     if p.max is not None:
-        out["max"] = _value(p.max)
+        out["max"] = json_number(p.max)
     return out
 
 
 def _labels(attributes: Any) -> dict[str, str]:
     if not attributes:
         return {}
-    return {str(k): _label_text(v) for k, v in attributes.items()}
-
-
-def _label_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_label_text(v) for v in value) + "]"
-    return str(value)
+    return {str(k): attribute_text(v) for k, v in attributes.items()}
 
 
 def _attribute(value: object) -> Any:
     if isinstance(value, list | tuple):
         return [_attribute(v) for v in value]
     if isinstance(value, float):
-        return _value(value)
+        return json_number(value)
     return value
-
-
-def _value(value: float) -> float | str:
-    if isinstance(value, int) or math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "+Inf" if value > 0 else "-Inf"

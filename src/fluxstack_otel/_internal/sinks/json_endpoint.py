@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.runtime.failures import report_failure
+from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.document import CONTENT_TYPE, document, dumps, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
 from fluxstack_otel._internal.transport.atomic import write_atomic
@@ -29,10 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["JsonEndpoint", "JsonSink", "document"]
 
 _log = logging.getLogger("fluxstack_otel")
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class JsonEndpoint:
@@ -59,15 +57,14 @@ class JsonEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
-        if method not in ("GET", "HEAD"):
-            await _respond(send, 405, b"Method Not Allowed", b"text/plain; charset=utf-8",
-                           [(b"allow", b"GET, HEAD")])  # fmt: skip
+        if method not in ALLOWED_METHODS:
+            await method_not_allowed(send)
             return
         try:
             body = await asyncio.get_running_loop().run_in_executor(None, self.body)
         except Exception:
             _log.exception("building the JSON metrics document failed")
-            await _respond(send, 500, b"metrics collection failed", b"text/plain; charset=utf-8")
+            await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")
             return
         await _respond(send, 200, body, CONTENT_TYPE.encode(), head=method == "HEAD")
 

@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.config.checks import join
-from fluxstack_otel._internal.config.model import MonitoringConfig
+from fluxstack_otel._internal.config.model import MonitoringConfig, OtelExporterConfig
 from fluxstack_otel._internal.metrics import sdk_hooks
 from fluxstack_otel._internal.metrics.stream import DeltaFor, DeltaView, MetricSource
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
@@ -52,10 +52,12 @@ def user_readers(
     metric_readers: Sequence[object],
     metric_exporters: Sequence[object],
 ) -> list[MetricReader]:
-    """The readers to attach: the user's, then one periodic reader per user exporter.
+    """The readers to attach: the user's, one periodic reader per user exporter, then the
+    ``otel`` exporter entries of the configuration.
 
     Raises:
-        ConfigError: An entry is not a ``MetricReader`` (or not a ``MetricExporter``).
+        ConfigError: An entry is not a ``MetricReader`` (or not a ``MetricExporter``), or an
+            ``otel`` entry names nothing installed (``load_exporter``).
     """
     readers: list[MetricReader] = []
     for index, reader in enumerate(metric_readers):
@@ -73,12 +75,20 @@ def user_readers(
                 f"ConsoleMetricExporter or OTLPMetricExporter), got {type(exporter).__name__}",
                 path=f"metric_exporters[{index}]",
             )
-        readers.append(
-            PeriodicExportingMetricReader(
-                Failsafe(exporter), export_interval_millis=config.collect_interval * 1000
-            )
-        )
+        readers.append(_periodic(exporter, config.collect_interval))
+    for index, entry in enumerate(config.exporters):
+        if isinstance(entry, OtelExporterConfig) and entry.enabled:
+            path = f"exporters[{index}]"
+            made = load_exporter(entry.exporter, dict(entry.options), path)
+            if isinstance(made, MetricReader):
+                readers.append(made)
+            else:
+                readers.append(_periodic(made, entry.interval or config.collect_interval))
     return readers
+
+
+def _periodic(exporter: MetricExporter, interval: float) -> PeriodicExportingMetricReader:
+    return PeriodicExportingMetricReader(Failsafe(exporter), export_interval_millis=interval * 1000)
 
 
 def load_exporter(

@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
 
 from fluxstack_otel._internal.config.model import OtlpExporterConfig
 from fluxstack_otel._internal.metrics.stream import DeltaView
+from fluxstack_otel._internal.redact import LOG_FILTER, mask_in_logs, redact_record
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
 from fluxstack_otel._internal.transport.post import public_url
@@ -48,6 +49,8 @@ _EXPORTER_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
 )
+# Where the official exporters find an endpoint the entry does not set.
+_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
 _DEFAULTS = OtlpExporterConfig()
 _DEFAULT_TIMEOUT = _DEFAULTS.timeout
 
@@ -86,6 +89,7 @@ class OtlpSink(PeriodicSink):
         interval = exporter.interval or context.config.collect_interval
         self._worker = PeriodicWorker(f"{_THREAD_PREFIX}otlp {self._target}", interval, self._run)
         _rate_limit_exporter_logs()
+        mask_in_logs(exporter.endpoint, *(os.environ.get(v) for v in _ENDPOINT_VARIABLES))
 
     def shutdown(self, timeout: float) -> None:
         super().shutdown(timeout)
@@ -255,7 +259,8 @@ def signal_url(endpoint: str) -> str:
 
 class _OwnThreadsRateLimit(logging.Filter):
     """Lets through each message template of the official exporters once a minute, when it is
-    logged from one of this package's threads; records from other threads pass untouched."""
+    logged from one of this package's threads, masked (``redact_record``: the gRPC exporter logs
+    its target as ``user:password@host:port``); records from other threads pass untouched."""
 
     def __init__(self, interval: float = 60.0) -> None:
         super().__init__()
@@ -274,6 +279,7 @@ class _OwnThreadsRateLimit(logging.Filter):
                 return False
             if len(self._last) < 1000:
                 self._last[key] = now
+        redact_record(record, LOG_FILTER.secrets)
         return True
 
 

@@ -58,8 +58,9 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
     import urllib.request
     from http.client import HTTPException
 
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     shown = public_url(url)
+    url, headers = _userinfo_as_basic_auth(url, headers)
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
@@ -72,6 +73,29 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
     except (urllib.error.URLError, HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise PostError(f"POST {shown} failed: {reason}", retryable=True) from None
+
+
+def _userinfo_as_basic_auth(url: str, headers: Mapping[str, str]) -> tuple[str, Mapping[str, str]]:
+    """``http://user:password@host/...`` as ``http://host/...`` plus ``Authorization: Basic``
+    (unless the headers set one): urllib would take the userinfo for part of the host."""
+    if "@" not in url:
+        return url, headers
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from fluxstack_otel._internal.redact import mask_in_logs
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, headers
+    mask_in_logs(url)
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if any(key.lower() == "authorization" for key in headers):
+        return bare, headers
+    import base64
+
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    basic = "Basic " + base64.b64encode(pair).decode("ascii")
+    return bare, {**headers, "Authorization": basic}
 
 
 def post_with_retries(

@@ -30,6 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.points import metrics_of
 from fluxstack_otel._internal.runtime.failures import report_failure
 
 __all__ = [
@@ -68,27 +69,25 @@ def family_points(
     data: MetricsData,
 ) -> Iterator[tuple[str, str, str, str, str, Attrs, int, list[Any]]]:
     """(scope, name, kind, description, unit, attributes, start, payload) of every point."""
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                d = m.data
-                if isinstance(d, Histogram):
-                    kind = HISTOGRAM
-                elif isinstance(d, Sum):
-                    kind = COUNTER if d.is_monotonic else UPDOWN
-                elif isinstance(d, Gauge):
-                    kind = GAUGE
-                else:  # exponential histograms: not aggregated across workers
-                    continue
-                for p in d.data_points:
-                    attrs = attrs_key(p.attributes)
-                    if isinstance(p, HistogramDataPoint):
-                        bounds = [float(b) for b in p.explicit_bounds]
-                        payload = [p.count, p.sum, list(p.bucket_counts), bounds]
-                    else:
-                        payload = [p.value]
-                    yield (sm.scope.name, m.name, kind, m.description or "", m.unit or "",
-                           attrs, int(p.start_time_unix_nano or 0), payload)  # fmt: skip
+    for _, scope, m in metrics_of(data):
+        d = m.data
+        if isinstance(d, Histogram):
+            kind = HISTOGRAM
+        elif isinstance(d, Sum):
+            kind = COUNTER if d.is_monotonic else UPDOWN
+        elif isinstance(d, Gauge):
+            kind = GAUGE
+        else:  # exponential histograms: not aggregated across workers
+            continue
+        for p in d.data_points:
+            attrs = attrs_key(p.attributes)
+            if isinstance(p, HistogramDataPoint):
+                bounds = [float(b) for b in p.explicit_bounds]
+                payload = [p.count, p.sum, list(p.bucket_counts), bounds]
+            else:
+                payload = [p.value]
+            yield (scope.name, m.name, kind, m.description or "", m.unit or "",
+                   attrs, int(p.start_time_unix_nano or 0), payload)  # fmt: skip
 
 
 def attrs_key(attributes: Any) -> Attrs:

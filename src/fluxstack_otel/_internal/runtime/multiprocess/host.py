@@ -63,6 +63,7 @@ from fluxstack_otel._internal.runtime.multiprocess.families import (
     merge_families,
     to_metrics_data,
 )
+from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
 from fluxstack_otel._internal.transport.atomic import write_atomic
 from fluxstack_otel.errors import ConfigError
 
@@ -106,7 +107,7 @@ class HostStream:
     """The host view of a worker's metric stream, and the publisher of that worker's state.
 
     A ``MetricSource`` to the sinks that read it (``collect``) and a sink to the
-    monitoring (``start`` runs the publisher thread, ``shutdown`` publishes a last time).
+    monitoring (``start`` schedules the publisher, ``shutdown`` publishes a last time).
 
     Args:
         local: This worker's own stream.
@@ -147,9 +148,15 @@ class HostStream:
             ) from None
         self._created_ns = int(archive["created_ns"])
         self._host_id = str(archive["instance"])
-        self._started = False
         self._closed = False
         self._warned: dict[int, float] = {}
+        self._worker = PeriodicWorker(
+            "fluxstack-otel-multiprocess",
+            interval,
+            self._tick,
+            run_at_start=True,
+            flush_at_stop=False,
+        )
         self._reset_process_state()
         # A worker that exits without a shutdown (sys.exit in a server's worker) still publishes
         # its last counts; a weak reference, so the handler keeps nothing alive.
@@ -206,25 +213,22 @@ class HostStream:
         return {}
 
     def start(self) -> None:
-        """Publish now, then every interval from a daemon thread."""
-        self._started = True
-        self._start_thread()
+        """Publish now, then every interval, on the periodic scheduler."""
+        self._worker.start()
 
     def shutdown(self, timeout: float) -> None:
-        """Stop the thread and publish a last time, so a recycled worker's counts all stay."""
+        """Stop publishing periodically and publish a last time, so a recycled worker's counts
+        all stay."""
         self._closed = True
         atexit.unregister(self._at_exit)
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._worker.stop(timeout)
         self._final_publish()
 
     def after_fork(self) -> None:
-        """In a forked child: a new identity, fresh state and a publisher thread of its own."""
+        """In a forked child: a new identity, fresh state, and a first publish at once (the
+        scheduler has restarted the publisher)."""
         self._reset_process_state()
-        if self._started and not self._closed:
-            self._start_thread()
+        self._worker.run_soon()
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -288,8 +292,7 @@ class HostStream:
     def _reset_process_state(self) -> None:
         # Locks and threads do not survive fork: a child builds its own.
         self._state_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._first = True  # the first publish of a process compacts nothing
         self._pid = os.getpid()
         self._proc_started = float(psutil.Process(self._pid).create_time())
         instance = str(self._local.resource.attributes.get("service.instance.id") or uuid.uuid4())
@@ -301,22 +304,14 @@ class HostStream:
         self._base: dict[tuple[str, str, Attrs], list[Any]] = {}
         self._meta: dict[tuple[str, str], tuple[str, str, str]] = {}
 
-    def _start_thread(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name="fluxstack-otel-multiprocess", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self) -> None:
-        first = True
-        while first or not self._stop.wait(self._interval):
-            try:
-                self.publish()
-                if not first:
-                    self.compact()
-            except Exception:
-                report_failure("publishing worker metrics")
-            first = False
+    def _tick(self, tick: Tick) -> None:
+        first, self._first = self._first, False
+        try:
+            self.publish()
+            if not first:
+                self.compact()
+        except Exception:
+            report_failure("publishing worker metrics")
 
     def _final_publish(self) -> None:
         if self._pid == os.getpid():

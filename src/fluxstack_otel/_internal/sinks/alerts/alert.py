@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
+
+from fluxstack_otel._internal.metrics.points import rfc3339
 
 __all__ = ["Alert", "AlertState", "rfc3339"]
 
@@ -66,9 +67,3 @@ class Alert:
             "started_at": None if self.started_at is None else rfc3339(self.started_at),
             "ended_at": None if self.ended_at is None else rfc3339(self.ended_at),
         }
-
-
-def rfc3339(unix_seconds: float) -> str:
-    """``2024-01-02T03:04:05.678Z`` for a Unix time."""
-    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

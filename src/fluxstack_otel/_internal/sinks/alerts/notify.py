@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import urlsplit
 
 from fluxstack_otel._internal.config.model import (
     AlertmanagerNotifierConfig,
@@ -32,6 +31,7 @@ from fluxstack_otel._internal.config.model import (
     NotifierConfig,
     WebhookNotifierConfig,
 )
+from fluxstack_otel._internal.redact import mask_in_logs, mask_url
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.alerts.alert import Alert, rfc3339
 from fluxstack_otel._internal.sinks.periodic import Tick
@@ -197,9 +197,9 @@ def _run_awaitable(
 
 
 def _origin(url: str) -> str:
-    # A webhook URL's path often holds a secret token: reports name only scheme and host.
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    # A webhook URL's path often holds a secret token, its userinfo a password: reports name
+    # only scheme, host and port.
+    return mask_url(url, keep_path=False).removesuffix("/***")
 
 
 class _Outbox:
@@ -223,6 +223,7 @@ class _Outbox:
 
         from fluxstack_otel._internal.transport.post import post
 
+        mask_in_logs(url)
         self.what = f"{what} {_origin(url)}"
         self._url = url
         self._timeout = timeout

@@ -1,6 +1,6 @@
 """The alert processor: a sink that evaluates the rules on a schedule and hands out notifications.
 
-Every ``interval`` seconds a daemon thread collects the metric stream, keeps the metrics the
+Every ``interval`` seconds a job on the periodic scheduler (``runtime/scheduler.py``) collects the metric stream, keeps the metrics the
 rules read in a short history (enough samples to cover the longest rule window), runs the pure
 evaluator and passes the result to every notifier. Nothing here runs on the request path, and
 nothing it does is raised into the app: a failing collection, evaluation or notifier is
@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
+from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
 from fluxstack_otel._internal.sinks.alerts.alert import Alert
 from fluxstack_otel._internal.sinks.alerts.evaluate import (
     InstanceKey,
@@ -78,8 +79,9 @@ class AlertProcessor:
         self._states: dict[InstanceKey, InstanceState] = {}
         self._current: tuple[Alert, ...] = ()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker(
+            "fluxstack-otel-alerts", interval, self._tick, run_at_start=True, flush_at_stop=False
+        )
         self._closed = False
         call_in_child(self._after_fork_in_child)
 
@@ -90,19 +92,16 @@ class AlertProcessor:
         return {}
 
     def start(self) -> None:
-        """Start evaluating in a daemon thread: once now, then every ``interval`` seconds."""
-        if not self.rules or self._thread is not None or self._closed:
+        """Start evaluating on the scheduler: once now, then every ``interval`` seconds."""
+        if not self.rules or self._closed:
             return
-        self._thread = threading.Thread(target=self._run, name="fluxstack-otel-alerts", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def shutdown(self, timeout: float) -> None:
         """Stop evaluating and let the notifiers send what they hold, within ``timeout``."""
         deadline = time.monotonic() + timeout
         self._closed = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._worker.stop(timeout)
         for notifier in self._notifiers:
             try:
                 notifier.shutdown(max(0.0, deadline - time.monotonic()))
@@ -174,25 +173,17 @@ class AlertProcessor:
         while len(history) >= 2 and history[1].time <= cutoff:
             history.popleft()
 
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            self.evaluate_now()
-            next_at += self.interval
-            if next_at < time.monotonic():  # an evaluation overran: skip, do not pile up
-                next_at = time.monotonic() + self.interval
+    def _tick(self, tick: Tick) -> None:
+        self.evaluate_now()
 
     def _after_fork_in_child(self) -> None:
-        # The child inherits neither the thread nor a meaningful history: the parent's counts
+        # The child inherits no meaningful history: the parent's counts
         # were reset, so old samples would read as a counter restart.
         self._lock = threading.Lock()
         self._history.clear()
         self._states = {}
         self._current = ()
-        if self._thread is not None and not self._closed:
-            self._stop = threading.Event()
-            self._thread = None
-            self.start()
+        self._worker.run_soon()  # the scheduler restarted the job: evaluate the child at once
 
 
 def build_processor(

@@ -13,6 +13,7 @@ from typing import NamedTuple, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
+from fluxstack_otel._internal.metrics.points import metrics_of
 from fluxstack_otel._internal.sinks.alerts.rules import Labels
 
 __all__ = [
@@ -79,32 +80,26 @@ def take_sample(now: float, data: MetricsData, names: Collection[str]) -> Sample
     when each metric was read (its points' latest ``time_unix_nano``)."""
     out: dict[str, dict[Labels, Point]] = {}
     read_at: dict[str, float] = {}
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                if metric.name not in names:
-                    continue
-                series = out.setdefault(metric.name, {})
-                payload = metric.data
-                stamp = max((p.time_unix_nano for p in payload.data_points), default=0)
-                if stamp:
-                    read_at[metric.name] = max(read_at.get(metric.name, 0.0), stamp / 1e9)
-                if isinstance(payload, Histogram):
-                    for hp in payload.data_points:
-                        series[_labels(hp.attributes)] = HistogramPoint(
-                            tuple(hp.bucket_counts),
-                            tuple(hp.explicit_bounds),
-                            hp.sum,
-                            hp.start_time_unix_nano,
-                        )
-                elif isinstance(payload, Sum):
-                    for p in payload.data_points:
-                        series[_labels(p.attributes)] = NumberPoint(
-                            float(p.value), p.start_time_unix_nano
-                        )
-                elif isinstance(payload, Gauge):
-                    for p in payload.data_points:
-                        series[_labels(p.attributes)] = NumberPoint(float(p.value))
+    for _, _, metric in metrics_of(data):
+        if metric.name not in names:
+            continue
+        series = out.setdefault(metric.name, {})
+        payload = metric.data
+        stamp = max((p.time_unix_nano for p in payload.data_points), default=0)
+        if stamp:
+            read_at[metric.name] = max(read_at.get(metric.name, 0.0), stamp / 1e9)
+        if isinstance(payload, Histogram):
+            for hp in payload.data_points:
+                series[_labels(hp.attributes)] = HistogramPoint(
+                    tuple(hp.bucket_counts), tuple(hp.explicit_bounds), hp.sum,
+                    hp.start_time_unix_nano,
+                )  # fmt: skip
+        elif isinstance(payload, Sum):
+            for p in payload.data_points:
+                series[_labels(p.attributes)] = NumberPoint(float(p.value), p.start_time_unix_nano)
+        elif isinstance(payload, Gauge):
+            for p in payload.data_points:
+                series[_labels(p.attributes)] = NumberPoint(float(p.value))
     return Sample(now, out, read_at)
 
 

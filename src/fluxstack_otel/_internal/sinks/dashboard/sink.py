@@ -32,14 +32,15 @@ import html
 import json
 import logging
 import posixpath
-from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
+from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
+from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed
 from fluxstack_otel._internal.sinks.dashboard.history import History, ring_shape
 from fluxstack_otel._internal.sinks.document import CONTENT_TYPE, document, dumps, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
@@ -51,10 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["CONTENT_SECURITY_POLICY", "DashboardSink"]
 
 _log = logging.getLogger("fluxstack_otel")
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -203,15 +200,8 @@ class _Static:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
-        if method not in ("GET", "HEAD"):
-            body = b"Method Not Allowed"
-            headers = [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"allow", b"GET, HEAD"),
-            ]
-            await send({"type": "http.response.start", "status": 405, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+        if method not in ALLOWED_METHODS:
+            await method_not_allowed(send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else self._body})

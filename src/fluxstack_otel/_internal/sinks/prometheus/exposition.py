@@ -16,7 +16,6 @@ labels are opt-in, so upgrading this package never renames a series.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
@@ -33,6 +32,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.metrics.naming import exposition_name
+from fluxstack_otel._internal.metrics.points import attribute_text, prometheus_number
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
@@ -129,7 +129,9 @@ def render(
                                scope_labels, openmetrics)  # fmt: skip
     if openmetrics:
         out.append("# EOF\n")
-    return "".join(out).encode()
+    # A lone surrogate in an attribute (from bytes decoded with surrogateescape) is no UTF-8:
+    # it becomes "?" rather than failing the scrape.
+    return "".join(out).encode("utf-8", "replace")
 
 
 def _render_metric(
@@ -179,12 +181,13 @@ def _header(out: list[str], families: dict[str, str], family: str, kind: str, he
 def _render_numbers(
     out: list[str], sample: str, points: Iterable[NumberDataPoint], scope_labels: str
 ) -> None:
+    reserved = _SCOPE_RESERVED if scope_labels else _NO_RESERVED
     for p in points:
-        inner = _labels_inner(p.attributes)
+        inner = _labels_inner(p.attributes, reserved)
         if scope_labels:
             inner = f"{inner},{scope_labels}" if inner else scope_labels
         labels = f"{{{inner}}}" if inner else ""
-        out.append(f"{sample}{labels} {_fmt(p.value)}\n")
+        out.append(f"{sample}{labels} {prometheus_number(p.value)}\n")
 
 
 _le_cache: dict[tuple[float, ...], tuple[str, ...]] = {}
@@ -193,7 +196,7 @@ _le_cache: dict[tuple[float, ...], tuple[str, ...]] = {}
 def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
     cached = _le_cache.get(bounds)
     if cached is None:
-        cached = (*(f'le="{_fmt(float(b))}"' for b in bounds), 'le="+Inf"')
+        cached = (*(f'le="{prometheus_number(float(b))}"' for b in bounds), 'le="+Inf"')
         if len(_le_cache) < 256:
             _le_cache[bounds] = cached
     return cached
@@ -208,8 +211,9 @@ def _render_histograms(
 ) -> None:
     bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
     append = out.append
+    reserved = _HISTOGRAM_SCOPE_RESERVED if scope_labels else _HISTOGRAM_RESERVED
     for p in points:
-        inner = _labels_inner(p.attributes)
+        inner = _labels_inner(p.attributes, reserved)
         if scope_labels:
             inner = f"{inner},{scope_labels}" if inner else scope_labels
         les = _le_labels(tuple(p.explicit_bounds))
@@ -227,7 +231,7 @@ def _render_histograms(
                 lines.append(f"{prefix}{le}}} {running}\n")
         append("".join(lines))
         labels = f"{{{inner}}}" if inner else ""
-        append(f"{count_name}{labels} {p.count}\n{sum_name}{labels} {_fmt(p.sum)}\n")
+        append(f"{count_name}{labels} {p.count}\n{sum_name}{labels} {prometheus_number(p.sum)}\n")
 
 
 def _exemplar_marks(exemplars: Sequence[Exemplar], bounds: Sequence[float]) -> list[str]:
@@ -244,7 +248,9 @@ def _exemplar_marks(exemplars: Sequence[Exemplar], bounds: Sequence[float]) -> l
         if e.trace_id is not None and e.span_id is not None:
             ids = f'trace_id="{e.trace_id:032x}",span_id="{e.span_id:016x}"'
         at = e.time_unix_nano
-        marks[i] = f" # {{{ids}}} {_fmt(e.value)} {at // 1_000_000_000}.{at % 1_000_000_000:09d}"
+        marks[i] = (
+            f" # {{{ids}}} {prometheus_number(e.value)} {at // 1_000_000_000}.{at % 1_000_000_000:09d}"
+        )
     return marks
 
 
@@ -259,54 +265,91 @@ def _render_target_info(out: list[str], attributes: Any, openmetrics: bool) -> N
         )
 
 
-_label_cache: dict[str, str] = {}
+# --- labels ---------------------------------------------------------------------------------
+#
+# Attribute keys become label names by OpenTelemetry's Prometheus compatibility rules: every
+# character outside [a-zA-Z0-9_] becomes "_", a leading digit gets a "_" before it (an empty key
+# is "_"). Two rules keep every label set parseable whatever the attributes:
+# - A key that would become a label the exposition writes itself is renamed with a "_" before it:
+#   "le" on histogram series, "otel_scope_name"/"otel_scope_version" with scope labels on. A
+#   name that starts with "__" (reserved by Prometheus, such as "__name__") keeps one "_".
+# - Keys that end up as the same label name ("a.b" and "a_b") are merged into one label, their
+#   values joined with ";" in the lexicographical order of the original keys, as the
+#   compatibility specification says.
+# A label plan (the names, and the merges if any) is computed once per key tuple and cached.
+
+_NO_RESERVED: frozenset[str] = frozenset()
+_HISTOGRAM_RESERVED = frozenset({"le"})
+_SCOPE_RESERVED = frozenset({"otel_scope_name", "otel_scope_version"})
+_HISTOGRAM_SCOPE_RESERVED = _HISTOGRAM_RESERVED | _SCOPE_RESERVED
+_MAX_PLANS = 10_000  # key tuples remembered per reserved set; more are planned per point
 
 
-def _label_name(key: str) -> str:
-    cached = _label_cache.get(key)
-    if cached is None:
-        cached = _INVALID_LABEL.sub("_", key)
-        if cached[:1].isdigit():
-            cached = "_" + cached
-        if len(_label_cache) < 10_000:
-            _label_cache[key] = cached
-    return cached
+class _Plan(NamedTuple):
+    names: tuple[str, ...]
+    merges: tuple[tuple[str, tuple[int, ...]], ...] | None  # None: no two keys collide
 
 
-def _labels_inner(attributes: Any) -> str:
+_plans: dict[frozenset[str], dict[tuple[str, ...], _Plan]] = {}
+
+
+def _label_name(key: str, reserved: frozenset[str]) -> str:
+    name = _INVALID_LABEL.sub("_", key) or "_"
+    if name[:1].isdigit():
+        name = "_" + name
+    elif name.startswith("__"):  # reserved by Prometheus (__name__): one leading "_" is kept
+        name = "_" + name.lstrip("_")
+    return "_" + name if name in reserved else name
+
+
+def _plan(keys: tuple[str, ...], reserved: frozenset[str]) -> _Plan:
+    cache = _plans.setdefault(reserved, {})
+    plan = cache.get(keys)
+    if plan is not None:
+        return plan
+    names = tuple(_label_name(k, reserved) for k in keys)
+    merges = None
+    if len(set(names)) < len(names):
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name, []).append(i)
+        merges = tuple(
+            (name, tuple(sorted(idx, key=keys.__getitem__))) for name, idx in groups.items()
+        )
+        _warn_once(f"collide:{sorted(keys)}", "attribute keys %s collide as Prometheus labels; "
+                   "their values are joined with ';'", sorted(keys))  # fmt: skip
+    plan = _Plan(names, merges)
+    if len(cache) < _MAX_PLANS:
+        cache[keys] = plan
+    return plan
+
+
+def _labels_inner(attributes: Any, reserved: frozenset[str] = _NO_RESERVED) -> str:
     if not attributes:
         return ""
-    parts = []
-    for key, value in attributes.items():
-        text = value if isinstance(value, str) else _attr_text(value)
-        if "\\" in text or '"' in text or "\n" in text:
-            text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        parts.append(f'{_label_name(key)}="{text}"')
-    return ",".join(parts)
+    plan = _plan(tuple(attributes), reserved)
+    if plan.merges is None:
+        parts = []
+        for name, value in zip(plan.names, attributes.values(), strict=True):
+            text = value if isinstance(value, str) else attribute_text(value)
+            if "\\" in text or '"' in text or "\n" in text:
+                text = _escape_value(text)
+            parts.append(f'{name}="{text}"')
+        return ",".join(parts)
+    values = [attribute_text(v) for v in attributes.values()]
+    return ",".join(
+        f'{name}="{_escape_value(";".join(values[i] for i in idx))}"' for name, idx in plan.merges
+    )
 
 
-def _attr_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_attr_text(v) for v in value) + "]"
-    return str(value)
+def _escape_value(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _escape_help(text: str) -> str:
     if "\\" in text or "\n" in text:
         return text.replace("\\", "\\\\").replace("\n", "\\n")
     return text
-
-
-def _fmt(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if math.isfinite(value):
-        return repr(value)
-    if math.isnan(value):
-        return "NaN"
-    return "+Inf" if value > 0 else "-Inf"
 
 
 _warned: set[str] = set()

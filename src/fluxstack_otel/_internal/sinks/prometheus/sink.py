@@ -1,19 +1,29 @@
 """The Prometheus exporter: ``/metrics`` served by the middleware, or on a port of its own.
 
 The exposition itself (text 0.0.4 and OpenMetrics, content negotiation) is rendered by
-``_exposition``; its names are re-exported here. Rendering runs in the loop's default executor,
+``exposition``; its names are re-exported here. Rendering runs in the loop's default executor,
 so a large scrape never stalls requests, and the body is gzip-compressed when the client accepts
 it.
+
+With a ``port`` the exposition is served by the package's one standalone server
+(``sinks/endpoint_server.py``), guarded by the ``auth`` rules like every endpoint. A port that
+cannot be bound is a ``ConfigError`` naming ``exporters[i].port`` (or ``.host``), with one
+exception: several workers of one host (gunicorn) with ``multiprocess`` enabled. There any
+worker's exposition is the host's, so the first worker binds and serves it; a worker that finds
+the port taken logs it once and stands by, trying the port again every ``collect_interval``, so
+when the serving worker is recycled another one takes over (docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
+from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
@@ -25,9 +35,10 @@ from fluxstack_otel._internal.sinks.prometheus.exposition import (
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import PrometheusExporterConfig
+    from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
     from fluxstack_otel._internal.sinks.auth import Guard
     from fluxstack_otel._internal.sinks.base import Endpoint, SinkContext
-    from fluxstack_otel._internal.sinks.prometheus.server import PrometheusServer
+    from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
 
 __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
@@ -42,10 +53,6 @@ __all__ = [
 _log = logging.getLogger("fluxstack_otel")
 
 # --- serving ---------------------------------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class PrometheusEndpoint:
@@ -88,8 +95,8 @@ class PrometheusEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
-        if method not in ("GET", "HEAD"):
-            await _plain(send, 405, b"Method Not Allowed", [(b"allow", b"GET, HEAD")])
+        if method not in ALLOWED_METHODS:
+            await method_not_allowed(send)
             return
         accept = accept_encoding = None
         for key, value in scope.get("headers", ()):
@@ -104,7 +111,7 @@ class PrometheusEndpoint:
             body, headers = await loop.run_in_executor(None, self.respond, accept, accept_encoding)
         except Exception:
             _log.exception("rendering the Prometheus exposition failed")
-            await _plain(send, 500, b"metrics collection failed", [])
+            await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")
             return
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
@@ -114,16 +121,6 @@ def _gzip(body: bytes) -> bytes:
     import gzip  # imported on the first compressed scrape, not with the package
 
     return gzip.compress(body, compresslevel=3)
-
-
-async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class PrometheusSink:
@@ -144,17 +141,28 @@ class PrometheusSink:
             allow_openmetrics=exporter.openmetrics,
             allow_gzip=exporter.gzip,
         )
-        self._server: PrometheusServer | None = None
+        self._server: EndpointServer | None = None
+        self._standby: PeriodicWorker | None = None
         self._guard: Guard | None = None
         if context.config.auth.restricts:
             from fluxstack_otel._internal.sinks.auth import Guard
 
             self._guard = Guard.from_config(context.config.auth)
+        self._host_wide = context.config.multiprocess.enabled
+        self._retry_interval = context.config.collect_interval
+        # The key a bind error names; an entry built apart from a configuration has no index.
+        index = next((i for i, e in enumerate(context.config.exporters) if e is exporter), None)
+        self._key = "exporters" if index is None else f"exporters[{index}]"
 
     @property
-    def server(self) -> PrometheusServer | None:
-        """The standalone server, when the entry has a ``port``."""
+    def server(self) -> EndpointServer | None:
+        """The standalone server, when the entry has a ``port`` and this process serves it."""
         return self._server
+
+    @property
+    def standing_by(self) -> bool:
+        """True while another worker of the host serves the port and this one waits for it."""
+        return self._server is None and self._standby is not None
 
     def endpoints(self) -> dict[str, Endpoint]:
         if self._config.port is not None:
@@ -162,18 +170,78 @@ class PrometheusSink:
         return {self._config.endpoint: self._endpoint}
 
     def start(self) -> None:
-        if self._config.port is not None:
-            from fluxstack_otel._internal.sinks.prometheus.server import PrometheusServer
+        """Bind and serve the port, if the entry has one.
 
-            self._server = PrometheusServer(
-                self._endpoint,
-                path=self._config.endpoint,
-                host=self._config.host or "127.0.0.1",
-                port=self._config.port,
-                guard=self._guard,
-            )
-            self._server.start()
+        Raises:
+            ConfigError: The port cannot be bound (taken without ``multiprocess``, or an address
+                that is not this machine's), naming ``exporters[i].port`` or ``.host``.
+        """
+        if self._config.port is None:
+            return
+        from fluxstack_otel._internal.sinks.endpoint_server import AddressInUseError
+
+        try:
+            self._server = self._bind(self._config.port)
+        except AddressInUseError:
+            if not self._host_wide:
+                raise
+            self._stand_by()
+            return
+        self._server.start()
 
     def shutdown(self, timeout: float) -> None:
+        if self._standby is not None:
+            self._standby.stop(timeout)
         if self._server is not None:
-            self._server.stop(timeout)
+            self._server.shutdown(timeout)
+
+    def _bind(self, port: int) -> EndpointServer:
+        from fluxstack_otel._internal.sinks.auth import protect
+        from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
+
+        return EndpointServer(
+            protect({self._config.endpoint: self._endpoint}, self._guard),
+            host=self._config.host or "127.0.0.1",
+            port=port,
+            guard=self._guard,
+            key=self._key,
+            what="the Prometheus exposition",
+            in_use_hint=(
+                "another process holds it; several workers of one host can share one port only "
+                "with multiprocess enabled, or serve /metrics through the app without a port"
+            ),
+            name="fluxstack-otel-prometheus",
+        )
+
+    def _stand_by(self) -> None:
+        from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker
+
+        _log.info(
+            "fluxstack-otel: %s.port: %s:%s is taken, presumably by another worker of this host "
+            "serving the host's metrics (multiprocess); this worker stands by and takes the port "
+            "over if it comes free",
+            self._key,
+            self._config.host or "127.0.0.1",
+            self._config.port,
+        )
+        self._standby = PeriodicWorker(
+            f"fluxstack-otel-prometheus-standby {self._key}",
+            self._retry_interval,
+            self._take_over,
+            flush_at_stop=False,
+        )
+        self._standby.start()
+
+    def _take_over(self, tick: Tick) -> None:
+        from fluxstack_otel._internal.sinks.endpoint_server import AddressInUseError
+
+        port = self._config.port
+        if self._server is not None or port is None:
+            return
+        try:
+            server = self._bind(port)
+        except AddressInUseError:
+            return  # still served by another worker
+        server.start()
+        self._server = server
+        _log.info("fluxstack-otel: %s.port %d is now served by this worker", self._key, server.port)
