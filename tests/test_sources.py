@@ -267,7 +267,7 @@ ERRORS: list[tuple[str, str, str]] = [
      "FLUXSTACK_MONITORING_THRESHOLDS: expected JSON, not valid JSON (Expecting property name"),
     ("FLUXSTACK_MONITORING_EXPORTERS", '[{"type": "otlpp"}]',
      "FLUXSTACK_MONITORING_EXPORTERS[0].type: expected one of 'prometheus', 'console', 'json',"
-     " 'file', 'otlp', got 'otlpp'; did you mean 'otlp'?"),
+     " 'file', 'otlp', 'otel', got 'otlpp'; did you mean 'otlp'?"),
     ("FLUXSTACK_MONITORING_EXPORTERS", '[{"type": "file", "filePath": "x"}]',
      "FLUXSTACK_MONITORING_EXPORTERS[0].filePath: unknown key 'filePath'; did you mean"),
     ("OTEL_METRICS_EXPORTER", "otlp,zipkin",
