@@ -264,3 +264,127 @@ def test_slow_request_log_names_method_route_and_duration(
     assert "GET <unmatched>" in slow[0].getMessage()
     assert slow[0].duration_ms >= 80  # type: ignore[attr-defined]
     m.shutdown()
+
+
+def test_an_unhandled_exception_records_the_body_that_reaches_the_client() -> None:
+    """add_middleware and instrument() both record the 21-byte 500 body the client receives."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from servers import serve_asgi
+
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    sizes = {}
+    for how in ("add_middleware", "instrument"):
+        m = configure_monitoring({"system_metrics": False, "set_global": False})
+        try:
+            app = Starlette(routes=[Route("/boom", boom)])
+            if how == "add_middleware":
+                app.add_middleware(MonitoringMiddleware, monitoring=m)
+                served: Any = app
+            else:
+                served = m.instrument(app)
+            with serve_asgi(served) as base:
+                response = httpx.get(f"{base}/boom", timeout=10, trust_env=False)
+            assert response.status_code == 500
+            v = values(m)
+            labels = frozenset({("method", "GET"), ("route", "/boom"), ("status_code", "500")})
+            sizes[how] = (v[("http_response_size_bytes_sum", labels)], len(response.content))
+        finally:
+            m.shutdown()
+    assert sizes == {"add_middleware": (21.0, 21), "instrument": (21.0, 21)}
+
+
+def test_two_endpoints_on_one_path_are_a_config_error_naming_both_keys() -> None:
+    """A dashboard at /metrics, or a JSON endpoint on a dashboard asset, names both settings."""
+    from fluxstack_otel.errors import ConfigError
+
+    cases = [
+        ({"dashboard": {"enabled": True, "path": "/metrics"}}, "dashboard.path", "exporters[0]"),
+        (
+            {"exporters": [{"type": "prometheus"}, {"type": "json", "endpoint": "/metrics"}]},
+            "exporters[1].endpoint",
+            "exporters[0].endpoint",
+        ),
+        (
+            {
+                "exporters": [{"type": "json", "endpoint": "/metrics/dashboard/data.json"}],
+                "dashboard": {"enabled": True},
+            },
+            "dashboard.path",
+            "exporters[0].endpoint",
+        ),
+    ]
+    for config, key, other in cases:
+        with pytest.raises(ConfigError) as caught:
+            configure_monitoring({"system_metrics": False, **config}).shutdown()
+        assert caught.value.path == key, config
+        assert other in str(caught.value)
+
+
+def test_an_app_route_shadowed_by_an_endpoint_is_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """instrument() and add_middleware warn about an app route on /metrics, naming the key."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    async def own(request: Any) -> Any:
+        raise AssertionError("never reached")
+
+    m = configure_monitoring({"system_metrics": False})
+    try:
+        with caplog.at_level(logging.WARNING, logger="fluxstack_otel"):
+            m.instrument(Starlette(routes=[Route("/metrics", own), Route("/ok", own)]))
+            # add_middleware: Starlette builds the stack on the first request; the middleware
+            # looks through it to the router.
+            app = Starlette(routes=[Route("/metrics", own)])
+            app.add_middleware(MonitoringMiddleware, monitoring=m)
+            asyncio.run(drive(app, scope("/metrics")))
+        warnings = [r.getMessage() for r in caplog.records if "shadowed" in r.getMessage()]
+    finally:
+        m.shutdown()
+    assert len(warnings) == 2
+    assert all("'/metrics'" in w and "exporters[0].endpoint" in w for w in warnings)
+
+
+def test_excluded_route_templates_exclude_every_matching_request() -> None:
+    """``/users/{id}`` in excluded_paths excludes every user; other routes are still counted."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def ok(request: Any) -> Any:
+        return PlainTextResponse("ok")
+
+    m = configure_monitoring({"system_metrics": False, "excluded_paths": ["/users/{user_id}"]})
+    try:
+        wrapped = m.instrument(
+            Starlette(routes=[Route("/users/{user_id}", ok), Route("/items/{n}", ok)])
+        )
+        for path in ("/users/1", "/users/2", "/items/3"):
+            asyncio.run(drive(wrapped, scope(path)))
+        routes = {
+            dict(labels)["route"]
+            for (name, labels), _ in values(m).items()
+            if name == "http_requests_total"
+        }
+    finally:
+        m.shutdown()
+    assert routes == {"/items/{n}"}
+
+
+def test_a_scope_without_a_method_is_recorded_as_get(monitoring: Monitoring) -> None:
+    """A malformed HTTP scope with no ``method`` key is served and counted as a GET."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    s = scope("/x")
+    del s["method"]
+    asyncio.run(drive(monitoring.instrument(app), s))
+    assert values(monitoring)[("http_requests_total", MR)] == 1

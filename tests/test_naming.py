@@ -110,7 +110,7 @@ def test_the_docs_table_matches_the_catalogue() -> None:
 
 
 def test_the_catalogue_names_every_builtin_in_every_profile() -> None:
-    """Both profiles present every built-in and the four labels, with distinct names."""
+    """Both profiles present the twelve built-ins, the opt-in ones and the four labels, distinctly."""
     assert set(cat.PROFILES) == {"fluxstack", "semconv"}
     for profile in cat.PROFILES.values():
         assert set(profile.metrics) == set(cat.METRICS_BY_NAME)
@@ -120,7 +120,7 @@ def test_the_catalogue_names_every_builtin_in_every_profile() -> None:
             cat.LABEL_STATUS_CODE,
             cat.LABEL_ERROR_TYPE,
         }
-        assert len({n.name for n in profile.metrics.values()}) == len(cat.BUILTIN_METRICS)
+        assert len({n.name for n in profile.metrics.values()}) == len(cat.BUILTIN_METRICS) + len(cat.OPTIONAL_METRICS)
     assert cat.FLUXSTACK.identity
     assert not cat.SEMCONV.identity
     # The Prometheus names of the two profiles never meet.
@@ -235,7 +235,8 @@ def test_semconv_names_units_and_attributes() -> None:
     finally:
         m.shutdown()
     metrics = _metrics(data)
-    semconv = {n.name for n in cat.SEMCONV.metrics.values()}
+    optional = {cat.SEMCONV.naming(spec).name for spec in cat.OPTIONAL_METRICS}
+    semconv = {n.name for n in cat.SEMCONV.metrics.values()} - optional
     assert {name for name in metrics if name in cat.METRICS_BY_NAME} == set()
     http = {n for n in semconv if n.startswith("http.")}
     assert http <= set(metrics)
@@ -256,8 +257,16 @@ def test_semconv_names_units_and_attributes() -> None:
     assert [dict(p.attributes) for p in cpu.data.data_points] == [{"cpu.mode": "user"}]  # type: ignore[union-attr]
     assert metrics["system.memory.limit"].unit == "By"
     # Prometheus: dotted names with their unit suffix, attributes with underscores.
+    # As OpenTelemetry's own Prometheus exporter does under semconv: scope labels and target_info.
+    assert 'otel_scope_name="fluxstack_otel.http"' in text
+    assert "target_info{" in text
     got = {
-        (s.name, frozenset(s.labels.items())): s.value for f in parse_text(text) for s in f.samples
+        (
+            s.name,
+            frozenset((k, v) for k, v in s.labels.items() if not k.startswith("otel_scope")),
+        ): s.value
+        for f in parse_text(text)
+        for s in f.samples
     }
     route = {("http_request_method", "GET"), ("http_route", "/items/{item_id}")}
     assert got[("http_server_request_count_total", frozenset(route))] == 3

@@ -258,8 +258,8 @@ ERRORS: list[tuple[str, str, str]] = [
     ("FLUXSTACK_MONITORING_MAX_SERIES_PER_METRIC", "2.5",
      "FLUXSTACK_MONITORING_MAX_SERIES_PER_METRIC: expected an integer >= 1, got 2.5"),
     ("FLUXSTACK_MONITORING_EXCLUDED_PATHS", "health",
-     "FLUXSTACK_MONITORING_EXCLUDED_PATHS[0]: expected a path starting with '/', '*' only at"
-     " its end, got 'health'"),
+     "FLUXSTACK_MONITORING_EXCLUDED_PATHS[0]: expected a path starting with '/' ('*' only at its"
+     " end, '{...}' for a route template) or 're:' and a regular expression, got 'health'"),
     ("FLUXSTACK_MONITORING_DURATION_BUCKETS", "1,0.5",
      "FLUXSTACK_MONITORING_DURATION_BUCKETS[1]: expected a finite number > 1 (buckets strictly"
      " increase), got 0.5"),

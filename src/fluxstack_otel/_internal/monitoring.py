@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.view import View
 from opentelemetry.trace import TracerProvider
 
 from fluxstack_otel._internal.asgi_types import ASGIApp
-from fluxstack_otel._internal.config.model import MonitoringConfig, PrometheusExporterConfig
+from fluxstack_otel._internal.config.model import MonitoringConfig
 from fluxstack_otel._internal.config.sources import resolve
 from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
 from fluxstack_otel._internal.http.recorder import HttpRecorder
@@ -38,7 +38,12 @@ from fluxstack_otel._internal.runtime.fork import call_in_child, reset_meter_pro
 from fluxstack_otel._internal.runtime.system import SystemSource
 from fluxstack_otel._internal.sinks.alerts import Alert, AlertCallback
 from fluxstack_otel._internal.sinks.base import Sink
-from fluxstack_otel._internal.sinks.prometheus.sink import PrometheusSink, RenderOptions, render
+from fluxstack_otel._internal.sinks.prometheus.sink import (
+    PrometheusSink,
+    RenderOptions,
+    prometheus_options,
+    render,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -215,13 +220,7 @@ class Monitoring(CustomMetrics):
         return self._p.provider
 
     def _render_options(self) -> RenderOptions:
-        configs = [
-            e
-            for e in self.config.exporters
-            if isinstance(e, PrometheusExporterConfig) and e.enabled
-        ]
-        first = configs[0] if configs else PrometheusExporterConfig()
-        return RenderOptions(target_info=first.target_info, scope_labels=first.scope_labels)
+        return prometheus_options(self.config)
 
     def _after_fork_in_child(self) -> None:
         # The child must not report the parent's counts or identity, nor rely on its threads.

@@ -29,7 +29,10 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.version import __version__ as sdk_version
 
+from fluxstack_otel._internal.config.endpoints import endpoint_paths
 from fluxstack_otel._internal.config.model import MonitoringConfig, OtelExporterConfig
+from fluxstack_otel._internal.http.paths import Exclusions
+from fluxstack_otel._internal.http.projection import Labelling
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics import sdk_hooks
@@ -50,6 +53,8 @@ from fluxstack_otel._internal.sinks.registry import SINK_TYPES, sink_factory
 from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
+    from fluxstack_otel._internal.http.inflight import InFlight
+    from fluxstack_otel._internal.http.labels import LabelReader
     from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
 
 __all__ = ["Pipeline", "Wiring", "build", "make_resource"]
@@ -59,9 +64,13 @@ class Wiring(NamedTuple):
     """What the middleware needs, precomputed once so the request path only reads attributes."""
 
     endpoints: Mapping[str, Endpoint] = MappingProxyType({})
+    endpoint_keys: Mapping[str, str] = MappingProxyType({})
+    """Path -> the configuration key of the endpoint served there, on the app."""
     recorder: HttpRecorder | None = None
-    excluded_exact: frozenset[str] = frozenset()
-    excluded_prefixes: tuple[str, ...] = ()
+    exclusions: Exclusions = Exclusions(None, frozenset())
+    record_unmatched: bool = True
+    labels: LabelReader | None = None
+    in_flight: InFlight | None = None
     error_status: int = 500
     loop_probe: LoopLagProbe | None = None
     slow_request_threshold: float | None = None
@@ -235,6 +244,7 @@ def _wiring(
     recorder: HttpRecorder | None,
     probe: LoopLagProbe | None,
 ) -> Wiring:
+    endpoint_keys = endpoint_paths(config)  # two endpoints on one path: ConfigError
     endpoints: dict[str, Endpoint] = {}
     for sink in sinks:
         endpoints.update(sink.endpoints())
@@ -251,14 +261,40 @@ def _wiring(
         server = EndpointServer(endpoints, host=config.endpoint_server.host,
                                 port=config.endpoint_server.port, guard=guard)  # fmt: skip
         sinks.append(server)  # started and stopped with the other sinks
-        endpoints = {}
-    exact = frozenset(p for p in config.excluded_paths if not p.endswith("*"))
-    prefixes = tuple(p[:-1] for p in config.excluded_paths if p.endswith("*"))
+        endpoints, endpoint_keys = {}, {}
+    exclusions = Exclusions.compile(config.excluded_paths)
+    in_flight = labels = None
+    if recorder is not None:
+        if config.labels:
+            from fluxstack_otel._internal.http.labels import LabelReader
+
+            labels = LabelReader(config.labels)
+        if config.in_progress:
+            from fluxstack_otel._internal.http.inflight import InFlight
+
+            def keep(route: str) -> bool:
+                if route == cat.UNMATCHED_ROUTE:
+                    return config.record_unmatched
+                return route not in exclusions.routes
+
+            in_flight = InFlight(config.max_series_per_metric, keep)
+        recorder.present_with(
+            Labelling(
+                label_names=labels.names if labels is not None else (),
+                constant=config.constant_labels,
+                group_status=config.group_status_codes,
+                zero_errors=config.zero_error_series,
+            ),
+            in_flight.counts if in_flight is not None else None,
+        )
     return Wiring(
         endpoints=endpoints,
+        endpoint_keys=MappingProxyType(endpoint_keys),
         recorder=recorder,
-        excluded_exact=exact,
-        excluded_prefixes=prefixes,
+        exclusions=exclusions,
+        record_unmatched=config.record_unmatched,
+        labels=labels,
+        in_flight=in_flight,
         error_status=config.error_status_threshold,
         loop_probe=probe,
         slow_request_threshold=(

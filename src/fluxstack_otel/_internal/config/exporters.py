@@ -49,6 +49,10 @@ __all__ = [
 ]
 
 
+def _optional_boolean(value: object, path: str, camel: bool) -> bool | None:
+    return None if value is None else boolean(value, path, camel)
+
+
 @dataclass(frozen=True, kw_only=True)
 class _ExporterBase:
     """What every exporter entry has."""
@@ -79,10 +83,13 @@ class PrometheusExporterConfig(_ExporterBase):
     """Answer in OpenMetrics when the scraper asks for it."""
     gzip: bool = option(True, boolean)
     """Compress the answer when the scraper accepts gzip."""
-    target_info: bool = option(False, boolean)
-    """Expose the resource as a ``target_info`` series."""
-    scope_labels: bool = option(False, boolean)
-    """Add ``otel_scope_*`` labels to every series."""
+    target_info: bool | None = option(None, _optional_boolean)
+    """Expose the resource as a ``target_info`` series; ``None``: as the naming profile says
+    (off for ``fluxstack``, the plugin's exact families; on for ``semconv``, as OpenTelemetry's
+    own Prometheus exporter does)."""
+    scope_labels: bool | None = option(None, _optional_boolean)
+    """Add ``otel_scope_*`` labels to every series; ``None``: as the naming profile says (off for
+    ``fluxstack``, on for ``semconv``, as OpenTelemetry's own Prometheus exporter does)."""
 
     def __post_init__(self) -> None:
         validate(self)

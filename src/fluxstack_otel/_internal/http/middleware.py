@@ -12,29 +12,36 @@ Rules:
   Starlette background tasks are excluded and streaming is included. When no final body message
   is sent, it runs until the app returns.
 - An unhandled ``Exception`` is recorded as status 500 (when no response had started) with
-  ``error_type`` = the exception's class name, and re-raised unchanged. A response with status
+  ``error_type`` = the exception's class name, and re-raised unchanged. Its response size is what
+  reaches the client: the bytes sent when the response had started (``instrument()`` outside
+  Starlette's error middleware), else the 21-byte ``Internal Server Error`` body that uvicorn and
+  Starlette's ``ServerErrorMiddleware`` send (``add_middleware``, which sits inside it). A response with status
   >= ``error_status_threshold`` (default 500) is an error with ``error_type`` = the status code.
   Cancellation (``BaseException`` that is not an ``Exception``) is not an error: the request is
   counted, with a status only if one was sent.
 - WebSocket and lifespan scopes pass through untouched.
+- Paths (endpoints, ``excluded_paths``) are matched below ``root_path`` (``_paths.py``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Awaitable
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 from fluxstack_otel._internal.asgi_types import ASGIApp, Message, Receive, Scope, Send
+from fluxstack_otel._internal.http.options import RequestOptions, warn_shadowed
+from fluxstack_otel._internal.http.paths import local_path
 from fluxstack_otel._internal.http.routes import (
     KNOWN_METHODS,
     OTHER_METHOD,
     cached_route,
+    mounted_at,
+    own_routes_of,
     resolve_route,
 )
-from fluxstack_otel._internal.http.tracing import note_exemplar, traced
+from fluxstack_otel._internal.http.tracing import traced
 from fluxstack_otel._internal.runtime.failures import report_failure
 
 if TYPE_CHECKING:
@@ -42,10 +49,12 @@ if TYPE_CHECKING:
 
     from fluxstack_otel._internal.monitoring import Monitoring
 
-_log = logging.getLogger("fluxstack_otel")
-
 __all__ = ["ASGIApp", "MonitoringMiddleware", "Receive", "Scope", "Send"]
 
+
+# The body of the 500 that uvicorn, Hypercorn and Starlette's ServerErrorMiddleware send when an
+# app raises before starting a response: b"Internal Server Error".
+SERVER_ERROR_BODY_SIZE = 21
 
 # The error_type of an error status, made once: no new string (and hash) per failing request.
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
@@ -75,14 +84,16 @@ class MonitoringMiddleware:
         wiring = monitoring._wiring()
         # tracing: true puts OpenTelemetry's own middleware inside this one (_tracing.py).
         self.app = traced(app, tracer_provider) if wiring.tracing else app
-        self._traced = wiring.tracing
         self._endpoints = wiring.endpoints
         self._recorder = wiring.recorder
-        self._excluded = wiring.excluded_exact
-        self._excluded_prefixes = wiring.excluded_prefixes
+        self._excluded = wiring.exclusions.path
         self._error_status = wiring.error_status
         self._probe = wiring.loop_probe
-        self._slow = wiring.slow_request_threshold
+        self._routes = own_routes_of(app)
+        warn_shadowed(self._routes, wiring.endpoint_keys)
+        # Everything optional per request (labels, route exclusions, in-progress, tracing, the
+        # slow-request log) hangs off one object, so the default configuration pays one check.
+        self._options = RequestOptions.from_wiring(wiring, self._routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         probe = self._probe
@@ -92,59 +103,71 @@ class MonitoringMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        root_path = scope.get("root_path", "")
+        mounted = None
+        if root_path:  # --root-path or a Mount: match below the prefix (paths.py)
+            path = local_path(path, root_path)
+            mounted = mounted_at(scope)
         endpoint = self._endpoints.get(path)
         if endpoint is not None:
             await endpoint(scope, receive, send)
             return
         recorder = self._recorder
-        if (
-            recorder is None
-            or path in self._excluded
-            or (self._excluded_prefixes and path.startswith(self._excluded_prefixes))
-        ):
+        if recorder is None or (self._excluded is not None and self._excluded(path)):
             await self.app(scope, receive, send)
             return
 
         exchange = _Exchange(receive, send)
-        entry_root_path = scope.get("root_path", "")
+        options = self._options
+        if options is not None:
+            options.enter(scope, root_path, mounted)
         error_type: str | None = None
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except Exception as exc:
             error_type = type(exc).__name__
             if exchange.status is None:
+                # No response started: the server (or Starlette's ServerErrorMiddleware outside
+                # add_middleware) answers 500 with its standard body, which is what reaches the
+                # client.
                 exchange.status = 500
+                exchange.sent = SERVER_ERROR_BODY_SIZE
             raise
         finally:
             # The end of the exchange: the final body message's completion, else now.
             now = exchange.end or perf_counter()
             status = exchange.status
-            if error_type is None and status is not None and status >= self._error_status:
-                error_type = _STATUS_TEXT.get(status) or str(status)
             try:
-                method = scope.get("method", "GET")
+                if error_type is None and status is not None and status >= self._error_status:
+                    error_type = _STATUS_TEXT.get(status) or str(status)
+                try:  # a subscript, not scope.get(): cheaper, and the try costs nothing in 3.11+
+                    method = scope["method"]
+                except KeyError:  # ASGI requires it; a scope without it reads as a GET
+                    method = "GET"
                 if method not in KNOWN_METHODS:
                     method = OTHER_METHOD
-                route = cached_route(scope, entry_root_path) or resolve_route(
-                    scope, entry_root_path, status
+                route = cached_route(scope, root_path) or resolve_route(
+                    scope, root_path, status, mounted, self._routes
                 )
-                duration = now - exchange.start
-                recorder.record(
-                    method,
-                    route,
-                    status,
-                    error_type,
-                    duration,
-                    exchange.received,
-                    exchange.sent,
-                    now,
-                )
-                if self._traced:
-                    note_exemplar(recorder, scope, method, route, status, error_type, duration)
-                if self._slow is not None and duration > self._slow:
-                    _log_slow_request(method, route, status, duration, self._slow)
+                if options is None:
+                    recorder.record(
+                        method,
+                        route,
+                        status,
+                        error_type,
+                        now - exchange.start,
+                        exchange.received,
+                        exchange.sent,
+                        now,
+                    )
+                else:
+                    options.finish(
+                        recorder, scope, method, route, status, error_type, exchange, now
+                    )
             except Exception:  # monitoring must never fail a request
                 report_failure("recording an HTTP request")
+                if options is not None:
+                    options.abandon(scope)
 
 
 class _Exchange:
@@ -188,25 +211,6 @@ class _Exchange:
     async def _send_final(self, message: Message) -> None:
         await self._send(message)
         self.end = perf_counter()
-
-
-def _log_slow_request(
-    method: str, route: str, status: int | None, duration: float, threshold: float
-) -> None:
-    _log.warning(
-        "slow request: %s %s took %.0f ms (threshold %.0f ms)",
-        method,
-        route,
-        duration * 1000,
-        threshold * 1000,
-        extra={
-            "method": method,
-            "route": route,
-            "status_code": status,
-            "duration_ms": duration * 1000,
-            "threshold_ms": threshold * 1000,
-        },
-    )
 
 
 def _file_size(path: object) -> int:

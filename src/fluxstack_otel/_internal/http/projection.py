@@ -8,8 +8,8 @@ OTel exporter reads.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -26,7 +26,7 @@ from fluxstack_otel._internal.metrics import catalog as cat
 if TYPE_CHECKING:
     from fluxstack_otel._internal.http.recorder import SeriesSnapshot
 
-__all__ = ["HTTP_SPECS", "project"]
+__all__ = ["DEFAULT_LABELLING", "HTTP_SPECS", "Labelling", "project"]
 
 HTTP_SPECS = (
     cat.HTTP_REQUESTS,
@@ -50,6 +50,25 @@ _Exemplar = tuple[float, int, int, int]
 _NOT_RECORDED: float = cast(float, None)
 
 
+class Labelling(NamedTuple):
+    """How the series are labelled on the way out: options that cost nothing per request."""
+
+    label_names: tuple[str, ...] = ()
+    """The keys of the per-request labels (``labels``), in the order their values are recorded."""
+    constant: tuple[tuple[str, str], ...] = ()
+    """``constant_labels``: added to every point of the HTTP metrics."""
+    group_status: bool = False
+    """``group_status_codes``: ``status_code`` (and a status's ``error_type``) as ``2xx``..."""
+    zero_errors: bool = False
+    """``zero_error_series``: an ``http_errors_total`` point at 0 per (method, route) without
+    errors, so error ratios read 0 rather than no data."""
+
+
+DEFAULT_LABELLING = Labelling()
+# "2xx" for every status code: made once, not per point.
+_GROUPED = {code: f"{code // 100}xx" for code in range(100, 600)}
+
+
 def project(
     snapshot: Sequence[SeriesSnapshot],
     *,
@@ -57,6 +76,9 @@ def project(
     size_bounds: tuple[float, ...],
     now_ns: int,
     names: Collection[str] | None = None,
+    labelling: Labelling = DEFAULT_LABELLING,
+    in_progress: Mapping[tuple[str, str], int] | None = None,
+    in_progress_start_ns: int = 0,
 ) -> list[Metric]:
     """The catalogue metrics of ``snapshot``, cumulative, stamped ``now_ns``.
 
@@ -65,28 +87,40 @@ def project(
         duration_bounds: The duration histogram's bucket bounds.
         size_bounds: The size histograms' bucket bounds.
         now_ns: The points' time (Unix ns).
-        names: Only these metrics; None: all six.
+        names: Only these metrics; None: all six (and the in-progress gauge when counted).
+        labelling: How the series are labelled.
+        in_progress: ``in_progress: true``: requests in flight per (method, route); every
+            (method, route) of ``snapshot`` without one reads 0.
+        in_progress_start_ns: The in-progress gauge's start time.
     """
     want = {spec.name for spec in HTTP_SPECS if names is None or spec.name in names}
     w_requests, w_responses, w_errors, w_durations, w_req_sizes, w_resp_sizes = (
         spec.name in want for spec in HTTP_SPECS
     )
-    requests: dict[tuple[str, str], list[int]] = {}
-    responses: dict[tuple[str, str, _Status], list[int]] = {}
-    errors: dict[tuple[str, str, _Status, str], list[int]] = {}
-    durations: dict[tuple[str, str, _Status], _HistAcc] = {}
-    req_sizes: dict[tuple[str, str], _HistAcc] = {}
-    resp_sizes: dict[tuple[str, str, _Status], _HistAcc] = {}
+    grouped = _GROUPED if labelling.group_status else None
+    requests: dict[tuple[object, ...], list[int]] = {}
+    responses: dict[tuple[object, ...], list[int]] = {}
+    errors: dict[tuple[object, ...], list[int]] = {}
+    durations: dict[tuple[object, ...], _HistAcc] = {}
+    req_sizes: dict[tuple[object, ...], _HistAcc] = {}
+    resp_sizes: dict[tuple[object, ...], _HistAcc] = {}
     for s in snapshot:
-        method, route, code, error_type = s.key
+        key = s.key
+        method, route, code, error_type = key[0], key[1], key[2], key[3]
+        # Per-request label values (``labels``) ride at the end of the key; () without.
+        extra = key[4] if len(key) > 4 else ()
         # The overflow keys, with or without a status, are one series per metric.
         status: _Status = OVERFLOW if method == OVERFLOW else code
-        mr = (method, route)
+        if grouped is not None and isinstance(status, int):
+            if error_type is not None and error_type == str(status):
+                error_type = grouped.get(status, error_type)
+            status = grouped.get(status, status)
+        mr = (method, route, extra)
         if w_requests:
             _add_count(requests, mr, s.requests, s.start_ns)
         if w_req_sizes:
             _add_hist(req_sizes, mr, s.requests, s.req_buckets, s.req_sum, s.start_ns)
-        mrs = (method, route, status)
+        mrs = (method, route, status, extra)
         if w_durations:
             _add_hist(durations, mrs, s.requests, s.dur_buckets, s.dur_sum, s.start_ns)
             if s.exemplars is not None:
@@ -97,25 +131,109 @@ def project(
             if w_resp_sizes:
                 _add_hist(resp_sizes, mrs, s.requests, s.resp_buckets, s.resp_sum, s.start_ns)
         if error_type is not None and w_errors:
-            _add_count(errors, (method, route, status, error_type), s.requests, s.start_ns)
+            _add_count(errors, (method, route, status, error_type, extra), s.requests, s.start_ns)
+    if labelling.zero_errors and w_errors:
+        _zero_errors(snapshot, errors)
 
+    label = _Labeller(labelling)
     out: list[Metric] = []
     if w_requests:
-        out.append(_sum_metric(cat.HTTP_REQUESTS, requests, now_ns))
+        out.append(_sum_metric(cat.HTTP_REQUESTS, requests, now_ns, label))
     if w_responses:
-        out.append(_sum_metric(cat.HTTP_RESPONSES, responses, now_ns))
+        out.append(_sum_metric(cat.HTTP_RESPONSES, responses, now_ns, label))
     if w_errors:
-        out.append(_sum_metric(cat.HTTP_ERRORS, errors, now_ns))
+        out.append(_sum_metric(cat.HTTP_ERRORS, errors, now_ns, label))
     if w_durations:
         spec = cat.HTTP_REQUEST_DURATION
-        out.append(_hist_metric(spec, durations, duration_bounds, now_ns))
+        out.append(_hist_metric(spec, durations, duration_bounds, now_ns, label))
     if w_req_sizes:
         spec = cat.HTTP_REQUEST_SIZE
-        out.append(_hist_metric(spec, req_sizes, size_bounds, now_ns))
+        out.append(_hist_metric(spec, req_sizes, size_bounds, now_ns, label))
     if w_resp_sizes:
         spec = cat.HTTP_RESPONSE_SIZE
-        out.append(_hist_metric(spec, resp_sizes, size_bounds, now_ns))
+        out.append(_hist_metric(spec, resp_sizes, size_bounds, now_ns, label))
+    if in_progress is not None and (names is None or cat.HTTP_IN_PROGRESS.name in names):
+        out.append(_in_progress(snapshot, in_progress, in_progress_start_ns, now_ns, label))
     return out
+
+
+def _zero_errors(
+    snapshot: Sequence[SeriesSnapshot], errors: dict[tuple[object, ...], list[int]]
+) -> None:
+    """A 0 point per (method, route, labels) that has no error series of its own.
+
+    Only where none exists, so the metric never holds more series than the recorder has keys
+    (and so stays within the cap); the point carries no ``status_code`` or ``error_type``.
+    """
+    with_errors = {(k[0], k[1], k[4]) for k in errors}
+    for s in snapshot:
+        key = s.key
+        group = (key[0], key[1], key[4] if len(key) > 4 else ())
+        if group in with_errors:
+            continue
+        zero = (group[0], group[1], None, None, group[2])
+        acc = errors.get(zero)
+        if acc is None:
+            errors[zero] = [0, s.start_ns]
+        else:
+            acc[1] = min(acc[1], s.start_ns)
+
+
+def _in_progress(
+    snapshot: Sequence[SeriesSnapshot],
+    counts: Mapping[tuple[str, str], int],
+    start_ns: int,
+    now_ns: int,
+    label: _Labeller,
+) -> Metric:
+    values: dict[tuple[object, ...], int] = {(s.key[0], s.key[1], ()): 0 for s in snapshot}
+    for (method, route), n in counts.items():
+        values[(method, route, ())] = n
+    points = [
+        NumberDataPoint(
+            attributes=label(cat.HTTP_IN_PROGRESS, key),
+            start_time_unix_nano=start_ns,
+            time_unix_nano=now_ns,
+            value=n,
+        )
+        for key, n in values.items()
+    ]
+    spec = cat.HTTP_IN_PROGRESS
+    return Metric(
+        name=spec.name,
+        description=spec.help,
+        unit=spec.unit,
+        data=Sum(
+            data_points=points,
+            aggregation_temporality=AggregationTemporality.CUMULATIVE,
+            is_monotonic=False,
+        ),
+    )
+
+
+class _Labeller:
+    """A point's attributes from its key: the spec's labels, the per-request ones, the constants."""
+
+    __slots__ = ("_constant", "_names")
+
+    def __init__(self, labelling: Labelling) -> None:
+        self._names = labelling.label_names
+        self._constant = dict(labelling.constant)
+
+    def __call__(self, spec: cat.MetricSpec, key: tuple[object, ...]) -> dict[str, str]:
+        # The key is the spec's label values, then the tuple of per-request label values.
+        n = len(spec.labels)
+        out = {
+            name: str(value)
+            for name, value in zip(spec.labels, key[:n], strict=False)
+            if value is not None
+        }
+        extra = key[n]
+        if extra:
+            out.update(zip(self._names, extra, strict=True))  # type: ignore[call-overload]
+        if self._constant:
+            out.update(self._constant)
+        return out
 
 
 class _HistAcc:
@@ -184,16 +302,12 @@ def _add_hist(
             b[i] += n
 
 
-def _attributes(spec: cat.MetricSpec, key: tuple[object, ...]) -> dict[str, str]:
-    return {
-        name: str(value) for name, value in zip(spec.labels, key, strict=False) if value is not None
-    }
-
-
-def _sum_metric(spec: cat.MetricSpec, series: dict[_K, list[int]], now_ns: int) -> Metric:
+def _sum_metric(
+    spec: cat.MetricSpec, series: dict[_K, list[int]], now_ns: int, label: _Labeller
+) -> Metric:
     points = [
         NumberDataPoint(
-            attributes=_attributes(spec, key),
+            attributes=label(spec, key),
             start_time_unix_nano=start,
             time_unix_nano=now_ns,
             value=count,
@@ -217,10 +331,11 @@ def _hist_metric(
     series: dict[_K, _HistAcc],
     bounds: tuple[float, ...],
     now_ns: int,
+    label: _Labeller,
 ) -> Metric:
     points = [
         HistogramDataPoint(
-            attributes=_attributes(spec, key),
+            attributes=label(spec, key),
             start_time_unix_nano=acc.start_ns,
             time_unix_nano=now_ns,
             count=acc.count,

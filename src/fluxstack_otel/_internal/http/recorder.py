@@ -32,14 +32,14 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import NamedTuple, cast
 
 from opentelemetry.sdk.metrics.export import (
     Metric,
 )
 
-from fluxstack_otel._internal.http.projection import project
+from fluxstack_otel._internal.http.projection import DEFAULT_LABELLING, Labelling, project
 from fluxstack_otel._internal.metrics import catalog as cat
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
@@ -48,7 +48,12 @@ _log = logging.getLogger("fluxstack_otel")
 
 OVERFLOW = cat.OVERFLOW
 
-SeriesKey = tuple[str, str, int | None, str | None]
+# (method, route, status, error_type), and with ``labels`` configured the tuple of their values
+# at the end: one more element that the default configuration does not pay for.
+SeriesKey = (
+    tuple[str, str, int | None, str | None]
+    | tuple[str, str, int | None, str | None, tuple[str, ...]]
+)
 # (series key, duration, request bytes, response bytes, end of the exchange)
 _Pending = tuple[SeriesKey, float, int, int, float]
 # (series key, duration, trace id, span id, Unix time in ns)
@@ -132,6 +137,9 @@ class HttpRecorder:
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
         # record. Bounded: the request that fills it drains it.
         self._pending: deque[_Pending] = deque()
+        self._presentation = DEFAULT_LABELLING
+        self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
+        self._created_ns = wall_clock_ns()
 
     @property
     def duration_bounds(self) -> tuple[float, ...]:
@@ -172,6 +180,58 @@ class HttpRecorder:
         )
         if len(pending) >= _DRAIN_AT:
             self._drain()
+
+    def record_labeled(
+        self,
+        method: str,
+        route: str,
+        status: int | None,
+        error_type: str | None,
+        labels: tuple[str, ...],
+        duration: float,
+        request_bytes: int,
+        response_bytes: int,
+        now: float,
+    ) -> None:
+        """``record()`` with the values of the ``labels`` option, in their configured order.
+
+        Args:
+            method: As for ``record()``.
+            route: As for ``record()``.
+            status: As for ``record()``.
+            error_type: As for ``record()``.
+            labels: The per-request label values (each already within its value cap).
+            duration: As for ``record()``.
+            request_bytes: As for ``record()``.
+            response_bytes: As for ``record()``.
+            now: As for ``record()``.
+        """
+        pending = self._pending
+        pending.append(
+            (
+                (method, route, status, error_type, labels),
+                duration,
+                request_bytes,
+                response_bytes,
+                now,
+            )
+        )
+        if len(pending) >= _DRAIN_AT:
+            self._drain()
+
+    def present_with(
+        self,
+        labelling: Labelling,
+        in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None,
+    ) -> None:
+        """Set how ``to_metrics`` labels the series, and where in-flight counts come from.
+
+        Args:
+            labelling: The labelling options (``constant_labels``, ``group_status_codes``...).
+            in_progress: ``in_progress: true``: the requests in flight per (method, route).
+        """
+        self._presentation = labelling
+        self._in_progress = in_progress
 
     def _drain(self) -> None:
         """Fold the pending records into the accumulators (a tight loop, one lock for all)."""
@@ -345,12 +405,16 @@ class HttpRecorder:
             names: Only these metrics (the alert processor reads a few); None: all six.
             snapshot: The series to project; None takes one now.
         """
+        in_progress = self._in_progress
         return project(
             self.snapshot() if snapshot is None else snapshot,
             duration_bounds=self._dur_bounds,
             size_bounds=self._size_bounds,
             now_ns=self._wall_ns(),
             names=names,
+            labelling=self._presentation,
+            in_progress=None if in_progress is None else in_progress(),
+            in_progress_start_ns=self._created_ns,
         )
 
 

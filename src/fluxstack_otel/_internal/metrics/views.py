@@ -60,7 +60,9 @@ __all__ = ["BUILTIN_SCOPES", "HTTP_SCOPE_NAME", "Presentation", "Stream", "profi
 HTTP_SCOPE_NAME = "fluxstack_otel.http"
 BUILTIN_SCOPES = frozenset({HTTP_SCOPE_NAME, cat.SYSTEM_SCOPE})
 
-_HTTP = frozenset(m.name for m in cat.HTTP_METRICS)
+# Every metric the package records itself: the built-ins and the opt-in ones.
+_OWN = cat.BUILTIN_METRICS + cat.OPTIONAL_METRICS
+_HTTP = frozenset(m.name for m in (*cat.HTTP_METRICS, *cat.OPTIONAL_METRICS))
 _DEFAULT_BOUNDS = {
     cat.HTTP_REQUEST_DURATION.name: cat.DEFAULT_DURATION_BUCKETS,
     cat.HTTP_REQUEST_SIZE.name: cat.DEFAULT_SIZE_BUCKETS,
@@ -71,6 +73,8 @@ _ABSENT: float = cast(float, None)
 
 
 def _instrument_class(spec: cat.MetricSpec) -> type:
+    if spec.kind is cat.Kind.GAUGE and spec.name in _HTTP:  # requests in progress: up and down
+        return sdk_hooks.UP_DOWN_COUNTER
     if spec.name in _HTTP:
         return sdk_hooks.HISTOGRAM if spec.kind is cat.Kind.HISTOGRAM else sdk_hooks.COUNTER
     return (
@@ -88,7 +92,7 @@ def profile_views(profile: cat.Profile) -> list[View]:
     """The views that name the built-ins as ``profile`` says (none where a name stays)."""
     return [
         View(instrument_name=spec.name, meter_name=_scope(spec), name=naming.name)
-        for spec in cat.BUILTIN_METRICS
+        for spec in _OWN
         if (naming := profile.naming(spec)).name != spec.name
     ]
 
@@ -197,7 +201,7 @@ class Presentation:
                 _scope(spec),
                 _instrument_class(spec),
             )
-            for spec in cat.BUILTIN_METRICS
+            for spec in _OWN
         ]
         streams: dict[str, tuple[Stream, ...]] = {}
         matched = [False] * len(user)

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from fluxstack_otel._internal.http.paths import match_endpoint
 from fluxstack_otel.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         server = self.server
         path, _, query = self.path.partition("?")
-        endpoint = server.routes.get(unquote(path))
+        scope = self._scope(path, query)
+        endpoint = match_endpoint(server.routes, scope)  # as on the app (http/paths.py)
         if endpoint is None:
             guard = server.guard
             denial = guard.check(self.client_address[0], self.headers["Authorization"]) if guard else None  # fmt: skip
@@ -84,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         messages: list[MutableMapping[str, Any]] = []
         future = asyncio.run_coroutine_threadsafe(
-            _run(endpoint, self._scope(path, query), self._body(), messages), server.loop
+            _run(endpoint, scope, self._body(), messages), server.loop
         )
         try:
             future.result(_ANSWER_TIMEOUT)

@@ -17,26 +17,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from fluxstack_otel._internal.config.model import PrometheusExporterConfig
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
-from fluxstack_otel._internal.sinks.prometheus.sink import RenderOptions, render
+from fluxstack_otel._internal.sinks.prometheus.sink import prometheus_options, render
 from fluxstack_otel._internal.transport.atomic import history_path, prune_history, write_atomic
 
 if TYPE_CHECKING:
-    from fluxstack_otel._internal.config.model import FileExporterConfig, MonitoringConfig
+    from fluxstack_otel._internal.config.model import FileExporterConfig
     from fluxstack_otel._internal.sinks.base import SinkContext
 
-__all__ = ["FileSink", "prometheus_options"]
-
-
-def prometheus_options(config: MonitoringConfig) -> RenderOptions:
-    """The render options ``/metrics`` uses: those of the first enabled prometheus entry."""
-    for e in config.exporters:
-        if isinstance(e, PrometheusExporterConfig) and e.enabled:
-            return RenderOptions(target_info=e.target_info, scope_labels=e.scope_labels)
-    return RenderOptions()
+__all__ = ["FileSink"]
 
 
 class FileSink(PeriodicSink):

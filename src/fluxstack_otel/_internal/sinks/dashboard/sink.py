@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import DashboardConfig
     from fluxstack_otel._internal.sinks.base import Endpoint, SinkContext
 
-__all__ = ["CONTENT_SECURITY_POLICY", "DashboardSink"]
+__all__ = ["CONTENT_SECURITY_POLICY", "SUBPATHS", "DashboardSink"]
 
 _log = logging.getLogger("fluxstack_otel")
 
@@ -63,6 +63,8 @@ _ASSETS = {
     "style.css": "text/css; charset=utf-8",
 }
 _DATA = "data.json"
+SUBPATHS = ("/", *(f"/{name}" for name in _ASSETS), f"/{_DATA}")
+"""What the dashboard serves under its path besides the page (``/`` redirects to the page)."""
 # Seconds between two polls of the document, when ``collect_interval`` is longer than this: a page
 # someone watches should move every few seconds; the system gauges are read at every collection.
 _MAX_REFRESH = 5.0
@@ -133,6 +135,9 @@ class DashboardSink:
             body = (package / name).read_bytes()
             self._endpoints[f"{self._path}/{name}"] = _Static(body, content_type)
         self._endpoints[self._data] = _Data(context, self._history)
+        # <path>/ would resolve the page's relative links one level too deep: send it to <path>.
+        # Relative, so it holds under any root_path or mount prefix.
+        self._endpoints[f"{self._path}/"] = _Redirect(f"../{posixpath.basename(self._path)}")
 
     @property
     def data_path(self) -> str:
@@ -181,6 +186,21 @@ def _roles() -> dict[str, str]:
     roles = {role: spec.name for role, spec in _METRICS.items()}
     roles.update({f"label_{role}": label for role, label in _LABELS.items()})
     return roles
+
+
+class _Redirect:
+    """A permanent redirect (308: the method is kept) to a relative location."""
+
+    def __init__(self, location: str) -> None:
+        self._headers = [
+            (b"location", location.encode()),
+            (b"content-length", b"0"),
+            (b"cache-control", b"no-cache"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 308, "headers": self._headers})
+        await send({"type": "http.response.body", "body": b""})
 
 
 class _Static:

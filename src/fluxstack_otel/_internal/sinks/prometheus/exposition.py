@@ -68,6 +68,17 @@ DEFAULT_OPTIONS = RenderOptions()
 """No ``target_info``, no scope labels."""
 
 
+def options_for(target_info: bool | None, scope_labels: bool | None, naming: str) -> RenderOptions:
+    """An exporter entry's render options; ``None`` follows the naming profile: the FluxStack
+    plugin's exact families for ``fluxstack``, the official OpenTelemetry exporter's defaults
+    (``target_info`` and scope labels on) for ``semconv``."""
+    otel = naming != "fluxstack"
+    return RenderOptions(
+        target_info=otel if target_info is None else target_info,
+        scope_labels=otel if scope_labels is None else scope_labels,
+    )
+
+
 def negotiate(accept: str | None, *, allow_openmetrics: bool = True) -> tuple[bool, str]:
     """Pick the exposition format from an ``Accept`` header.
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
+from fluxstack_otel._internal.config.model import PrometheusExporterConfig
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     CONTENT_TYPE_OPENMETRICS,
@@ -30,11 +31,12 @@ from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     RenderOptions,
     negotiate,
+    options_for,
     render,
 )
 
 if TYPE_CHECKING:
-    from fluxstack_otel._internal.config.model import PrometheusExporterConfig
+    from fluxstack_otel._internal.config.model import MonitoringConfig
     from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
     from fluxstack_otel._internal.sinks.auth import Guard
     from fluxstack_otel._internal.sinks.base import Endpoint, SinkContext
@@ -47,8 +49,18 @@ __all__ = [
     "PrometheusSink",
     "RenderOptions",
     "negotiate",
+    "prometheus_options",
     "render",
 ]
+
+
+def prometheus_options(config: MonitoringConfig) -> RenderOptions:
+    """The render options ``/metrics`` uses: those of the first enabled prometheus entry."""
+    for e in config.exporters:
+        if isinstance(e, PrometheusExporterConfig) and e.enabled:
+            return options_for(e.target_info, e.scope_labels, config.naming)
+    return options_for(None, None, config.naming)
+
 
 _log = logging.getLogger("fluxstack_otel")
 
@@ -135,9 +147,7 @@ class PrometheusSink:
         self._config = exporter
         self._endpoint = PrometheusEndpoint(
             context.stream.collect,
-            options=RenderOptions(
-                target_info=exporter.target_info, scope_labels=exporter.scope_labels
-            ),
+            options=options_for(exporter.target_info, exporter.scope_labels, context.config.naming),
             allow_openmetrics=exporter.openmetrics,
             allow_gzip=exporter.gzip,
         )
