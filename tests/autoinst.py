@@ -16,10 +16,11 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import httpx
@@ -71,6 +72,34 @@ def write_entry_points(directory: Path) -> Path | None:
         lines += [f"{name} = {ref}" for name, ref in table.items()]
     (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
     return directory
+
+
+def distro_venv(directory: Path) -> Path:
+    """A venv that sees this venv's packages and also has ``opentelemetry-distro``.
+
+    Built with the standard library's ``venv`` (no pip of its own): a ``.pth`` file puts this
+    venv's site-packages on its path, and pip installs ``opentelemetry-distro`` (the version of
+    the installed ``opentelemetry-instrumentation``, as it requires) into its own site-packages,
+    from the package index pip is configured with. Bounded: one pip run of at most 180 s.
+
+    Returns:
+        The venv's ``bin`` directory (its ``python`` runs the servers).
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(directory)], check=True,
+                   timeout=60)  # fmt: skip
+    py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = directory / "lib" / py / "site-packages"
+    parent = sysconfig.get_paths()["purelib"]  # with its own .pth files (the editable install)
+    (site / "parent-venv.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
+    wanted = f"opentelemetry-distro=={version('opentelemetry-instrumentation')}"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+         wanted],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install {wanted} failed:\n{done.stderr[-2000:]}")
+    return directory / "bin"
 
 
 def auto_env(entry_dir: Path | None, extra: Mapping[str, str] = ()) -> dict[str, str]:  # type: ignore[assignment]

@@ -81,12 +81,16 @@ class Received:
 class HttpReceiver(Received):
     """OTLP/HTTP (protobuf) on 127.0.0.1: POST /v1/metrics; refusals answer 500."""
 
-    def __init__(self, failures: int = 0, path: str = "/v1/metrics") -> None:
+    def __init__(
+        self, failures: int = 0, path: str = "/v1/metrics", hold: threading.Event | None = None
+    ) -> None:
         super().__init__(failures)
         receiver = self
 
         class Handler(_QuietHandler):
             def do_POST(self) -> None:
+                if hold is not None:  # a stuck backend, until the test releases it
+                    hold.wait(30)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -109,6 +113,54 @@ class HttpReceiver(Received):
         return self._http.base_url
 
     def __enter__(self) -> HttpReceiver:
+        self._http.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.stop()
+
+
+class TraceHttpReceiver:
+    """OTLP/HTTP (protobuf) traces on 127.0.0.1: POST /v1/traces, decoded; every span kept."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as tpb
+
+        self.spans: list[Any] = []
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(_QuietHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = tpb.ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                with receiver.cond:
+                    for resource in request.resource_spans:
+                        for scope in resource.scope_spans:
+                            receiver.spans.extend(scope.spans)
+                    receiver.cond.notify_all()
+                payload = tpb.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._http = _Loopback(Handler)
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 10.0) -> None:
+        with self.cond:
+            ok = self.cond.wait_for(lambda: predicate(self.spans), timeout)
+        assert ok, f"trace receiver: timed out with {len(self.spans)} spans"
+
+    def __enter__(self) -> TraceHttpReceiver:
         self._http.start()
         return self
 

@@ -286,14 +286,27 @@ def test_the_global_provider_reports_third_party_metrics_to_the_live_monitoring(
         m.shutdown()
 
 
-def test_a_second_live_monitoring_asking_for_the_global_is_a_config_error() -> None:
-    """Two live owners would be two half pipelines: the second is refused, naming the way out."""
+def test_a_second_live_monitoring_takes_the_global_and_gives_it_back_at_shutdown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The newest live owner gets global recordings; its shutdown() hands them back, logged."""
     first = configure_monitoring({"system_metrics": False, "service_name": "first"})
+    calls = metrics.get_meter("imported.once").create_counter("lib.stacked")
     try:
-        with pytest.raises(ConfigError, match=r"set_global: .*'first'.* shutdown\(\) first"):
-            configure_monitoring({"system_metrics": False})
-        other = configure_monitoring({"system_metrics": False, "set_global": False})
-        other.shutdown()
+        calls.add(1)
+        second = configure_monitoring({"system_metrics": False, "service_name": "second"})
+        try:
+            assert "'second' enabled> now provides" in caplog.text
+            assert "'first' enabled> keeps its own" in caplog.text
+            calls.add(10)
+            assert global_total(second, "lib_stacked_total") == 10
+            assert global_total(first, "lib_stacked_total") == 1
+            first.meter.create_counter("own.calls").add(3)  # its own pipeline goes on
+            assert global_total(first, "own_calls_total") == 3
+        finally:
+            second.shutdown()
+        calls.add(100)
+        assert global_total(first, "lib_stacked_total") == 101
     finally:
         first.shutdown()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from autoinst import (
@@ -31,6 +32,7 @@ from autoinst import (
     write_entry_points,
 )
 from fluxstack_otel._internal.integration.distro import FluxstackConfigurator, FluxstackDistro
+from fluxstack_otel._internal.integration.instrumentor import FluxstackInstrumentor
 from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 from servers import wait_until
 
@@ -84,7 +86,7 @@ def get(client: httpx.Client, path: str) -> httpx.Response:
 
 
 def test_entry_points_are_declared_and_loadable() -> None:
-    """pyproject.toml declares the distro and configurator; they load as what they claim."""
+    """pyproject.toml declares the distro, configurator and instrumentor; each is what it claims."""
     declared = declared_entry_points()
     assert declared["opentelemetry_distro"] == {
         "fluxstack_otel": "fluxstack_otel._internal.integration.distro:FluxstackDistro"
@@ -92,6 +94,10 @@ def test_entry_points_are_declared_and_loadable() -> None:
     assert declared["opentelemetry_configurator"] == {
         "fluxstack_otel": "fluxstack_otel._internal.integration.distro:FluxstackConfigurator"
     }
+    assert declared["opentelemetry_instrumentor"] == {
+        "fluxstack_otel": "fluxstack_otel._internal.integration.instrumentor:FluxstackInstrumentor"
+    }
+    assert isinstance(FluxstackInstrumentor(), BaseInstrumentor)
     assert isinstance(FluxstackDistro(), BaseDistro)
     assert callable(FluxstackConfigurator().configure)
 

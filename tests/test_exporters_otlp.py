@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from fluxstack_otel import MissingDependencyError, configure_monitoring
+from fluxstack_otel import ConfigError, MissingDependencyError, configure_monitoring
 from fluxstack_otel._internal.config.model import MonitoringConfig, OtlpExporterConfig
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.catalog import HTTP_METRICS, HTTP_REQUEST_DURATION
@@ -369,3 +370,35 @@ def test_backend_down_is_reported_and_shutdown_stays_bounded(
     t0 = time.monotonic()
     sink.shutdown(1.0)
     assert time.monotonic() - t0 < 1.5
+
+
+def test_the_export_timeout_variable_bounds_an_export_to_a_stuck_backend(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_METRIC_EXPORT_TIMEOUT=200: an export to a backend that answers 3 s late gives up."""
+    hold = threading.Event()
+    release = threading.Timer(3.0, hold.set)  # within the entry's own 10 s timeout
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_TIMEOUT", "200")
+    with HttpReceiver(hold=hold) as receiver:
+        sink = pipeline.sink(endpoint=receiver.base_url)
+        pipeline.requests(1)
+        release.start()
+        try:
+            assert sink.export() is False  # without the bound it succeeds once released
+        finally:
+            hold.set()
+            release.cancel()
+            sink.shutdown(1.0)
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1.5"])
+def test_a_bad_export_timeout_is_a_config_error(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """A value that is not whole milliseconds names the variable, the value and what is allowed."""
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_TIMEOUT", value)
+    with pytest.raises(ConfigError) as caught:
+        pipeline.sink(endpoint="http://127.0.0.1:9")
+    assert str(caught.value) == (
+        f"OTEL_METRIC_EXPORT_TIMEOUT: expected whole milliseconds, 0 or more, got {value!r}"
+    )

@@ -187,7 +187,8 @@ def test_precedence(
 # (case, environment, explicit argument, expected exporters, expected source)
 EXPORTERS: list[tuple[str, dict[str, str], Any, tuple[Any, ...], str]] = [
     ("OTEL_METRICS_EXPORTER maps each name", {"OTEL_METRICS_EXPORTER": "otlp, Prometheus,console"},
-     None, (OtlpExporterConfig(), PrometheusExporterConfig(), ConsoleExporterConfig()),
+     None, (OtlpExporterConfig(), PrometheusExporterConfig(),
+            ConsoleExporterConfig(stream="stdout", format="json")),
      "env:OTEL_METRICS_EXPORTER"),
     ("none means no exporter", {"OTEL_METRICS_EXPORTER": "none"}, None, (),
      "env:OTEL_METRICS_EXPORTER"),
@@ -217,7 +218,8 @@ EXPORTERS: list[tuple[str, dict[str, str], Any, tuple[Any, ...], str]] = [
      (PrometheusExporterConfig(), ConsoleExporterConfig()), "default + env:METRICS_EXPORT_CONSOLE"),
     ("METRICS_EXPORT_CONSOLE keeps one console exporter",
      {"METRICS_EXPORT_CONSOLE": "1", "OTEL_METRICS_EXPORTER": "console"}, None,
-     (ConsoleExporterConfig(),), "env:OTEL_METRICS_EXPORTER + env:METRICS_EXPORT_CONSOLE"),
+     (ConsoleExporterConfig(stream="stdout", format="json"),),
+     "env:OTEL_METRICS_EXPORTER + env:METRICS_EXPORT_CONSOLE"),
     ("METRICS_EXPORT_CONSOLE=false changes nothing", {"METRICS_EXPORT_CONSOLE": "false"}, None,
      (PrometheusExporterConfig(),), "default"),
     ("the argument's exporters are not adjusted",

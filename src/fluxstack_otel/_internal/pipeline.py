@@ -37,6 +37,7 @@ from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics import sdk_hooks
 from fluxstack_otel._internal.metrics.custom import cardinality_limits
+from fluxstack_otel._internal.metrics.exemplars import sdk_exemplar_filter
 from fluxstack_otel._internal.metrics.stream import MetricSource, MetricStream, PresentedStream
 from fluxstack_otel._internal.metrics.views import Presentation
 from fluxstack_otel._internal.runtime.looplag import LoopLagProbe
@@ -157,7 +158,9 @@ def build(
     probe = None
     if config.system_metrics:
         system_reader = sdk_hooks.in_memory_reader(limits)
-        system = MeterProvider(metric_readers=[system_reader], resource=resource)
+        system = MeterProvider(
+            metric_readers=[system_reader], resource=resource, exemplar_filter=sdk_exemplar_filter()
+        )
         probe = LoopLagProbe(window=config.collect_interval)
         register_system_metrics(
             system.get_meter(cat.SYSTEM_SCOPE), system_source or PsutilSource(), probe.value
@@ -221,9 +224,13 @@ def _provider(
 ) -> MeterProvider:
     # The profile's views name built-ins only, which never live on this provider: the SDK gets
     # the user's views, which apply to custom and third-party instruments as the SDK defines.
+    exemplar_filter = sdk_exemplar_filter()  # its ConfigError names the variable
     try:
         return MeterProvider(
-            metric_readers=readers, resource=resource, views=presentation.user_views
+            metric_readers=readers,
+            resource=resource,
+            views=presentation.user_views,
+            exemplar_filter=exemplar_filter,
         )
     except Exception as exc:  # the SDK's own refusal: a reader registered elsewhere already
         raise ConfigError(

@@ -138,7 +138,9 @@ def _resource_service_name(text: str, name: str) -> Any:
 _OTEL_EXPORTERS = {
     "otlp": {"type": "otlp"},
     "prometheus": {"type": "prometheus"},
-    "console": {"type": "console"},
+    # As the SDK's ConsoleMetricExporter: JSON on stdout (not the logger, which prints nothing
+    # until logging is configured).
+    "console": {"type": "console", "stream": "stdout", "format": "json"},
 }
 
 
@@ -214,7 +216,7 @@ _ALIASES: tuple[EnvVar, ...] = (
         name="OTEL_METRICS_EXPORTER",
         key="exporters",
         read=_metrics_exporter,
-        value="comma-separated: otlp, prometheus, console, or none",
+        value="comma-separated: otlp, prometheus, console (JSON on stdout), or none",
     ),
     EnvVar(
         name="OTEL_EXPORTER_PROMETHEUS_HOST",

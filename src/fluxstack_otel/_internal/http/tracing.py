@@ -7,7 +7,8 @@ twice. One server span per request (the middleware's per-message send/receive sp
 Spans go to the ``TracerProvider`` given to ``instrument()`` or, by default, the global one.
 
 Exemplars: the middleware's request hook notes the server span's context in the ASGI scope when
-the span is recording and sampled; after the request, the monitoring middleware hands its trace
+the span is recording and sampled (``OTEL_METRICS_EXEMPLAR_FILTER``, read once per app:
+``always_on`` notes any valid context, ``always_off`` installs no hook); after the request, the monitoring middleware hands its trace
 and span ids to the recorder, which keeps the latest one per duration bucket. With tracing off
 none of this runs: the request path pays one attribute read.
 """
@@ -55,11 +56,14 @@ def traced(app: ASGIApp, tracer_provider: TracerProvider | None = None) -> ASGIA
     require_instrumentation()
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
+    from fluxstack_otel._internal.metrics.exemplars import exemplar_filter
+
+    hooks = {"trace_based": _note_span, "always_on": _note_any_span, "always_off": None}
     wrapped: ASGIApp = OpenTelemetryMiddleware(
         app,
         tracer_provider=tracer_provider,
         meter_provider=NoOpMeterProvider(),
-        server_request_hook=_note_span,
+        server_request_hook=hooks[exemplar_filter()],
         # One server span per request: the per-message "http send"/"http receive" spans would
         # double the cost of tracing and carry nothing the server span lacks.
         exclude_spans=["receive", "send"],
@@ -74,6 +78,15 @@ def _note_span(span: Span, scope: MutableMapping[str, Any]) -> None:
             context = span.get_span_context()
             if context.trace_flags.sampled:
                 scope[SPAN_CONTEXT] = context
+    except Exception:
+        report_failure("noting the request span for exemplars")
+
+
+def _note_any_span(span: Span, scope: MutableMapping[str, Any]) -> None:
+    try:
+        context = span.get_span_context()
+        if context.is_valid:
+            scope[SPAN_CONTEXT] = context
     except Exception:
         report_failure("noting the request span for exemplars")
 

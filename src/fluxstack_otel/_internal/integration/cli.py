@@ -146,8 +146,8 @@ def _run(args: argparse.Namespace) -> int:  # noqa: RET503 (execve does not retu
         from fluxstack_otel._internal.integration.distro import prepare_run
     except ImportError:
         print(
-            "fluxstack-otel: run needs opentelemetry-instrumentation:"
-            " pip install 'fluxstack-otel[auto]'",
+            "fluxstack-otel: run needs opentelemetry-instrumentation, a dependency of the"
+            " package: pip install --force-reinstall fluxstack-otel",
             file=sys.stderr,
         )
         return EXIT_CONFIG

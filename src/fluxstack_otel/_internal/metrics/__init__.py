@@ -6,4 +6,5 @@
 - ``quantile``: quantiles from histogram buckets.
 - ``custom``: the custom-metric helpers of ``Monitoring``.
 - ``global_provider``: the process-wide MeterProvider (``set_global``).
+- ``exemplars``: ``OTEL_METRICS_EXEMPLAR_FILTER``, for the SDK and the HTTP exemplars.
 """

@@ -6,19 +6,30 @@ the process (tests build many; an app may reconfigure), so the provider installe
 module's ``GlobalMeterProvider``, once, on the first ``configure_monitoring`` that asks for it. It
 delegates to the provider of whichever live Monitoring owns it:
 
-- one owner at a time: a second Monitoring asking for the global while the owner is alive is a
-  ``ConfigError`` (call the owner's ``shutdown()`` first, or pass ``set_global: false``);
-- the owner's ``shutdown()`` releases it: its instruments then record nothing until the next owner
-  takes over, and they all follow the new owner (an instrumentation that created its instruments
-  once, at import, keeps reporting to whichever Monitoring is current);
+- the newest owner wins: a second Monitoring asking for the global while another is alive takes
+  it over (logged), and the first keeps its own pipeline (its HTTP metrics, system metrics and
+  sinks) but no longer receives what is recorded through the global API;
+- the owner's ``shutdown()`` releases it: the global goes back to the newest live previous
+  owner, or, when there is none, its instruments record nothing until the next owner takes over.
+  Instruments follow every hand-over (an instrumentation that created its instruments once, at
+  import, keeps reporting to whichever Monitoring is current);
 - an owner that was garbage-collected without ``shutdown()`` no longer holds it.
 
 Instruments handed out are small proxies over a real SDK instrument, re-created on the owner's
 provider at each hand-over. A recording costs one extra Python call over the SDK's.
+
+FastAPI (0.16x) switches its own HTTP metrics on for every app in the process as soon as the
+global MeterProvider is anything but the API's placeholder, and off for a ``NoOpMeterProvider``.
+This package records the HTTP metrics of the apps it monitors itself, so ``GlobalMeterProvider``
+is a ``NoOpMeterProvider`` subclass (while delegating like any provider): FastAPI's per-request
+instruments stay off, a request is counted once in every naming profile, no second
+``http_server_request_duration`` family appears, and an unmonitored FastAPI app in the same
+process keeps its speed. Only FastAPI reads that type: the API and SDK never test for it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -45,38 +56,44 @@ from fluxstack_otel.errors import ConfigError
 
 __all__ = ["GlobalMeterProvider", "claim", "owner", "release"]
 
-_lock = threading.Lock()
+_log = logging.getLogger("fluxstack_otel")
+_lock = threading.RLock()  # re-entered when an owner is collected while it is held
 _installed: GlobalMeterProvider | None = None
-_owner: weakref.ref[object] | None = None
-_owner_name = ""
+# The owners in the order they claimed it, newest last: (owner, its provider, its name).
+_owners: list[tuple[weakref.ref[object], MeterProvider, str]] = []
+
+
+def _live() -> list[tuple[object, MeterProvider, str]]:
+    """The owners still alive, oldest first; the dead are forgotten."""
+    alive = [(ref(), provider, name) for ref, provider, name in _owners]
+    _owners[:] = [
+        entry for entry, (who, _, _) in zip(_owners, alive, strict=True) if who is not None
+    ]
+    return [(who, provider, name) for who, provider, name in alive if who is not None]
 
 
 def owner() -> object | None:
     """The live object that owns the global provider, if any."""
-    return _owner() if _owner is not None else None
+    with _lock:
+        live = _live()
+    return live[-1][0] if live else None
 
 
 def claim(who: object, provider: MeterProvider, *, name: str) -> None:
     """Make ``provider`` the target of the process-wide MeterProvider, on behalf of ``who``.
 
+    A live previous owner keeps its pipeline and gets the global back when ``who`` releases it.
+
     Args:
         who: The owner (a ``Monitoring``); held weakly.
         provider: Where global instruments record from now on.
-        name: How error messages name the owner.
+        name: How log lines and error messages name the owner.
 
     Raises:
-        ConfigError: Another live owner holds it, or code other than this package set the
-            global MeterProvider already.
+        ConfigError: Code other than this package set the global MeterProvider already.
     """
-    global _installed, _owner, _owner_name
+    global _installed
     with _lock:
-        current = owner()
-        if current is not None and current is not who:
-            raise ConfigError(
-                f"{_owner_name} already provides the process-wide OpenTelemetry MeterProvider;"
-                " call its shutdown() first, or pass set_global false to this one",
-                path="set_global",
-            )
         if _installed is None:
             candidate = GlobalMeterProvider()
             metrics.set_meter_provider(candidate)
@@ -89,22 +106,53 @@ def claim(who: object, provider: MeterProvider, *, name: str) -> None:
                     path="set_global",
                 )
             _installed = candidate
+        live = _live()
+        previous = live[-1] if live else None
+        _owners[:] = [entry for entry in _owners if entry[0]() is not who]
+        _owners.append((weakref.ref(who, _collected), provider, name))
         _installed.switch(provider)
-        _owner = weakref.ref(who)
-        _owner_name = name
+    if previous is not None and previous[0] is not who:
+        _log.warning(
+            "fluxstack-otel: %s now provides the process-wide OpenTelemetry MeterProvider;"
+            " %s keeps its own pipeline and gets it back at the shutdown() of the new one",
+            name,
+            previous[2],
+        )
+
+
+def _collected(ref: weakref.ref[object]) -> None:
+    """An owner was garbage-collected without shutdown(): the global moves on as at release."""
+    with _lock:
+        gone = [entry for entry in _owners if entry[0] is ref]
+        _owners[:] = [entry for entry in _owners if entry[0] is not ref]
+        if _installed is not None and gone and _installed.target is gone[0][1]:
+            rest = _live()
+            _installed.switch(rest[-1][1] if rest else NoOpMeterProvider())
 
 
 def release(who: object) -> None:
-    """Give up the global provider if ``who`` owns it; its instruments then record nothing."""
-    global _owner
+    """Give up the global provider if ``who`` holds it; it goes back to the previous live owner.
+
+    With no live owner left, global instruments record nothing until the next ``claim``.
+    """
     with _lock:
-        if _installed is not None and owner() is who:
-            _installed.switch(NoOpMeterProvider())
-            _owner = None
+        live = _live()
+        if _installed is None or not any(entry[0] is who for entry in live):
+            return
+        was_current = live[-1][0] is who
+        _owners[:] = [entry for entry in _owners if entry[0]() is not who]
+        if not was_current:
+            return
+        rest = _live()
+        _installed.switch(rest[-1][1] if rest else NoOpMeterProvider())
 
 
-class GlobalMeterProvider(MeterProvider):
-    """A MeterProvider that delegates to a replaceable target and moves its instruments along."""
+class GlobalMeterProvider(NoOpMeterProvider):
+    """A MeterProvider that delegates to a replaceable target and moves its instruments along.
+
+    A ``NoOpMeterProvider`` by type only, for FastAPI's sake (module docstring); every method
+    is overridden and delegates.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -126,6 +174,11 @@ class GlobalMeterProvider(MeterProvider):
                 meter = _GlobalMeter(name, version, schema_url, attributes, real)
                 self._meters[key] = meter
             return meter
+
+    @property
+    def target(self) -> MeterProvider:
+        """Where global instruments record now."""
+        return self._target
 
     def switch(self, target: MeterProvider) -> None:
         """Send every meter's instruments, present and future, to ``target``."""

@@ -9,6 +9,10 @@ Temporality. ``cumulative`` sends the stream as collected. ``delta`` reads throu
 not lost, its counts are part of the next delta (sent at least once; exactly once unless a
 backend stored a payload and still reported a failure).
 
+Export timeout. ``OTEL_METRIC_EXPORT_TIMEOUT`` (milliseconds), as the SDK's periodic reader reads
+it, bounds each export besides the interval and the entry's ``timeout``: the smaller applies (a
+bound below the entry's timeout is also given to the official exporter, which reads no other).
+
 Failures. Each run collects afresh, so nothing queues while a backend is down; the failure is
 reported (rate-limited) and the next interval tries again. The official exporters log their own
 errors too; records they log from this package's export threads are rate-limited the same way.
@@ -33,12 +37,12 @@ from fluxstack_otel._internal.redact import LOG_FILTER, mask_in_logs, redact_rec
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
 from fluxstack_otel._internal.transport.post import public_url
-from fluxstack_otel.errors import MissingDependencyError
+from fluxstack_otel.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.sinks.base import SinkContext
 
-__all__ = ["OtlpSink", "signal_url", "strip_empty", "with_environment"]
+__all__ = ["OtlpSink", "export_timeout", "signal_url", "strip_empty", "with_environment"]
 
 _THREAD_PREFIX = "fluxstack-otel-"
 _EXPORTER_LOGGERS = (
@@ -73,7 +77,8 @@ class OtlpSink(PeriodicSink):
     def __init__(self, exporter: OtlpExporterConfig, context: SinkContext) -> None:
         exporter = with_environment(exporter)
         self._config = exporter
-        self._exporter = _build_exporter(exporter)
+        self._export_timeout = export_timeout()
+        self._exporter = _build_exporter(exporter, self._export_timeout)
         self._collect = context.stream.collect
         self._delta = DeltaView(context.stream) if exporter.temporality == "delta" else None
         self._target = (
@@ -110,7 +115,10 @@ class OtlpSink(PeriodicSink):
             data = self._collect()
         data = strip_empty(data)
         if data.resource_metrics:
-            millis = self._config.timeout * 1000 if timeout is None else timeout * 1000
+            seconds = self._config.timeout if timeout is None else timeout
+            if self._export_timeout is not None:
+                seconds = min(seconds, self._export_timeout)
+            millis = seconds * 1000
             try:
                 result = self._exporter.export(data, timeout_millis=millis)
             except Exception:
@@ -147,6 +155,25 @@ def with_environment(config: OtlpExporterConfig) -> OtlpExporterConfig:
     return replace(config, **changes) if changes else config  # type: ignore[arg-type]
 
 
+def export_timeout() -> float | None:
+    """``OTEL_METRIC_EXPORT_TIMEOUT`` in seconds, or None when unset or empty.
+
+    Raises:
+        ConfigError: The value is not a whole number of milliseconds, 0 or more.
+    """
+    name = "OTEL_METRIC_EXPORT_TIMEOUT"
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        millis = int(text)
+    except ValueError:
+        millis = -1
+    if millis < 0:
+        raise ConfigError(f"expected whole milliseconds, 0 or more, got {text!r}", path=name)
+    return millis / 1000
+
+
 def _env(*names: str) -> str | None:
     for name in names:
         value = os.environ.get(name, "").strip().lower()
@@ -173,11 +200,15 @@ def strip_empty(data: MetricsData) -> MetricsData:
     return MetricsData(resource_metrics=resource_metrics)
 
 
-def _build_exporter(config: OtlpExporterConfig) -> _MetricExporter:
+def _build_exporter(config: OtlpExporterConfig, bound: float | None = None) -> _MetricExporter:
     kwargs: dict[str, Any] = {}
     if config.timeout != _DEFAULT_TIMEOUT:
         # The default equals the official one; leaving it out lets OTEL_EXPORTER_OTLP_TIMEOUT apply.
         kwargs["timeout"] = config.timeout
+    if bound is not None and bound < config.timeout:
+        # The official exporters bound a request by their own timeout only (export's
+        # timeout_millis is not read), so the export timeout is handed to them.
+        kwargs["timeout"] = bound
     if config.protocol == "grpc":
         try:
             from grpc import Compression as GrpcCompression  # type: ignore[import-untyped]
