@@ -180,7 +180,12 @@ def build(
         [*in_memory, sdk_reader], http_metrics, resource, retention=config.retention_period
     )
     alerts = build_processor(config, stream.collect)
-    context = SinkContext(config=config, stream=stream, extras=alerts.document_section)
+    context = SinkContext(
+        config=config,
+        stream=stream,
+        extras=alerts.document_section,
+        asynchronous=lambda: sdk_hooks.asynchronous_instruments(provider),
+    )
     # Several workers on one host: the pull exporters serve the host's totals (multiprocess).
     host = None
     host_source: MetricSource = stream

@@ -84,6 +84,22 @@ def _text(text: str, name: str) -> str:
     return text
 
 
+def _excluded_urls(text: str, name: str) -> list[str]:
+    """OpenTelemetry's comma-separated URL patterns, searched in the path: ``re:`` entries."""
+    import re  # only a process with the variable set needs it
+
+    patterns = [p.strip() for p in text.split(",") if p.strip()]
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"expected comma-separated regular expressions; {pattern!r} is not one ({exc})",
+                path=name,
+            ) from None
+    return [f"re:.*(?:{pattern}).*" for pattern in patterns]
+
+
 def _json(text: str, name: str) -> Any:
     try:
         return json.loads(text)
@@ -199,6 +215,12 @@ _ALIASES: tuple[EnvVar, ...] = (
         value="true disables; false leaves it to the other sources",
     ),
     EnvVar(name="OTEL_SERVICE_NAME", key="service_name", read=_text, value="text"),
+    EnvVar(
+        name="OTEL_PYTHON_EXCLUDED_URLS",
+        key="excluded_paths",
+        read=_excluded_urls,
+        value="comma-separated regular expressions, each searched in the request path",
+    ),
     EnvVar(
         name="OTEL_RESOURCE_ATTRIBUTES",
         key="service_name",

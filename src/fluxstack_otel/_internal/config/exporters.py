@@ -181,10 +181,11 @@ class OtlpExporterConfig(_ExporterBase):
     """Seconds an export may take."""
     compression: Literal["gzip", "none"] | None = option(None, choice("gzip", "none", null=True))
     """Payload compression; ``None`` leaves it to the environment and the exporter's default."""
-    temporality: Literal["cumulative", "delta"] = option(
-        "cumulative", choice("cumulative", "delta")
+    temporality: Literal["cumulative", "delta", "lowmemory"] = option(
+        "cumulative", choice("cumulative", "delta", "lowmemory")
     )
-    """Aggregation temporality of sums and histograms."""
+    """Aggregation temporality of sums and histograms: ``delta`` for every counter and
+    histogram, ``lowmemory`` (the OpenTelemetry preference) for the synchronous ones only."""
 
     def __post_init__(self) -> None:
         validate(self)

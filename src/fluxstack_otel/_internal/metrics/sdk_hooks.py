@@ -46,6 +46,7 @@ __all__ = [
     "Collect",
     "Selection",
     "Settings",
+    "asynchronous_instruments",
     "bucket_boundaries",
     "exporter_preferences",
     "in_memory_reader",
@@ -141,6 +142,19 @@ def in_memory_reader(cardinality_limits: Mapping[type, int]) -> InMemoryMetricRe
         return InMemoryMetricReader(cardinality_limits=dict(cardinality_limits))  # type: ignore[call-arg,unused-ignore]
     except TypeError:
         return InMemoryMetricReader()
+
+
+def asynchronous_instruments(provider: Any) -> frozenset[tuple[str, str]]:
+    """(meter name, instrument name) of every asynchronous instrument ``provider`` has made."""
+    found: set[tuple[str, str]] = set()
+    for meter in list(getattr(provider, "_meters", {}).values()):
+        scope = meter._instrumentation_scope.name
+        for instrument in list(meter._instrument_id_instrument.values()):
+            if isinstance(
+                instrument, _ObservableCounter | _ObservableUpDownCounter | _ObservableGauge
+            ):
+                found.add((scope, instrument.name))
+    return frozenset(found)
 
 
 def wrap_collect(reader: MetricReader, wrap: Callable[[Collect], Collect]) -> None:

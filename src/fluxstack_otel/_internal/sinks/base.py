@@ -90,8 +90,11 @@ class SinkContext(NamedTuple):
         config: The whole validated configuration.
         stream: The metric source it reads (``collect()``; ``DeltaView(stream)`` for deltas).
         extras: Extra sections for documents (such as the active alerts), keyed by name.
+        asynchronous: The asynchronous SDK instruments, as they are now.
     """
 
     config: MonitoringConfig
     stream: MetricSource
     extras: Callable[[], Mapping[str, Any]] = dict
+    asynchronous: Callable[[], frozenset[tuple[str, str]]] = frozenset
+    """(scope, name) of the asynchronous SDK instruments (``lowmemory`` keeps them cumulative)."""

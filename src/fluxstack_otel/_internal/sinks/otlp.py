@@ -29,10 +29,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from opentelemetry.sdk.metrics.export import MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import Metric, MetricExportResult, MetricsData
 
 from fluxstack_otel._internal.config.model import OtlpExporterConfig
+from fluxstack_otel._internal.metrics.catalog import SYSTEM_SCOPE
 from fluxstack_otel._internal.metrics.stream import DeltaView
+from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 from fluxstack_otel._internal.redact import LOG_FILTER, mask_in_logs, redact_record
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
@@ -80,7 +82,11 @@ class OtlpSink(PeriodicSink):
         self._export_timeout = export_timeout()
         self._exporter = _build_exporter(exporter, self._export_timeout)
         self._collect = context.stream.collect
-        self._delta = DeltaView(context.stream) if exporter.temporality == "delta" else None
+        self._delta: DeltaView | None = None
+        if exporter.temporality == "delta":
+            self._delta = DeltaView(context.stream)
+        elif exporter.temporality == "lowmemory":
+            self._delta = DeltaView(context.stream, LowMemory(context.asynchronous))
         self._target = (
             public_url(exporter.endpoint)
             if exporter.endpoint
@@ -135,11 +141,39 @@ class OtlpSink(PeriodicSink):
         self.export(tick.remaining())
 
 
+class LowMemory:
+    """``lowmemory`` temporality: deltas for synchronous counters and histograms only.
+
+    The HTTP metrics are synchronous (a Counter and a Histogram per request); the process CPU
+    time is observed (an ObservableCounter) and stays cumulative, as do the asynchronous custom
+    and third-party counters. Up-down counters and gauges stay as they are in every temporality.
+
+    Args:
+        asynchronous: The asynchronous SDK instruments, as (scope, name); asked again when a
+            metric not seen before shows up.
+    """
+
+    def __init__(self, asynchronous: Callable[[], frozenset[tuple[str, str]]]) -> None:
+        self._asynchronous = asynchronous
+        self._delta: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, scope: str, metric: Metric) -> bool:
+        if scope == HTTP_SCOPE_NAME:
+            return True
+        if scope == SYSTEM_SCOPE:
+            return False
+        key = (scope, metric.name)
+        delta = self._delta.get(key)
+        if delta is None:
+            delta = self._delta[key] = key not in self._asynchronous()
+        return delta
+
+
 def with_environment(config: OtlpExporterConfig) -> OtlpExporterConfig:
     """Apply the standard variables the official exporters do not read themselves.
 
     ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`` (``grpc`` or ``http/protobuf``) and
-    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` (``delta`` or ``lowmemory`` mean delta)
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` (``delta`` or ``lowmemory``)
     apply where the entry keeps the default. Endpoint, headers, timeout, compression and TLS
     variables are read by the official exporters.
     """
@@ -151,7 +185,7 @@ def with_environment(config: OtlpExporterConfig) -> OtlpExporterConfig:
     if config.temporality == _DEFAULTS.temporality:
         preference = _env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
         if preference in ("delta", "lowmemory"):
-            changes["temporality"] = "delta"
+            changes["temporality"] = preference
     return replace(config, **changes) if changes else config  # type: ignore[arg-type]
 
 
