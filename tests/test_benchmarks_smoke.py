@@ -40,3 +40,24 @@ def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
         assert "valgrind" in icount["skipped"]
     else:  # the instruction count of the package's request path was taken
         assert icount["variants"]["fluxstack"]["instructions_per_request"] > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_the_fastapi_benchmark_runs_every_mode(tmp_path: Path) -> None:
+    """``benchmarks/fastapi_native.py`` with one small round reports a CPU figure for every mode."""
+    out = tmp_path / "fastapi.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fastapi_native.py"), "--rounds", "1",
+         "--requests", "200", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    text = json.dumps(results)
+    for mode in ("bare", "monitored-local", "monitored-process", "sdk-provider"):
+        assert mode in text, f"{mode} missing from the FastAPI benchmark"
