@@ -48,6 +48,24 @@ class Spans:
     def server_spans(self) -> list[ReadableSpan]:
         return [s for s in self.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
 
+    def wait_for_server_spans(self, count: int) -> list[ReadableSpan]:
+        """The server spans once ``count`` have ended.
+
+        OpenTelemetry's middleware ends the span after the response's last send has returned, in
+        the server's thread: the client can hold the whole response before the span is exported,
+        so a live server's spans are awaited, never read at once.
+        """
+
+        def finished() -> list[ReadableSpan]:
+            found = self.server_spans()
+            return found if len(found) >= count else []
+
+        return wait_until(
+            finished,
+            timeout=10,
+            message=lambda: f"{count} finished server spans, have {len(self.server_spans())}",
+        )
+
 
 @pytest.fixture
 def spans() -> Iterator[Spans]:
@@ -211,7 +229,8 @@ def test_a_real_prometheus_ingests_the_exemplars(traced: Monitoring, spans: Span
         with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
             for _ in range(3):
                 client.get("/work")
-        trace_ids = {format(s.context.trace_id, "032x") for s in spans.server_spans()}
+        finished = spans.wait_for_server_spans(3)
+        trace_ids = {format(s.context.trace_id, "032x") for s in finished}
         with ExemplarPrometheus([base.removeprefix("http://")]) as prometheus:
             prometheus.wait_for("http_request_duration_seconds_count > 0", timeout=30)
 
