@@ -20,20 +20,12 @@ from opentelemetry.metrics import (
     Observation,
     UpDownCounter,
 )
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(text: str, *, openmetrics: bool = False) -> Samples:
-    parse = parse_om if openmetrics else parse_text
-    return {(s.name, frozenset(s.labels.items())): s.value for f in parse(text) for s in f.samples}
+from support.exposition import Samples, samples
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:

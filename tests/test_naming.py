@@ -18,7 +18,6 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -33,6 +32,7 @@ from fluxstack_otel._internal.metrics.naming import (
     prometheus_base,
 )
 from servers import promtool_check_metrics, requires_promtool, serve_asgi, wait_until
+from support.exposition import samples
 
 
 def _sum(monotonic: bool) -> Sum:
@@ -253,9 +253,7 @@ def test_semconv_names_units_and_attributes() -> None:
     assert [dict(p.attributes) for p in cpu.data.data_points] == [{"cpu.mode": "user"}]  # type: ignore[union-attr]
     assert metrics["system.memory.limit"].unit == "By"
     # Prometheus: dotted names with their unit suffix, attributes with underscores.
-    got = {
-        (s.name, frozenset(s.labels.items())): s.value for f in parse_text(text) for s in f.samples
-    }
+    got = samples(text)
     route = {("http_request_method", "GET"), ("http_route", "/items/{item_id}")}
     assert got[("http_server_request_count_total", frozenset(route))] == 3
     ok = frozenset(route | {("http_response_status_code", "200")})

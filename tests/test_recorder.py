@@ -10,14 +10,7 @@ from opentelemetry.sdk.metrics.export import Histogram, Metric, Sum
 
 from fluxstack_otel._internal.http.recorder import OVERFLOW, HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.clocks import FakeClock
 
 
 def by_name(metrics: list[Metric]) -> dict[str, Metric]:
