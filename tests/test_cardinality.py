@@ -15,7 +15,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics.export import Histogram, Metric, MetricsData, Sum
+from opentelemetry.sdk.metrics.export import Metric, MetricsData
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import configure_monitoring
@@ -25,6 +25,7 @@ from fluxstack_otel._internal.metrics.stream import MetricStream
 from loadgen import run_load
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
 from support.clocks import FakeClock, FakeWallClock
+from support.metricdata import by_name, points
 
 # docs/custom-metrics.md quotes these bounds. Once the cap is reached, 90,000 more requests with
 # fresh label sets may grow the process's RSS by at most RSS_GROWTH_BOUND (measured: well under
@@ -32,16 +33,6 @@ from support.clocks import FakeClock, FakeWallClock
 # (measured: about 11 MiB).
 RSS_GROWTH_BOUND = 8 * 1024 * 1024
 RSS_TOTAL_BOUND = 32 * 1024 * 1024
-
-
-def by_name(metrics: list[Metric]) -> dict[str, Metric]:
-    return {m.name: m for m in metrics}
-
-
-def points(metric: Metric) -> dict[frozenset[tuple[str, Any]], Any]:
-    data = metric.data
-    assert isinstance(data, Sum | Histogram)
-    return {frozenset(p.attributes.items()): p for p in data.data_points}
 
 
 GET_X = frozenset({("method", "GET"), ("route", "/x")})

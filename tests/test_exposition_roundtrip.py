@@ -25,16 +25,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel._internal.sinks.prometheus.exposition import render
-from support.metricdata import (
-    AT_NS,
-    collection,
-    counter,
-    gauge,
-    histogram,
-    histogram_point,
-    number,
-    updown,
-)
+from support import metricdata as md
 
 # Legal label names; the reserved ``__`` prefix and the names the formats give a meaning
 # (``le``, ``quantile``) are left out.
@@ -93,13 +84,13 @@ def numbers_metric(draw: st.DrawFn, index: int) -> tuple[Metric, Expected]:
     kind = draw(st.sampled_from(["counter", "updown", "gauge"]))
     values = non_negative if kind == "counter" else any_value
     points = distinct_points(draw, values)
-    built = [number(value, labels) for labels, value in points]
+    built = [md.number(value, labels) for labels, value in points]
     if kind == "counter":
         sample = f"{name}_total"
-        metric, family = counter(name, built, description), ("counter", name)
+        metric, family = md.counter(name, built, description), ("counter", name)
     else:
         sample = name
-        make = updown if kind == "updown" else gauge
+        make = md.updown if kind == "updown" else md.gauge
         metric, family = make(name, built, description), ("gauge", name)
     samples = frozenset((sample, label_set(labels), key(value)) for labels, value in points)
     return metric, Expected(family[1], family[0], description, samples)
@@ -121,13 +112,13 @@ def histogram_metric(draw: st.DrawFn, index: int, negative_bounds: bool) -> tupl
             Exemplar(
                 {},
                 draw(finite),
-                AT_NS + i,
+                md.AT_NS + i,
                 draw(st.integers(1, 2**64 - 1)),
                 draw(st.integers(1, 2**128 - 1)),
             )
             for i in range(draw(st.integers(0, 3)))
         ]
-        points.append(histogram_point(bounds, counts, total, labels, exemplars))
+        points.append(md.histogram_point(bounds, counts, total, labels, exemplars))
         running = 0
         for upper, n in zip([*bounds, math.inf], counts, strict=True):
             running += n
@@ -135,7 +126,7 @@ def histogram_metric(draw: st.DrawFn, index: int, negative_bounds: bool) -> tupl
             samples.add((f"{name}_bucket", label_set(le), float(running)))
         samples.add((f"{name}_count", label_set(labels), float(sum(counts))))
         samples.add((f"{name}_sum", label_set(labels), key(total)))
-    metric = histogram(name, points, description)
+    metric = md.histogram(name, points, description)
     return metric, Expected(name, "histogram", description, frozenset(samples))
 
 
@@ -151,7 +142,7 @@ def collections(
     scopes: dict[str, list[Metric]] = {"a": [], "b": []}
     for i, (metric, _) in enumerate(drawn):
         scopes["a" if i % 2 == 0 else "b"].append(metric)
-    return collection(scopes), [expected for _, expected in drawn]
+    return md.collection(scopes), [expected for _, expected in drawn]
 
 
 def parsed(families: Any) -> list[Expected]:

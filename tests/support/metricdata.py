@@ -10,18 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.metrics import Exemplar
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
+from opentelemetry.sdk.metrics import export as ex
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -31,12 +20,12 @@ AT_NS = 1_735_787_045_678_000_000
 """The collection time every built point carries."""
 
 Attributes = Mapping[str, Any]
-CUMULATIVE = AggregationTemporality.CUMULATIVE
+CUMULATIVE = ex.AggregationTemporality.CUMULATIVE
 
 
-def number(value: float, attributes: Attributes | None = None) -> NumberDataPoint:
+def number(value: float, attributes: Attributes | None = None) -> ex.NumberDataPoint:
     """A counter, up-down counter or gauge point."""
-    return NumberDataPoint(dict(attributes or {}), START_NS, AT_NS, value)
+    return ex.NumberDataPoint(dict(attributes or {}), START_NS, AT_NS, value)
 
 
 def histogram_point(
@@ -45,10 +34,10 @@ def histogram_point(
     total: float,
     attributes: Attributes | None = None,
     exemplars: Sequence[Exemplar] = (),
-) -> HistogramDataPoint:
+) -> ex.HistogramDataPoint:
     """A cumulative explicit-bucket histogram point; ``counts`` has one more entry than bounds."""
     assert len(counts) == len(bounds) + 1
-    return HistogramDataPoint(
+    return ex.HistogramDataPoint(
         attributes=dict(attributes or {}),
         start_time_unix_nano=START_NS,
         time_unix_nano=AT_NS,
@@ -63,48 +52,60 @@ def histogram_point(
 
 
 def counter(
-    name: str, points: Sequence[NumberDataPoint], description: str = "", unit: str = ""
-) -> Metric:
+    name: str, points: Sequence[ex.NumberDataPoint], description: str = "", unit: str = ""
+) -> ex.Metric:
     """A monotonic cumulative sum."""
-    return Metric(name, description, unit, Sum(list(points), CUMULATIVE, is_monotonic=True))
+    return ex.Metric(name, description, unit, ex.Sum(list(points), CUMULATIVE, is_monotonic=True))
 
 
 def updown(
-    name: str, points: Sequence[NumberDataPoint], description: str = "", unit: str = ""
-) -> Metric:
+    name: str, points: Sequence[ex.NumberDataPoint], description: str = "", unit: str = ""
+) -> ex.Metric:
     """A non-monotonic cumulative sum (an up-down counter)."""
-    return Metric(name, description, unit, Sum(list(points), CUMULATIVE, is_monotonic=False))
+    return ex.Metric(name, description, unit, ex.Sum(list(points), CUMULATIVE, is_monotonic=False))
 
 
 def gauge(
-    name: str, points: Sequence[NumberDataPoint], description: str = "", unit: str = ""
-) -> Metric:
+    name: str, points: Sequence[ex.NumberDataPoint], description: str = "", unit: str = ""
+) -> ex.Metric:
     """A gauge."""
-    return Metric(name, description, unit, Gauge(list(points)))
+    return ex.Metric(name, description, unit, ex.Gauge(list(points)))
 
 
 def histogram(
-    name: str, points: Sequence[HistogramDataPoint], description: str = "", unit: str = ""
-) -> Metric:
+    name: str, points: Sequence[ex.HistogramDataPoint], description: str = "", unit: str = ""
+) -> ex.Metric:
     """An explicit-bucket cumulative histogram."""
-    return Metric(name, description, unit, Histogram(list(points), CUMULATIVE))
+    return ex.Metric(name, description, unit, ex.Histogram(list(points), CUMULATIVE))
 
 
 def collection(
-    scopes: Mapping[str, Sequence[Metric]],
+    scopes: Mapping[str, Sequence[ex.Metric]],
     resource: Attributes | None = None,
     version: str | None = None,
-) -> MetricsData:
+) -> ex.MetricsData:
     """One resource whose scopes (by name, all at ``version``) hold ``metrics``, in order."""
-    return MetricsData(
+    return ex.MetricsData(
         resource_metrics=[
-            ResourceMetrics(
+            ex.ResourceMetrics(
                 resource=Resource(dict(resource or {})),
                 scope_metrics=[
-                    ScopeMetrics(InstrumentationScope(name, version), list(metrics), "")
+                    ex.ScopeMetrics(InstrumentationScope(name, version), list(metrics), "")
                     for name, metrics in scopes.items()
                 ],
                 schema_url="",
             )
         ]
     )
+
+
+def by_name(metrics: Sequence[ex.Metric]) -> dict[str, ex.Metric]:
+    """Metrics keyed by their name."""
+    return {m.name: m for m in metrics}
+
+
+def points(metric: ex.Metric) -> dict[frozenset[tuple[str, Any]], Any]:
+    """A sum's or histogram's points keyed by their attribute set."""
+    data = metric.data
+    assert isinstance(data, ex.Sum | ex.Histogram)
+    return {frozenset(p.attributes.items()): p for p in data.data_points}
