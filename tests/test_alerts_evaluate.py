@@ -27,8 +27,8 @@ from fluxstack_otel._internal.sinks.alerts.snapshot import (
     Sample,
 )
 from fluxstack_otel.alerts import Alert, Rule, compile_rules
+from support.configs import NO_THRESHOLDS
 
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
 BOUNDS = (0.1, 0.5, 1.0)
 GET_A: Labels = (("method", "GET"), ("route", "/a"))
 GET_B: Labels = (("method", "GET"), ("route", "/b"))

@@ -23,10 +23,10 @@ from fluxstack_otel._internal.sinks.alerts.notify import Delivery
 from fluxstack_otel.alerts import Alert, AlertProcessor, compile_rules
 from servers import wait_until
 from support.clocks import FakeClock
+from support.configs import NO_THRESHOLDS
 
 NOW = 1_700_000_000.0
 
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
 SLOW_RULE = {
     "metric": "http_request_duration_ms",
     "operator": ">",

@@ -29,22 +29,7 @@ from fluxstack_otel._internal.config.model import (
 )
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel.errors import ConfigError
-
-# The FluxStack plugin's README example, verbatim.
-FLUXSTACK_SEED: dict[str, Any] = {
-    "enabled": True,
-    "httpMetrics": True,
-    "systemMetrics": True,
-    "exporters": [{"type": "prometheus", "endpoint": "/metrics", "enabled": True}],
-    "alerts": [
-        {
-            "metric": "http_request_duration_ms",
-            "operator": ">",
-            "value": 2000,
-            "severity": "warning",
-        }
-    ],
-}
+from support.configs import FLUXSTACK_SEED
 
 # The FluxStack plugin's defaultConfig, verbatim.
 FLUXSTACK_DEFAULT: dict[str, Any] = {
