@@ -37,6 +37,8 @@ from servers import (
 )
 from support.configs import NO_THRESHOLDS
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 SLOW, FAST = 0.25, 0.0
 
 

@@ -413,6 +413,7 @@ def streak_start(truth: list[tuple[int, bool]], value: bool) -> int:
     return start
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.sampled_from([50.0, 150.0, None]), min_size=1, max_size=30),

@@ -158,6 +158,7 @@ def app_with_delay(delay: dict[str, float]) -> Any:
     return app
 
 
+@pytest.mark.slow
 def test_monitoring_evaluates_on_its_interval_and_shows_alerts_everywhere() -> None:
     """on_alert callbacks, monitoring.alerts() and the JSON document all see a firing alert."""
     rule = {**SLOW_RULE, "labels": {}, "value": 30, "window": 0.5}

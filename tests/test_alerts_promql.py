@@ -207,6 +207,7 @@ def test_cli_without_a_command_prints_help_and_exits_2(capsys: pytest.CaptureFix
     assert "rules" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     """``python -m fluxstack_otel rules`` is the same command."""
     config = tmp_path / "monitoring.json"

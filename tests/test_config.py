@@ -738,6 +738,7 @@ _configs = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_configs)
 def test_fuzz_only_config_error_escapes(source: Any) -> None:

@@ -88,6 +88,7 @@ OTEL_NAMES = {
 }
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_custom_metrics_reach_prometheus_json_and_otlp() -> None:
     """Every helper's instrument shows in /metrics (both formats), the JSON document and OTLP."""
@@ -350,6 +351,7 @@ def run_child(mode: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_a_global_provider_set_by_other_code_is_a_config_error() -> None:
     """When the app already set its own global MeterProvider, set_global explains the conflict."""
     error = run_child("foreign")["error"]
@@ -357,6 +359,7 @@ def test_a_global_provider_set_by_other_code_is_a_config_error() -> None:
     assert "opentelemetry.sdk.metrics" in error
 
 
+@pytest.mark.slow
 def test_a_monitoring_dropped_without_shutdown_frees_the_global() -> None:
     """An owner that was garbage-collected no longer blocks the next configure_monitoring."""
     assert "after_gc_total 1" in run_child("gc")["text"]

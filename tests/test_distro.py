@@ -34,9 +34,12 @@ from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 from servers import wait_until
 from support.exposition import series
 
-pytestmark = pytest.mark.skipif(
-    not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
-)
+pytestmark = [
+    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
+    pytest.mark.skipif(
+        not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
+    ),
+]
 
 _TYPE_LINE = re.compile(r"^# TYPE (\S+) ", re.M)
 

@@ -28,6 +28,8 @@ from servers import (
 )
 from support.configs import FLUXSTACK_SEED
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 ITEM_BODY = {"id": "x", "name": "n" * 1000}
 CHUNK = b"c" * 1000
 

@@ -26,6 +26,8 @@ from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver, closed_port, requests_total
 from servers import serve_asgi, wait_until
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 ROUNDS = 3
 REQUESTS = 300
 INTERVAL = 0.1

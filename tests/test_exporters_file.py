@@ -55,6 +55,7 @@ def test_prometheus_file_passes_promtool_check_metrics(pipeline: Pipeline, tmp_p
     assert promtool_check_metrics(target.read_bytes()) == []
 
 
+@pytest.mark.slow
 def test_a_reader_polling_during_writes_never_sees_a_partial_file(tmp_path: Path) -> None:
     """Thousands of reads during hundreds of rewrites only ever see one of the whole payloads."""
     target = tmp_path / "metrics.prom"

@@ -211,6 +211,7 @@ def test_post_does_not_retry_a_client_error() -> None:
         assert receiver.attempts == 1
 
 
+@pytest.mark.slow
 def test_post_to_a_hanging_backend_is_bounded_by_the_run() -> None:
     """A backend that never answers costs at most the run's deadline, then raises."""
     with JsonReceiver([None, None, None, None]) as receiver:

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import pytest
 
 from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.config.model import MonitoringConfig
@@ -108,6 +109,7 @@ def _concrete(expr: str, job: str, instance: str) -> str:
     )
 
 
+@pytest.mark.slow
 @requires_prometheus
 def test_every_query_returns_data_from_prometheus_scraping_the_demo() -> None:
     """Every panel query (and variable query) parses and returns data on the demo's metrics."""

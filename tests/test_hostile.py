@@ -34,6 +34,8 @@ from loadgen_hostile import disconnect_mid_body, disconnect_mid_stream, raw_requ
 from servers import serve_asgi, wait_until
 from support.asgi import drive
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 BULK = 100_000
 SLICE = 3_000
 MARKER = "zq7secret"  # in every query string, credential, cookie and user id sent

@@ -193,6 +193,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
         m.shutdown()
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_both_profiles_pass_promtool_and_the_openmetrics_parser(served: tuple[str, str]) -> None:
     """Each profile's exposition, built-ins and custom metrics, lints clean and parses as OM."""
@@ -214,6 +215,7 @@ def test_both_profiles_pass_promtool_and_the_openmetrics_parser(served: tuple[st
     assert {duration, "shop_checkout_duration_seconds", "shop_queue_depth"} <= families
 
 
+@pytest.mark.slow
 def test_semconv_names_units_and_attributes() -> None:
     """semconv: the conventions' names, units and attribute keys, status codes as integers."""
     m = configure_monitoring(

@@ -30,6 +30,8 @@ from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import Request, requests_total
 from servers import free_port, wait_until
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 INTERVAL = 0.05
 TIMEOUT = 0.3
 MODES = ("refuse", "fail", "hang")

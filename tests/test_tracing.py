@@ -97,6 +97,7 @@ def bucket_exemplars(text: str) -> list[Sample]:
     ]
 
 
+@pytest.mark.slow
 def test_duration_buckets_carry_the_trace_of_an_exported_span(
     traced: Monitoring, spans: Spans
 ) -> None:
@@ -119,6 +120,7 @@ def test_duration_buckets_carry_the_trace_of_an_exported_span(
         assert sample.exemplar.timestamp is not None
 
 
+@pytest.mark.slow
 def test_the_monitoring_endpoints_are_not_traced_and_nothing_is_counted_twice(
     traced: Monitoring, spans: Spans
 ) -> None:
@@ -137,6 +139,7 @@ def test_the_monitoring_endpoints_are_not_traced_and_nothing_is_counted_twice(
     assert 'http_requests_total{method="GET",route="<unmatched>"} 1' in text
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_the_text_format_has_no_exemplars_and_lints_clean(traced: Monitoring, spans: Spans) -> None:
     """Exemplars are an OpenMetrics feature: the 0.0.4 text stays plain and passes promtool."""
@@ -222,6 +225,7 @@ class ExemplarPrometheus(PrometheusServer):
         return [*super()._arguments(), "--enable-feature=exemplar-storage"]
 
 
+@pytest.mark.slow
 @requires_prometheus
 def test_a_real_prometheus_ingests_the_exemplars(traced: Monitoring, spans: Spans) -> None:
     """Prometheus scrapes the OpenMetrics exposition and serves the exemplars' trace ids back."""

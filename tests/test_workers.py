@@ -36,6 +36,7 @@ from autoinst import (
 from servers import wait_until
 
 pytestmark = [
+    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
     pytest.mark.skipif(not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed"),
     pytest.mark.skipif(not hasattr(os, "fork"), reason="pre-fork servers need fork"),
 ]
