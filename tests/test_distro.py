@@ -25,6 +25,7 @@ from autoinst import (
     Server,
     auto_env,
     declared_entry_points,
+    requires_instrument,
     server,
     target_info,
     write_entry_points,
@@ -36,9 +37,7 @@ from support.exposition import series
 
 pytestmark = [
     pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
-    pytest.mark.skipif(
-        not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
-    ),
+    requires_instrument,
 ]
 
 _TYPE_LINE = re.compile(r"^# TYPE (\S+) ", re.M)
