@@ -9,7 +9,7 @@ BENCH_ARGS ?=
 DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help test lint typecheck unit demo bench clean
+.PHONY: help test lint typecheck unit unit-fast demo bench clean
 .PRECIOUS: $(VENV)/.installed-%
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make typecheck  mypy (strict on src/)"
 	@echo "make unit       pytest (PYTEST_ARGS='-k name' to select)"
+	@echo "make unit-fast  the unit tests without the slow ones (real servers, subprocesses): ~1 min"
 	@echo "make bench      benchmarks/run.py (BENCH_ARGS='...' to pass options)"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 
@@ -46,6 +47,10 @@ typecheck: $(VENV)/.installed-dev
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The tests marked slow (real servers, subprocesses, Prometheus, Chromium, gunicorn) left out.
+unit-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/python examples/demo_app.py $(DEMO_ARGS)

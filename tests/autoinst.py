@@ -24,6 +24,7 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import httpx
+import pytest
 
 from servers import free_port, wait_until
 
@@ -33,6 +34,9 @@ BIN = Path(sys.executable).parent
 INSTRUMENT = BIN / "opentelemetry-instrument"
 UVICORN = BIN / "uvicorn"
 GUNICORN = BIN / "gunicorn"
+requires_instrument = pytest.mark.skipif(
+    not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
+)
 # Variables that configure monitoring: the tests start from none of them.
 _CONFIG_VARS = re.compile(
     r"^(OTEL_|FLUXSTACK_|ENABLE_MONITORING$|HTTP_METRICS$|SYSTEM_METRICS$|CUSTOM_METRICS$"

@@ -22,6 +22,7 @@ from servers import (
     prometheus_path,
     serve_asgi,
 )
+from support.pipeline import Pipeline
 
 
 @pytest.fixture
@@ -33,6 +34,14 @@ def serve() -> Iterator[Callable[[ASGIApp], str]]:
             return stack.enter_context(serve_asgi(app))
 
         yield start
+
+
+@pytest.fixture
+def pipeline() -> Iterator[Pipeline]:
+    """A ``support.pipeline.Pipeline`` (recorder, SDK provider, stream), shut down at the end."""
+    p = Pipeline()
+    yield p
+    p.close()
 
 
 @pytest.fixture

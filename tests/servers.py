@@ -48,6 +48,7 @@ __all__ = [
     "free_port",
     "prometheus_path",
     "promtool_check_metrics",
+    "promtool_check_rules",
     "promtool_path",
     "requires_alertmanager",
     "requires_prometheus",
@@ -260,6 +261,34 @@ def promtool_check_metrics(text: str | bytes, *, timeout: float = 30.0) -> list[
     ):
         return findings
     raise HarnessError(f"promtool check metrics exited {done.returncode}: {output.strip()!r}")
+
+
+def promtool_check_rules(path: str | Path, *, timeout: float = 60.0) -> str:
+    """Check a Prometheus rules file with ``promtool check rules``.
+
+    Args:
+        path: The rules file.
+        timeout: Seconds promtool may take.
+
+    Returns:
+        promtool's report (``SUCCESS: N rules found``...).
+
+    Raises:
+        AssertionError: promtool rejected the file; the message is its output.
+        HarnessError: promtool is missing.
+    """
+    binary = promtool_path()
+    if binary is None:
+        raise HarnessError(PROMTOOL_MISSING)
+    done = subprocess.run(
+        [binary, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 # --- HTTP ------------------------------------------------------------------------------------

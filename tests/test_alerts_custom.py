@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from fluxstack_otel import Alert, ConfigError, configure_monitoring, load_config
 from fluxstack_otel._internal.sinks.alerts.promql import rules_yaml
-from servers import promtool_path, requires_promtool, wait_until
+from servers import promtool_check_rules, requires_promtool, wait_until
+from support.configs import NO_THRESHOLDS
 
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
 ORDERS_RULE = {
     "metric": "shop.orders",
     "kind": "counter",
@@ -106,11 +105,4 @@ def test_custom_rules_export_passes_promtool(tmp_path: Path) -> None:
     config = load_config({"thresholds": NO_THRESHOLDS, "alerts": [ORDERS_RULE]})
     path = tmp_path / "rules.yml"
     path.write_text(rules_yaml(config))
-    done = subprocess.run(
-        [str(promtool_path()), "check", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    promtool_check_rules(path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,15 +28,17 @@ from receivers import JsonReceiver
 from servers import (
     AlertmanagerServer,
     PrometheusServer,
-    promtool_path,
+    promtool_check_rules,
     requires_alertmanager,
     requires_prometheus,
     requires_promtool,
     serve_asgi,
     wait_until,
 )
+from support.configs import NO_THRESHOLDS
 
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 SLOW, FAST = 0.25, 0.0
 
 
@@ -210,14 +211,7 @@ def test_the_exported_rule_fires_in_a_real_prometheus_too(tmp_path: Path) -> Non
     config_path.write_text(json.dumps(config))
     rules_path = tmp_path / "rules.yml"
     assert main(["rules", str(config_path), "-o", str(rules_path)]) == 0
-    checked = subprocess.run(
-        [str(promtool_path()), "check", "rules", str(rules_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    promtool_check_rules(rules_path)
 
     delay = {"s": SLOW}
     monitoring = configure_monitoring(config)

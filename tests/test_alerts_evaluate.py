@@ -27,8 +27,8 @@ from fluxstack_otel._internal.sinks.alerts.snapshot import (
     Sample,
 )
 from fluxstack_otel.alerts import Alert, Rule, compile_rules
+from support.configs import NO_THRESHOLDS
 
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
 BOUNDS = (0.1, 0.5, 1.0)
 GET_A: Labels = (("method", "GET"), ("route", "/a"))
 GET_B: Labels = (("method", "GET"), ("route", "/b"))
@@ -416,6 +416,7 @@ def streak_start(truth: list[tuple[int, bool]], value: bool) -> int:
     return start
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(st.sampled_from([50.0, 150.0, None]), min_size=1, max_size=30),

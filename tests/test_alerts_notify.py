@@ -241,6 +241,7 @@ def test_webhook_does_not_retry_a_client_error() -> None:
         assert not any("secret-path" in k for k in failure_counts())
 
 
+@pytest.mark.slow
 def test_a_hanging_webhook_never_delays_evaluation_and_shutdown_is_bounded() -> None:
     """deliver() only queues; shutdown returns within its timeout while a POST hangs."""
     with JsonReceiver(delay=3.0) as receiver:
@@ -256,6 +257,7 @@ def test_a_hanging_webhook_never_delays_evaluation_and_shutdown_is_bounded() -> 
         assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.slow
 def test_webhook_timeout_is_reported() -> None:
     """A POST slower than the timeout fails, is retried, then reported once."""
     with JsonReceiver(delay=0.5) as receiver:

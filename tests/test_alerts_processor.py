@@ -22,8 +22,11 @@ from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.sinks.alerts.notify import Delivery
 from fluxstack_otel.alerts import Alert, AlertProcessor, compile_rules
 from servers import wait_until
+from support.clocks import FakeClock
+from support.configs import NO_THRESHOLDS
 
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
+NOW = 1_700_000_000.0
+
 SLOW_RULE = {
     "metric": "http_request_duration_ms",
     "operator": ">",
@@ -35,16 +38,8 @@ SLOW_RULE = {
 }
 
 
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_processor(
-    *alerts: dict[str, Any], clock: Clock, **options: Any
+    *alerts: dict[str, Any], clock: FakeClock, **options: Any
 ) -> tuple[AlertProcessor, HttpRecorder]:
     recorder = HttpRecorder(duration_buckets=(0.1, 0.5, 1.0), clock=lambda: 0.0)
     stream = MetricStream((), recorder.to_metrics, Resource.create({}))
@@ -62,7 +57,7 @@ def requests(recorder: HttpRecorder, route: str, duration: float, n: int = 10) -
 
 def test_a_slow_route_fires_and_resolves_through_the_real_stream() -> None:
     """Requests recorded between evaluations drive the p95 rule from firing to resolved."""
-    clock = Clock()
+    clock = FakeClock(NOW)
     processor, recorder = make_processor(SLOW_RULE, clock=clock)
     seen: list[Alert] = []
     processor.on_alert(seen.append)
@@ -85,7 +80,7 @@ def test_a_slow_route_fires_and_resolves_through_the_real_stream() -> None:
 
 def test_history_holds_only_what_the_longest_window_needs() -> None:
     """The ring of snapshots never grows past the longest window plus one sample."""
-    clock = Clock()
+    clock = FakeClock(NOW)
     processor, _ = make_processor(SLOW_RULE, {**SLOW_RULE, "window": 35}, clock=clock)
     for _ in range(50):
         processor.evaluate_now()
@@ -95,7 +90,7 @@ def test_history_holds_only_what_the_longest_window_needs() -> None:
 
 def test_a_failing_collection_is_reported_and_the_next_evaluation_goes_on() -> None:
     """A collection that raises is counted; evaluation resumes with the next one."""
-    clock = Clock()
+    clock = FakeClock(NOW)
     recorder = HttpRecorder(clock=lambda: 0.0)
     stream = MetricStream((), recorder.to_metrics, Resource.create({}))
     calls = {"n": 0}
@@ -128,7 +123,7 @@ class Broken:
 
 def test_a_failing_notifier_does_not_stop_the_others() -> None:
     """A notifier that raises is reported; callbacks still get the alert, shutdown still ends."""
-    clock = Clock()
+    clock = FakeClock(NOW)
     processor, recorder = make_processor(SLOW_RULE, clock=clock, notifiers=[Broken()])
     seen: list[Alert] = []
     processor.on_alert(seen.append)
@@ -144,7 +139,7 @@ def test_a_failing_notifier_does_not_stop_the_others() -> None:
 
 def test_without_rules_no_thread_starts() -> None:
     """A processor with no rule costs nothing: start() starts no thread."""
-    processor, _ = make_processor(clock=Clock())
+    processor, _ = make_processor(clock=FakeClock(NOW))
     before = threading.active_count()
     processor.start()
     assert threading.active_count() == before
@@ -163,6 +158,7 @@ def app_with_delay(delay: dict[str, float]) -> Any:
     return app
 
 
+@pytest.mark.slow
 def test_monitoring_evaluates_on_its_interval_and_shows_alerts_everywhere() -> None:
     """on_alert callbacks, monitoring.alerts() and the JSON document all see a firing alert."""
     rule = {**SLOW_RULE, "labels": {}, "value": 30, "window": 0.5}
@@ -282,7 +278,7 @@ def test_the_processor_collects_only_what_its_rules_read() -> None:
         return data
 
     rules = compile_rules(load_config({"alerts": [SLOW_RULE], "thresholds": NO_THRESHOLDS}))
-    clock = Clock()
+    clock = FakeClock(NOW)
     processor = AlertProcessor(rules, collect, interval=10, clock=clock)
     processor.evaluate_now()
     clock.now += 10

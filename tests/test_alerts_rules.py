@@ -18,8 +18,7 @@ from fluxstack_otel._internal.config.model import (
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.sinks.alerts.rules import Ratio, Select
 from fluxstack_otel.alerts import compile_rules
-
-NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None, "cpu_usage": None}
+from support.configs import NO_THRESHOLDS
 
 
 def test_the_fluxstack_rule_works_unchanged_with_the_ms_alias() -> None:

@@ -231,6 +231,7 @@ def test_over_real_uvicorn_the_endpoints_are_guarded_and_the_app_is_not(
     assert PASSWORD not in caplog.text
 
 
+@pytest.mark.slow
 def test_standalone_prometheus_server_applies_the_same_rules() -> None:
     """The threaded server on its own port: 401 without credentials, 403 outside the networks."""
     exporters = [{"type": "prometheus", "host": "127.0.0.1", "port": 0}]
@@ -265,6 +266,7 @@ def test_standalone_prometheus_server_applies_the_same_rules() -> None:
         monitoring.shutdown()
 
 
+@pytest.mark.slow
 def test_endpoint_server_serves_every_endpoint_apart_from_the_app() -> None:
     """endpoint_server.port: /metrics and the JSON endpoint leave the app for their own port,
     answer as they would on the app, and keep the auth rules (unknown paths included)."""

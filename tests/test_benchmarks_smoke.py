@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

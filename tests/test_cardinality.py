@@ -15,7 +15,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics.export import Histogram, Metric, MetricsData, Sum
+from opentelemetry.sdk.metrics.export import Metric, MetricsData
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import configure_monitoring
@@ -24,6 +24,8 @@ from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.stream import DeltaView, MetricStream
 from loadgen import run_load
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
+from support.clocks import FakeClock, FakeWallClock
+from support.metricdata import by_name, points
 
 # docs/custom-metrics.md quotes these bounds. Once the cap is reached, 90,000 more requests with
 # fresh label sets may grow the process's RSS by at most RSS_GROWTH_BOUND (measured: well under
@@ -33,40 +35,17 @@ RSS_GROWTH_BOUND = 8 * 1024 * 1024
 RSS_TOTAL_BOUND = 32 * 1024 * 1024
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class WallClock:
-    def __init__(self) -> None:
-        self.ns = 1_700_000_000_000_000_000
-
-    def __call__(self) -> int:
-        self.ns += 1
-        return self.ns
-
-
-def by_name(metrics: list[Metric]) -> dict[str, Metric]:
-    return {m.name: m for m in metrics}
-
-
-def points(metric: Metric) -> dict[frozenset[tuple[str, Any]], Any]:
-    data = metric.data
-    assert isinstance(data, Sum | Histogram)
-    return {frozenset(p.attributes.items()): p for p in data.data_points}
-
-
 GET_X = frozenset({("method", "GET"), ("route", "/x")})
 
 
 def test_a_live_series_never_goes_backwards_while_part_of_it_idles() -> None:
     """A counter fed by an idle and a busy label set keeps its sum until the whole group idles."""
     clock = FakeClock()
-    rec = HttpRecorder(retention_period=60.0, clock=clock, wall_clock_ns=WallClock())
+    rec = HttpRecorder(
+        retention_period=60.0,
+        clock=clock,
+        wall_clock_ns=FakeWallClock(1_700_000_000_000_000_000, step=1),
+    )
     rec.record("GET", "/x", 404, None, 0.01, 0, 0, clock.now)
     for i in range(1, 6):
         clock.now += 30
@@ -81,7 +60,11 @@ def test_a_live_series_never_goes_backwards_while_part_of_it_idles() -> None:
 def test_an_idle_group_is_evicted_and_comes_back_with_a_new_start_time() -> None:
     """After retention_period without requests a route's series vanish; a return restarts them."""
     clock = FakeClock()
-    rec = HttpRecorder(retention_period=60.0, clock=clock, wall_clock_ns=WallClock())
+    rec = HttpRecorder(
+        retention_period=60.0,
+        clock=clock,
+        wall_clock_ns=FakeWallClock(1_700_000_000_000_000_000, step=1),
+    )
     for _ in range(3):
         rec.record("GET", "/x", 200, None, 0.01, 0, 0, clock.now)
     rec.record("GET", "/y", 200, None, 0.01, 0, 0, clock.now)
@@ -102,7 +85,11 @@ def test_an_idle_group_is_evicted_and_comes_back_with_a_new_start_time() -> None
 def test_delta_exporters_see_the_returning_series_as_new() -> None:
     """A delta view reports a returning series' full value, never a negative difference."""
     clock = FakeClock()
-    rec = HttpRecorder(retention_period=60.0, clock=clock, wall_clock_ns=WallClock())
+    rec = HttpRecorder(
+        retention_period=60.0,
+        clock=clock,
+        wall_clock_ns=FakeWallClock(1_700_000_000_000_000_000, step=1),
+    )
     stream = MetricStream((), rec.to_metrics, _resource())
     view = DeltaView(stream)
     for _ in range(4):

@@ -174,6 +174,7 @@ def test_a_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "cannot read it" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_installed_command_exits_with_the_status(tmp_path: Path) -> None:
     """``python -m fluxstack_otel check-config`` as a process: 0 when valid, 1 when not."""
     env = {k: v for k, v in os.environ.items() if not _CONFIG_VARS.match(k)}

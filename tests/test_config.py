@@ -36,22 +36,7 @@ from fluxstack_otel._internal.config.model import (
 )
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel.errors import ConfigError
-
-# The FluxStack plugin's README example, verbatim.
-FLUXSTACK_SEED: dict[str, Any] = {
-    "enabled": True,
-    "httpMetrics": True,
-    "systemMetrics": True,
-    "exporters": [{"type": "prometheus", "endpoint": "/metrics", "enabled": True}],
-    "alerts": [
-        {
-            "metric": "http_request_duration_ms",
-            "operator": ">",
-            "value": 2000,
-            "severity": "warning",
-        }
-    ],
-}
+from support.configs import FLUXSTACK_SEED
 
 # The FluxStack plugin's defaultConfig, verbatim.
 FLUXSTACK_DEFAULT: dict[str, Any] = {
@@ -1057,6 +1042,7 @@ _configs = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_configs)
 def test_fuzz_only_config_error_escapes(source: Any) -> None:

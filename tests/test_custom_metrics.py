@@ -20,20 +20,12 @@ from opentelemetry.metrics import (
     Observation,
     UpDownCounter,
 )
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver
 from servers import promtool_check_metrics, requires_promtool, serve_asgi
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(text: str, *, openmetrics: bool = False) -> Samples:
-    parse = parse_om if openmetrics else parse_text
-    return {(s.name, frozenset(s.labels.items())): s.value for f in parse(text) for s in f.samples}
+from support.exposition import Samples, samples
 
 
 async def hello(scope: Any, receive: Any, send: Any) -> None:
@@ -96,6 +88,7 @@ OTEL_NAMES = {
 }
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_custom_metrics_reach_prometheus_json_and_otlp() -> None:
     """Every helper's instrument shows in /metrics (both formats), the JSON document and OTLP."""
@@ -371,6 +364,7 @@ def run_child(mode: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_a_global_provider_set_by_other_code_is_a_config_error() -> None:
     """When the app already set its own global MeterProvider, set_global explains the conflict."""
     error = run_child("foreign")["error"]
@@ -378,6 +372,7 @@ def test_a_global_provider_set_by_other_code_is_a_config_error() -> None:
     assert "opentelemetry.sdk.metrics" in error
 
 
+@pytest.mark.slow
 def test_a_monitoring_dropped_without_shutdown_frees_the_global() -> None:
     """An owner that was garbage-collected no longer blocks the next configure_monitoring."""
     assert "after_gc_total 1" in run_child("gc")["text"]

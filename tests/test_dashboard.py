@@ -93,6 +93,7 @@ def test_page_and_assets_are_served_with_a_strict_policy(monitored: Any, serve: 
         assert post.headers["allow"] == "GET, HEAD"
 
 
+@pytest.mark.slow
 def test_page_has_no_inline_code_and_no_outside_url(monitored: Any, serve: Any) -> None:
     """Nothing inline (the CSP would block it) and no URL to another origin: it works offline."""
     _, app = monitored({"dashboard": {"enabled": True}})

@@ -44,9 +44,10 @@ from servers import serve_asgi, wait_until
 websocket = pytest.importorskip("websocket", reason="pip install websocket-client (dev extra)")
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium not found: apt-get install chromium"
-)
+pytestmark = [
+    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not found: apt-get install chromium"),
+]
 
 PAGE = "/metrics/dashboard"
 SHOWN = ["total-requests", "request-rate", "error-rate", "errors-total", "p50", "p95", "p99",

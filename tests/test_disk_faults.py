@@ -26,6 +26,8 @@ from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from servers import wait_until
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 INTERVAL = 0.05
 RETRIES = 3
 

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from autoinst import (
     APPS,
@@ -27,6 +26,7 @@ from autoinst import (
     Server,
     auto_env,
     declared_entry_points,
+    requires_instrument,
     server,
     target_info,
     write_entry_points,
@@ -35,10 +35,12 @@ from fluxstack_otel._internal.integration.distro import FluxstackConfigurator, F
 from fluxstack_otel._internal.integration.instrumentor import FluxstackInstrumentor
 from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 from servers import wait_until
+from support.exposition import series
 
-pytestmark = pytest.mark.skipif(
-    not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
-)
+pytestmark = [
+    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
+    requires_instrument,
+]
 
 _TYPE_LINE = re.compile(r"^# TYPE (\S+) ", re.M)
 
@@ -65,16 +67,6 @@ def instrumented(
         argv, auto_env(entry_dir, env or {}), tmp_path / "server.log", cwd=tmp_path,
         ready_path=ready_path,
     )  # fmt: skip
-
-
-def samples(text: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
-    """labels -> value of one sample name in an exposition."""
-    return {
-        frozenset(s.labels.items()): s.value
-        for family in parse_text(text)
-        for s in family.samples
-        if s.name == name
-    }
 
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:
@@ -122,16 +114,16 @@ def test_an_unmodified_starlette_app_is_monitored_with_the_defaults(
         # The event-loop lag appears with the probe's first sample, 50 ms after startup.
         wait_until(lambda: not missing(), timeout=5, message=lambda: f"all twelve: {missing()}")
         text = get(client, "/metrics").text
-    requests = samples(text, "http_requests_total")
+    requests = series(text, "http_requests_total")
     # The warm-up GET / of the harness is counted too; the mount is counted once, by template.
     assert requests[labels(method="GET", route="/items/{item_id}")] == 1
     assert requests[labels(method="POST", route="/upload")] == 1
     assert requests[labels(method="GET", route="/sub/things/{thing_id}")] == 1
-    errors = samples(text, "http_errors_total")
+    errors = series(text, "http_errors_total")
     assert errors == {
         labels(method="GET", route="/boom", status_code="500", error_type="RuntimeError"): 1.0
     }
-    sizes = samples(text, "http_request_size_bytes_sum")
+    sizes = series(text, "http_request_size_bytes_sum")
     assert sizes[labels(method="POST", route="/upload")] == 300
 
 
@@ -143,7 +135,7 @@ def test_an_unmodified_fastapi_app_is_monitored(entry_dir: Path | None, tmp_path
     ):
         assert get(client, "/api/users/5").json() == {"user_id": 5}
         text = get(client, "/metrics").text
-    requests = samples(text, "http_requests_total")
+    requests = series(text, "http_requests_total")
     assert requests[labels(method="GET", route="/api/users/{user_id}")] == 1
 
 
@@ -155,7 +147,7 @@ def test_a_bare_asgi_app_under_uvicorn_is_monitored(entry_dir: Path | None, tmp_
     ):
         assert get(client, "/anything/1").text == "bare"
         text = get(client, "/metrics").text
-    assert sum(samples(text, "http_requests_total").values()) == 2  # the warm-up and /anything/1
+    assert sum(series(text, "http_requests_total").values()) == 2  # the warm-up and /anything/1
 
 
 def test_environment_configures_the_auto_instrumented_app(
@@ -182,7 +174,7 @@ def test_environment_configures_the_auto_instrumented_app(
         text = get(client, "/internal/metrics").text
         labels = target_info(text)
         assert labels["service_name"] == "orders"
-        routes = {dict(key)["route"] for key in samples(text, "http_requests_total")}
+        routes = {dict(key)["route"] for key in series(text, "http_requests_total")}
         assert not any(route.startswith("/health") for route in routes)
 
         def printed() -> list[dict[str, object]]:
@@ -247,7 +239,7 @@ def test_fluxstack_otel_run_does_the_same(entry_dir: Path | None, tmp_path: Path
     ):
         assert get(client, "/api/users/1").status_code == 200
         text = get(client, "/metrics").text
-    requests = samples(text, "http_requests_total")
+    requests = series(text, "http_requests_total")
     assert requests[labels(method="GET", route="/api/users/{user_id}")] == 1
 
 

@@ -26,22 +26,9 @@ from servers import (
     requires_promtool,
     serve_asgi,
 )
+from support.configs import FLUXSTACK_SEED
 
-# The FluxStack plugin's own configuration object, accepted as-is.
-FLUXSTACK_SEED = {
-    "enabled": True,
-    "httpMetrics": True,
-    "systemMetrics": True,
-    "exporters": [{"type": "prometheus", "endpoint": "/metrics", "enabled": True}],
-    "alerts": [
-        {
-            "metric": "http_request_duration_ms",
-            "operator": ">",
-            "value": 2000,
-            "severity": "warning",
-        }
-    ],
-}
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
 
 ITEM_BODY = {"id": "x", "name": "n" * 1000}
 CHUNK = b"c" * 1000

@@ -26,6 +26,8 @@ from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver, closed_port, requests_total
 from servers import serve_asgi, wait_until
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 ROUNDS = 3
 REQUESTS = 300
 INTERVAL = 0.1
@@ -169,12 +171,13 @@ def test_broken_backends_do_not_slow_requests_or_stop_the_healthy_exporters(
         f"shutdowns {', '.join(f'{s:.2f}s' for s in shutdowns)}"
     )
     print(report)
-    # Noise allowance: 50 % plus 0.5 ms on the median, 3x plus 10 ms on p99 (exporting ten times a
-    # second shares the GIL with requests, faults or not). An export on the request path would add
-    # the hanging backend's whole 3 s timeout to requests.
-    assert f50 < b50 * 1.5 + 0.0005, report
-    assert f99 < b99 * 3 + 0.010, report
+    # An export on the request path would add the hanging backend's whole 3 s timeout to requests:
+    # no request may come near it. The median may move by 50 % plus 0.5 ms of noise. The tail is
+    # not asserted: exporting ten times a second shares the GIL with requests, faults or not, and
+    # on a loaded machine that alone puts the faulty p99 past any fixed multiple of the bare one
+    # (docs/exporters.md gives the measured figures; benchmarks/ holds the timing claims).
     assert max(faulty) < 1.0, report
+    assert f50 < b50 * 1.5 + 0.0005, report
     # Nine sinks stop side by side, so the hanging ones cost the bound once, not once each.
     assert all(s < SHUTDOWN_TIMEOUT + 0.5 for s in shutdowns), report
 

@@ -7,52 +7,24 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel._internal.config.model import (
     FileExporterConfig,
-    MonitoringConfig,
     PrometheusExporterConfig,
 )
-from fluxstack_otel._internal.http.recorder import HttpRecorder
-from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.failures import failure_counts
-from fluxstack_otel._internal.sinks.base import SinkContext
 from fluxstack_otel._internal.sinks.file import FileSink
 from fluxstack_otel._internal.sinks.prometheus.sink import RenderOptions, render
 from fluxstack_otel._internal.transport.atomic import history_path, prune_history, write_atomic
 from servers import promtool_check_metrics, requires_promtool
+from support.clocks import FakeWallClock
+from support.pipeline import Pipeline
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
-
-
-class Pipeline:
-    def __init__(self) -> None:
-        self.recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,))
-        self.reader = InMemoryMetricReader()
-        resource = Resource.create({"service.name": "svc", "service.instance.id": "i-1"})
-        self.provider = MeterProvider(metric_readers=[self.reader], resource=resource)
-        self.stream = MetricStream([self.reader], self.recorder.to_metrics, resource)
-
-    def request(self, route: str = "/a", status: int = 200) -> None:
-        self.recorder.record("GET", route, status, None, 0.05, 3, 30, time.perf_counter())
-
-    def context(self, **config: object) -> SinkContext:
-        return SinkContext(config=MonitoringConfig(**config), stream=self.stream)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
-    yield p
-    p.provider.shutdown()
 
 
 def test_prometheus_file_holds_the_same_bytes_as_the_scrape(
@@ -83,6 +55,7 @@ def test_prometheus_file_passes_promtool_check_metrics(pipeline: Pipeline, tmp_p
     assert promtool_check_metrics(target.read_bytes()) == []
 
 
+@pytest.mark.slow
 def test_a_reader_polling_during_writes_never_sees_a_partial_file(tmp_path: Path) -> None:
     """Thousands of reads during hundreds of rewrites only ever see one of the whole payloads."""
     target = tmp_path / "metrics.prom"
@@ -157,14 +130,6 @@ def test_json_format_writes_the_schema_valid_document(pipeline: Pipeline, tmp_pa
     text = target.read_text()
     assert text.endswith("}\n")
     jsonschema.validate(json.loads(text), SCHEMA)
-
-
-class FakeWallClock:
-    def __init__(self) -> None:
-        self.ns = 1_735_787_045_000_000_000
-
-    def __call__(self) -> int:
-        return self.ns
 
 
 def test_history_keeps_timestamped_snapshots_within_retention(

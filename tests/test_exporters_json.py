@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,8 @@ import httpx
 import jsonschema
 import pytest
 from opentelemetry.metrics import Observation
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     Gauge,
-    InMemoryMetricReader,
     Metric,
     MetricsData,
     NumberDataPoint,
@@ -27,16 +24,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel import configure_monitoring
-from fluxstack_otel._internal.config.model import JsonExporterConfig, MonitoringConfig
-from fluxstack_otel._internal.http.recorder import HttpRecorder
-from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.config.model import JsonExporterConfig
 from fluxstack_otel._internal.runtime.failures import failure_counts
-from fluxstack_otel._internal.sinks.base import SinkContext
 from fluxstack_otel._internal.sinks.json_endpoint import JsonSink, document
 from fluxstack_otel._internal.sinks.periodic import Tick
 from fluxstack_otel._internal.transport.post import PostError, post_with_retries, public_url
 from receivers import JsonReceiver
 from servers import serve_asgi
+from support.pipeline import Pipeline
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -45,30 +40,6 @@ VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 def validate(doc: object) -> None:
     errors = sorted(VALIDATOR.iter_errors(doc), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
-
-
-class Pipeline:
-    """A stream fed by a real HTTP recorder and a real SDK MeterProvider (custom metrics)."""
-
-    def __init__(self) -> None:
-        self.recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,))
-        self.reader = InMemoryMetricReader()
-        resource = Resource.create({"service.name": "svc", "service.instance.id": "i-1"})
-        self.provider = MeterProvider(metric_readers=[self.reader], resource=resource)
-        self.stream = MetricStream([self.reader], self.recorder.to_metrics, resource)
-
-    def context(self, extras: Callable[[], dict[str, Any]] = dict) -> SinkContext:
-        return SinkContext(config=MonitoringConfig(), stream=self.stream, extras=extras)
-
-    def close(self) -> None:
-        self.provider.shutdown()
-
-
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
-    yield p
-    p.close()
 
 
 def metric(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -240,6 +211,7 @@ def test_post_does_not_retry_a_client_error() -> None:
         assert receiver.attempts == 1
 
 
+@pytest.mark.slow
 def test_post_to_a_hanging_backend_is_bounded_by_the_run() -> None:
     """A backend that never answers costs at most the run's deadline, then raises."""
     with JsonReceiver([None, None, None, None]) as receiver:

@@ -15,18 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel import ConfigError, MissingDependencyError, configure_monitoring
 from fluxstack_otel._internal.config.model import MonitoringConfig, OtlpExporterConfig
-from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.catalog import HTTP_METRICS, HTTP_REQUEST_DURATION
-from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.pipeline import make_resource
 from fluxstack_otel._internal.runtime.failures import failure_counts
-from fluxstack_otel._internal.sinks.base import SinkContext
 from fluxstack_otel._internal.sinks.otlp import OtlpSink, signal_url, with_environment
 from receivers import (
     CUMULATIVE,
@@ -40,34 +35,21 @@ from receivers import (
     requests_total,
     resource_of,
 )
+from support.pipeline import Pipeline
 
 # --- fixtures ----------------------------------------------------------------------------
 
 
-class Pipeline:
-    def __init__(self) -> None:
-        self.recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,))
-        self.reader = InMemoryMetricReader()
-        self.resource = Resource.create({"service.name": "svc", "service.instance.id": "i-42"})
-        self.provider = MeterProvider(metric_readers=[self.reader], resource=self.resource)
-        self.stream = MetricStream([self.reader], self.recorder.to_metrics, self.resource)
-        self.sent = 0
-
-    def requests(self, n: int, route: str = "/a") -> None:
-        for _ in range(n):
-            self.recorder.record("GET", route, 200, None, 0.05, 0, 10, time.perf_counter())
-        self.sent += n
-
+class OtlpPipeline(Pipeline):
     def sink(self, **config: Any) -> OtlpSink:
-        context = SinkContext(config=MonitoringConfig(), stream=self.stream)
-        return OtlpSink(OtlpExporterConfig(**config), context)
+        return OtlpSink(OtlpExporterConfig(**config), self.context())
 
 
 @pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
+def pipeline() -> Iterator[OtlpPipeline]:
+    p = OtlpPipeline(instance_id="i-42")
     yield p
-    p.provider.shutdown()
+    p.close()
 
 
 # --- tests -------------------------------------------------------------------------------

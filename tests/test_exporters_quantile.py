@@ -67,6 +67,7 @@ def _cases(n: int) -> list[tuple[float, tuple[float, ...], list[int]]]:
     return cases
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_matches_prometheus_on_random_histograms(tmp_path: Path) -> None:
     """For 60 random histograms, promtool evaluates histogram_quantile to our exact value."""

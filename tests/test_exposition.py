@@ -7,7 +7,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.stream import MetricStream
@@ -18,6 +17,7 @@ from fluxstack_otel._internal.sinks.prometheus.sink import (
     negotiate,
     render,
 )
+from support.exposition import samples
 
 
 def make_stream() -> tuple[MetricStream, HttpRecorder, MeterProvider]:
@@ -28,21 +28,13 @@ def make_stream() -> tuple[MetricStream, HttpRecorder, MeterProvider]:
     return MetricStream([reader], recorder.to_metrics, resource), recorder, provider
 
 
-def samples(families: object) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for family in families:  # type: ignore[attr-defined]
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
 def test_text_format_has_exact_values_and_cumulative_buckets() -> None:
     """Text 0.0.4 carries exact counters and cumulative ``le`` buckets ending in +Inf."""
     stream, rec, provider = make_stream()
     rec.record("GET", "/a", 200, None, 0.05, 0, 10, 0.0)
     rec.record("GET", "/a", 200, None, 0.5, 0, 1000, 0.0)
     text = render(stream.collect(), openmetrics=False).decode()
-    got = samples(parse_text(text))
+    got = samples(text)
     mrs = frozenset({("method", "GET"), ("route", "/a"), ("status_code", "200")})
     assert got[("http_requests_total", mrs - {("status_code", "200")})] == 2
     assert got[("http_request_duration_seconds_bucket", mrs | {("le", "0.1")})] == 1
@@ -83,7 +75,7 @@ def test_label_values_are_escaped() -> None:
     stream, rec, provider = make_stream()
     weird = 'a"b\\c\nd'
     rec.record("GET", weird, 200, None, 0.01, 0, 0, 0.0)
-    got = samples(parse_text(render(stream.collect(), openmetrics=False).decode()))
+    got = samples(render(stream.collect(), openmetrics=False).decode())
     assert got[("http_requests_total", frozenset({("method", "GET"), ("route", weird)}))] == 1
     provider.shutdown()
 
@@ -95,7 +87,7 @@ def test_custom_metric_names_are_sanitised_and_counters_get_total() -> None:
     meter.create_counter("orders.placed").add(3, {"shop.region": "eu"})
     meter.create_up_down_counter("queue.depth").add(-2)
     text = render(stream.collect(), openmetrics=False).decode()
-    got = samples(parse_text(text))
+    got = samples(text)
     assert got[("orders_placed_total", frozenset({("shop_region", "eu")}))] == 3
     assert got[("queue_depth", frozenset())] == -2
     assert "# TYPE queue_depth gauge" in text
@@ -114,7 +106,7 @@ def test_target_info_and_scope_labels_are_opt_in() -> None:
         openmetrics=False,
         options=RenderOptions(target_info=True, scope_labels=True),
     ).decode()
-    got = samples(parse_text(rich))
+    got = samples(rich)
     info = [k for k in got if k[0] == "target_info"]
     assert ("service_name", "svc") in info[0][1]
     assert 'otel_scope_name="fluxstack_otel.http"' in rich

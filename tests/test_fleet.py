@@ -19,6 +19,8 @@ import pytest
 from receivers import HttpReceiver
 from servers import PrometheusServer, wait_until
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 APPS = Path(__file__).parent / "apps"
 # Requests per instance, per route: distinct, so a lost or doubled instance shows.
 SENT = [{"/a": 120, "/b": 7}, {"/a": 45, "/b": 30}, {"/a": 301, "/b": 1}]

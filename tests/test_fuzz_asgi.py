@@ -189,6 +189,7 @@ def monitoring() -> Iterator[Monitoring]:
     m.shutdown()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

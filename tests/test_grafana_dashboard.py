@@ -139,6 +139,7 @@ def _concrete(expr: str, job: str, instance: str) -> str:
 ERROR_PANELS = ("Error ratio", "Errors by route and type", "HighErrorRate")
 
 
+@pytest.mark.slow
 @requires_prometheus
 @pytest.mark.parametrize("errors", [False, True], ids=["no-errors-yet", "errors-present"])
 def test_every_query_returns_data_from_prometheus_scraping_the_demo(errors: bool) -> None:

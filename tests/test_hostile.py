@@ -32,6 +32,9 @@ from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.http.routes import KNOWN_METHODS
 from loadgen_hostile import disconnect_mid_body, disconnect_mid_stream, raw_requests
 from servers import serve_asgi, wait_until
+from support.asgi import drive
+
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
 
 BULK = 100_000
 SLICE = 3_000
@@ -160,15 +163,9 @@ def scope_of(method: str, path: str, host: str, query: str, i: int) -> dict[str,
 
 
 async def _drive(app: Any, scopes: Iterator[dict[str, Any]]) -> int:
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
     done = 0
     for s in scopes:
-        await app(s, receive, send)
+        await drive(app, s)
         done += 1
     return done
 

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fluxstack_otel import Monitoring, MonitoringMiddleware, configure_monitoring
+from support.asgi import drive
 
 
 @pytest.fixture
@@ -41,25 +42,6 @@ def scope(path: str = "/", method: str = "GET", **extra: Any) -> dict[str, Any]:
         "headers": [],
         **extra,
     }
-
-
-async def drive(
-    app: Any, s: dict[str, Any], body_chunks: list[bytes] | None = None
-) -> list[dict[str, Any]]:
-    chunks = list(body_chunks or [b""])
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if chunks:
-            chunk = chunks.pop(0)
-            return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(s, receive, send)
-    return sent
 
 
 MR = frozenset({("method", "GET"), ("route", "<unmatched>")})

@@ -18,7 +18,6 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
-from prometheus_client.parser import text_string_to_metric_families as parse_text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -198,6 +197,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
         m.shutdown()
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_both_profiles_pass_promtool_and_the_openmetrics_parser(served: tuple[str, str]) -> None:
     """Each profile's exposition, built-ins and custom metrics, lints clean and parses as OM."""
@@ -219,6 +219,7 @@ def test_both_profiles_pass_promtool_and_the_openmetrics_parser(served: tuple[st
     assert {duration, "shop_checkout_duration_seconds", "shop_queue_depth"} <= families
 
 
+@pytest.mark.slow
 def test_semconv_names_units_and_attributes() -> None:
     """semconv: the conventions' names, units and attribute keys, status codes as integers."""
     m = configure_monitoring(
@@ -263,12 +264,8 @@ def test_semconv_names_units_and_attributes() -> None:
     assert 'otel_scope_name="fluxstack_otel.http"' in text
     assert "target_info{" in text
     got = {
-        (
-            s.name,
-            frozenset((k, v) for k, v in s.labels.items() if not k.startswith("otel_scope")),
-        ): s.value
-        for f in parse_text(text)
-        for s in f.samples
+        (name, frozenset((k, v) for k, v in labels if not k.startswith("otel_scope"))): value
+        for (name, labels), value in samples(text).items()
     }
     route = {("http_request_method", "GET"), ("http_route", "/items/{item_id}")}
     assert got[("http_server_request_count_total", frozenset(route))] == 3

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import fluxstack_otel
 
 CONFIG_NAMES = [
@@ -66,6 +68,7 @@ def test_config_error_is_a_value_error() -> None:
     assert issubclass(fluxstack_otel.ConfigError, ValueError)
 
 
+@pytest.mark.slow
 def test_import_starts_nothing() -> None:
     """Importing the package starts no thread and sets no global provider."""
     code = (
@@ -112,6 +115,7 @@ _NOT_LOADED_BY_DEFAULT = (
 )
 
 
+@pytest.mark.slow
 def test_default_configuration_imports_only_what_it_uses(tmp_path: Path) -> None:
     """import + configure_monitoring() with the defaults loads no optional module (start-up time)."""
     code = (
@@ -133,6 +137,7 @@ def test_default_configuration_imports_only_what_it_uses(tmp_path: Path) -> None
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_feature_loads_its_module_when_configured(tmp_path: Path) -> None:
     """The lazily imported parts arrive when the configuration asks for them."""
     code = (

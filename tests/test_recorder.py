@@ -6,28 +6,12 @@ import logging
 import threading
 
 import pytest
-from opentelemetry.sdk.metrics.export import Histogram, Metric, Sum
+from opentelemetry.sdk.metrics.export import Histogram
 
 from fluxstack_otel._internal.http.recorder import OVERFLOW, HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def by_name(metrics: list[Metric]) -> dict[str, Metric]:
-    return {m.name: m for m in metrics}
-
-
-def points(metric: Metric) -> dict[frozenset[tuple[str, str]], object]:
-    data = metric.data
-    assert isinstance(data, Sum | Histogram)
-    return {frozenset(p.attributes.items()): p for p in data.data_points}
+from support.clocks import FakeClock
+from support.metricdata import by_name, points
 
 
 def test_projects_one_exchange_onto_the_six_metrics() -> None:

@@ -29,7 +29,9 @@ from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.runtime.scheduler import default_scheduler
 from receivers import Request, requests_total
-from servers import free_port, wait_until
+from servers import wait_until
+
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
 
 INTERVAL = 0.05
 TIMEOUT = 0.3
@@ -66,17 +68,19 @@ def drive(monitoring: Monitoring, n: int) -> int:
 class Target:
     """An HTTP target on 127.0.0.1 that refuses (not listening), fails (500), hangs, or accepts.
 
-    ``recover()`` makes it accept: a refusing target starts listening on its port then.
+    ``recover()`` makes it accept: a refusing target starts listening on its port then. Its port
+    is bound from the start, so no other process can take it while the target refuses: the
+    kernel answers a bound socket that does not listen with a reset, as for a closed port.
     """
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
-        self.port = free_port()
         self.attempts = 0
         self.bodies: list[tuple[str, bytes]] = []
         self._cond = threading.Condition()
         self._released = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server = self._bind()
+        self.port: int = self._server.server_address[1]
         if mode != "refuse":
             self._listen()
 
@@ -84,7 +88,7 @@ class Target:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _listen(self) -> None:
+    def _bind(self) -> ThreadingHTTPServer:
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,9 +112,13 @@ class Target:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        server.daemon_threads = True
+        server.server_bind()
+        return server
+
+    def _listen(self) -> None:
+        self._server.server_activate()
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
 
     def recover(self) -> None:
@@ -122,9 +130,9 @@ class Target:
 
     def close(self) -> None:
         self._released.set()
-        if self._server is not None:
+        if self.mode != "refuse":
             self._server.shutdown()
-            self._server.server_close()
+        self._server.server_close()
 
 
 @pytest.fixture

@@ -191,6 +191,7 @@ def test_prometheus_that_fails_to_start_reports_its_log(tmp_path: Path) -> None:
     assert "broken.rules.yml" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_alertmanager_accepts_a_posted_alert(alertmanager: AlertmanagerServer) -> None:
     """A real Alertmanager accepts a posted alert and lists it as active through its v2 API."""
     alertmanager.post_alerts(
@@ -207,6 +208,7 @@ def test_alertmanager_accepts_a_posted_alert(alertmanager: AlertmanagerServer) -
     assert alerts[0]["annotations"] == {"summary": "from a test"}
 
 
+@pytest.mark.slow
 def test_prometheus_scrapes_a_served_exposition(stack: Stack) -> None:
     """A real Prometheus scrapes a raw ASGI app's hand-written exposition and a query returns its value."""
     result = stack.prometheus.wait_for("harness_temperature_celsius", lambda r: len(r) == 1)
@@ -222,6 +224,7 @@ def test_prometheus_scrapes_a_served_exposition(stack: Stack) -> None:
     assert "/metrics" in stack.events
 
 
+@pytest.mark.slow
 def test_prometheus_sends_a_firing_rule_to_alertmanager(stack: Stack) -> None:
     """A rule file loaded by PrometheusServer fires on scraped data and reaches the Alertmanager."""
     if stack.alertmanager is None:
@@ -254,6 +257,7 @@ def test_prometheus_query_answers_promql_and_rejects_bad_queries(
         prom.query("sum(")
 
 
+@pytest.mark.slow
 def test_serve_fixture_runs_independent_servers(serve: Callable[[ASGIApp], str]) -> None:
     """The serve fixture starts as many apps as a test asks for, each on its own port."""
     first = serve(raw_app(b"one", events=[]))

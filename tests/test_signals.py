@@ -26,6 +26,8 @@ from loadgen import run_load
 from receivers import HttpReceiver, JsonReceiver, requests_total
 from servers import wait_until
 
+pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
+
 REQUESTS = 200
 SHUTDOWN_BOUND = 5.0  # Monitoring.shutdown()'s default timeout, used by the exit hook
 EXIT_BOUND = SHUTDOWN_BOUND + 3.0  # plus uvicorn's graceful stop and interpreter exit

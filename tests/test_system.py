@@ -60,6 +60,7 @@ print(int(source.heap_used_bytes() - before))
 """
 
 
+@pytest.mark.slow
 def test_heap_used_moves_with_allocated_objects() -> None:
     """Allocating 50 MB of Python objects raises heap-used by at least 40 MB.
 
@@ -92,6 +93,7 @@ def test_readings_follow_the_pid_after_fork() -> None:
         os.waitpid(pid, 0)
 
 
+@pytest.mark.slow
 def test_loop_lag_sees_a_200ms_block() -> None:
     """A callback that blocks the loop 200 ms makes the lag gauge read at least 0.1 s."""
     probe = LoopLagProbe(interval=0.02, window=5.0)

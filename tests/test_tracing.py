@@ -48,6 +48,24 @@ class Spans:
     def server_spans(self) -> list[ReadableSpan]:
         return [s for s in self.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
 
+    def wait_for_server_spans(self, count: int) -> list[ReadableSpan]:
+        """The server spans once ``count`` have ended.
+
+        OpenTelemetry's middleware ends the span after the response's last send has returned, in
+        the server's thread: the client can hold the whole response before the span is exported,
+        so a live server's spans are awaited, never read at once.
+        """
+
+        def finished() -> list[ReadableSpan]:
+            found = self.server_spans()
+            return found if len(found) >= count else []
+
+        return wait_until(
+            finished,
+            timeout=10,
+            message=lambda: f"{count} finished server spans, have {len(self.server_spans())}",
+        )
+
 
 @pytest.fixture
 def spans() -> Iterator[Spans]:
@@ -79,6 +97,7 @@ def bucket_exemplars(text: str) -> list[Sample]:
     ]
 
 
+@pytest.mark.slow
 def test_duration_buckets_carry_the_trace_of_an_exported_span(
     traced: Monitoring, spans: Spans
 ) -> None:
@@ -101,6 +120,7 @@ def test_duration_buckets_carry_the_trace_of_an_exported_span(
         assert sample.exemplar.timestamp is not None
 
 
+@pytest.mark.slow
 def test_the_monitoring_endpoints_are_not_traced_and_nothing_is_counted_twice(
     traced: Monitoring, spans: Spans
 ) -> None:
@@ -119,6 +139,7 @@ def test_the_monitoring_endpoints_are_not_traced_and_nothing_is_counted_twice(
     assert 'http_requests_total{method="GET",route="<unmatched>"} 1' in text
 
 
+@pytest.mark.slow
 @requires_promtool
 def test_the_text_format_has_no_exemplars_and_lints_clean(traced: Monitoring, spans: Spans) -> None:
     """Exemplars are an OpenMetrics feature: the 0.0.4 text stays plain and passes promtool."""
@@ -204,6 +225,7 @@ class ExemplarPrometheus(PrometheusServer):
         return [*super()._arguments(), "--enable-feature=exemplar-storage"]
 
 
+@pytest.mark.slow
 @requires_prometheus
 def test_a_real_prometheus_ingests_the_exemplars(traced: Monitoring, spans: Spans) -> None:
     """Prometheus scrapes the OpenMetrics exposition and serves the exemplars' trace ids back."""
@@ -211,7 +233,8 @@ def test_a_real_prometheus_ingests_the_exemplars(traced: Monitoring, spans: Span
         with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
             for _ in range(3):
                 client.get("/work")
-        trace_ids = {format(s.context.trace_id, "032x") for s in spans.server_spans()}
+        finished = spans.wait_for_server_spans(3)
+        trace_ids = {format(s.context.trace_id, "032x") for s in finished}
         with ExemplarPrometheus([base.removeprefix("http://")]) as prometheus:
             prometheus.wait_for("http_request_duration_seconds_count > 0", timeout=30)
 

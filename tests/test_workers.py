@@ -29,6 +29,7 @@ from autoinst import (
     UVICORN,
     Server,
     auto_env,
+    requires_instrument,
     server,
     target_info,
     write_entry_points,
@@ -36,7 +37,8 @@ from autoinst import (
 from servers import wait_until
 
 pytestmark = [
-    pytest.mark.skipif(not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed"),
+    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
+    requires_instrument,
     pytest.mark.skipif(not hasattr(os, "fork"), reason="pre-fork servers need fork"),
 ]
 
