@@ -17,7 +17,7 @@ from fluxstack_otel._internal.integration.cli import main
 from fluxstack_otel._internal.sinks.alerts.promql import duration, rule_expression, summary_template
 from fluxstack_otel._internal.sinks.alerts.rules import Rule
 from fluxstack_otel.alerts import compile_rules, rules_yaml
-from servers import promtool_check_rules, requires_promtool
+from servers import promtool_check_rules, promtool_path, requires_promtool
 from support.configs import NO_THRESHOLDS
 
 

@@ -32,6 +32,7 @@ from fluxstack_otel._internal.metrics.naming import (
     prometheus_base,
 )
 from servers import promtool_check_metrics, requires_promtool, serve_asgi, wait_until
+from support.exposition import samples
 
 
 def _sum(monotonic: bool) -> Sum:

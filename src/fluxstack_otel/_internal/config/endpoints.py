@@ -6,18 +6,36 @@ replaced the exposition with its page), so a collision is a ``ConfigError`` nami
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-from fluxstack_otel._internal.config.exporters import JsonExporterConfig, PrometheusExporterConfig
+from fluxstack_otel._internal.config.exporters import (
+    ExporterConfig,
+    JsonExporterConfig,
+    PrometheusExporterConfig,
+)
 from fluxstack_otel.errors import ConfigError
-
-if TYPE_CHECKING:
-    from fluxstack_otel._internal.config.model import MonitoringConfig
 
 __all__ = ["endpoint_paths"]
 
 
-def endpoint_paths(config: MonitoringConfig, root: str = "") -> dict[str, str]:
+class _Dashboard(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def path(self) -> str: ...
+
+
+class _Config(Protocol):
+    """What the check reads of a ``MonitoringConfig`` (which imports this module)."""
+
+    @property
+    def exporters(self) -> Sequence[ExporterConfig]: ...
+    @property
+    def dashboard(self) -> _Dashboard: ...
+
+
+def endpoint_paths(config: _Config, root: str = "") -> dict[str, str]:
     """Every path an endpoint serves (on the app, or on the endpoint server), with its key.
 
     Args:
@@ -54,7 +72,7 @@ def endpoint_paths(config: MonitoringConfig, root: str = "") -> dict[str, str]:
         if served is not None:
             claim(served, key)
     if config.dashboard.enabled:
-        from fluxstack_otel._internal.sinks.dashboard.sink import SUBPATHS
+        from fluxstack_otel._internal.sinks.dashboard.layout import SUBPATHS
 
         key = f"{prefix}dashboard.path"
         claim(config.dashboard.path, key)

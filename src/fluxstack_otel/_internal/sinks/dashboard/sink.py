@@ -42,6 +42,7 @@ from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed
 from fluxstack_otel._internal.sinks.dashboard.history import History, ring_shape
+from fluxstack_otel._internal.sinks.dashboard.layout import ASSETS, DATA
 from fluxstack_otel._internal.sinks.document import CONTENT_TYPE, document, dumps, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import DashboardConfig
     from fluxstack_otel._internal.sinks.base import Endpoint, SinkContext
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SUBPATHS", "DashboardSink"]
+__all__ = ["CONTENT_SECURITY_POLICY", "DashboardSink"]
 
 _log = logging.getLogger("fluxstack_otel")
 
@@ -57,14 +58,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-_ASSETS = {
-    "app.js": "text/javascript; charset=utf-8",
-    "chart.js": "text/javascript; charset=utf-8",
-    "style.css": "text/css; charset=utf-8",
-}
-_DATA = "data.json"
-SUBPATHS = ("/", *(f"/{name}" for name in _ASSETS), f"/{_DATA}")
-"""What the dashboard serves under its path besides the page (``/`` redirects to the page)."""
 # Seconds between two polls of the document, when ``collect_interval`` is longer than this: a page
 # someone watches should move every few seconds; the system gauges are read at every collection.
 _MAX_REFRESH = 5.0
@@ -101,7 +94,7 @@ class DashboardSink:
 
     def __init__(self, config: DashboardConfig, context: SinkContext) -> None:
         self._path = config.path
-        self._data = f"{self._path}/{_DATA}"
+        self._data = f"{self._path}/{DATA}"
         points, step = ring_shape(config.history, context.config.collect_interval)
         refresh = min(step, _MAX_REFRESH)
         self._history: History | None = None
@@ -131,7 +124,7 @@ class DashboardSink:
         self._endpoints: dict[str, Endpoint] = {
             self._path: _Static(page.encode(), "text/html; charset=utf-8"),
         }
-        for name, content_type in _ASSETS.items():
+        for name, content_type in ASSETS.items():
             body = (package / name).read_bytes()
             self._endpoints[f"{self._path}/{name}"] = _Static(body, content_type)
         self._endpoints[self._data] = _Data(context, self._history)
