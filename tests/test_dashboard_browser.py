@@ -540,3 +540,105 @@ def test_a_fresh_page_draws_the_servers_history_and_hover_shows_values(
     finally:
         monitoring.shutdown()
     assert sent[0] > 0
+
+
+# The alert timeline at one instant: its bands, the axis ends they are scaled to, the points.
+TIMELINE = """JSON.stringify({
+  bands: [...document.querySelectorAll("#chart-alerts rect")].map((r) => ({
+    state: r.getAttribute("class"), x: Number(r.getAttribute("x")),
+    width: Number(r.getAttribute("width")),
+  })),
+  // the time axis: its first and last instants are the two labels drawn last, at its two ends
+  axis: [...document.querySelectorAll("#chart-alerts text.axis")].slice(-2)
+    .map((t) => Number(t.getAttribute("x"))),
+  points: window.fluxstackDashboard.points.map((p) => ({t: p.t, dt: p.dt, alerts: p.alerts})),
+})"""
+
+
+@pytest.mark.timeout(60)
+def test_an_alert_with_for_draws_a_pending_band_then_the_firing_band(chromium: Chromium) -> None:
+    """An alert whose rule has ``for`` is drawn amber while it waits and red once it fires: a
+    pending band as wide as its intervals on the timeline's scale, ending where the firing band
+    begins."""
+    hold = 2.0  # the rule's ``for``: eight history points at a quarter-second interval
+    monitoring = configure_monitoring(
+        {
+            "collect_interval": 0.25,
+            "alert_evaluation_interval": 0.1,
+            "notifiers": [],
+            # the built-in rules off, so this rule is the timeline's one row whatever the load
+            "thresholds": dict.fromkeys(
+                ("response_time", "error_rate", "memory_usage", "cpu_usage"), None
+            ),
+            "alerts": [
+                {
+                    "name": "SlowToFire",
+                    "metric": HTTP_ERRORS.name,
+                    "operator": ">",
+                    "value": 0,
+                    "aggregation": "value",  # the error count: once above 0, it stays there
+                    "for": hold,
+                    "severity": "warning",
+                },
+            ],
+            "dashboard": {"enabled": True, "history": 60},  # a point every collect_interval
+        }
+    )
+    app = monitoring.instrument(Starlette(routes=[Route("/", _ok), Route("/fail", _fail)]))
+    try:
+        with serve_asgi(app) as base, httpx.Client(base_url=base, trust_env=False) as client:
+            client.get("/")
+            chromium.navigate(f"{base}{PAGE}?refresh=0.25")
+
+            def classes() -> list[str]:
+                timeline = json.loads(chromium.evaluate(TIMELINE))
+                return [band["state"] for band in timeline["bands"]]
+
+            wait_until(
+                lambda: chromium.evaluate("window.fluxstackDashboard?.updates ?? 0") >= 1,
+                timeout=15,
+                message=lambda: f"a first update; console: {chromium.console_errors}",
+            )
+            assert classes() == []  # nothing has failed yet: no band
+            client.get("/fail")
+            wait_until(
+                lambda: "band-pending" in classes(),
+                timeout=15,
+                message="a pending band while the rule's `for` runs",
+            )
+            wait_until(
+                lambda: "band-firing" in classes(),
+                timeout=15,
+                message="the firing band once `for` has passed",
+            )
+            timeline = json.loads(chromium.evaluate(TIMELINE))
+    finally:
+        monitoring.shutdown()
+
+    bands, points = timeline["bands"], timeline["points"]
+    states = [band["state"] for band in bands]
+    pending = states.count("band-pending")
+    assert pending >= 1, states
+    assert states == ["band-pending"] * pending + ["band-firing"] * (len(states) - pending)
+    # Each band spans its point's interval on the timeline's linear scale (chart.js's bands()).
+    shown = [p for p in points if p["alerts"]]
+    assert [[["SlowToFire", s.removeprefix("band-"), "warning"]] for s in states] == [
+        p["alerts"] for p in shown
+    ]
+    t0, t1 = points[0]["t"] - points[0]["dt"], points[-1]["t"]
+    left, right = timeline["axis"]
+    scale = (right - left) / (t1 - t0)  # pixels per second
+    for band, point in zip(bands, shown, strict=True):
+        start = point["t"] - point["dt"]
+        assert math.isclose(band["x"], left + (start - t0) * scale, abs_tol=1e-6)
+        assert math.isclose(band["width"], (point["t"] - start) * scale, abs_tol=1e-6), band
+    amber = [band for band in bands if band["state"] == "band-pending"]
+    # Pending for about the rule's ``for`` (half of it at least, whatever the machine's load:
+    # a sample reads the alert states a collection after its timestamp), never a one-pixel
+    # sliver; a ``for`` ignored would show at most one interval amber.
+    assert sum(band["width"] for band in amber) / scale >= hold / 2, (amber, scale)
+    # Pending leads straight into firing: the first red band begins where the last amber ends
+    # (a point's t is kept to the microsecond and its dt to the millisecond).
+    red = bands[pending]
+    assert math.isclose(amber[-1]["x"] + amber[-1]["width"], red["x"], abs_tol=1e-3 * scale)
+    assert chromium.console_errors == []
