@@ -11,6 +11,10 @@ owns the result's lifecycle.
 
 from __future__ import annotations
 
+# Before any MeterProvider: the SDK's (1.45+) re-detects resources in a forked child with a
+# thread pool, from its at-fork hook; concurrent.futures.thread's own hook, which releases the
+# pool's global lock in the child, must be registered first, or the worker hangs at fork.
+import concurrent.futures.thread  # noqa: F401
 import os
 import uuid
 from collections.abc import Mapping, Sequence

@@ -9,7 +9,7 @@ OTel exporter reads.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -23,10 +23,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from fluxstack_otel._internal.metrics import catalog as cat
 
-if TYPE_CHECKING:
-    from fluxstack_otel._internal.http.recorder import SeriesSnapshot
-
-__all__ = ["DEFAULT_LABELLING", "HTTP_SPECS", "Labelling", "project"]
+__all__ = ["DEFAULT_LABELLING", "HTTP_SPECS", "Labelling", "SeriesKey", "SeriesSnapshot", "project"]
 
 HTTP_SPECS = (
     cat.HTTP_REQUESTS,
@@ -43,6 +40,30 @@ _K = TypeVar("_K", bound=tuple[object, ...])
 _Status = int | str | None  # a status code, the overflow's label, or no response
 # (duration, Unix time in ns, trace id, span id): the latest exemplar of one bucket
 _Exemplar = tuple[float, int, int, int]
+
+# (method, route, status, error_type), and with ``labels`` configured the tuple of their values
+# at the end: one more element that the default configuration does not pay for.
+SeriesKey = (
+    tuple[str, str, int | None, str | None]
+    | tuple[str, str, int | None, str | None, tuple[str, ...]]
+)
+
+
+class SeriesSnapshot(NamedTuple):
+    """A consistent copy of one series' accumulators, taken under the lock."""
+
+    key: SeriesKey
+    start_ns: int
+    requests: int
+    """Requests in the series (the sum of the duration buckets)."""
+    dur_buckets: tuple[int, ...]
+    dur_sum: float
+    req_buckets: tuple[int, ...]
+    req_sum: int
+    resp_buckets: tuple[int, ...]
+    resp_sum: int
+    exemplars: tuple[_Exemplar | None, ...] | None = None
+
 
 # The recorder keeps no min/max (they would cost compares on every request and cannot be turned
 # into deltas). The SDK types say float, but None is what OTLP encodes as "absent", and every

@@ -33,13 +33,19 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import NamedTuple, cast
+from typing import cast
 
 from opentelemetry.sdk.metrics.export import (
     Metric,
 )
 
-from fluxstack_otel._internal.http.projection import DEFAULT_LABELLING, Labelling, project
+from fluxstack_otel._internal.http.projection import (
+    DEFAULT_LABELLING,
+    Labelling,
+    SeriesKey,
+    SeriesSnapshot,
+    project,
+)
 from fluxstack_otel._internal.metrics import catalog as cat
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
@@ -48,12 +54,6 @@ _log = logging.getLogger("fluxstack_otel")
 
 OVERFLOW = cat.OVERFLOW
 
-# (method, route, status, error_type), and with ``labels`` configured the tuple of their values
-# at the end: one more element that the default configuration does not pay for.
-SeriesKey = (
-    tuple[str, str, int | None, str | None]
-    | tuple[str, str, int | None, str | None, tuple[str, ...]]
-)
 # (series key, duration, request bytes, response bytes, end of the exchange)
 _Pending = tuple[SeriesKey, float, int, int, float]
 # (series key, duration, trace id, span id, Unix time in ns)
@@ -68,22 +68,6 @@ _DRAIN_AT = 256
 #  duration buckets..., request size buckets..., response size buckets...]
 # The request count is the sum of the duration buckets, so count and buckets always agree.
 _LAST, _DUR_SUM, _REQ_SUM, _RESP_SUM, _BUCKETS = 0, 1, 2, 3, 4
-
-
-class SeriesSnapshot(NamedTuple):
-    """A consistent copy of one series' accumulators, taken under the lock."""
-
-    key: SeriesKey
-    start_ns: int
-    requests: int
-    """Requests in the series (the sum of the duration buckets)."""
-    dur_buckets: tuple[int, ...]
-    dur_sum: float
-    req_buckets: tuple[int, ...]
-    req_sum: int
-    resp_buckets: tuple[int, ...]
-    resp_sum: int
-    exemplars: tuple[_Exemplar | None, ...] | None = None
 
 
 class HttpRecorder:

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.runtime.fork import call_in_child
 
 __all__ = ["NEVER_IDLE", "ExemplarMemory", "Retention"]
 
@@ -38,6 +39,11 @@ class ExemplarMemory:
 
     def __init__(self) -> None:
         self._kept: dict[tuple[str, str, frozenset[tuple[str, Any]]], dict[int, Any]] = {}
+        self._lock = threading.Lock()
+        call_in_child(self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread of the parent may have held the lock when it forked: it stays held.
         self._lock = threading.Lock()
 
     def keep(self, sm: ScopeMetrics) -> ScopeMetrics:
@@ -113,6 +119,11 @@ class Retention:
         self._clock = wall_clock_ns
         # series -> [its value's signature, when it last changed, the baseline it left with]
         self._seen: dict[_Sid, list[Any]] = {}
+        self._lock = threading.Lock()
+        call_in_child(self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread of the parent may have held the lock when it forked: it stays held.
         self._lock = threading.Lock()
 
     def apply(self, sm: ScopeMetrics) -> ScopeMetrics:
