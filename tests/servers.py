@@ -141,6 +141,12 @@ def alertmanager_path() -> str | None:
     return _find_binary("prometheus-alertmanager", "alertmanager")
 
 
+@functools.cache
+def pushgateway_path() -> str | None:
+    """The Pushgateway binary (Debian names it ``prometheus-pushgateway``), or None."""
+    return _find_binary("prometheus-pushgateway", "pushgateway")
+
+
 PROMTOOL_MISSING = "promtool not found: apt-get install prometheus"
 PROMETHEUS_MISSING = "prometheus not found: apt-get install prometheus"
 ALERTMANAGER_MISSING = "alertmanager not found: apt-get install prometheus-alertmanager"
@@ -148,6 +154,8 @@ ALERTMANAGER_MISSING = "alertmanager not found: apt-get install prometheus-alert
 requires_promtool = pytest.mark.skipif(promtool_path() is None, reason=PROMTOOL_MISSING)
 requires_prometheus = pytest.mark.skipif(prometheus_path() is None, reason=PROMETHEUS_MISSING)
 requires_alertmanager = pytest.mark.skipif(alertmanager_path() is None, reason=ALERTMANAGER_MISSING)
+PUSHGATEWAY_MISSING = "pushgateway not found: apt-get install prometheus-pushgateway"
+requires_pushgateway = pytest.mark.skipif(pushgateway_path() is None, reason=PUSHGATEWAY_MISSING)
 
 
 # --- uvicorn ---------------------------------------------------------------------------------
@@ -659,3 +667,28 @@ class AlertmanagerServer(_ManagedProcess):
         status, answer = _request(f"{self.url}/api/v2/alerts", data=body, method="POST")
         if status != 200:
             raise HarnessError(f"POST /api/v2/alerts -> {status}: {answer[:500]!r}")
+
+
+class PushgatewayServer(_ManagedProcess):
+    """A real Prometheus Pushgateway, in memory (no persistence file), on a free loopback port."""
+
+    name = "pushgateway"
+
+    def __init__(self, *, startup_timeout: float = 20.0) -> None:
+        """Describe the server; it starts on ``__enter__``.
+
+        Raises:
+            HarnessError: The pushgateway binary is absent.
+        """
+        super().__init__(pushgateway_path(), PUSHGATEWAY_MISSING, startup_timeout=startup_timeout)
+
+    def _write_config(self) -> None:
+        pass  # configured by its arguments alone
+
+    def _arguments(self) -> list[str]:
+        # Debian's default persistence file is shared by every run: keep the groups in memory.
+        return [f"--web.listen-address={self.address}", "--persistence.file="]
+
+    def groups(self) -> list[dict[str, Any]]:
+        """The pushed groups (``GET /api/v1/metrics``): labels, metric families, push times."""
+        return list(self._get_json("/api/v1/metrics")["data"])

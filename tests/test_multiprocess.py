@@ -85,6 +85,24 @@ def test_counters_sum_over_workers_and_dead_ones_are_archived_once(tmp_path: Pat
     assert len(archive["absorbed"]) == 2
 
 
+def test_the_answering_worker_counts_its_live_requests_not_its_file(tmp_path: Path) -> None:
+    """A collection counts the answering worker's requests as of now, even when its file is stale."""
+    alive: Alive = {os.getpid(), 1001}
+    me, mine = _worker(tmp_path, alive, instance="me")
+    other, theirs = _worker(tmp_path, alive, instance="other")
+    _record(theirs, 5)
+    _as_pid(tmp_path, other, 1001)
+    _record(mine, 2)
+    me.publish()
+    own_file = tmp_path / f"worker-{os.getpid()}-me.json"
+    own_file.unlink()
+    own_file.mkdir()  # its publish fails from now on: the file can no longer follow the worker
+    _record(mine, 3)
+    assert _requests(me) == 10
+    _record(mine, 1)
+    assert _requests(me) == 11
+
+
 def test_a_crash_between_archiving_and_deleting_does_not_count_twice(tmp_path: Path) -> None:
     """A dead worker's file already named in the archive is deleted without being added again."""
     alive: Alive = {os.getpid()}

@@ -52,11 +52,12 @@ class Gunicorn:
         jitter: int,
         preload: bool = False,
         dashboard: bool = False,
+        interval: float = INTERVAL,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "MP_DIR": str(directory), "MP_INTERVAL": str(INTERVAL),
+        env = {**os.environ, "MP_DIR": str(directory), "MP_INTERVAL": str(interval),
                "MP_DASHBOARD": "1" if dashboard else "0"}  # fmt: skip
         with log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -227,6 +228,26 @@ def test_host_total_is_exact_and_monotonic_across_worker_recycling(
         f"\n{REQUESTS} requests in {load_seconds:.1f}s, {len(scrapes)} scrapes during the traffic, "
         f"{booted - WORKERS} workers recycled, 40 exact scrapes after"
     )
+
+
+def test_the_answering_workers_own_requests_count_before_any_publish(tmp_path: Path) -> None:
+    """Requests a worker just served are in its next scrape at once, long before its next publish."""
+    # An hour between publishes: after the first one at start, only the live counts can change.
+    server = Gunicorn(tmp_path / "mp", tmp_path / "gunicorn.log", max_requests=0, jitter=0,
+                      interval=3600.0)  # fmt: skip
+    try:
+        wait_until(lambda: scrape_total(server.url) is not None, timeout=20,
+                   message=lambda: f"gunicorn to serve /metrics\n{server.tail()}")  # fmt: skip
+        totals = []
+        with httpx.Client(trust_env=False, timeout=5.0) as client:  # one keep-alive connection:
+            for _ in range(3):  # every request and scrape goes to one worker
+                assert client.get(f"{server.url}/hello").status_code == 200
+                text = client.get(f"{server.url}/metrics").text
+                totals.append(sum(int(float(v)) for labels, v in _SAMPLE.findall(text)
+                                  if 'route="/hello"' in labels))  # fmt: skip
+        assert totals == [1, 2, 3]
+    finally:
+        server.stop()
 
 
 def test_preloaded_app_forked_into_workers_counts_exactly(tmp_path: Path) -> None:

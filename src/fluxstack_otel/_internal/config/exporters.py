@@ -68,9 +68,10 @@ class _ExporterBase:
         validate(self)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, repr=False)  # its own __repr__ masks push_url's userinfo
 class PrometheusExporterConfig(_ExporterBase):
-    """Prometheus exposition, served on the app at ``endpoint`` or, with ``port``, on its own."""
+    """Prometheus exposition, served on the app at ``endpoint`` or, with ``port``, on its own,
+    and with ``push_url`` also pushed to a Pushgateway every interval."""
 
     type: ClassVar[Literal["prometheus"]] = "prometheus"
     endpoint: str = option("/metrics", endpoint_path)
@@ -90,6 +91,11 @@ class PrometheusExporterConfig(_ExporterBase):
     scope_labels: bool | None = option(None, _optional_boolean)
     """Add ``otel_scope_*`` labels to every series; ``None``: as the naming profile says (off for
     ``fluxstack``, on for ``semconv``, as OpenTelemetry's own Prometheus exporter does)."""
+    push_url: str | None = option(
+        None, text("an http:// or https:// URL of a Pushgateway", is_url, null=True)
+    )
+    """A Pushgateway the text exposition is PUT to every ``interval`` (and once at shutdown), as
+    ``<push_url>/metrics/job/<service name>/instance/<service.instance.id>``."""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -99,6 +105,9 @@ class PrometheusExporterConfig(_ExporterBase):
                 " without one the app itself serves the endpoint",
                 path="host",
             )
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
 
 
 @dataclass(frozen=True, kw_only=True)

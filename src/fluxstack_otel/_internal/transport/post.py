@@ -45,8 +45,10 @@ def public_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-    """POST ``body`` once.
+def post(
+    url: str, body: bytes, headers: Mapping[str, str], timeout: float, *, method: str = "POST"
+) -> int:
+    """POST ``body`` once (or send it with another ``method``: a Pushgateway takes a PUT).
 
     Returns:
         The 2xx (or 3xx) status.
@@ -60,7 +62,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
 
     shown = public_url(url)
     url, headers = _userinfo_as_basic_auth(url, headers)
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
@@ -68,11 +70,11 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> i
     except urllib.error.HTTPError as exc:
         exc.close()
         raise PostError(
-            f"POST {shown} answered {exc.code}", retryable=exc.code in _RETRYABLE_STATUS
+            f"{method} {shown} answered {exc.code}", retryable=exc.code in _RETRYABLE_STATUS
         ) from None
     except (urllib.error.URLError, HTTPException, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise PostError(f"POST {shown} failed: {reason}", retryable=True) from None
+        raise PostError(f"{method} {shown} failed: {reason}", retryable=True) from None
 
 
 def _userinfo_as_basic_auth(url: str, headers: Mapping[str, str]) -> tuple[str, Mapping[str, str]]:

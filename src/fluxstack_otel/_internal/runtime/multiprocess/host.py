@@ -21,9 +21,11 @@ gauges (``_families.HOST_GAUGES``) are one value, read by the answering worker. 
 restarts (an idle series evicted, then seen again) keeps the earlier incarnations' counts in its
 published totals, so its file too only grows.
 
-Staleness: a worker's counts since its last publish are invisible to the others, so a host-wide
-collection lags each other worker by at most one collect interval (plus the time to write a file).
-Every collection publishes the answering worker first, so successive collections, whichever worker
+Staleness: the answering worker is merged from its live collection, never from its own file, so a
+request it has just served is in the collection at once (whether or not its publish succeeds). A
+worker's counts since its last publish are invisible to the others, so a host-wide collection lags
+each other worker by at most one collect interval (plus the time to write a file). Every
+collection publishes the answering worker first, so successive collections, whichever worker
 answers, never decrease. A live worker whose file is older than ``_STALE_AFTER`` intervals (a hung
 worker) is logged, rate-limited, and still summed: its counts are cumulative and still true.
 """

@@ -12,6 +12,9 @@ exception: several workers of one host (gunicorn) with ``multiprocess`` enabled.
 worker's exposition is the host's, so the first worker binds and serves it; a worker that finds
 the port taken logs it once and stands by, trying the port again every ``collect_interval``, so
 when the serving worker is recycled another one takes over (docs/deployment.md).
+
+With a ``push_url`` the entry also pushes the text exposition to a Pushgateway every interval
+(``push.py``), on the one periodic scheduler, and once more at shutdown.
 """
 
 from __future__ import annotations
@@ -145,12 +148,20 @@ class PrometheusSink:
 
     def __init__(self, exporter: PrometheusExporterConfig, context: SinkContext) -> None:
         self._config = exporter
+        options = options_for(exporter.target_info, exporter.scope_labels, context.config.naming)
         self._endpoint = PrometheusEndpoint(
             context.stream.collect,
-            options=options_for(exporter.target_info, exporter.scope_labels, context.config.naming),
+            options=options,
             allow_openmetrics=exporter.openmetrics,
             allow_gzip=exporter.gzip,
         )
+        self._pusher: PeriodicWorker | None = None
+        if exporter.push_url is not None:
+            from fluxstack_otel._internal.sinks.prometheus.push import Pusher
+
+            interval = exporter.interval or context.config.collect_interval
+            pusher = Pusher(exporter.push_url, context.stream.collect, options, interval)
+            self._pusher = pusher.worker
         self._server: EndpointServer | None = None
         self._standby: PeriodicWorker | None = None
         self._guard: Guard | None = None
@@ -186,6 +197,8 @@ class PrometheusSink:
             ConfigError: The port cannot be bound (taken without ``multiprocess``, or an address
                 that is not this machine's), naming ``exporters[i].port`` or ``.host``.
         """
+        if self._pusher is not None:
+            self._pusher.start()
         if self._config.port is None:
             return
         from fluxstack_otel._internal.sinks.endpoint_server import AddressInUseError
@@ -200,6 +213,8 @@ class PrometheusSink:
         self._server.start()
 
     def shutdown(self, timeout: float) -> None:
+        if self._pusher is not None:
+            self._pusher.stop(timeout)  # the last push, while the data is still there
         if self._standby is not None:
             self._standby.stop(timeout)
         if self._server is not None:
