@@ -36,6 +36,7 @@ from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from servers import serve_asgi, wait_until
+from support.metricdata import collected_points
 
 
 def _app() -> Starlette:
@@ -45,25 +46,13 @@ def _app() -> Starlette:
     return Starlette(routes=[Route("/hello", hello)])
 
 
-def _points(data: MetricsData | None, name: str) -> list[Any]:
-    assert data is not None
-    return [
-        p
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == name
-        for p in m.data.data_points  # type: ignore[union-attr]
-    ]
-
-
 def _names(data: MetricsData | None) -> set[str]:
     assert data is not None
     return {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
 
 
 def _requests(data: MetricsData | None) -> float:
-    return sum(p.value for p in _points(data, cat.HTTP_REQUESTS.name))
+    return sum(p.value for p in collected_points(data, cat.HTTP_REQUESTS.name))
 
 
 @pytest.fixture
@@ -102,7 +91,7 @@ def test_an_in_memory_reader_sees_the_twelve_with_the_values_of_metrics(monitor:
     families = {f.name: f for f in parse_text(text)}
     scraped = sum(s.value for s in families["http_requests"].samples if s.name.endswith("_total"))
     assert scraped == 5
-    (orders,) = _points(data, "orders")
+    (orders,) = collected_points(data, "orders")
     assert orders.value == 3
 
 
@@ -122,7 +111,7 @@ def test_a_delta_reader_gets_deltas_of_the_builtins(monitor: Any) -> None:
         second = reader.get_metrics_data()
     assert _requests(first) == 3
     assert _requests(second) == 2
-    (duration,) = _points(second, cat.HTTP_REQUEST_DURATION.name)
+    (duration,) = collected_points(second, cat.HTTP_REQUEST_DURATION.name)
     assert duration.count == 2
 
 

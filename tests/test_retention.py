@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from fluxstack_otel._internal.metrics.stream import MetricStream
+from support.metricdata import collected_points
 
 _S = 10**9
 
@@ -17,17 +18,6 @@ class _Wall:
 
     def __call__(self) -> int:
         return self.ns
-
-
-def _points(data: MetricsData, name: str) -> list[object]:
-    return [
-        p
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == name
-        for p in m.data.data_points  # type: ignore[union-attr]
-    ]
 
 
 def test_an_idle_custom_counter_leaves_and_returns_with_only_its_new_counts() -> None:
@@ -41,25 +31,25 @@ def test_an_idle_custom_counter_leaves_and_returns_with_only_its_new_counts() ->
     try:
         orders.add(5, {"shop": "a"})
         busy.add(1)
-        assert [p.value for p in _points(stream.collect(), "orders")] == [5]  # type: ignore[attr-defined]
+        assert [p.value for p in collected_points(stream.collect(), "orders")] == [5]  # type: ignore[attr-defined]
         wall.ns += 61 * _S
         busy.add(1)  # another series keeps changing: it stays
         data = stream.collect()
-        assert _points(data, "orders") == []
-        assert [p.value for p in _points(data, "busy")] == [2]  # type: ignore[attr-defined]
+        assert collected_points(data, "orders") == []
+        assert [p.value for p in collected_points(data, "busy")] == [2]  # type: ignore[attr-defined]
         wall.ns += 5 * _S
         returned_at = wall.ns
         orders.add(2, {"shop": "a"})
-        (back,) = _points(stream.collect(), "orders")
+        (back,) = collected_points(stream.collect(), "orders")
         assert back.value == 2  # type: ignore[attr-defined]
         assert back.start_time_unix_nano == returned_at  # type: ignore[attr-defined]
         wall.ns += 10 * _S
         orders.add(1, {"shop": "a"})
-        (later,) = _points(stream.collect(), "orders")
+        (later,) = collected_points(stream.collect(), "orders")
         assert later.value == 3  # type: ignore[attr-defined]
         assert later.start_time_unix_nano == returned_at  # type: ignore[attr-defined]
         wall.ns += 61 * _S  # idle again: leaves again
-        assert _points(stream.collect(), "orders") == []
+        assert collected_points(stream.collect(), "orders") == []
     finally:
         provider.shutdown()
 
@@ -73,10 +63,10 @@ def test_an_idle_gauge_leaves_and_returns_as_it_is() -> None:
     queue = provider.get_meter("app").create_gauge("queue.depth")
     try:
         queue.set(7)
-        assert [p.value for p in _points(stream.collect(), "queue.depth")] == [7]  # type: ignore[attr-defined]
+        assert [p.value for p in collected_points(stream.collect(), "queue.depth")] == [7]  # type: ignore[attr-defined]
         wall.ns += 61 * _S
-        assert _points(stream.collect(), "queue.depth") == []
+        assert collected_points(stream.collect(), "queue.depth") == []
         queue.set(3)
-        assert [p.value for p in _points(stream.collect(), "queue.depth")] == [3]  # type: ignore[attr-defined]
+        assert [p.value for p in collected_points(stream.collect(), "queue.depth")] == [3]  # type: ignore[attr-defined]
     finally:
         provider.shutdown()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -11,6 +11,7 @@ from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.stream import MetricStream
+from support.metricdata import collected_points
 
 _EPOCH_NS = 1_700_000_000 * 10**9
 
@@ -28,17 +29,6 @@ class _Clocks:
         return _EPOCH_NS + int(self.now * 1e9)
 
 
-def _points(data: MetricsData, name: str) -> list[object]:
-    return [
-        p
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == name
-        for p in m.data.data_points  # type: ignore[union-attr]
-    ]
-
-
 def test_a_series_starts_when_its_first_request_began_however_late_the_fold() -> None:
     """One request over [99.5 s, 100 s], folded at 102 s: the series starts at 99.5 s, not 102 s."""
     clocks = _Clocks()
@@ -49,7 +39,7 @@ def test_a_series_starts_when_its_first_request_began_however_late_the_fold() ->
     data = stream.collect()
     began = _EPOCH_NS + int(99.5 * 1e9)
     for spec in cat.HTTP_METRICS:
-        for point in _points(data, spec.name):
+        for point in collected_points(data, spec.name):
             assert abs(point.start_time_unix_nano - began) < 1_000  # type: ignore[attr-defined]
             assert point.start_time_unix_nano < point.time_unix_nano  # type: ignore[attr-defined]
 
@@ -70,7 +60,7 @@ def test_every_collection_sees_the_sdk_exemplars_not_only_the_first() -> None:
     finally:
         provider.shutdown()
     for data in (first, second):
-        (point,) = _points(data, "job.duration")
+        (point,) = collected_points(data, "job.duration")
         assert [e.trace_id for e in point.exemplars] == [trace_id]  # type: ignore[attr-defined]
 
 

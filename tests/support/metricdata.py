@@ -109,3 +109,16 @@ def points(metric: ex.Metric) -> dict[frozenset[tuple[str, Any]], Any]:
     data = metric.data
     assert isinstance(data, ex.Sum | ex.Histogram)
     return {frozenset(p.attributes.items()): p for p in data.data_points}
+
+
+def collected_points(data: ex.MetricsData | None, name: str) -> list[Any]:
+    """Every point of the metrics named ``name`` in one collection, in order."""
+    assert data is not None
+    return [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == name
+        for p in m.data.data_points  # type: ignore[union-attr]
+    ]
