@@ -305,6 +305,16 @@ def test_bad_views_are_refused_naming_the_entry(views: list[Any], path: str, wor
 
 
 def test_a_view_for_a_custom_metric_not_made_yet_is_accepted(monitor: Any) -> None:
-    """A view that selects no built-in may be for a custom or third-party instrument: accepted."""
-    m = monitor(views=[View(instrument_name="db.client.*", attribute_keys=set())])
-    assert m.views[-1].__class__ is View
+    """A view that selects no built-in may be for an instrument made later: accepted, and the
+    SDK applies it to that instrument when it comes (its attributes dropped here)."""
+    view = View(instrument_name="db.client.*", attribute_keys=set())
+    m = monitor(views=[view])
+    assert m.views[-1] is view
+    m.counter("db.client.calls").add(2, {"table": "orders"})
+    m.counter("db.client.calls").add(3, {"table": "users"})
+    samples = [
+        s
+        for s in _families(m.render_prometheus().decode())["db_client_calls"].samples
+        if s.name.endswith("_total")
+    ]
+    assert [(s.labels, s.value) for s in samples] == [({}, 5.0)]

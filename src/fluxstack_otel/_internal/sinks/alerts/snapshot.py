@@ -23,7 +23,6 @@ __all__ = [
     "Sample",
     "Snapshot",
     "take_sample",
-    "take_snapshot",
 ]
 
 
@@ -68,11 +67,6 @@ class Sample(NamedTuple):
     def time_of(self, metric: str) -> float:
         """When ``metric`` was read in this sample (the sample's time if its points do not say)."""
         return self.read_at.get(metric, self.time)
-
-
-def take_snapshot(data: MetricsData, names: Collection[str]) -> dict[str, dict[Labels, Point]]:
-    """Copy the points of the metrics named in ``names`` out of one collection."""
-    return take_sample(0.0, data, names).snapshot  # type: ignore[return-value]
 
 
 def take_sample(now: float, data: MetricsData, names: Collection[str]) -> Sample:
