@@ -191,6 +191,7 @@ def serve_asgi(
     """
     options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", **config}
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, **options))
+    base = ""
     failures: list[BaseException] = []
 
     def run() -> None:
@@ -214,11 +215,34 @@ def serve_asgi(
                 raise ServerStartError(f"uvicorn did not start within {startup_timeout:g}s")
             thread.join(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{host}:{port}"
+        base = f"http://{host}:{port}"
+        _SERVING[base] = server
+        yield base
     finally:
+        _SERVING.pop(base, None)
         _stop_uvicorn(server, thread, shutdown_timeout)
     if failures:
         raise HarnessError("uvicorn failed while serving") from failures[0]
+
+
+_SERVING: dict[str, uvicorn.Server] = {}
+
+
+def settle(base: str, timeout: float = 10.0) -> None:
+    """Wait until the ``serve_asgi`` server at ``base`` runs no request.
+
+    A client holds the whole response before the app's coroutine returns: the monitoring
+    middleware records an exchange after its last ``send``, so an in-process read made right
+    after a response may miss that exchange. Call this between the requests and such a read.
+    (A read over HTTP from the same server runs on the same event loop, after that middleware
+    code, as long as nothing between the app's last ``send`` and its return awaits.)
+    """
+    server = _SERVING[base]
+    wait_until(
+        lambda: not server.server_state.tasks,
+        timeout=timeout,
+        message=lambda: f"{len(server.server_state.tasks)} request(s) still running at {base}",
+    )
 
 
 def _stop_uvicorn(server: uvicorn.Server, thread: threading.Thread, timeout: float) -> None:

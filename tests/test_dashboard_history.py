@@ -32,7 +32,7 @@ from fluxstack_otel._internal.sinks.dashboard.history import (
     ring_shape,
 )
 from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
-from servers import ASGIApp
+from servers import ASGIApp, settle
 
 PAGE = "/metrics/dashboard"
 
@@ -114,6 +114,7 @@ def test_a_point_holds_the_intervals_increases(monitored: Any, serve: Any) -> No
             client.get("/")
         for _ in range(2):
             client.get("/fail")
+    settle(base)
     _history(monitoring).sample()
     document = _data(base)
     (point,) = document["history"]["points"]
@@ -142,10 +143,12 @@ def test_a_restarted_series_counts_from_zero(monitored: Any, serve: Any) -> None
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
         for _ in range(10):
             client.get("/")
+        settle(base)
         _history(monitoring).sample()
         monitoring._recorder.reset()  # type: ignore[union-attr]  # as a forked worker's
         for _ in range(3):
             client.get("/")
+    settle(base)
     _history(monitoring).sample()
     points = _data(base)["history"]["points"]
     assert [p["req"] for p in points] == [10, 3]
