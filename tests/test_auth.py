@@ -17,7 +17,7 @@ from fluxstack_otel import ConfigError, Monitoring, configure_monitoring, load_c
 from fluxstack_otel._internal.integration.cli import main
 from fluxstack_otel._internal.sinks.auth import Guard, ProtectedEndpoint
 from fluxstack_otel._internal.sinks.endpoint_server import EndpointServer
-from servers import serve_asgi
+from servers import serve_asgi, settle
 
 TOKEN = "tok-3f9a-secret"
 PASSWORD = "pw-77c1-secret"
@@ -287,6 +287,7 @@ def test_endpoint_server_serves_every_endpoint_apart_from_the_app() -> None:
         ):
             # On the app, the monitoring paths are the app's own now.
             assert client.get(f"{base}/metrics", headers=auth).text == "app"
+            settle(base)  # the endpoint server runs on another thread: let the record land
             apart = f"http://127.0.0.1:{server.port}"
             refused = client.get(f"{apart}/metrics")
             assert_refused(refused.status_code, refused.content, 401)
