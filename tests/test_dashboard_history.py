@@ -235,6 +235,7 @@ def test_a_failing_collection_is_reported_and_the_ring_goes_on(
         monitoring.shutdown()
 
 
+@pytest.mark.slow  # 720 real collections
 def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     """720 points with 30 busy routes each (20 kept per point) hold under 400 KB of text."""
     monitoring, _ = monitored({})

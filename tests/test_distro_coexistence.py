@@ -22,9 +22,12 @@ from autoinst import APPS, INSTRUMENT, Server, auto_env, distro_venv, server, ta
 from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 from servers import wait_until
 
-pytestmark = pytest.mark.skipif(
-    not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
-)
+pytestmark = [
+    pytest.mark.slow,  # each test starts servers in subprocesses
+    pytest.mark.skipif(
+        not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
+    ),
+]
 
 _TYPE_LINE = re.compile(r"^# TYPE (\S+) ", re.M)
 # No exports leave the machine: the other distro's OTLP defaults point at a closed loopback port.

@@ -30,9 +30,12 @@ from autoinst import (
 )
 from receivers import TraceHttpReceiver
 
-pytestmark = pytest.mark.skipif(
-    not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
-)
+pytestmark = [
+    pytest.mark.slow,  # each test starts servers in subprocesses
+    pytest.mark.skipif(
+        not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
+    ),
+]
 OM = {"accept": "application/openmetrics-text", "connection": "close"}
 
 

@@ -97,6 +97,7 @@ def served() -> Iterator[tuple[Monitoring, str]]:
         m.shutdown()
 
 
+@pytest.mark.slow
 @requires_prometheus
 def test_every_option_reaches_a_real_prometheus(served: tuple[Monitoring, str]) -> None:
     """Prometheus ingests each option's labels and series, and promtool finds nothing to lint."""

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
@@ -38,6 +39,7 @@ def _exponential_collection() -> Any:
     return data
 
 
+@pytest.mark.slow
 @requires_prometheus
 def test_a_real_prometheus_reads_native_histogram_quantiles_within_the_schemes_error(
     prometheus: Callable[..., PrometheusServer],

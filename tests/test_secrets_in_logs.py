@@ -87,6 +87,7 @@ def test_userinfo_in_a_webhook_url_is_sent_as_basic_auth_not_as_part_of_the_host
     assert post.headers["Authorization"] == f"Basic {expected}"
 
 
+@pytest.mark.slow
 def test_the_grpc_exporter_s_own_log_lines_mask_the_endpoint_userinfo(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
