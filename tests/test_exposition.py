@@ -10,6 +10,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.stream import MetricStream
+from fluxstack_otel._internal.sinks.prometheus.negotiation import (
+    CONTENT_TYPE_PROTOBUF,
+    PROTOBUF,
+    TEXT,
+)
 from fluxstack_otel._internal.sinks.prometheus.sink import (
     CONTENT_TYPE_OPENMETRICS,
     CONTENT_TYPE_TEXT,
@@ -150,6 +155,35 @@ def test_negotiation_picks_the_best_supported_format(accept: str | None, expecte
 def test_negotiation_can_be_pinned_to_text() -> None:
     """With OpenMetrics disabled, even an OpenMetrics-only scraper gets the 0.0.4 text."""
     assert negotiate("application/openmetrics-text", allow_openmetrics=False) == (
-        False,
+        TEXT,
         CONTENT_TYPE_TEXT,
     )
+
+
+NATIVE_SCRAPER = (  # a Prometheus with native histograms on: protobuf first
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;"
+    "q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "allow_openmetrics", "expected"),
+    [
+        (NATIVE_SCRAPER, True, PROTOBUF),
+        (NATIVE_SCRAPER, False, PROTOBUF),
+        # Only the delimited MetricFamily encoding is served; other protobuf forms get text.
+        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+         "encoding=text", True, TEXT),
+        ("application/vnd.google.protobuf;proto=other.Message;encoding=delimited", True, TEXT),
+        ("application/vnd.google.protobuf", True, TEXT),
+    ],
+)  # fmt: skip
+def test_the_protobuf_format_is_served_to_a_scraper_that_asks_for_it(
+    accept: str, allow_openmetrics: bool, expected: str
+) -> None:
+    """The delimited MetricFamily encoding when asked for, whatever the OpenMetrics setting."""
+    found = negotiate(accept, allow_openmetrics=allow_openmetrics, allow_protobuf=True)
+    assert found == (
+        (PROTOBUF, CONTENT_TYPE_PROTOBUF) if expected == PROTOBUF else (TEXT, CONTENT_TYPE_TEXT)
+    )
+    assert negotiate(accept, allow_protobuf=False)[0] != PROTOBUF

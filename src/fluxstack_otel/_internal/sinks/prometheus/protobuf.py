@@ -14,9 +14,11 @@ alongside, so a Prometheus without native histograms still reads them.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogram,
     ExponentialHistogramDataPoint,
@@ -29,15 +31,15 @@ from opentelemetry.sdk.metrics.export import (
 
 from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot, to_prometheus
 from fluxstack_otel._internal.metrics.naming import exposition_name
-from fluxstack_otel._internal.sinks.prometheus.exposition import _label_name as label_name
-
-_HISTOGRAM_RESERVED = frozenset({"le"})
+from fluxstack_otel._internal.sinks.prometheus.exposition import (
+    DEFAULT_OPTIONS,
+    RenderOptions,
+    latest_exemplars,
+)
+from fluxstack_otel._internal.sinks.prometheus.labels import label_pairs, reserved_labels, warn_once
+from fluxstack_otel._internal.sinks.prometheus.negotiation import CONTENT_TYPE_PROTOBUF
 
 __all__ = ["CONTENT_TYPE_PROTOBUF", "render_protobuf"]
-
-CONTENT_TYPE_PROTOBUF = (
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
-)
 
 _COUNTER, _GAUGE, _HISTOGRAM = 0, 1, 4
 _double = struct.Struct("<d").pack
@@ -84,19 +86,33 @@ def _sint(field: int, value: int) -> bytes:
     return _key(field, 0) + _varint(_zigzag(value))
 
 
-def _label_pairs(attributes: Any, label: Any) -> bytes:
-    return b"".join(
-        _bytes(1, _text(1, label(key)) + _text(2, value if isinstance(value, str) else str(value)))
-        for key, value in (attributes or {}).items()
-    )
+def _labels(pairs: list[tuple[str, str]]) -> bytes:
+    return b"".join(_bytes(1, _text(1, name) + _text(2, value)) for name, value in pairs)
+
+
+def _exemplar(e: Exemplar) -> bytes:
+    ids: list[tuple[str, str]] = []
+    if e.trace_id is not None and e.span_id is not None:
+        ids = [("trace_id", f"{e.trace_id:032x}"), ("span_id", f"{e.span_id:016x}")]
+    at = e.time_unix_nano
+    stamp = _uint(1, at // 1_000_000_000) + _uint(2, at % 1_000_000_000)
+    return _labels(ids) + _f64(2, float(e.value)) + _bytes(3, stamp)
 
 
 def _classic(p: HistogramDataPoint) -> bytes:
     body = _uint(1, p.count) + _f64(2, p.sum)
+    marks = latest_exemplars(p.exemplars, p.explicit_bounds) if p.exemplars else {}
     cumulative = 0
-    for upper, n in zip(p.explicit_bounds, p.bucket_counts, strict=False):
+    for i, (upper, n) in enumerate(zip(p.explicit_bounds, p.bucket_counts, strict=False)):
         cumulative += n
-        body += _bytes(3, _uint(1, cumulative) + _f64(2, upper))
+        bucket = _uint(1, cumulative) + _f64(2, upper)
+        if i in marks:
+            bucket += _bytes(3, _exemplar(marks[i]))
+        body += _bytes(3, bucket)
+    # The +Inf bucket is implied by the count; only its exemplar needs a bucket of its own.
+    last = len(p.explicit_bounds)
+    if last in marks:
+        body += _bytes(3, _uint(1, p.count) + _f64(2, math.inf) + _bytes(3, _exemplar(marks[last])))
     return body
 
 
@@ -124,30 +140,51 @@ def _snapshot_of(p: ExponentialHistogramDataPoint) -> ExponentialSnapshot:
     )
 
 
-def render_protobuf(data: MetricsData) -> bytes:
-    """One collection as delimited ``MetricFamily`` messages (label names as in the text formats).
+def render_protobuf(data: MetricsData, options: RenderOptions = DEFAULT_OPTIONS) -> bytes:
+    """One collection as delimited ``MetricFamily`` messages, with the text formats' families.
+
+    The same families, sample names and labels as ``exposition.render`` (target_info and scope
+    labels by ``options``, attribute keys named and merged alike), so a scraper reads the same
+    series whichever format it negotiated; histograms add their native buckets where they have
+    exponential data.
 
     Args:
         data: The collection (presented, cumulative).
+        options: What the exposition includes beyond the metrics themselves.
     """
     families: dict[str, bytearray] = {}
     kinds: dict[str, int] = {}
     helps: dict[str, str] = {}
+
+    def add(name: str, kind: int, help_: str, encoded: bytes) -> None:
+        seen = kinds.setdefault(name, kind)
+        if seen != kind:  # a clash across scopes: the first family of a name wins, as in text
+            warn_once(f"clash:{name}", "metric family %r has two types; the later one is dropped",
+                      name)  # fmt: skip
+            return
+        helps.setdefault(name, help_)
+        families.setdefault(name, bytearray()).extend(encoded)
+
     for rm in data.resource_metrics:
+        if options.target_info:
+            target = _bytes(
+                4, _labels(label_pairs(rm.resource.attributes)) + _bytes(2, _f64(1, 1.0))
+            )
+            add("target_info", _GAUGE, "Target metadata", target)
         for sm in rm.scope_metrics:
+            scope: list[tuple[str, str]] = []
+            if options.scope_labels:
+                scope = [("otel_scope_name", sm.scope.name),
+                         ("otel_scope_version", sm.scope.version or "")]  # fmt: skip
             for metric in sm.metrics:
                 payload = metric.data
                 name = exposition_name(metric.name, metric.unit or "", payload)
-                kind, encoded = _metrics(payload, name)
+                kind, encoded = _metrics(payload, scope)
                 if kind is None:
                     continue
-                if kind == _COUNTER:
-                    name += "_total"  # a counter's family is named as its sample
-                if name in kinds and kinds[name] != kind:
-                    continue  # a clash across scopes: the first family of a name wins
-                kinds[name] = kind
-                helps.setdefault(name, metric.description or "")
-                families.setdefault(name, bytearray()).extend(encoded)
+                if kind == _COUNTER:  # a counter's family is named as its sample
+                    name = (name[:-6] if name.endswith("_total") else name) + "_total"
+                add(name, kind, metric.description or "", encoded)
     out = bytearray()
     for name, body in families.items():
         family = _text(1, name) + _text(2, helps[name]) + _uint(3, kinds[name]) + bytes(body)
@@ -155,43 +192,36 @@ def render_protobuf(data: MetricsData) -> bytes:
     return bytes(out)
 
 
-def _plain(key: str) -> str:
-    return label_name(key, frozenset())
-
-
-def _in_histogram(key: str) -> str:
-    return label_name(key, _HISTOGRAM_RESERVED)
-
-
-def _metrics(payload: Any, name: str) -> tuple[int | None, bytes]:
+def _metrics(payload: Any, scope: list[tuple[str, str]]) -> tuple[int | None, bytes]:
     body = bytearray()
-    label = _in_histogram if isinstance(payload, Histogram | ExponentialHistogram) else _plain
+    histogram = isinstance(payload, Histogram | ExponentialHistogram)
+    reserved = reserved_labels(histogram, bool(scope))
+
+    def labels(attributes: Any) -> bytes:
+        return _labels(label_pairs(attributes, reserved) + scope)
+
     if isinstance(payload, Sum) and payload.is_monotonic:
         for p in payload.data_points:
-            body += _bytes(
-                4, _label_pairs(p.attributes, label) + _bytes(3, _f64(1, float(p.value)))
-            )
+            body += _bytes(4, labels(p.attributes) + _bytes(3, _f64(1, float(p.value))))
         return _COUNTER, bytes(body)
     if isinstance(payload, Sum | Gauge):
         for p in payload.data_points:
-            body += _bytes(
-                4, _label_pairs(p.attributes, label) + _bytes(2, _f64(1, float(p.value)))
-            )
+            body += _bytes(4, labels(p.attributes) + _bytes(2, _f64(1, float(p.value))))
         return _GAUGE, bytes(body)
     if isinstance(payload, Histogram):
         for hp in payload.data_points:
-            histogram = _classic(hp)
+            encoded = _classic(hp)
             dual = getattr(hp, "exponential", None)
             if isinstance(dual, ExponentialSnapshot):
-                histogram += _native(dual, hp.count, hp.sum, with_count=False)
-            body += _bytes(4, _label_pairs(hp.attributes, label) + _bytes(7, histogram))
+                encoded += _native(dual, hp.count, hp.sum, with_count=False)
+            body += _bytes(4, labels(hp.attributes) + _bytes(7, encoded))
         return _HISTOGRAM, bytes(body)
     if isinstance(payload, ExponentialHistogram):
         for ep in payload.data_points:
             if ep.negative.bucket_counts and any(ep.negative.bucket_counts):
                 continue  # negative values have no place in a duration or a size
-            histogram = _native(_snapshot_of(ep), ep.count, ep.sum, with_count=True)
-            if histogram:
-                body += _bytes(4, _label_pairs(ep.attributes, label) + _bytes(7, histogram))
+            encoded = _native(_snapshot_of(ep), ep.count, ep.sum, with_count=True)
+            if encoded:
+                body += _bytes(4, labels(ep.attributes) + _bytes(7, encoded))
         return _HISTOGRAM, bytes(body)
     return None, b""

@@ -29,13 +29,17 @@ from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.config.model import PrometheusExporterConfig
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
-    CONTENT_TYPE_OPENMETRICS,
-    CONTENT_TYPE_TEXT,
     DEFAULT_OPTIONS,
     RenderOptions,
-    negotiate,
     options_for,
     render,
+)
+from fluxstack_otel._internal.sinks.prometheus.negotiation import (
+    CONTENT_TYPE_OPENMETRICS,
+    CONTENT_TYPE_TEXT,
+    OPENMETRICS,
+    PROTOBUF,
+    negotiate,
 )
 
 if TYPE_CHECKING:
@@ -99,8 +103,13 @@ class PrometheusEndpoint:
         self, accept: str | None, accept_encoding: str | None
     ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """Render a scrape response body and its headers for the given request headers."""
-        openmetrics, content_type = negotiate(accept, allow_openmetrics=self._allow_om)
-        body = render(self._collect(), openmetrics=openmetrics, options=self._options)
+        fmt, content_type = negotiate(accept, allow_openmetrics=self._allow_om, allow_protobuf=True)
+        if fmt == PROTOBUF:
+            from fluxstack_otel._internal.sinks.prometheus.protobuf import render_protobuf
+
+            body = render_protobuf(self._collect(), self._options)
+        else:
+            body = render(self._collect(), openmetrics=fmt == OPENMETRICS, options=self._options)
         headers = [(b"content-type", content_type.encode()), (b"vary", b"accept, accept-encoding")]
         if self._allow_gzip and accept_encoding and "gzip" in accept_encoding.lower():
             body = _gzip(body)
