@@ -42,6 +42,7 @@ from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics import sdk_hooks
 from fluxstack_otel._internal.metrics.custom import cardinality_limits
 from fluxstack_otel._internal.metrics.exemplars import sdk_exemplar_filter
+from fluxstack_otel._internal.metrics.exponential import DEFAULT_MAX_SIZE, MAX_SCALE
 from fluxstack_otel._internal.metrics.stream import MetricSource, MetricStream, PresentedStream
 from fluxstack_otel._internal.metrics.views import Presentation
 from fluxstack_otel._internal.runtime.looplag import LoopLagProbe
@@ -55,6 +56,9 @@ from fluxstack_otel._internal.sinks.base import Endpoint, Sink, SinkContext
 from fluxstack_otel._internal.sinks.otel import attach_readers, user_readers
 from fluxstack_otel._internal.sinks.registry import SINK_TYPES, sink_factory
 from fluxstack_otel.errors import ConfigError
+
+# ``histograms: exponential``: the SDK's ExponentialBucketHistogramAggregation defaults.
+_EXPONENTIAL = (DEFAULT_MAX_SIZE, MAX_SCALE)
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.http.inflight import InFlight
@@ -135,6 +139,7 @@ def build(
             cat.HTTP_REQUEST_SIZE.name: config.size_buckets,
             cat.HTTP_RESPONSE_SIZE.name: config.size_buckets,
         },
+        exponential=_EXPONENTIAL if config.histograms == "exponential" else None,
     )
     if not config.enabled:
         stream = MetricStream((), None, resource)
@@ -154,6 +159,7 @@ def build(
             size_buckets=presentation.recorded_bounds(cat.HTTP_REQUEST_SIZE.name),
             max_series=config.max_series_per_metric,
             retention_period=config.retention_period,
+            exponential=presentation.exponential(),
         )
     http_metrics = recorder.to_metrics if recorder is not None else None
     limits = cardinality_limits(config.max_series_per_metric)
@@ -172,7 +178,7 @@ def build(
         in_memory.append(system_reader)
         providers.append(system)
     # Custom and third-party metrics get the same cap as the HTTP metrics.
-    sdk_reader = sdk_hooks.in_memory_reader(limits)
+    sdk_reader = sdk_hooks.in_memory_reader(limits, exponential=config.histograms == "exponential")
     provider = _provider([sdk_reader, *readers], resource, presentation)
     providers.append(provider)
     # The user's readers see the built-ins, presented, beside the SDK's own data.

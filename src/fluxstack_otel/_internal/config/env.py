@@ -138,6 +138,21 @@ def _reader_for(annotation: str) -> tuple[Reader, str]:
     return simple.get(base, (_json, "JSON"))
 
 
+_HISTOGRAM_AGGREGATIONS = {
+    "explicit_bucket_histogram": "explicit",
+    "base2_exponential_bucket_histogram": "exponential",
+}
+
+
+def _histogram_aggregation(text: str, name: str) -> str:
+    # The OTLP exporter's variable: the SDK warns and falls back on a typo; here it is refused.
+    value = text.strip().lower()
+    if value not in _HISTOGRAM_AGGREGATIONS:
+        allowed = " or ".join(_HISTOGRAM_AGGREGATIONS)
+        raise ConfigError(f"expected {allowed}, got {show(text)}", path=name)
+    return _HISTOGRAM_AGGREGATIONS[value]
+
+
 def _sdk_disabled(text: str, name: str) -> Any:
     # OTEL_SDK_DISABLED only ever disables: "false" leaves ``enabled`` to the other sources.
     return False if _bool(text, name) else UNSET
@@ -253,6 +268,12 @@ _ALIASES: tuple[EnvVar, ...] = (
         read=_number,
         value="port: the first Prometheus exporter serves on its own",
         adjusts=True,
+    ),
+    EnvVar(
+        name="OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        key="histograms",
+        read=_histogram_aggregation,
+        value="explicit_bucket_histogram or base2_exponential_bucket_histogram",
     ),
     EnvVar(
         name="METRICS_EXPORT_CONSOLE",

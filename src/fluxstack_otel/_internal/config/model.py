@@ -318,6 +318,7 @@ class MonitoringConfig:
     duration_buckets: tuple[float, ...] = param(DEFAULT_DURATION_BUCKETS, buckets, "Histogram bounds of request durations, in seconds in both styles.")
     size_buckets: tuple[float, ...] = param(DEFAULT_SIZE_BUCKETS, buckets, "Histogram bounds of request and response body sizes, in bytes.")
     max_series_per_metric: int = param(2000, integer(1), "Cap on distinct label sets per built-in metric, against cardinality blow-ups.")
+    histograms: Literal["explicit", "exponential"] = param("explicit", choice("explicit", "exponential"), "How the HTTP histograms and SDK instruments' histograms aggregate: classic explicit buckets, or also base-2 exponential buckets (Prometheus native histograms, OTLP ExponentialHistogram; docs/metrics.md). A View's aggregation overrides it per metric.")
     naming: Literal["fluxstack", "semconv"] = param("fluxstack", choice(*PROFILES), "Metric names and labels: FluxStack's exact names, or the OpenTelemetry semantic conventions (docs/naming.md).")
     set_global: bool = param(True, boolean, "Make this monitoring's MeterProvider the process-wide OpenTelemetry one, for third-party instrumentations (docs/custom-metrics.md).")
     tracing: bool = param(False, boolean, "Also trace requests with OpenTelemetry's ASGI middleware; duration buckets carry trace exemplars.")

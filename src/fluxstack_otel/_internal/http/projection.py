@@ -9,7 +9,7 @@ OTel exporter reads.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
@@ -22,6 +22,12 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.dual import DualHistogramDataPoint
+from fluxstack_otel._internal.metrics.exponential import (
+    DEFAULT_MAX_SIZE,
+    ExponentialSnapshot,
+    merged,
+)
 
 __all__ = ["DEFAULT_LABELLING", "HTTP_SPECS", "Labelling", "SeriesKey", "SeriesSnapshot", "project"]
 
@@ -63,6 +69,10 @@ class SeriesSnapshot(NamedTuple):
     resp_buckets: tuple[int, ...]
     resp_sum: int
     exemplars: tuple[_Exemplar | None, ...] | None = None
+    dur_exp: ExponentialSnapshot | None = None
+    """The duration's exponential buckets, where they are kept (``histograms: exponential``)."""
+    req_exp: ExponentialSnapshot | None = None
+    resp_exp: ExponentialSnapshot | None = None
 
 
 # The recorder keeps no min/max (they would cost compares on every request and cannot be turned
@@ -100,6 +110,7 @@ def project(
     labelling: Labelling = DEFAULT_LABELLING,
     in_progress: Mapping[tuple[str, str], int] | None = None,
     in_progress_start_ns: int = 0,
+    max_sizes: Mapping[str, int] | None = None,
 ) -> list[Metric]:
     """The catalogue metrics of ``snapshot``, cumulative, stamped ``now_ns``.
 
@@ -113,12 +124,18 @@ def project(
         in_progress: ``in_progress: true``: requests in flight per (method, route); every
             (method, route) of ``snapshot`` without one reads 0.
         in_progress_start_ns: The in-progress gauge's start time.
+        max_sizes: The exponential histograms' bucket caps, by metric (merged points keep to it).
     """
     want = {spec.name for spec in HTTP_SPECS if names is None or spec.name in names}
     w_requests, w_responses, w_errors, w_durations, w_req_sizes, w_resp_sizes = (
         spec.name in want for spec in HTTP_SPECS
     )
     grouped = _GROUPED if labelling.group_status else None
+    caps = max_sizes or {}
+    sizes = tuple(
+        caps.get(spec.name, DEFAULT_MAX_SIZE)
+        for spec in (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
+    )
     requests: dict[tuple[object, ...], list[int]] = {}
     responses: dict[tuple[object, ...], list[int]] = {}
     errors: dict[tuple[object, ...], list[int]] = {}
@@ -140,17 +157,29 @@ def project(
         if w_requests:
             _add_count(requests, mr, s.requests, s.start_ns)
         if w_req_sizes:
-            _add_hist(req_sizes, mr, s.requests, s.req_buckets, s.req_sum, s.start_ns)
+            _add_hist(
+                req_sizes, mr, s.requests, s.req_buckets, s.req_sum, s.start_ns, s.req_exp, sizes[1]
+            )
         mrs = (method, route, status, extra)
         if w_durations:
-            _add_hist(durations, mrs, s.requests, s.dur_buckets, s.dur_sum, s.start_ns)
+            _add_hist(
+                durations,
+                mrs,
+                s.requests,
+                s.dur_buckets,
+                s.dur_sum,
+                s.start_ns,
+                s.dur_exp,
+                sizes[0],
+            )
             if s.exemplars is not None:
                 _add_exemplars(durations[mrs], s.exemplars)
         if code is not None:
             if w_responses:
                 _add_count(responses, mrs, s.requests, s.start_ns)
             if w_resp_sizes:
-                _add_hist(resp_sizes, mrs, s.requests, s.resp_buckets, s.resp_sum, s.start_ns)
+                _add_hist(resp_sizes, mrs, s.requests, s.resp_buckets, s.resp_sum, s.start_ns,
+                          s.resp_exp, sizes[2])  # fmt: skip
         if error_type is not None and w_errors:
             _add_count(errors, (method, route, status, error_type, extra), s.requests, s.start_ns)
     if labelling.zero_errors and w_errors:
@@ -258,14 +287,18 @@ class _Labeller:
 
 
 class _HistAcc:
-    __slots__ = ("buckets", "count", "exemplars", "start_ns", "sum")
+    __slots__ = ("buckets", "count", "exemplars", "exp", "max_size", "start_ns", "sum")
 
-    def __init__(self, buckets: list[int], start_ns: int) -> None:
+    def __init__(
+        self, buckets: list[int], start_ns: int, exp: ExponentialSnapshot | None, max_size: int
+    ) -> None:
         self.count = 0
         self.sum: float = 0.0
         self.buckets = buckets
         self.start_ns = start_ns
         self.exemplars: list[_Exemplar | None] | None = None
+        self.exp = exp
+        self.max_size = max_size
 
 
 def _add_exemplars(acc: _HistAcc, slots: tuple[_Exemplar | None, ...]) -> None:
@@ -307,13 +340,17 @@ def _add_hist(
     buckets: tuple[int, ...],
     total: float,
     start_ns: int,
+    exp: ExponentialSnapshot | None,
+    max_size: int,
 ) -> None:
     acc = into.get(key)
     if acc is None:  # the common case: one recorded series makes one point
-        acc = into[key] = _HistAcc(list(buckets), start_ns)
+        acc = into[key] = _HistAcc(list(buckets), start_ns, exp, max_size)
         acc.count = count
         acc.sum = float(total)  # a float, as the sum of an accumulation from 0.0 would be
         return
+    if acc.exp is not None and exp is not None:
+        acc.exp = merged(acc.exp, exp, max_size)
     acc.start_ns = min(acc.start_ns, start_ns)
     acc.count += count
     acc.sum += total
@@ -354,21 +391,7 @@ def _hist_metric(
     now_ns: int,
     label: _Labeller,
 ) -> Metric:
-    points = [
-        HistogramDataPoint(
-            attributes=label(spec, key),
-            start_time_unix_nano=acc.start_ns,
-            time_unix_nano=now_ns,
-            count=acc.count,
-            sum=acc.sum,
-            bucket_counts=list(acc.buckets),
-            explicit_bounds=list(bounds),
-            min=_NOT_RECORDED,
-            max=_NOT_RECORDED,
-            exemplars=_exemplar_points(acc),
-        )
-        for key, acc in series.items()
-    ]
+    points = [_hist_point(acc, label(spec, key), bounds, now_ns) for key, acc in series.items()]
     return Metric(
         name=spec.name,
         description=spec.help,
@@ -377,3 +400,23 @@ def _hist_metric(
             data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE
         ),
     )
+
+
+def _hist_point(
+    acc: _HistAcc, attributes: dict[str, str], bounds: tuple[float, ...], now_ns: int
+) -> HistogramDataPoint:
+    fields: dict[str, Any] = {
+        "attributes": attributes,
+        "start_time_unix_nano": acc.start_ns,
+        "time_unix_nano": now_ns,
+        "count": acc.count,
+        "sum": acc.sum,
+        "bucket_counts": list(acc.buckets),
+        "explicit_bounds": list(bounds),
+        "min": _NOT_RECORDED,
+        "max": _NOT_RECORDED,
+        "exemplars": _exemplar_points(acc),
+    }
+    if acc.exp is None:
+        return HistogramDataPoint(**fields)
+    return DualHistogramDataPoint(**fields, exponential=acc.exp, max_size=acc.max_size)

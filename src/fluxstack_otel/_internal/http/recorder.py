@@ -20,6 +20,11 @@ series, and the recorder holds at most ``max_series + 2`` keys (the overflow kee
 ``retention_period``, all its keys go together, so a projected counter that stays is never a
 partial sum that would go backwards, and one that comes back starts again with a new start time.
 
+Exponential histograms: for each histogram named in ``exponential`` (a View chose
+``ExponentialBucketHistogramAggregation``, or ``histograms: exponential``), a series also keeps
+an ``ExponentialAccumulator`` beside its classic buckets, updated by the same fold; the points
+then carry both (``metrics.dual``).
+
 Exemplars (``tracing: true``): ``exemplar()`` notes the trace of a request; the latest one per
 duration bucket per series is kept and attached to the duration histogram's points.
 """
@@ -47,6 +52,10 @@ from fluxstack_otel._internal.http.projection import (
     project,
 )
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.exponential import (
+    ExponentialAccumulator,
+    ExponentialSnapshot,
+)
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
 
@@ -78,6 +87,8 @@ class HttpRecorder:
         size_buckets: Upper bounds (bytes) of the two size histograms.
         max_series: The cardinality cap; label sets beyond it fold into one overflow series.
         retention_period: Seconds after which a series that saw no request is evicted.
+        exponential: The histograms also kept as exponential histograms: metric name ->
+            (max_size, max_scale) of ``ExponentialBucketHistogramAggregation``.
         clock: Monotonic clock in seconds (``time.perf_counter``); injectable for tests.
         wall_clock_ns: Wall clock in nanoseconds for OTel start times; injectable for tests.
     """
@@ -89,6 +100,7 @@ class HttpRecorder:
         size_buckets: Sequence[float] = cat.DEFAULT_SIZE_BUCKETS,
         max_series: int = 2000,
         retention_period: float = 300.0,
+        exponential: Mapping[str, tuple[int, int]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -124,6 +136,20 @@ class HttpRecorder:
         self._presentation = DEFAULT_LABELLING
         self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
         self._created_ns = wall_clock_ns()
+        wanted = dict(exponential or {})
+        # (max_size, max_scale) of the duration, request size and response size histograms.
+        self._exp_params = tuple(
+            wanted.get(spec.name)
+            for spec in (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
+        )
+        self._exp_on = any(p is not None for p in self._exp_params)
+        self._exp: dict[SeriesKey, list[ExponentialAccumulator | None]] = {}
+
+    @property
+    def exponential(self) -> dict[str, int]:
+        """The histograms kept as exponential histograms too: metric name -> max_size."""
+        specs = (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
+        return {s.name: p[0] for s, p in zip(specs, self._exp_params, strict=True) if p}
 
     @property
     def duration_bounds(self) -> tuple[float, ...]:
@@ -224,12 +250,16 @@ class HttpRecorder:
             popleft, get, bisect = pending.popleft, self._series.get, bisect_left
             dur_bounds, size_cuts = self._dur_bounds, self._size_cuts
             req_at, resp_at = self._req_at, self._resp_at
+            exp_on, exp_get = self._exp_on, self._exp.get
             # Only the records present now: appends racing with this loop wait for the next drain.
             for _ in range(len(pending)):
                 key, duration, request_bytes, response_bytes, now = popleft()
                 acc = get(key)
                 if acc is None:
                     acc = self._new_series(key, now - duration)
+                if exp_on:
+                    self._fold_exponential(exp_get(key), key, duration, request_bytes,
+                                           response_bytes)  # fmt: skip
                 acc[_LAST] = now
                 acc[_DUR_SUM] += duration
                 acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
@@ -243,6 +273,32 @@ class HttpRecorder:
                     acc[resp_at + bisect(size_cuts, response_bytes)] += 1
             if self._pending_exemplars:
                 self._fold_exemplars()
+
+    def _fold_exponential(
+        self,
+        slots: list[ExponentialAccumulator | None] | None,
+        key: SeriesKey,
+        duration: float,
+        request_bytes: int,
+        response_bytes: int,
+    ) -> None:
+        # Called with the lock held, after _new_series: the series (or its overflow) exists.
+        if slots is None:
+            if key not in self._series:
+                key = self._overflow_key(key)
+            slots = self._exp.get(key)
+            if slots is None:
+                slots = self._exp[key] = [
+                    None if p is None else ExponentialAccumulator(p[0], p[1])
+                    for p in self._exp_params
+                ]
+        dur, req, resp = slots
+        if dur is not None:
+            dur.record(duration)
+        if req is not None:
+            req.record(request_bytes)
+        if resp is not None and key[2] is not None:
+            resp.record(response_bytes)
 
     def exemplar(
         self,
@@ -327,6 +383,7 @@ class HttpRecorder:
             self._start_ns.clear()
             self._pending_exemplars.clear()
             self._exemplars.clear()
+            self._exp.clear()
             self._overflow_keys = 0
 
     def __len__(self) -> int:
@@ -350,16 +407,17 @@ class HttpRecorder:
                 del series[k]
                 del self._start_ns[k]
                 self._exemplars.pop(k, None)
+                self._exp.pop(k, None)
                 if k[0] == OVERFLOW:
                     self._overflow_keys -= 1
-            exemplars = self._exemplars
+            exemplars, exp = self._exemplars, self._exp
             copies = [
-                (k, self._start_ns[k], list(acc), _copy(exemplars.get(k)))
+                (k, self._start_ns[k], list(acc), _copy(exemplars.get(k)), _snap(exp.get(k)))
                 for k, acc in series.items()
             ]
         d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
         out = []
-        for k, start_ns, acc, exemplar_slots in copies:
+        for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
             # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
             dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
             out.append(
@@ -374,6 +432,9 @@ class HttpRecorder:
                     cast("tuple[int, ...]", tuple(acc[p0:end])),
                     int(acc[_RESP_SUM]),
                     exemplar_slots,
+                    dur_exp,
+                    req_exp,
+                    resp_exp,
                 )
             )
         return out
@@ -399,7 +460,20 @@ class HttpRecorder:
             labelling=self._presentation,
             in_progress=None if in_progress is None else in_progress(),
             in_progress_start_ns=self._created_ns,
+            max_sizes=self.exponential,
         )
+
+
+_NO_EXPONENTIAL: tuple[None, None, None] = (None, None, None)
+
+
+def _snap(
+    slots: list[ExponentialAccumulator | None] | None,
+) -> tuple[ExponentialSnapshot | None, ExponentialSnapshot | None, ExponentialSnapshot | None]:
+    if slots is None:
+        return _NO_EXPONENTIAL
+    dur, req, resp = (None if a is None else a.snapshot() for a in slots)
+    return dur, req, resp
 
 
 def _copy(slots: list[_Exemplar | None] | None) -> tuple[_Exemplar | None, ...] | None:

@@ -15,6 +15,7 @@ the buckets into a Prometheus native histogram's schema, spans and deltas.
 
 from __future__ import annotations
 
+import math
 from math import floor, frexp, ldexp, log
 from typing import NamedTuple
 
@@ -26,6 +27,10 @@ __all__ = [
     "NativeBuckets",
     "bucket_index",
     "downscaled",
+    "fitted",
+    "merged",
+    "quantile",
+    "subtracted",
     "to_prometheus",
 ]
 
@@ -98,11 +103,9 @@ class ExponentialAccumulator:
             self.offset = index
             counts.append(1)
             return
-        low = min(self.offset, index)
-        high = max(self.offset + len(counts) - 1, index)
-        change = 0
-        while (high >> change) - (low >> change) + 1 > self.max_size:
-            change += 1
+        change = _fit(
+            min(self.offset, index), max(self.offset + len(counts) - 1, index), self.max_size
+        )
         if change:
             self._downscale(change)
             index >>= change
@@ -117,17 +120,10 @@ class ExponentialAccumulator:
 
     def _downscale(self, change: int) -> None:
         """Merge buckets to ``scale - change``: bucket ``i`` becomes ``i >> change``."""
-        merged: list[int] = []
-        first = self.offset >> change
-        for i, n in enumerate(self.counts):
-            at = ((self.offset + i) >> change) - first
-            if at == len(merged):
-                merged.append(n)
-            else:
-                merged[at] += n
-        self.counts = merged
-        self.offset = first
-        self.scale -= change
+        snap = downscaled(self.snapshot(), self.scale - change)
+        self.counts = list(snap.counts)
+        self.offset = snap.offset
+        self.scale = snap.scale
 
     def snapshot(self) -> ExponentialSnapshot:
         """A copy of the buckets now."""
@@ -199,3 +195,87 @@ def to_prometheus(snap: ExponentialSnapshot) -> NativeBuckets | None:
     if start is not None:
         spans.append((start - end, length))
     return NativeBuckets(snap.scale, tuple(spans), tuple(deltas))
+
+
+def _fit(low: int, high: int, max_size: int) -> int:
+    """How many halvings make the bucket range ``[low, high]`` hold in ``max_size`` buckets."""
+    change = 0
+    while (high >> change) - (low >> change) + 1 > max_size:
+        change += 1
+    return change
+
+
+def fitted(snap: ExponentialSnapshot, max_size: int, max_scale: int) -> ExponentialSnapshot:
+    """``snap`` at ``max_scale`` or below, merged down until it holds in ``max_size`` buckets."""
+    scale = min(snap.scale, max_scale)
+    if snap.counts:
+        low, high = snap.offset, snap.offset + len(snap.counts) - 1
+        change = snap.scale - scale
+        scale -= _fit(low >> change, high >> change, max_size)
+    return downscaled(snap, scale)
+
+
+def merged(a: ExponentialSnapshot, b: ExponentialSnapshot, max_size: int) -> ExponentialSnapshot:
+    """The histogram of both ``a``'s and ``b``'s values, within ``max_size`` buckets.
+
+    The common scale is the lower of the two, lowered further until the union of both ranges
+    fits, as the SDK does when it merges; every count is kept exactly.
+    """
+    scale = min(a.scale, b.scale)
+    if not a.counts or not b.counts:
+        kept = downscaled(a if a.counts else b, scale)
+        return kept._replace(zero_count=a.zero_count + b.zero_count)
+    a, b = downscaled(a, scale), downscaled(b, scale)
+    low = min(a.offset, b.offset)
+    high = max(a.offset + len(a.counts), b.offset + len(b.counts)) - 1
+    change = _fit(low, high, max_size)
+    if change:
+        a, b = downscaled(a, scale - change), downscaled(b, scale - change)
+        low = min(a.offset, b.offset)
+        high = max(a.offset + len(a.counts), b.offset + len(b.counts)) - 1
+    counts = [0] * (high - low + 1)
+    for snap in (a, b):
+        start = snap.offset - low
+        for i, n in enumerate(snap.counts):
+            counts[start + i] += n
+    return ExponentialSnapshot(a.scale, low, tuple(counts), a.zero_count + b.zero_count)
+
+
+def subtracted(later: ExponentialSnapshot, earlier: ExponentialSnapshot) -> ExponentialSnapshot:
+    """The values counted in ``later`` but not yet in ``earlier`` (two readings of one series).
+
+    A cumulative histogram only lowers its scale and widens its range, so ``earlier`` at
+    ``later``'s scale lies inside ``later``'s range; the difference keeps ``later``'s buckets.
+    """
+    scale = min(later.scale, earlier.scale)
+    later, earlier = downscaled(later, scale), downscaled(earlier, scale)
+    counts = list(later.counts)
+    for i, n in enumerate(earlier.counts):
+        at = earlier.offset + i - later.offset
+        if 0 <= at < len(counts):
+            counts[at] -= n
+    return ExponentialSnapshot(
+        scale, later.offset, tuple(counts), later.zero_count - earlier.zero_count
+    )
+
+
+def quantile(snap: ExponentialSnapshot, q: float) -> float:
+    """The ``q`` quantile (0..1) of the counted values: NaN when there are none.
+
+    Interpolated inside the bucket that holds the rank, exponentially (the buckets' own
+    geometry), so a value read back is off by at most the bucket's relative width.
+    """
+    total = snap.observations
+    if total == 0:
+        return math.nan
+    rank = q * total
+    if rank <= snap.zero_count:
+        return 0.0
+    seen = snap.zero_count
+    base = 2.0 ** (2.0**-snap.scale)
+    for i, n in enumerate(snap.counts):
+        if n and seen + n >= rank:
+            lower = base ** (snap.offset + i)
+            return float(lower * base ** ((rank - seen) / n))
+        seen += n
+    return float(base ** (snap.offset + len(snap.counts)))

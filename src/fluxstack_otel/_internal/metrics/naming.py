@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
+from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, Sum
 
 from fluxstack_otel._internal.metrics import catalog as cat
 
@@ -102,7 +102,7 @@ def exposition_name(name: str, unit: str, data: object) -> str:
     if cached is None:
         if monotonic:
             kind = cat.Kind.COUNTER
-        elif isinstance(data, Histogram):
+        elif isinstance(data, Histogram | ExponentialHistogram):
             kind = cat.Kind.HISTOGRAM
         else:
             kind = cat.Kind.GAUGE

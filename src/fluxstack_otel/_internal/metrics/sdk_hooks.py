@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from opentelemetry.sdk.metrics import Histogram
 from opentelemetry.sdk.metrics._internal.instrument import (
     _Counter,
     _Histogram,
@@ -34,7 +35,12 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
     MetricsData,
 )
-from opentelemetry.sdk.metrics.view import Aggregation, ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.metrics.view import (
+    Aggregation,
+    ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
+    View,
+)
 
 __all__ = [
     "COUNTER",
@@ -48,6 +54,7 @@ __all__ = [
     "Settings",
     "asynchronous_instruments",
     "bucket_boundaries",
+    "exponential_settings",
     "exporter_preferences",
     "in_memory_reader",
     "reader_temporality",
@@ -117,6 +124,13 @@ def bucket_boundaries(aggregation: ExplicitBucketHistogramAggregation) -> tuple[
     return tuple(float(b) for b in boundaries or ())
 
 
+def exponential_settings(aggregation: ExponentialBucketHistogramAggregation) -> tuple[int, int]:
+    """(max_size, max_scale) an exponential-bucket aggregation was given."""
+    max_size: Any = aggregation._max_size
+    max_scale: Any = aggregation._max_scale
+    return int(max_size), int(max_scale)
+
+
 def reader_temporality(reader: MetricReader) -> Mapping[type, AggregationTemporality]:
     """``reader``'s temporality per SDK instrument class."""
     preferred: Any = reader._instrument_class_temporality
@@ -132,16 +146,24 @@ def exporter_preferences(
     return temporality, aggregation
 
 
-def in_memory_reader(cardinality_limits: Mapping[type, int]) -> InMemoryMetricReader:
+def in_memory_reader(
+    cardinality_limits: Mapping[type, int], *, exponential: bool = False
+) -> InMemoryMetricReader:
     """A cumulative in-memory reader with per-kind cardinality limits, where the SDK has them.
 
     ``cardinality_limits`` arrived in SDK 1.45.2; older releases keep the SDK's own limit of
-    2,000 points per metric.
+    2,000 points per metric. ``exponential``: histograms default to base-2 exponential buckets
+    (a view's aggregation still wins, as in the SDK).
     """
+    aggregation: dict[type, Aggregation] = (
+        {Histogram: ExponentialBucketHistogramAggregation()} if exponential else {}
+    )
     try:
-        return InMemoryMetricReader(cardinality_limits=dict(cardinality_limits))  # type: ignore[call-arg,unused-ignore]
+        return InMemoryMetricReader(  # type: ignore[call-arg,unused-ignore]
+            cardinality_limits=dict(cardinality_limits), preferred_aggregation=aggregation
+        )
     except TypeError:
-        return InMemoryMetricReader()
+        return InMemoryMetricReader(preferred_aggregation=aggregation)
 
 
 def asynchronous_instruments(provider: Any) -> frozenset[tuple[str, str]]:

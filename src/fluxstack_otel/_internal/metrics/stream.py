@@ -25,6 +25,8 @@ from typing import Protocol
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
     Histogram,
     HistogramDataPoint,
     InMemoryMetricReader,
@@ -38,6 +40,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from fluxstack_otel._internal.metrics.dual import exponential_of, subtract_exponential
 from fluxstack_otel._internal.metrics.memory import NEVER_IDLE, ExemplarMemory, Retention
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 
@@ -180,7 +183,9 @@ class DeltaView:
     ) -> None:
         self._stream = source
         self._delta_for = delta_for
-        self._previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint] = {}
+        self._previous: dict[
+            _SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
+        ] = {}
         self._lock = threading.Lock()
 
     def collect(self) -> MetricsData:
@@ -207,9 +212,14 @@ class DeltaView:
 
     def _to_delta(
         self, data: MetricsData
-    ) -> tuple[MetricsData, dict[_SeriesId, NumberDataPoint | HistogramDataPoint]]:
+    ) -> tuple[
+        MetricsData,
+        dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint],
+    ]:
         previous = self._previous
-        current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint] = {}
+        current: dict[
+            _SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
+        ] = {}
         out_rms = []
         for rm in data.resource_metrics:
             out_sms = []
@@ -228,8 +238,8 @@ class DeltaView:
 def _delta_metric(
     scope: str,
     metric: Metric,
-    previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint],
-    current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint],
+    previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint],
+    current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint],
 ) -> Metric:
     data = metric.data
     # Sums that can go down (up-down counters) stay cumulative, as OpenTelemetry's delta
@@ -272,6 +282,7 @@ def _delta_metric(
                 and prev.start_time_unix_nano == hp.start_time_unix_nano
                 and len(prev.bucket_counts) == len(hp.bucket_counts)
             ):
+                dual = {"exponential": subtract_exponential(hp, prev)} if exponential_of(hp) else {}
                 hpoints.append(
                     replace(
                         hp,
@@ -281,6 +292,7 @@ def _delta_metric(
                         bucket_counts=_subtract(hp.bucket_counts, prev.bucket_counts),
                         min=_absent(),
                         max=_absent(),
+                        **dual,
                     )
                 )
             else:
@@ -289,6 +301,28 @@ def _delta_metric(
             metric,
             data=replace(
                 data, data_points=hpoints, aggregation_temporality=AggregationTemporality.DELTA
+            ),
+        )
+    if (
+        isinstance(data, ExponentialHistogram)
+        and data.aggregation_temporality == AggregationTemporality.CUMULATIVE
+    ):
+        epoints: list[ExponentialHistogramDataPoint] = []
+        for ep in data.data_points:
+            sid = (scope, metric.name, frozenset((ep.attributes or {}).items()))
+            current[sid] = ep
+            before = previous.get(sid)
+            if (
+                isinstance(before, ExponentialHistogramDataPoint)
+                and before.start_time_unix_nano == ep.start_time_unix_nano
+            ):
+                epoints.append(subtract_exponential(ep, before))
+            else:
+                epoints.append(ep)
+        return replace(
+            metric,
+            data=replace(
+                data, data_points=epoints, aggregation_temporality=AggregationTemporality.DELTA
             ),
         )
     return metric

@@ -12,7 +12,10 @@ cannot express (it selects attribute keys but cannot rename them). The views a u
    ``ObservableGauge``, CPU time ``ObservableCounter``) or meter name (``fluxstack_otel.http``,
    ``fluxstack_otel.system``), and may rename it, change its description, keep only some
    ``attribute_keys`` (points that then share their attributes are merged), set
-   ``ExplicitBucketHistogramAggregation`` boundaries, or drop it (``DropAggregation``).
+   ``ExplicitBucketHistogramAggregation`` boundaries, choose a base-2 exponential histogram
+   (``ExponentialBucketHistogramAggregation``: the recorder keeps one beside the classic
+   buckets, and the stream goes out as an ``ExponentialHistogram``), or drop it
+   (``DropAggregation``).
 3. As in the SDK, each matching view makes a stream of its own, and a built-in no user view
    matches keeps its profile stream. Two streams of one name would be two families of one name,
    so they are refused when the pipeline is built.
@@ -31,6 +34,7 @@ from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
     Gauge,
     Histogram,
     Metric,
@@ -44,6 +48,7 @@ from opentelemetry.sdk.metrics.view import (
     DefaultAggregation,
     DropAggregation,
     ExplicitBucketHistogramAggregation,
+    ExponentialBucketHistogramAggregation,
     LastValueAggregation,
     SumAggregation,
     View,
@@ -51,6 +56,12 @@ from opentelemetry.sdk.metrics.view import (
 
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics import sdk_hooks
+from fluxstack_otel._internal.metrics.dual import (
+    ClassicExponentialPoint,
+    DualHistogramDataPoint,
+    classic_only,
+    to_exponential,
+)
 from fluxstack_otel._internal.metrics.reshape import (
     Attributes,
     histogram_point,
@@ -112,6 +123,7 @@ class Stream(NamedTuple):
         attribute_keys: The attribute keys kept (None: all).
         boundaries: A histogram's bucket bounds when a view set them (None: as recorded).
         constants: Constant attributes every point carries (the profile's dialect).
+        exponential: (max_size, max_scale) when the stream is a base-2 exponential histogram.
     """
 
     name: str
@@ -120,6 +132,7 @@ class Stream(NamedTuple):
     attribute_keys: frozenset[str] | None = None
     boundaries: tuple[float, ...] | None = None
     constants: tuple[tuple[str, str], ...] = ()
+    exponential: tuple[int, int] | None = None
 
 
 class _Candidate(NamedTuple):
@@ -149,7 +162,12 @@ def _matches(select: sdk_hooks.Selection, c: _Candidate) -> bool:
 _ALLOWED = {
     cat.Kind.COUNTER: (DefaultAggregation, SumAggregation, DropAggregation),
     cat.Kind.GAUGE: (DefaultAggregation, LastValueAggregation, DropAggregation),
-    cat.Kind.HISTOGRAM: (DefaultAggregation, ExplicitBucketHistogramAggregation, DropAggregation),
+    cat.Kind.HISTOGRAM: (
+        DefaultAggregation,
+        ExplicitBucketHistogramAggregation,
+        ExponentialBucketHistogramAggregation,
+        DropAggregation,
+    ),
 }
 
 
@@ -169,6 +187,9 @@ class Presentation:
     Args:
         profile: The naming profile.
         views: The user's views, in order.
+        default_bounds: The histograms' bucket bounds where no view sets them.
+        exponential: ``histograms: exponential``: (max_size, max_scale) of the HTTP histograms
+            no view gives an aggregation of their own.
 
     Raises:
         ConfigError: A view is not a ``View``, sets an aggregation the built-in it selects cannot
@@ -182,6 +203,7 @@ class Presentation:
         views: Sequence[object] = (),
         *,
         default_bounds: Mapping[str, Sequence[float]] | None = None,
+        exponential: tuple[int, int] | None = None,
     ) -> None:
         self._profile = profile
         user: list[View] = []
@@ -213,6 +235,8 @@ class Presentation:
         for c in candidates:
             naming = profile.naming(c.spec)
             base = Stream(c.name, c.spec.help, c.unit, constants=naming.attributes)
+            if c.spec.name in _DEFAULT_BOUNDS:  # an HTTP histogram
+                base = base._replace(exponential=exponential)
             out: list[Stream] = []
             hits = [(i, v) for i, v in enumerate(user) if _matches(sdk_hooks.selection(v), c)]
             for index, view in hits:
@@ -249,15 +273,20 @@ class Presentation:
         if isinstance(aggregation, DropAggregation):
             return None
         boundaries = None
+        exponential = base.exponential
         if isinstance(aggregation, ExplicitBucketHistogramAggregation):
             boundaries = _check_boundaries(
                 sdk_hooks.bucket_boundaries(aggregation), f"{path}.aggregation"
             )
+            exponential = None
+        elif isinstance(aggregation, ExponentialBucketHistogramAggregation):
+            exponential = sdk_hooks.exponential_settings(aggregation)
         return base._replace(
             name=name if name is not None else base.name,
             description=description if description is not None else base.description,
             attribute_keys=keys,
             boundaries=boundaries,
+            exponential=exponential,
         )
 
     def _record(self, defaults: dict[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
@@ -341,6 +370,19 @@ class Presentation:
         """The bucket bounds the recorder keeps ``metric`` in (every stream's bounds, merged)."""
         return self._recorded[metric]
 
+    def exponential(self) -> dict[str, tuple[int, int]]:
+        """The HTTP histograms the recorder also keeps exponentially: name -> (max_size, max_scale).
+
+        Where two streams of one metric ask for different settings, the finer (the larger
+        max_size, the larger max_scale) is kept; each stream gets its own on the way out.
+        """
+        out: dict[str, tuple[int, int]] = {}
+        for metric in _DEFAULT_BOUNDS:
+            wanted = [s.exponential for s in self._streams[metric] if s.exponential is not None]
+            if wanted:
+                out[metric] = (max(w[0] for w in wanted), max(w[1] for w in wanted))
+        return out
+
     def present(self, data: MetricsData) -> MetricsData:
         """One collection with the built-ins as their streams say; other scopes pass as they are."""
         if self.identity:
@@ -382,9 +424,19 @@ class Presentation:
                 points = [rebucket(p, stream.boundaries) for p in points]
             if keys is not None:
                 points = merge(points, keys, merge_histograms)
-            data = Histogram(
-                data_points=points, aggregation_temporality=data.aggregation_temporality
-            )
+            duals = [p for p in points if isinstance(p, DualHistogramDataPoint)]
+            if stream.exponential is not None and len(duals) == len(points):
+                epoints: list[ClassicExponentialPoint] = [
+                    to_exponential(p, stream.exponential) for p in duals
+                ]
+                data = ExponentialHistogram(
+                    data_points=epoints, aggregation_temporality=data.aggregation_temporality
+                )
+            else:
+                data = Histogram(
+                    data_points=[classic_only(p) for p in points],
+                    aggregation_temporality=data.aggregation_temporality,
+                )
         elif isinstance(data, Sum | Gauge):
             npoints = [
                 NumberDataPoint(

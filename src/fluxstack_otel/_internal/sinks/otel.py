@@ -8,8 +8,8 @@ user-facing MeterProvider. There it reads custom and third-party metrics as the 
 for it (its temporality, its aggregation, the user's views). Its every collection also carries
 the built-ins (the six HTTP metrics and the six system metrics): the same presented data
 ``/metrics`` serves, turned into deltas where the reader prefers delta temporality for that
-instrument kind. The built-in histograms keep their explicit buckets whatever aggregation a
-reader prefers.
+instrument kind. The built-in histograms keep the aggregation their views (or ``histograms``)
+chose, whatever aggregation a reader prefers.
 
 A user exporter never breaks the app nor the other sinks: what it raises is reported
 (rate-limited log line, counted) and the export counts as failed; one that hangs holds only its
@@ -23,6 +23,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    ExponentialHistogram,
     Histogram,
     Metric,
     MetricExporter,
@@ -169,7 +170,9 @@ def _delta_for(temporality: Any) -> DeltaFor | None:
 
     def delta_for(scope: str, metric: Metric) -> bool:
         if scope == HTTP_SCOPE_NAME:
-            return bool(histogram if isinstance(metric.data, Histogram) else counter)
+            return bool(
+                histogram if isinstance(metric.data, Histogram | ExponentialHistogram) else counter
+            )
         return bool(observed)
 
     return delta_for

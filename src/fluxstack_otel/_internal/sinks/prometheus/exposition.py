@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -29,6 +30,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+from fluxstack_otel._internal.metrics.dual import classic_of
 from fluxstack_otel._internal.metrics.naming import exposition_name
 from fluxstack_otel._internal.metrics.points import prometheus_number
 from fluxstack_otel._internal.sinks.prometheus.labels import (
@@ -136,6 +138,13 @@ def _render_metric(
         _header(out, families, name, "histogram", description)
         if families.get(name) == "histogram":
             _render_histograms(out, name, data.data_points, scope_labels, openmetrics)
+    elif isinstance(data, ExponentialHistogram):
+        # The text formats carry classic buckets only: a built-in's exponential points keep
+        # theirs; an SDK instrument's show their count and sum (protobuf has the buckets).
+        _header(out, families, name, "histogram", description)
+        if families.get(name) == "histogram":
+            classic = [classic_of(p) for p in data.data_points]
+            _render_histograms(out, name, classic, scope_labels, openmetrics)
     else:
         warn_once(f"unsupported:{name}", "metric %r has an unsupported type %s; not exposed",
                    name, type(data).__name__)  # fmt: skip

@@ -21,7 +21,6 @@ from typing import Any
 from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogram,
-    ExponentialHistogramDataPoint,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -29,6 +28,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
+from fluxstack_otel._internal.metrics.dual import exponential_of
 from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot, to_prometheus
 from fluxstack_otel._internal.metrics.naming import exposition_name
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
@@ -134,12 +134,6 @@ def _native(snap: ExponentialSnapshot, count: int, total: float, with_count: boo
     return body
 
 
-def _snapshot_of(p: ExponentialHistogramDataPoint) -> ExponentialSnapshot:
-    return ExponentialSnapshot(
-        p.scale, p.positive.offset, tuple(p.positive.bucket_counts), p.zero_count
-    )
-
-
 def render_protobuf(data: MetricsData, options: RenderOptions = DEFAULT_OPTIONS) -> bytes:
     """One collection as delimited ``MetricFamily`` messages, with the text formats' families.
 
@@ -208,20 +202,17 @@ def _metrics(payload: Any, scope: list[tuple[str, str]]) -> tuple[int | None, by
         for p in payload.data_points:
             body += _bytes(4, labels(p.attributes) + _bytes(2, _f64(1, float(p.value))))
         return _GAUGE, bytes(body)
-    if isinstance(payload, Histogram):
+    if isinstance(payload, Histogram | ExponentialHistogram):
+        # Classic buckets where the point has them, native ones where it has exponential data:
+        # a built-in with ``histograms: exponential`` has both, so any scraper reads it.
         for hp in payload.data_points:
-            encoded = _classic(hp)
-            dual = getattr(hp, "exponential", None)
-            if isinstance(dual, ExponentialSnapshot):
-                encoded += _native(dual, hp.count, hp.sum, with_count=False)
-            body += _bytes(4, labels(hp.attributes) + _bytes(7, encoded))
-        return _HISTOGRAM, bytes(body)
-    if isinstance(payload, ExponentialHistogram):
-        for ep in payload.data_points:
-            if ep.negative.bucket_counts and any(ep.negative.bucket_counts):
-                continue  # negative values have no place in a duration or a size
-            encoded = _native(_snapshot_of(ep), ep.count, ep.sum, with_count=True)
+            classic = hp if isinstance(hp, HistogramDataPoint) else getattr(hp, "classic", None)
+            # An SDK instrument's exponential point has no classic buckets: native alone.
+            encoded = b"" if classic is None else _classic(classic)
+            snap = exponential_of(hp)
+            if snap is not None:
+                encoded += _native(snap, hp.count, hp.sum, with_count=classic is None)
             if encoded:
-                body += _bytes(4, labels(ep.attributes) + _bytes(7, encoded))
+                body += _bytes(4, labels(hp.attributes) + _bytes(7, encoded))
         return _HISTOGRAM, bytes(body)
     return None, b""
