@@ -23,7 +23,8 @@ unit, doc, environment variable) to the generated reference and the environment 
 ``checks`` holds the checks it runs.
 
 Layout. This module holds the top level (``MonitoringConfig``, thresholds, dashboard,
-multiprocess, endpoint server) and ``load_config``; the ``auth`` section lives in ``auth``, the
+multiprocess, endpoint server) and ``load_config``; the request exclusions and labels live in
+``labels``, the ``auth`` section lives in ``auth``, the
 exporter entries in ``exporters``, the alert rules and notifiers in ``alerts``. Every model
 name is re-exported here, so ``fluxstack_otel._internal.config.model`` stays the one place to
 import the model from.
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, Literal, NamedTuple
 
@@ -53,7 +54,6 @@ from fluxstack_otel._internal.config.checks import (
     DOC,
     PATH_TEXT,
     UNIT,
-    _pairs,
     boolean,
     buckets,
     choice,
@@ -63,8 +63,6 @@ from fluxstack_otel._internal.config.checks import (
     host_name,
     integer,
     is_duration_check,
-    items,
-    join,
     key_of,
     number,
     optional_text,
@@ -82,6 +80,14 @@ from fluxstack_otel._internal.config.exporters import (
     parse_exporters,
 )
 from fluxstack_otel._internal.config.fields import build, option, param, read_document, validate
+from fluxstack_otel._internal.config.labels import (
+    LabelConfig,
+    excluded_paths,
+    request_labels,
+)
+from fluxstack_otel._internal.config.labels import (
+    constant_labels as parse_constant_labels,
+)
 from fluxstack_otel._internal.config.style import is_camel, unwrap
 from fluxstack_otel._internal.metrics.catalog import (
     DEFAULT_DURATION_BUCKETS,
@@ -121,100 +127,6 @@ __all__ = [
 
 _S = "s"  # the unit of a duration parameter: seconds, or milliseconds in FluxStack style
 _threshold_off = (None, False)  # TOML has no null: false turns a threshold off too
-_excluded_path = text(
-    f"{PATH_TEXT} ('*' only at its end, '{{...}}' for a route template)"
-    " or 're:' and a regular expression",
-    lambda t: t.startswith("re:") or (t[:1] == "/" and "*" not in t[:-1]),
-)
-
-
-def _excluded(value: object, path: str, camel: bool) -> tuple[str, ...]:
-    listed = items(value, path)
-    out = tuple(_excluded_path(item, f"{path}[{i}]", camel) for i, item in enumerate(listed))
-    for i, entry in enumerate(out):
-        if entry.startswith("re:"):
-            import re  # only a configuration with a pattern needs it
-
-            try:
-                re.compile(entry[3:])
-            except (re.error, RecursionError, OverflowError) as exc:
-                raise fail(
-                    f"{path}[{i}]", f"a valid regular expression after 're:' ({exc})", entry
-                ) from None
-    return out
-
-
-# The labels the HTTP metrics have already, and Prometheus's reserved ones.
-_TAKEN_LABELS = frozenset(
-    {"method", "route", "status_code", "error_type", "le", "quantile", "job", "instance"}
-)
-_LABEL_TEXT = "a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with '__')"
-
-
-def _label_name(name: str, path: str) -> str:
-    import re  # only a configuration with labels needs it
-
-    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name.startswith("__"):
-        raise fail(path, _LABEL_TEXT, name)
-    if name in _TAKEN_LABELS:
-        raise fail(path, f"a label name other than {', '.join(sorted(_TAKEN_LABELS))}", name)
-    return name
-
-
-def _constant_labels(value: object, path: str, camel: bool) -> tuple[tuple[str, str], ...]:
-    check = text("a string", lambda _: True)
-    return tuple(
-        (_label_name(k, join(path, k)), check(v, join(path, k), camel))
-        for k, v in _pairs(value, path)
-    )
-
-
-def _callback(value: object, path: str, camel: bool) -> Any:
-    if value is None or callable(value):
-        return value
-    raise fail(path, "a function taking the ASGI scope and returning a string or None", value)
-
-
-_header_name = text(
-    "an HTTP header name (letters, digits, -)",
-    lambda t: bool(t) and t.isascii() and all(c.isalnum() or c in "-_" for c in t),
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LabelConfig:
-    """One label of the HTTP metrics taken from each request: a header's value or a callback's."""
-
-    name: str = ""
-    """The label key (the key of its entry in ``labels``)."""
-    header: str | None = option(None, lambda v, p, c: _header_name(v, p, c).lower())
-    """The request header whose value is the label's (case-insensitive)."""
-    callback: Any = option(None, _callback)
-    """Or a function ``(scope) -> str | None``; what it raises is counted and gives ``default``."""
-    default: str = option("", text("a string", lambda _: True))
-    """The value when the header is absent or the callback returns None."""
-    max_values: int = option(100, integer(1, 100_000))
-    """Distinct values kept; every further one is recorded as ``<overflow>``."""
-
-    def __post_init__(self) -> None:
-        validate(self)
-        if self.name:
-            _label_name(self.name, "name")
-        if (self.header is None) == (self.callback is None):
-            raise ConfigError("expected exactly one of 'header' and 'callback'")
-
-
-def _labels(value: object, path: str, camel: bool) -> tuple[LabelConfig, ...]:
-    if isinstance(value, tuple) and all(isinstance(v, LabelConfig) for v in value):
-        return value  # the model's own form: validated when each was built
-    out = []
-    for name, spec in entries(value, path).items():
-        where = join(path, name)
-        config = build(LabelConfig, spec, where, camel)
-        out.append(replace(config, name=_label_name(name, where)))
-    return tuple(out)
-
-
 # --- the model ----------------------------------------------------------------------------------
 
 
@@ -313,7 +225,7 @@ class MonitoringConfig:
     custom_metrics: bool = param(True, boolean, "Export what app code records through the OpenTelemetry Meter API.")
     collect_interval: float = param(5.0, duration, "How often system metrics are sampled and periodic exporters run.", _S)
     retention_period: float = param(300.0, duration, "How long a series without new data is kept in memory.", _S)
-    excluded_paths: tuple[str, ...] = param((), _excluded, "Requests not recorded: a path, a prefix ending in ``*``, a route template (``/users/{id}``) or ``re:`` and a regular expression of the whole path.")
+    excluded_paths: tuple[str, ...] = param((), excluded_paths, "Requests not recorded: a path, a prefix ending in ``*``, a route template (``/users/{id}``) or ``re:`` and a regular expression of the whole path.")
     error_status_threshold: int = param(500, integer(400, 600), f"Responses with a status at or above this count in ``{HTTP_ERRORS.name}``.")
     duration_buckets: tuple[float, ...] = param(DEFAULT_DURATION_BUCKETS, buckets, "Histogram bounds of request durations, in seconds in both styles.")
     size_buckets: tuple[float, ...] = param(DEFAULT_SIZE_BUCKETS, buckets, "Histogram bounds of request and response body sizes, in bytes.")
@@ -331,8 +243,8 @@ class MonitoringConfig:
     thresholds: Thresholds = param(Thresholds(), lambda v, p, c: build(Thresholds, v, p, c), "Health thresholds (``response_time`` is a duration).")
     dashboard: DashboardConfig = param(DashboardConfig(), lambda v, p, c: build(DashboardConfig, v, p, c), "The built-in HTML dashboard page: ``enabled``, ``path`` and ``history``.")
     auth: AuthConfig = param(AuthConfig(), parse_auth, "Who may read the monitoring endpoints: a bearer token, basic credentials, client networks.")
-    constant_labels: tuple[tuple[str, str], ...] = param((), _constant_labels, "Labels added to every HTTP metric: ``{\"team\": \"shop\"}``.")
-    labels: tuple[LabelConfig, ...] = param((), _labels, "Labels of the HTTP metrics taken from each request: ``{\"tenant\": {\"header\": \"x-tenant\"}}`` or a ``callback``; ``max_values`` (100) caps each.")
+    constant_labels: tuple[tuple[str, str], ...] = param((), parse_constant_labels, "Labels added to every HTTP metric: ``{\"team\": \"shop\"}``.")
+    labels: tuple[LabelConfig, ...] = param((), request_labels, "Labels of the HTTP metrics taken from each request: ``{\"tenant\": {\"header\": \"x-tenant\"}}`` or a ``callback``; ``max_values`` (100) caps each.")
     group_status_codes: bool = param(False, boolean, "Record ``status_code`` as its class (``2xx``, ``4xx``...), and a status's ``error_type`` too.")
     in_progress: bool = param(False, boolean, "Export ``http_requests_in_progress``, the requests being served now, by method and route.")
     record_unmatched: bool = param(True, boolean, "Record requests that matched no route (``route=\"<unmatched>\"``); false drops them.")

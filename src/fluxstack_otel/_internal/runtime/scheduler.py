@@ -25,7 +25,7 @@ thread of its own when jobs were scheduled; each job's first run in the child co
 after the fork (a job that wants one sooner calls ``run_soon`` from its own fork hook, after it has
 reset its state).
 
-Time: intervals are clamped to ``MAX_INTERVAL`` and every wait to ``_MAX_WAIT``, so a huge
+Time: intervals are clamped to ``MAX_INTERVAL`` and every wait to ``tick.MAX_WAIT``, so a huge
 configured duration never overflows ``Event.wait`` or the deadline arithmetic.
 
 One collection per tick, later: the scheduler already sees every job falling due in one scan
@@ -48,67 +48,22 @@ from collections.abc import Callable
 
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
+from fluxstack_otel._internal.runtime.tick import Tick, clamp_wait
 
-__all__ = ["MAX_INTERVAL", "PeriodicWorker", "Scheduler", "Tick", "default_scheduler"]
+__all__ = [
+    "MAX_INTERVAL",
+    "PeriodicWorker",
+    "Scheduler",
+    "Tick",
+    "clamp_wait",
+    "default_scheduler",
+]
 
 MAX_INTERVAL = 1e9
 """Seconds; a longer interval (about 31 years) is clamped to this, so due times stay finite."""
 
-_MAX_WAIT = 3600.0  # seconds one Event.wait may block; the scheduler re-checks after it
 _MIN_INTERVAL = 1e-3  # seconds; a shorter interval would make the scheduler spin
 _RESUME_PAUSE = 0.05  # seconds the scheduler rests after a fault in its own loop
-
-
-def clamp_wait(seconds: float) -> float:
-    """``seconds`` made safe for ``Event.wait``: within [0, an hour], NaN as 0."""
-    if not seconds > 0.0:  # negative, zero or NaN
-        return 0.0
-    return min(seconds, _MAX_WAIT)
-
-
-class Tick:
-    """One run of a periodic task: how long it may take, and a wait that a stop interrupts.
-
-    Attributes:
-        deadline: The monotonic time by which the run should be over.
-        final: True for the last run, at stop (the flush).
-    """
-
-    __slots__ = ("_abort", "_clock", "deadline", "final")
-
-    def __init__(
-        self,
-        deadline: float,
-        *,
-        final: bool = False,
-        abort: threading.Event | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.deadline = deadline
-        self.final = final
-        self._abort = abort
-        self._clock = clock
-
-    def remaining(self) -> float:
-        """Seconds left before the deadline (0 once it has passed)."""
-        return max(0.0, self.deadline - self._clock())
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep ``seconds`` (a retry backoff) unless that would pass the deadline.
-
-        Returns:
-            True when the run may go on: the wait fitted before the deadline and no stop came.
-            False when the caller should give up now.
-        """
-        if not seconds < self.remaining():
-            return False
-        end = self._clock() + seconds
-        while (left := end - self._clock()) > 0.0:  # in steps an Event.wait can take
-            if self._abort is None:
-                time.sleep(clamp_wait(left))
-            elif self._abort.wait(clamp_wait(left)):
-                return False
-        return True
 
 
 class Scheduler:

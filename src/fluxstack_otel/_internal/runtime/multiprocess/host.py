@@ -36,7 +36,6 @@ import atexit
 import contextlib
 import fcntl
 import functools
-import json
 import logging
 import os
 import re
@@ -65,6 +64,15 @@ from fluxstack_otel._internal.runtime.multiprocess.families import (
     merge_families,
     to_metrics_data,
 )
+from fluxstack_otel._internal.runtime.multiprocess.storage import (
+    FORK_GUARD,
+    dumps,
+    guard_forks,
+    new_archive,
+    process_alive,
+    read_json,
+    write_quick,
+)
 from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
 from fluxstack_otel._internal.transport.atomic import write_atomic
 from fluxstack_otel.errors import ConfigError
@@ -82,27 +90,7 @@ _ARCHIVE, _LOCK, _PREFIX = "archive.json", ".lock", "worker-"
 _ABSORBED_KEPT = 1000  # names of compacted files remembered, against a crash between two steps
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
-_FORK_GUARD = threading.Lock()
-_fork_guarded = False
-
 Liveness = Callable[[int, float], bool]
-
-
-def process_alive(pid: int, started: float) -> bool:
-    """Whether ``pid`` is still the process that started at ``started`` (and not a zombie).
-
-    A pid reused by another process has another start time. When the answer cannot be known
-    (access denied) the process counts as alive: keeping a dead worker's file is always safe.
-    """
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return abs(float(proc.create_time()) - started) < 0.1
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True
 
 
 class HostStream:
@@ -134,15 +122,15 @@ class HostStream:
             raise ConfigError("multiprocess needs a directory", path="multiprocess.directory")
         self._dir = Path(directory)
         self._interval = interval
-        _guard_forks()
+        guard_forks()
         self._alive = alive
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
             with self._locked(exclusive=True):
                 archive = self._read_archive()
                 if archive is None:
-                    archive = _new_archive()
-                    write_atomic(self._dir / _ARCHIVE, _dumps(archive))
+                    archive = new_archive()
+                    write_atomic(self._dir / _ARCHIVE, dumps(archive))
         except OSError as exc:
             raise ConfigError(
                 f"cannot use {str(directory)!r} as the multiprocess directory: {exc}",
@@ -184,7 +172,7 @@ class HostStream:
         """
         own = self.publish()
         with self._locked(exclusive=False):
-            archive = self._read_archive() or _new_archive()
+            archive = self._read_archive() or new_archive()
             absorbed = set(archive.get("absorbed", ()))  # already in the archive: not again
             workers = [(p, doc) for p, doc in self._read_workers() if p != self._path]
         others = [doc for path, doc in workers if path.name not in absorbed]
@@ -236,10 +224,10 @@ class HostStream:
 
     def publish(self) -> Families:
         """Write this worker's cumulative state to its file now, and return it."""
-        # Under _FORK_GUARD too: collecting takes the recorder's and the SDK's locks, and a child
+        # Under FORK_GUARD too: collecting takes the recorder's and the SDK's locks, and a child
         # forked while this thread held one (gunicorn --preload forking from a master that
         # publishes) would wait for it forever.
-        with _FORK_GUARD, self._state_lock:
+        with FORK_GUARD, self._state_lock:
             families = self._carry(self._local.collect())
             doc = {
                 "pid": self._pid,
@@ -250,7 +238,7 @@ class HostStream:
                 "families": encode_families(families),
             }
             try:
-                _write_quick(self._path, _dumps(doc))
+                write_quick(self._path, dumps(doc))
             except OSError:
                 report_failure(f"publishing worker metrics to {str(self._path)!r}")
             return families
@@ -263,7 +251,7 @@ class HostStream:
         """
         try:
             with self._locked(exclusive=True):
-                archive = self._read_archive() or _new_archive()
+                archive = self._read_archive() or new_archive()
                 absorbed: list[str] = list(archive.get("absorbed", []))
                 families = decode_families(archive["families"])
                 gone: list[Path] = []
@@ -280,7 +268,7 @@ class HostStream:
                     return 0
                 archive["families"] = encode_families(families)
                 archive["absorbed"] = absorbed[-_ABSORBED_KEPT:]
-                write_atomic(self._dir / _ARCHIVE, _dumps(archive))
+                write_atomic(self._dir / _ARCHIVE, dumps(archive))
                 for path in gone:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
@@ -361,9 +349,9 @@ class HostStream:
     def _locked(self, *, exclusive: bool) -> Iterator[None]:
         # An flock belongs to the open file, which a fork shares: a child forked while a thread
         # of this process holds the lock would hold it forever (its copy of the descriptor is
-        # never closed). _FORK_GUARD is held around every locked section (and every publish) and
+        # never closed). FORK_GUARD is held around every locked section (and every publish) and
         # taken by fork, so no fork happens inside one.
-        with _FORK_GUARD:
+        with FORK_GUARD:
             fd = os.open(self._dir / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -372,13 +360,13 @@ class HostStream:
                 os.close(fd)  # closing the descriptor releases the lock
 
     def _read_archive(self) -> dict[str, Any] | None:
-        doc = _read_json(self._dir / _ARCHIVE)
+        doc = read_json(self._dir / _ARCHIVE)
         return doc if doc is not None and "created_ns" in doc else None
 
     def _read_workers(self) -> list[tuple[Path, dict[str, Any]]]:
         out = []
         for path in sorted(self._dir.glob(f"{_PREFIX}*.json")):
-            doc = _read_json(path)
+            doc = read_json(path)
             if doc is not None and {"pid", "started", "families"} <= doc.keys():
                 out.append((path, doc))
         return out
@@ -397,49 +385,6 @@ class HostStream:
                 age,
                 _STALE_AFTER,
             )
-
-
-def _new_archive() -> dict[str, Any]:
-    return {"created_ns": time.time_ns(), "instance": str(uuid.uuid4()), "families": []}
-
-
-def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), allow_nan=True).encode()
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        report_failure(f"reading {str(path)!r}", exc_info=False, level=logging.WARNING)
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _write_quick(path: Path, data: bytes) -> None:
-    # Atomic but not fsynced: a worker file is rewritten from memory every interval and means
-    # nothing after a host crash (its process is gone too). The archive, the one durable record,
-    # goes through write_atomic, which fsyncs. One temporary name per worker: only it writes here.
-    tmp = path.parent / f".{path.name}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def _guard_forks() -> None:
-    """Make fork wait for the directory lock's sections (registered once, at first use)."""
-    global _fork_guarded
-    with _FORK_GUARD:
-        if _fork_guarded:
-            return
-        _fork_guarded = True
-    os.register_at_fork(
-        before=_FORK_GUARD.acquire,
-        after_in_parent=_FORK_GUARD.release,
-        after_in_child=_FORK_GUARD.release,
-    )
 
 
 def _publish_at_exit(ref: weakref.ref[HostStream]) -> None:

@@ -16,13 +16,10 @@ one raises is reported (rate-limited log line plus a count) and the rest still r
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import json
 import logging
 import threading
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from fluxstack_otel._internal.config.model import (
@@ -31,14 +28,12 @@ from fluxstack_otel._internal.config.model import (
     NotifierConfig,
     WebhookNotifierConfig,
 )
-from fluxstack_otel._internal.redact import mask_in_logs, mask_url
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.alerts.alert import Alert, rfc3339
-from fluxstack_otel._internal.sinks.periodic import Tick
+from fluxstack_otel._internal.sinks.alerts.outbox import Outbox
 
 if TYPE_CHECKING:
     import asyncio
-    import queue
     from concurrent.futures import Future
 
 __all__ = [
@@ -193,125 +188,7 @@ def _run_awaitable(
         raise failures[0]
 
 
-# --- HTTP -----------------------------------------------------------------------------------
-
-
-def _origin(url: str) -> str:
-    # A webhook URL's path often holds a secret token, its userinfo a password: reports name
-    # only scheme, host and port.
-    return mask_url(url, keep_path=False).removesuffix("/***")
-
-
-class _Outbox:
-    """POSTs JSON bodies from a daemon thread of its own, with retries; bounded queue."""
-
-    def __init__(
-        self,
-        what: str,
-        url: str,
-        *,
-        timeout: float,
-        headers: Mapping[str, str],
-        attempts: int = 3,
-        first_backoff: float = 0.5,
-        capacity: int = 100,
-        send: Callable[[str, bytes, Mapping[str, str], float], int] | None = None,
-    ) -> None:
-        # The HTTP client is imported by the first webhook or Alertmanager notifier, not with
-        # the package.
-        import queue
-
-        from fluxstack_otel._internal.transport.post import post
-
-        mask_in_logs(url)
-        self.what = f"{what} {_origin(url)}"
-        self._url = url
-        self._timeout = timeout
-        self._headers = {"Content-Type": "application/json", **headers}
-        self._first_backoff = first_backoff
-        # Enough time for ``attempts`` attempts and the backoffs between them.
-        self._budget = attempts * timeout + first_backoff * (2 ** (attempts - 1) - 1) * 1.2 + 0.1
-        self._attempts = attempts
-        self._send = send if send is not None else post
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=capacity)
-        self._abort = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def put(self, document: object) -> None:
-        """Queue one JSON document; when the queue is full it is dropped and reported."""
-        body = json.dumps(document, allow_nan=False).encode()
-        with self._lock:
-            if self._closed:
-                return
-            if self._thread is None or not self._thread.is_alive():  # first use, or forked
-                self._thread = threading.Thread(
-                    target=self._run, name="fluxstack-otel-alert-sender", daemon=True
-                )
-                self._thread.start()
-        import queue
-
-        try:
-            self._queue.put_nowait(body)
-        except queue.Full:
-            report_failure(f"sending alerts to {self.what} (queue full, dropped)", exc_info=False)
-
-    def _run(self) -> None:
-        from fluxstack_otel._internal.transport.post import PostError
-
-        while True:
-            body = self._queue.get()
-            if body is None:
-                return
-            try:
-                self._post(body)
-            except PostError:
-                report_failure(f"sending alerts to {self.what}", exc_info=False)
-            except Exception:
-                report_failure(f"sending alerts to {self.what}")
-
-    def _post(self, body: bytes) -> None:
-        from fluxstack_otel._internal.transport.post import PostError, post_with_retries
-
-        left = self._attempts
-
-        def attempt(url: str, data: bytes, headers: Mapping[str, str], timeout: float) -> int:
-            # post_with_retries bounds retries by time; this bounds their number too.
-            nonlocal left
-            left -= 1
-            try:
-                return self._send(url, data, headers, timeout)
-            except PostError as exc:
-                if left <= 0:
-                    raise PostError(str(exc), retryable=False) from None
-                raise
-
-        post_with_retries(
-            self._url,
-            body,
-            self._headers,
-            timeout=self._timeout,
-            tick=Tick(time.monotonic() + self._budget, abort=self._abort),
-            first_backoff=self._first_backoff,
-            send=attempt,
-        )
-
-    def shutdown(self, timeout: float) -> None:
-        """Send what is queued within ``timeout``; then stop retrying and leave."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        if thread is None:
-            return
-        import queue
-
-        deadline = time.monotonic() + timeout
-        with contextlib.suppress(queue.Full):  # the thread is stuck: the join below gives up
-            self._queue.put(None, timeout=max(0.0, timeout))
-        thread.join(max(0.0, deadline - time.monotonic() - 0.05))
-        self._abort.set()  # a backoff in progress ends now
-        thread.join(max(0.0, deadline - time.monotonic()))
+# --- HTTP (the POSTs themselves go through outbox.Outbox) -------------------------------
 
 
 class WebhookNotifier:
@@ -320,7 +197,7 @@ class WebhookNotifier:
 
     def __init__(self, config: WebhookNotifierConfig, *, service: str, **outbox: Any) -> None:
         self._service = service
-        self._outbox = _Outbox(
+        self._outbox = Outbox(
             "the alert webhook",
             config.url,
             timeout=config.timeout,
@@ -362,9 +239,7 @@ class AlertmanagerNotifier:
         self._service = service
         self._resend = resend_delay
         self._last_sent: float | None = None
-        self._outbox = _Outbox(
-            "the Alertmanager", url, timeout=config.timeout, headers={}, **outbox
-        )
+        self._outbox = Outbox("the Alertmanager", url, timeout=config.timeout, headers={}, **outbox)
 
     def deliver(self, delivery: Delivery) -> None:
         resolved = [a for a in delivery.events if a.state == "resolved"]
