@@ -312,6 +312,26 @@ def build_package(
     return Built(app, monitoring.shutdown, notes, monitoring)
 
 
+def build_package_default(ctx: Context) -> Built:
+    """This package as ``configure_monitoring()`` builds it with no configuration at all.
+
+    The default: the six HTTP metrics with counted body bytes, system metrics (with the loop-lag
+    probe) and the Prometheus endpoint at ``/metrics``; no periodic exporter, no alert rule.
+    """
+    pkg = import_package()
+    # As in full_config: one process holding every variant must not claim the global provider.
+    monitoring = pkg.configure_monitoring({"set_global": False} if ctx.shared_process else None)
+    try:
+        app = monitoring.instrument(starlette_app())
+    except BaseException:
+        monitoring.shutdown()
+        raise
+    scope = "off (shared process)" if ctx.shared_process else "default (on)"
+    return Built(
+        app, monitoring.shutdown, [f"default configuration; set_global: {scope}"], monitoring
+    )
+
+
 def build_package_fastapi(ctx: Context) -> Built:
     """This package, full configuration, wrapping the FastAPI app."""
     _require("fastapi", "fastapi")
@@ -400,6 +420,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("starlette", "Starlette (bare)", None, build_starlette, "starlette"),
     Variant("fastapi", "FastAPI (bare)", None, build_fastapi, "fastapi"),
     Variant("fluxstack", "fluxstack-otel, full config", "starlette", build_package),
+    Variant(
+        "fluxstack-default", "fluxstack-otel, default config", "starlette", build_package_default
+    ),
     Variant("handwritten", "hand-written prometheus_client", "starlette", build_handwritten),
     Variant("otel", "OpenTelemetry ASGI middleware", "starlette", build_otel),
     Variant("starlette-exporter", "starlette-exporter", "starlette", build_starlette_exporter),

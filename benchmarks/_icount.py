@@ -30,14 +30,14 @@ from _apps import Context, Variant
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 # The variants the budget compares; the others take minutes each under valgrind.
-MEASURED = ("starlette", "fluxstack", "handwritten")
+MEASURED = ("starlette", "fluxstack-default", "fluxstack", "handwritten")
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 def run(
     variants: list[Variant], ctx: Context, *, requests: int, warmup: int, quick: bool = False
 ) -> dict[str, Any]:
-    """Instructions per request of the bare app, the package and the reference.
+    """Instructions per request of the bare app, the package (default, full) and the reference.
 
     Args:
         variants: The chosen variants; only those in ``MEASURED`` are counted.
