@@ -19,18 +19,28 @@ from opentelemetry.sdk.resources import Resource
 from fluxstack_otel import ConfigError, configure_monitoring
 from fluxstack_otel._internal.config.model import MultiprocessConfig, load_config
 from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics.catalog import HTTP_REQUEST_DURATION
+from fluxstack_otel._internal.metrics.exponential import ExponentialAccumulator
 from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
 from fluxstack_otel._internal.sinks.prometheus.sink import render
+from support.metricdata import collected_points
 
 Alive = set[int]
 
 
 def _worker(
-    directory: Path, alive: Alive, *, instance: str, clock: list[float] | None = None
+    directory: Path,
+    alive: Alive,
+    *,
+    instance: str,
+    clock: list[float] | None = None,
+    exponential: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[HostStream, HttpRecorder]:
     recorder = HttpRecorder(
-        retention_period=10.0, clock=(lambda: clock[0]) if clock is not None else time.perf_counter
+        retention_period=10.0,
+        clock=(lambda: clock[0]) if clock is not None else time.perf_counter,
+        exponential=exponential,
     )
     local = MetricStream((), recorder.to_metrics, Resource({"service.instance.id": instance}))
     host = HostStream(local, directory, 0.5, alive=lambda pid, started: pid in alive)
@@ -83,6 +93,26 @@ def test_counters_sum_over_workers_and_dead_ones_are_archived_once(tmp_path: Pat
     assert [p.name for p in tmp_path.glob("worker-*.json")] == [f"worker-{os.getpid()}-me.json"]
     archive = json.loads((tmp_path / "archive.json").read_text())
     assert len(archive["absorbed"]) == 2
+
+
+def test_exponential_buckets_merge_across_workers_exactly(tmp_path: Path) -> None:
+    """The host's duration points carry the exponential buckets of every worker's values."""
+    alive: Alive = {os.getpid(), 1001}
+    wanted = {HTTP_REQUEST_DURATION.name: (160, 20)}
+    me, mine = _worker(tmp_path, alive, instance="me", exponential=wanted)
+    other, theirs = _worker(tmp_path, alive, instance="other", exponential=wanted)
+    now = time.perf_counter()
+    for _ in range(30):
+        mine.record("GET", "/r", 200, None, 0.0005, 0, 2, now)
+    for _ in range(4):
+        theirs.record("GET", "/r", 200, None, 0.2, 0, 2, now)
+    _as_pid(tmp_path, other, 1001)
+    (point,) = collected_points(me.collect(), HTTP_REQUEST_DURATION.name)
+    assert point.count == 34
+    expected = ExponentialAccumulator()
+    for v in [0.0005] * 30 + [0.2] * 4:
+        expected.record(v)
+    assert point.exponential == expected.snapshot()
 
 
 def test_the_answering_worker_counts_its_live_requests_not_its_file(tmp_path: Path) -> None:

@@ -30,6 +30,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.dual import DualHistogramDataPoint, exponential_of
+from fluxstack_otel._internal.metrics.exponential import (
+    DEFAULT_MAX_SIZE,
+    ExponentialSnapshot,
+    merged,
+)
 from fluxstack_otel._internal.metrics.points import metrics_of
 from fluxstack_otel._internal.runtime.failures import report_failure
 
@@ -53,7 +59,8 @@ __all__ = [
 
 Attrs = tuple[tuple[str, Any], ...]
 # (scope, name) -> [kind, description, unit, {attrs: payload}]; a payload is [value] or
-# [count, sum, buckets, bounds].
+# [count, sum, buckets, bounds], and for a histogram with exponential buckets (``metrics.dual``)
+# a fifth item [scale, offset, counts, zero_count, max_size].
 Families = dict[tuple[str, str], list[Any]]
 
 COUNTER, UPDOWN, GAUGE, HISTOGRAM = "counter", "updown", "gauge", "histogram"
@@ -77,13 +84,17 @@ def family_points(
             kind = COUNTER if d.is_monotonic else UPDOWN
         elif isinstance(d, Gauge):
             kind = GAUGE
-        else:  # exponential histograms: not aggregated across workers
+        else:  # an SDK instrument's exponential histogram: not aggregated across workers
             continue
         for p in d.data_points:
             attrs = attrs_key(p.attributes)
             if isinstance(p, HistogramDataPoint):
                 bounds = [float(b) for b in p.explicit_bounds]
-                payload = [p.count, p.sum, list(p.bucket_counts), bounds]
+                payload: list[Any] = [p.count, p.sum, list(p.bucket_counts), bounds]
+                snap = exponential_of(p)
+                if snap is not None:
+                    size = getattr(p, "max_size", DEFAULT_MAX_SIZE)
+                    payload.append([*_encoded(snap), size])
             else:
                 payload = [p.value]
             yield (scope.name, m.name, kind, m.description or "", m.unit or "",
@@ -105,7 +116,19 @@ def add_payloads(kind: str, a: list[Any], b: list[Any]) -> list[Any] | None:
         return [a[0] + b[0]]
     if list(a[3]) != list(b[3]) or len(a[2]) != len(b[2]):
         return None
-    return [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]]
+    total = [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]]
+    if len(a) > 4 and len(b) > 4:  # both have exponential buckets: merged exactly
+        both = merged(_snapshot(a[4]), _snapshot(b[4]), max(a[4][4], b[4][4]))
+        total.append([*_encoded(both), max(a[4][4], b[4][4])])
+    return total
+
+
+def _snapshot(e: list[Any]) -> ExponentialSnapshot:
+    return ExponentialSnapshot(int(e[0]), int(e[1]), tuple(e[2]), int(e[3]))
+
+
+def _encoded(snap: ExponentialSnapshot) -> list[Any]:
+    return [snap.scale, snap.offset, list(snap.counts), snap.zero_count]
 
 
 def merge_families(into: Families, source: Families, *, summed_only: bool, pid: int | None) -> None:
@@ -167,20 +190,7 @@ def to_metrics_data(
     for (scope, name), (kind, desc, unit, points) in families.items():
         if kind == HISTOGRAM:
             data: Any = Histogram(
-                data_points=[
-                    HistogramDataPoint(
-                        attributes=dict(a),
-                        start_time_unix_nano=start,
-                        time_unix_nano=now_ns,
-                        count=p[0],
-                        sum=p[1],
-                        bucket_counts=list(p[2]),
-                        explicit_bounds=list(p[3]),
-                        min=_absent(),
-                        max=_absent(),
-                    )
-                    for a, p in points.items()
-                ],
+                data_points=[_histogram_point(a, p, start, now_ns) for a, p in points.items()],
                 aggregation_temporality=AggregationTemporality.CUMULATIVE,
             )
         else:
@@ -215,6 +225,23 @@ def to_metrics_data(
             )
         ]
     )
+
+
+def _histogram_point(a: Attrs, p: list[Any], start: int, now_ns: int) -> HistogramDataPoint:
+    fields: dict[str, Any] = {
+        "attributes": dict(a),
+        "start_time_unix_nano": start,
+        "time_unix_nano": now_ns,
+        "count": p[0],
+        "sum": p[1],
+        "bucket_counts": list(p[2]),
+        "explicit_bounds": list(p[3]),
+        "min": _absent(),
+        "max": _absent(),
+    }
+    if len(p) > 4:
+        return DualHistogramDataPoint(**fields, exponential=_snapshot(p[4]), max_size=int(p[4][4]))
+    return HistogramDataPoint(**fields)
 
 
 def _absent() -> float:
