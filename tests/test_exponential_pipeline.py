@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +29,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
+from fluxstack_otel._internal.config.model import load_config
 from fluxstack_otel._internal.config.sources import resolve
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.exponential import (
@@ -36,8 +40,16 @@ from fluxstack_otel._internal.metrics.exponential import (
     quantile,
     subtracted,
 )
+from fluxstack_otel._internal.sinks.alerts.evaluate import values_of
+from fluxstack_otel._internal.sinks.alerts.snapshot import take_sample
+from fluxstack_otel._internal.sinks.console import format_text
+from fluxstack_otel._internal.sinks.document import document
+from fluxstack_otel.alerts import compile_rules
 from receivers import DELTA, HttpReceiver, metrics_of
 from servers import PrometheusServer, requires_prometheus, serve_asgi, wait_until
+from support.configs import NO_THRESHOLDS
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
 
 DURATION = cat.HTTP_REQUEST_DURATION.name
 values = st.lists(
@@ -317,3 +329,37 @@ def test_a_real_prometheus_reads_the_apps_native_and_classic_histograms(
     assert math.isclose(results[0.999], 0.2, rel_tol=error)
     # The classic buckets answer too, interpolated inside the (0.00025, 0.0005] bucket.
     assert 0.00025 < classic_p50 <= 0.0005
+
+
+# --- the package's own readers: alerts, console, JSON --------------------------------------
+
+
+def test_alert_quantiles_the_console_and_the_json_document_read_the_exponential_buckets(
+    monitor: Callable[..., Monitoring],
+) -> None:
+    """p50 of 1,000 at 0.5 ms and 10 at 200 ms reads 0.5 ms, where classic buckets give 0.38 ms."""
+    m = monitor({"histograms": "exponential"})
+    _record(m, [0.001])
+    before = take_sample(time.time() - 10, m._p.stream.collect(), {DURATION})
+    _record(m, [0.0005] * 1000 + [0.2] * 10)
+    error = 2 ** (1 / 16) - 1
+    # Alerts read the built-in stream, in milliseconds for a *_ms rule.
+    config = load_config({"alerts": [{"metric": "http_request_duration_ms", "operator": ">",
+                          "value": 1, "severity": "warning", "aggregation": "p50"}],
+                          "thresholds": NO_THRESHOLDS})  # fmt: skip
+    (compiled,) = compile_rules(config)
+    sample = take_sample(time.time(), m._p.stream.collect(), {DURATION})
+    (p50_ms,) = values_of(compiled, [before, sample]).values()  # the window's 1,010
+    assert math.isclose(p50_ms, 0.5, rel_tol=error)
+    # The console and the JSON document read the presented stream (ExponentialHistogram).
+    presented = m._p.exported.collect()
+    (line,) = [ln for ln in format_text(presented).splitlines() if DURATION in ln]
+    p50 = float(line.split("p50=")[1].split()[0])
+    assert math.isclose(p50, 0.0005, rel_tol=error)
+    doc = document(presented)
+    jsonschema.Draft202012Validator(SCHEMA).validate(doc)
+    (metric,) = [x for x in doc["metrics"] if x["name"] == DURATION]
+    (series,) = metric["series"]
+    assert series["count"] == 1011
+    assert sum(series["exponential"]["counts"]) == 1011
+    assert {"le": 0.0005, "count": 1000} in series["buckets"]

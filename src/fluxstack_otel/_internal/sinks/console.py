@@ -7,7 +7,8 @@
       http_request_duration_seconds{method="GET",route="/items",status_code="200"} count=42 mean=0.0123 p50=0.00875 p95=0.0456 p99=0.0491
 
 Values are cumulative since start. Histogram quantiles are interpolated within buckets exactly as
-PromQL ``histogram_quantile`` does. ``format: "json"`` writes the JSON document instead, compact on
+PromQL ``histogram_quantile`` does, or read from the exponential buckets where a histogram keeps
+them (``histograms: exponential``). ``format: "json"`` writes the JSON document instead, compact on
 one line, for log shippers. ``stream: "log"`` sends the snapshot as one INFO record of the
 ``fluxstack_otel`` logger; ``stream: "stdout"`` prints it.
 """
@@ -20,8 +21,17 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    MetricsData,
+    Sum,
+)
 
+from fluxstack_otel._internal.metrics.dual import exponential_of
+from fluxstack_otel._internal.metrics.exponential import quantile
 from fluxstack_otel._internal.metrics.points import attribute_text, rfc3339_ns
 from fluxstack_otel._internal.metrics.quantile import histogram_quantile
 from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
@@ -93,15 +103,23 @@ def _format_metric(lines: list[str], name: str, data: Any) -> None:
     if isinstance(data, Sum | Gauge):
         for p in data.data_points:
             lines.append(f"  {name}{_labels(p.attributes)} {_num(p.value)}")
-    elif isinstance(data, Histogram):
+    elif isinstance(data, Histogram | ExponentialHistogram):
         for hp in data.data_points:
             head = f"  {name}{_labels(hp.attributes)} count={hp.count}"
             if not hp.count:
                 lines.append(head)
                 continue
             parts = [head, f"mean={_num(hp.sum / hp.count)}"]
+            # Quantiles from the exponential buckets where the point has them (finer), else
+            # interpolated in the classic buckets.
+            snap = exponential_of(hp)
             for q, label in _QUANTILES:
-                value = histogram_quantile(q, hp.explicit_bounds, hp.bucket_counts)
+                if snap is not None:
+                    value = quantile(snap, q)
+                elif isinstance(hp, HistogramDataPoint):
+                    value = histogram_quantile(q, hp.explicit_bounds, hp.bucket_counts)
+                else:  # negative exponential buckets: no quantile read here
+                    value = math.nan
                 parts.append(f"{label}={_num(value)}")
             lines.append(" ".join(parts))
 

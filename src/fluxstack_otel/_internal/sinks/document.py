@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -34,6 +35,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.metrics.catalog import Kind
+from fluxstack_otel._internal.metrics.dual import classic_of, exponential_of
 from fluxstack_otel._internal.metrics.points import attribute_text, json_number, rfc3339_ns
 from fluxstack_otel._internal.runtime.failures import report_failure
 
@@ -124,7 +126,12 @@ def _metric(name: str, unit: str, help_: str, data: object) -> dict[str, Any] | 
     elif isinstance(data, Histogram):
         kind = Kind.HISTOGRAM
         series = [_histogram(p) for p in data.data_points]
-    else:  # exponential histograms have no Prometheus-like form here
+    elif isinstance(data, ExponentialHistogram):
+        # The classic form where the point has one (the built-ins), its count and sum otherwise;
+        # the exponential buckets ride along as ``exponential``.
+        kind = Kind.HISTOGRAM
+        series = [_histogram(classic_of(p), p) for p in data.data_points]
+    else:
         return None
     return {"name": name, "type": str(kind), "unit": unit, "help": help_, "series": series}
 
@@ -133,7 +140,7 @@ def _number(p: NumberDataPoint) -> dict[str, Any]:
     return {"labels": _labels(p.attributes), "value": json_number(p.value)}
 
 
-def _histogram(p: HistogramDataPoint) -> dict[str, Any]:
+def _histogram(p: HistogramDataPoint, original: Any = None) -> dict[str, Any]:
     buckets = []
     running = 0
     for bound, n in zip(p.explicit_bounds, p.bucket_counts, strict=False):
@@ -145,6 +152,14 @@ def _histogram(p: HistogramDataPoint) -> dict[str, Any]:
         "sum": json_number(p.sum),
         "buckets": buckets,
     }
+    snap = exponential_of(original if original is not None else p)
+    if snap is not None:
+        out["exponential"] = {
+            "scale": snap.scale,
+            "zero_count": snap.zero_count,
+            "offset": snap.offset,
+            "counts": list(snap.counts),
+        }
     # The HTTP recorder keeps no min/max (None); SDK histograms do.
     if p.min is not None:
         out["min"] = json_number(p.min)

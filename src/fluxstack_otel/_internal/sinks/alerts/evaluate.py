@@ -28,6 +28,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple, TypeAlias
 
 from fluxstack_otel._internal.metrics.catalog import Kind
+from fluxstack_otel._internal.metrics.exponential import (
+    DEFAULT_MAX_SIZE,
+    merged,
+    quantile,
+    subtracted,
+)
 from fluxstack_otel._internal.metrics.quantile import histogram_quantile
 from fluxstack_otel._internal.sinks.alerts.alert import Alert
 from fluxstack_otel._internal.sinks.alerts.rules import (
@@ -300,7 +306,10 @@ def _delta(now: HistogramPoint, before: Point | None) -> HistogramPoint:
     ):
         return now
     counts = tuple(a - b for a, b in zip(now.counts, before.counts, strict=True))
-    return HistogramPoint(counts, now.bounds, now.sum - before.sum, now.start_ns)
+    exp = None
+    if now.exponential is not None and before.exponential is not None:
+        exp = subtracted(now.exponential, before.exponential)
+    return HistogramPoint(counts, now.bounds, now.sum - before.sum, now.start_ns, exp)
 
 
 def _merge(points: list[HistogramPoint]) -> HistogramPoint | None:
@@ -311,7 +320,14 @@ def _merge(points: list[HistogramPoint]) -> HistogramPoint | None:
     bounds = points[0].bounds
     same = [p for p in points if p.bounds == bounds]
     counts = tuple(sum(column) for column in zip(*(p.counts for p in same), strict=True))
-    return HistogramPoint(counts, bounds, sum(p.sum for p in same))
+    exp = same[0].exponential
+    for p in same[1:]:
+        exp = (
+            None
+            if exp is None or p.exponential is None
+            else merged(exp, p.exponential, DEFAULT_MAX_SIZE)
+        )
+    return HistogramPoint(counts, bounds, sum(p.sum for p in same), 0, exp)
 
 
 def _reduce(aggregation: str, point: HistogramPoint) -> float | None:
@@ -326,5 +342,9 @@ def _reduce(aggregation: str, point: HistogramPoint) -> float | None:
         # exported rule agrees.
         top = max(i for i, n in enumerate(point.counts) if n > 0)
         return point.bounds[min(top, len(point.bounds) - 1)]
-    value = histogram_quantile(QUANTILES[aggregation], point.bounds, point.counts)
+    if point.exponential is not None and point.exponential.observations == count:
+        # Finer than the classic buckets: read in the exponential ones (docs/alerts.md).
+        value = quantile(point.exponential, QUANTILES[aggregation])
+    else:
+        value = histogram_quantile(QUANTILES[aggregation], point.bounds, point.counts)
     return None if math.isnan(value) else value

@@ -13,6 +13,8 @@ from typing import NamedTuple, TypeAlias
 
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
 
+from fluxstack_otel._internal.metrics.dual import exponential_of
+from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot
 from fluxstack_otel._internal.metrics.points import metrics_of
 from fluxstack_otel._internal.sinks.alerts.rules import Labels
 
@@ -40,6 +42,8 @@ class HistogramPoint(NamedTuple):
     bounds: tuple[float, ...]
     sum: float
     start_ns: int = 0
+    exponential: ExponentialSnapshot | None = None
+    """The same values' exponential buckets, where the histogram keeps them."""
 
     @property
     def observations(self) -> int:
@@ -86,7 +90,7 @@ def take_sample(now: float, data: MetricsData, names: Collection[str]) -> Sample
             for hp in payload.data_points:
                 series[_labels(hp.attributes)] = HistogramPoint(
                     tuple(hp.bucket_counts), tuple(hp.explicit_bounds), hp.sum,
-                    hp.start_time_unix_nano,
+                    hp.start_time_unix_nano, exponential_of(hp),
                 )  # fmt: skip
         elif isinstance(payload, Sum):
             for p in payload.data_points:
