@@ -84,21 +84,26 @@ def exponential_of(point: Any) -> ExponentialSnapshot | None:
     return snap if isinstance(snap, ExponentialSnapshot) else None
 
 
+def _common(p: HistogramDataPoint | ExponentialHistogramDataPoint) -> dict[str, Any]:
+    """The fields both histogram point types share."""
+    return {
+        "attributes": p.attributes,
+        "start_time_unix_nano": p.start_time_unix_nano,
+        "time_unix_nano": p.time_unix_nano,
+        "count": p.count,
+        "sum": p.sum,
+        "min": p.min,
+        "max": p.max,
+        "exemplars": p.exemplars,
+    }
+
+
 def classic_only(p: HistogramDataPoint) -> HistogramDataPoint:
     """``p`` without exponential buckets (a stream whose view kept explicit buckets)."""
     if not isinstance(p, DualHistogramDataPoint):
         return p
     return HistogramDataPoint(
-        attributes=p.attributes,
-        start_time_unix_nano=p.start_time_unix_nano,
-        time_unix_nano=p.time_unix_nano,
-        count=p.count,
-        sum=p.sum,
-        bucket_counts=p.bucket_counts,
-        explicit_bounds=p.explicit_bounds,
-        min=p.min,
-        max=p.max,
-        exemplars=p.exemplars,
+        **_common(p), bucket_counts=p.bucket_counts, explicit_bounds=p.explicit_bounds
     )
 
 
@@ -109,18 +114,7 @@ def classic_of(point: ExponentialHistogramDataPoint) -> HistogramDataPoint:
     classic = getattr(point, "classic", None)
     if isinstance(classic, HistogramDataPoint):
         return classic
-    return HistogramDataPoint(
-        attributes=point.attributes,
-        start_time_unix_nano=point.start_time_unix_nano,
-        time_unix_nano=point.time_unix_nano,
-        count=point.count,
-        sum=point.sum,
-        bucket_counts=[point.count],
-        explicit_bounds=[],
-        min=point.min,
-        max=point.max,
-        exemplars=point.exemplars,
-    )
+    return HistogramDataPoint(**_common(point), bucket_counts=[point.count], explicit_bounds=[])
 
 
 def to_exponential(
@@ -136,19 +130,12 @@ def to_exponential(
     assert snap is not None
     snap = fitted(snap, *limits)
     return ClassicExponentialPoint(
-        attributes=point.attributes,
-        start_time_unix_nano=point.start_time_unix_nano,
-        time_unix_nano=point.time_unix_nano,
-        count=point.count,
-        sum=point.sum,
+        **_common(point),
         scale=snap.scale,
         zero_count=snap.zero_count,
         positive=Buckets(offset=snap.offset, bucket_counts=list(snap.counts)),
         negative=Buckets(offset=0, bucket_counts=[]),
         flags=0,
-        min=point.min,
-        max=point.max,
-        exemplars=point.exemplars,
         classic=classic_only(point),
         max_size=limits[0],
     )
