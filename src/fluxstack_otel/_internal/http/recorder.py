@@ -258,8 +258,13 @@ class HttpRecorder:
                 if acc is None:
                     acc = self._new_series(key, now - duration)
                 if exp_on:
-                    self._fold_exponential(exp_get(key), key, duration, request_bytes,
-                                           response_bytes)  # fmt: skip
+                    slots = exp_get(key) or self._exp_slots(key)
+                    if slots[0] is not None:
+                        slots[0].record(duration)
+                    if slots[1] is not None:
+                        slots[1].record(request_bytes)
+                    if slots[2] is not None and key[2] is not None:
+                        slots[2].record(response_bytes)
                 acc[_LAST] = now
                 acc[_DUR_SUM] += duration
                 acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
@@ -274,31 +279,16 @@ class HttpRecorder:
             if self._pending_exemplars:
                 self._fold_exemplars()
 
-    def _fold_exponential(
-        self,
-        slots: list[ExponentialAccumulator | None] | None,
-        key: SeriesKey,
-        duration: float,
-        request_bytes: int,
-        response_bytes: int,
-    ) -> None:
+    def _exp_slots(self, key: SeriesKey) -> list[ExponentialAccumulator | None]:
         # Called with the lock held, after _new_series: the series (or its overflow) exists.
+        if key not in self._series:
+            key = self._overflow_key(key)
+        slots = self._exp.get(key)
         if slots is None:
-            if key not in self._series:
-                key = self._overflow_key(key)
-            slots = self._exp.get(key)
-            if slots is None:
-                slots = self._exp[key] = [
-                    None if p is None else ExponentialAccumulator(p[0], p[1])
-                    for p in self._exp_params
-                ]
-        dur, req, resp = slots
-        if dur is not None:
-            dur.record(duration)
-        if req is not None:
-            req.record(request_bytes)
-        if resp is not None and key[2] is not None:
-            resp.record(response_bytes)
+            slots = self._exp[key] = [
+                None if p is None else ExponentialAccumulator(p[0], p[1]) for p in self._exp_params
+            ]
+        return slots
 
     def exemplar(
         self,

@@ -89,7 +89,15 @@ class ExponentialAccumulator:
         if value <= 0.0:
             self.zero_count += 1
             return
-        index = bucket_index(value, self.scale)
+        # bucket_index, inlined: this runs for every value the fold records.
+        scale = self.scale
+        mantissa, exponent = frexp(value)
+        if mantissa == 0.5:
+            index = ((exponent - 1) << scale) - 1 if scale > 0 else ((exponent - 2) >> -scale)
+        elif scale > 0:
+            index = floor(log(value) * _FACTORS[scale])
+        else:
+            index = (exponent - 1) >> -scale
         counts = self.counts
         at = index - self.offset
         if 0 <= at < len(counts):
