@@ -28,10 +28,10 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fluxstack_otel._internal.asgi_types import ASGIApp, Message, Receive, Scope, Send
-from fluxstack_otel._internal.http.options import RequestOptions, warn_shadowed
+from fluxstack_otel._internal.http.options import OptionWiring, RequestOptions, warn_shadowed
 from fluxstack_otel._internal.http.paths import local_path
 from fluxstack_otel._internal.http.routes import (
     KNOWN_METHODS,
@@ -45,11 +45,40 @@ from fluxstack_otel._internal.http.tracing import traced
 from fluxstack_otel._internal.runtime.failures import report_failure
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from opentelemetry.trace import TracerProvider
 
-    from fluxstack_otel._internal.monitoring import Monitoring
+    from fluxstack_otel._internal.http.recorder import HttpRecorder
+    from fluxstack_otel._internal.runtime.looplag import LoopLagProbe
+    from fluxstack_otel._internal.sinks.base import Endpoint
 
-__all__ = ["ASGIApp", "MonitoringMiddleware", "Receive", "Scope", "Send"]
+__all__ = ["ASGIApp", "MonitoringMiddleware", "Receive", "Scope", "Send", "Wired"]
+
+
+class MiddlewareWiring(OptionWiring, Protocol):
+    """What the middleware reads from a monitoring's wiring, once, when it is built."""
+
+    @property
+    def endpoints(self) -> Mapping[str, Endpoint]: ...
+    @property
+    def endpoint_keys(self) -> Mapping[str, str]: ...
+    @property
+    def recorder(self) -> HttpRecorder | None: ...
+    @property
+    def error_status(self) -> int: ...
+    @property
+    def loop_probe(self) -> LoopLagProbe | None: ...
+
+
+class Wired(Protocol):
+    """The handle the middleware is given: anything that hands out its wiring (a ``Monitoring``).
+
+    A protocol, so the request path does not import the handle that builds it, not even for
+    types: imports flow one way, from the handle down to the middleware.
+    """
+
+    def _wiring(self) -> MiddlewareWiring: ...
 
 
 # The body of the 500 that uvicorn, Hypercorn and Starlette's ServerErrorMiddleware send when an
@@ -77,7 +106,7 @@ class MonitoringMiddleware:
         self,
         app: ASGIApp,
         *,
-        monitoring: Monitoring,
+        monitoring: Wired,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._monitoring = monitoring

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from fluxstack_otel._internal.http.paths import Exclusions
     from fluxstack_otel._internal.http.recorder import HttpRecorder
 
-__all__ = ["RequestOptions", "warn_shadowed"]
+__all__ = ["OptionWiring", "RequestOptions", "warn_shadowed"]
 
 _log = logging.getLogger("fluxstack_otel")
 
@@ -36,7 +36,7 @@ class _Measured(Protocol):
     sent: int
 
 
-class _OptionWiring(Protocol):
+class OptionWiring(Protocol):
     """The part of the monitoring's wiring these options read."""
 
     @property
@@ -56,7 +56,7 @@ class _OptionWiring(Protocol):
 class RequestOptions:
     """The optional per-request work of one middleware; ``from_wiring`` gives None without any."""
 
-    def __init__(self, wiring: _OptionWiring, own_routes: Sequence[Any] | None) -> None:
+    def __init__(self, wiring: OptionWiring, own_routes: Sequence[Any] | None) -> None:
         self._excluded_routes = wiring.exclusions.routes
         self._unmatched = wiring.record_unmatched
         self._labels = wiring.labels
@@ -67,7 +67,7 @@ class RequestOptions:
 
     @classmethod
     def from_wiring(
-        cls, wiring: _OptionWiring, own_routes: Sequence[Any] | None
+        cls, wiring: OptionWiring, own_routes: Sequence[Any] | None
     ) -> RequestOptions | None:
         """The options of ``wiring``, or None when none is configured."""
         if (
