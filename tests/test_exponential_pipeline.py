@@ -92,7 +92,11 @@ def test_subtracting_an_earlier_reading_leaves_the_values_recorded_since(
     later = _acc(xs + ys)
     diff = subtracted(later, _acc(xs))
     assert all(n >= 0 for n in diff.counts)
-    assert _trim(diff) == _trim(downscaled(_acc(ys), later.scale)) or not ys
+    if ys:
+        assert _trim(diff) == _trim(downscaled(_acc(ys), later.scale))
+    else:
+        assert diff.zero_count == 0
+        assert not any(diff.counts)
 
 
 def test_quantiles_read_back_within_the_buckets_relative_width() -> None:

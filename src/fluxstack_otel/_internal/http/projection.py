@@ -9,24 +9,20 @@ OTel exporter reads.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import NamedTuple, TypeVar
 
-from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
     Metric,
     NumberDataPoint,
     Sum,
 )
 
+from fluxstack_otel._internal.http.histograms import HistAcc, add_exemplars, add_hist, hist_metric
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel._internal.metrics.dual import DualHistogramDataPoint
 from fluxstack_otel._internal.metrics.exponential import (
     DEFAULT_MAX_SIZE,
     ExponentialSnapshot,
-    merged,
 )
 
 __all__ = ["DEFAULT_LABELLING", "HTTP_SPECS", "Labelling", "SeriesKey", "SeriesSnapshot", "project"]
@@ -73,12 +69,6 @@ class SeriesSnapshot(NamedTuple):
     """The duration's exponential buckets, where they are kept (``histograms: exponential``)."""
     req_exp: ExponentialSnapshot | None = None
     resp_exp: ExponentialSnapshot | None = None
-
-
-# The recorder keeps no min/max (they would cost compares on every request and cannot be turned
-# into deltas). The SDK types say float, but None is what OTLP encodes as "absent", and every
-# consumer in this package treats None as not recorded.
-_NOT_RECORDED: float = cast(float, None)
 
 
 class Labelling(NamedTuple):
@@ -139,9 +129,9 @@ def project(
     requests: dict[tuple[object, ...], list[int]] = {}
     responses: dict[tuple[object, ...], list[int]] = {}
     errors: dict[tuple[object, ...], list[int]] = {}
-    durations: dict[tuple[object, ...], _HistAcc] = {}
-    req_sizes: dict[tuple[object, ...], _HistAcc] = {}
-    resp_sizes: dict[tuple[object, ...], _HistAcc] = {}
+    durations: dict[tuple[object, ...], HistAcc] = {}
+    req_sizes: dict[tuple[object, ...], HistAcc] = {}
+    resp_sizes: dict[tuple[object, ...], HistAcc] = {}
     for s in snapshot:
         key = s.key
         method, route, code, error_type = key[0], key[1], key[2], key[3]
@@ -157,12 +147,12 @@ def project(
         if w_requests:
             _add_count(requests, mr, s.requests, s.start_ns)
         if w_req_sizes:
-            _add_hist(
+            add_hist(
                 req_sizes, mr, s.requests, s.req_buckets, s.req_sum, s.start_ns, s.req_exp, sizes[1]
             )
         mrs = (method, route, status, extra)
         if w_durations:
-            _add_hist(
+            add_hist(
                 durations,
                 mrs,
                 s.requests,
@@ -173,12 +163,12 @@ def project(
                 sizes[0],
             )
             if s.exemplars is not None:
-                _add_exemplars(durations[mrs], s.exemplars)
+                add_exemplars(durations[mrs], s.exemplars)
         if code is not None:
             if w_responses:
                 _add_count(responses, mrs, s.requests, s.start_ns)
             if w_resp_sizes:
-                _add_hist(resp_sizes, mrs, s.requests, s.resp_buckets, s.resp_sum, s.start_ns,
+                add_hist(resp_sizes, mrs, s.requests, s.resp_buckets, s.resp_sum, s.start_ns,
                           s.resp_exp, sizes[2])  # fmt: skip
         if error_type is not None and w_errors:
             _add_count(errors, (method, route, status, error_type, extra), s.requests, s.start_ns)
@@ -195,13 +185,13 @@ def project(
         out.append(_sum_metric(cat.HTTP_ERRORS, errors, now_ns, label))
     if w_durations:
         spec = cat.HTTP_REQUEST_DURATION
-        out.append(_hist_metric(spec, durations, duration_bounds, now_ns, label))
+        out.append(hist_metric(spec, durations, duration_bounds, now_ns, label))
     if w_req_sizes:
         spec = cat.HTTP_REQUEST_SIZE
-        out.append(_hist_metric(spec, req_sizes, size_bounds, now_ns, label))
+        out.append(hist_metric(spec, req_sizes, size_bounds, now_ns, label))
     if w_resp_sizes:
         spec = cat.HTTP_RESPONSE_SIZE
-        out.append(_hist_metric(spec, resp_sizes, size_bounds, now_ns, label))
+        out.append(hist_metric(spec, resp_sizes, size_bounds, now_ns, label))
     if in_progress is not None and (names is None or cat.HTTP_IN_PROGRESS.name in names):
         out.append(_in_progress(snapshot, in_progress, in_progress_start_ns, now_ns, label))
     return out
@@ -286,44 +276,6 @@ class _Labeller:
         return out
 
 
-class _HistAcc:
-    __slots__ = ("buckets", "count", "exemplars", "exp", "max_size", "start_ns", "sum")
-
-    def __init__(
-        self, buckets: list[int], start_ns: int, exp: ExponentialSnapshot | None, max_size: int
-    ) -> None:
-        self.count = 0
-        self.sum: float = 0.0
-        self.buckets = buckets
-        self.start_ns = start_ns
-        self.exemplars: list[_Exemplar | None] | None = None
-        self.exp = exp
-        self.max_size = max_size
-
-
-def _add_exemplars(acc: _HistAcc, slots: tuple[_Exemplar | None, ...]) -> None:
-    """Merge a series' exemplars into a projected point's: the latest per bucket wins."""
-    if acc.exemplars is None:
-        acc.exemplars = list(slots)
-        return
-    mine = acc.exemplars
-    for i, theirs in enumerate(slots):
-        if theirs is None:
-            continue
-        current = mine[i]
-        if current is None or theirs[1] > current[1]:
-            mine[i] = theirs
-
-
-def _exemplar_points(acc: _HistAcc) -> list[Exemplar]:
-    if acc.exemplars is None:
-        return []
-    return [
-        Exemplar(None, value, at, span_id, trace_id)
-        for value, at, trace_id, span_id in filter(None, acc.exemplars)
-    ]
-
-
 def _add_count(into: dict[_K, list[int]], key: _K, count: int, start_ns: int) -> None:
     acc = into.get(key)
     if acc is None:
@@ -331,33 +283,6 @@ def _add_count(into: dict[_K, list[int]], key: _K, count: int, start_ns: int) ->
     else:
         acc[0] += count
         acc[1] = min(acc[1], start_ns)
-
-
-def _add_hist(
-    into: dict[_K, _HistAcc],
-    key: _K,
-    count: int,
-    buckets: tuple[int, ...],
-    total: float,
-    start_ns: int,
-    exp: ExponentialSnapshot | None,
-    max_size: int,
-) -> None:
-    acc = into.get(key)
-    if acc is None:  # the common case: one recorded series makes one point
-        acc = into[key] = _HistAcc(list(buckets), start_ns, exp, max_size)
-        acc.count = count
-        acc.sum = float(total)  # a float, as the sum of an accumulation from 0.0 would be
-        return
-    if acc.exp is not None and exp is not None:
-        acc.exp = merged(acc.exp, exp, max_size)
-    acc.start_ns = min(acc.start_ns, start_ns)
-    acc.count += count
-    acc.sum += total
-    b = acc.buckets
-    for i, n in enumerate(buckets):
-        if n:
-            b[i] += n
 
 
 def _sum_metric(
@@ -382,41 +307,3 @@ def _sum_metric(
             is_monotonic=True,
         ),
     )
-
-
-def _hist_metric(
-    spec: cat.MetricSpec,
-    series: dict[_K, _HistAcc],
-    bounds: tuple[float, ...],
-    now_ns: int,
-    label: _Labeller,
-) -> Metric:
-    points = [_hist_point(acc, label(spec, key), bounds, now_ns) for key, acc in series.items()]
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Histogram(
-            data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE
-        ),
-    )
-
-
-def _hist_point(
-    acc: _HistAcc, attributes: dict[str, str], bounds: tuple[float, ...], now_ns: int
-) -> HistogramDataPoint:
-    fields: dict[str, Any] = {
-        "attributes": attributes,
-        "start_time_unix_nano": acc.start_ns,
-        "time_unix_nano": now_ns,
-        "count": acc.count,
-        "sum": acc.sum,
-        "bucket_counts": list(acc.buckets),
-        "explicit_bounds": list(bounds),
-        "min": _NOT_RECORDED,
-        "max": _NOT_RECORDED,
-        "exemplars": _exemplar_points(acc),
-    }
-    if acc.exp is None:
-        return HistogramDataPoint(**fields)
-    return DualHistogramDataPoint(**fields, exponential=acc.exp, max_size=acc.max_size)

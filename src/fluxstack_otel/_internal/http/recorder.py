@@ -44,6 +44,8 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
 )
 
+from fluxstack_otel._internal.http.exemplar_slots import ExemplarSlots
+from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.projection import (
     DEFAULT_LABELLING,
     Labelling,
@@ -52,10 +54,6 @@ from fluxstack_otel._internal.http.projection import (
     project,
 )
 from fluxstack_otel._internal.metrics import catalog as cat
-from fluxstack_otel._internal.metrics.exponential import (
-    ExponentialAccumulator,
-    ExponentialSnapshot,
-)
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
 
@@ -65,10 +63,6 @@ OVERFLOW = cat.OVERFLOW
 
 # (series key, duration, request bytes, response bytes, end of the exchange)
 _Pending = tuple[SeriesKey, float, int, int, float]
-# (series key, duration, trace id, span id, Unix time in ns)
-_PendingExemplar = tuple[SeriesKey, float, int, int, int]
-# (duration, Unix time in ns, trace id, span id): the latest exemplar of one bucket
-_Exemplar = tuple[float, int, int, int]
 # The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
 _OVERFLOW_STATUS = 0
 _DRAIN_AT = 256
@@ -127,8 +121,7 @@ class HttpRecorder:
         self._lock = threading.Lock()
         self._overflow_warned = False
         self._overflow_keys = 0
-        self._exemplars: dict[SeriesKey, list[_Exemplar | None]] = {}
-        self._pending_exemplars: deque[_PendingExemplar] = deque()
+        self._exemplars = ExemplarSlots(self._dur_bounds)
         # Records wait here until the next drain: appending to a deque is atomic and costs a
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
         # record. Bounded: the request that fills it drains it.
@@ -136,20 +129,12 @@ class HttpRecorder:
         self._presentation = DEFAULT_LABELLING
         self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
         self._created_ns = wall_clock_ns()
-        wanted = dict(exponential or {})
-        # (max_size, max_scale) of the duration, request size and response size histograms.
-        self._exp_params = tuple(
-            wanted.get(spec.name)
-            for spec in (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
-        )
-        self._exp_on = any(p is not None for p in self._exp_params)
-        self._exp: dict[SeriesKey, list[ExponentialAccumulator | None]] = {}
+        self._exp = ExponentialSeries(exponential or {})
 
     @property
     def exponential(self) -> dict[str, int]:
         """The histograms kept as exponential histograms too: metric name -> max_size."""
-        specs = (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
-        return {s.name: p[0] for s, p in zip(specs, self._exp_params, strict=True) if p}
+        return self._exp.max_sizes
 
     @property
     def duration_bounds(self) -> tuple[float, ...]:
@@ -205,16 +190,8 @@ class HttpRecorder:
     ) -> None:
         """``record()`` with the values of the ``labels`` option, in their configured order.
 
-        Args:
-            method: As for ``record()``.
-            route: As for ``record()``.
-            status: As for ``record()``.
-            error_type: As for ``record()``.
-            labels: The per-request label values (each already within its value cap).
-            duration: As for ``record()``.
-            request_bytes: As for ``record()``.
-            response_bytes: As for ``record()``.
-            now: As for ``record()``.
+        ``labels`` holds the per-request label values, each already within its value cap; the
+        other arguments are those of ``record()``.
         """
         pending = self._pending
         pending.append(
@@ -250,7 +227,7 @@ class HttpRecorder:
             popleft, get, bisect = pending.popleft, self._series.get, bisect_left
             dur_bounds, size_cuts = self._dur_bounds, self._size_cuts
             req_at, resp_at = self._req_at, self._resp_at
-            exp_on, exp_get = self._exp_on, self._exp.get
+            exp_on, exp_get = self._exp.on, self._exp.get
             # Only the records present now: appends racing with this loop wait for the next drain.
             for _ in range(len(pending)):
                 key, duration, request_bytes, response_bytes, now = popleft()
@@ -258,7 +235,9 @@ class HttpRecorder:
                 if acc is None:
                     acc = self._new_series(key, now - duration)
                 if exp_on:
-                    slots = exp_get(key) or self._exp_slots(key)
+                    slots = exp_get(key) or self._exp.create(
+                        key if key in self._series else self._overflow_key(key)
+                    )
                     if slots[0] is not None:
                         slots[0].record(duration)
                     if slots[1] is not None:
@@ -276,19 +255,8 @@ class HttpRecorder:
                 if key[2] is not None:  # the status: a response started
                     acc[_RESP_SUM] += response_bytes
                     acc[resp_at + bisect(size_cuts, response_bytes)] += 1
-            if self._pending_exemplars:
-                self._fold_exemplars()
-
-    def _exp_slots(self, key: SeriesKey) -> list[ExponentialAccumulator | None]:
-        # Called with the lock held, after _new_series: the series (or its overflow) exists.
-        if key not in self._series:
-            key = self._overflow_key(key)
-        slots = self._exp.get(key)
-        if slots is None:
-            slots = self._exp[key] = [
-                None if p is None else ExponentialAccumulator(p[0], p[1]) for p in self._exp_params
-            ]
-        return slots
+            if self._exemplars.pending:
+                self._exemplars.fold(self._series, self._overflow_key)
 
     def exemplar(
         self,
@@ -302,34 +270,12 @@ class HttpRecorder:
     ) -> None:
         """Note the trace of an exchange just passed to ``record()`` (``tracing: true`` only).
 
-        Args:
-            method: As given to ``record()``.
-            route: As given to ``record()``.
-            status: As given to ``record()``.
-            error_type: As given to ``record()``.
-            duration: As given to ``record()``.
-            trace_id: The request span's trace id.
-            span_id: The request span's id.
+        ``trace_id`` and ``span_id`` are the request span's; the other arguments are as given to
+        ``record()``.
         """
-        self._pending_exemplars.append(
-            ((method, route, status, error_type), duration, trace_id, span_id, self._wall_ns())
+        self._exemplars.note(
+            (method, route, status, error_type), duration, trace_id, span_id, self._wall_ns()
         )
-
-    def _fold_exemplars(self) -> None:
-        # Called with the lock held, after the records: every exemplar's series exists (or was
-        # folded into the overflow, or evicted meanwhile: then the exemplar is dropped).
-        pending = self._pending_exemplars
-        series, exemplars, bounds = self._series, self._exemplars, self._dur_bounds
-        for _ in range(len(pending)):
-            key, duration, trace_id, span_id, at = pending.popleft()
-            if key not in series:
-                key = self._overflow_key(key)
-                if key not in series:
-                    continue
-            slots = exemplars.get(key)
-            if slots is None:
-                slots = exemplars[key] = [None] * self._n_dur
-            slots[bisect_left(bounds, duration)] = (duration, at, trace_id, span_id)
 
     @staticmethod
     def _overflow_key(key: SeriesKey) -> SeriesKey:
@@ -371,7 +317,6 @@ class HttpRecorder:
             self._pending.clear()
             self._series.clear()
             self._start_ns.clear()
-            self._pending_exemplars.clear()
             self._exemplars.clear()
             self._exp.clear()
             self._overflow_keys = 0
@@ -396,13 +341,13 @@ class HttpRecorder:
             for k in expired:
                 del series[k]
                 del self._start_ns[k]
-                self._exemplars.pop(k, None)
-                self._exp.pop(k, None)
+                self._exemplars.pop(k)
+                self._exp.pop(k)
                 if k[0] == OVERFLOW:
                     self._overflow_keys -= 1
             exemplars, exp = self._exemplars, self._exp
             copies = [
-                (k, self._start_ns[k], list(acc), _copy(exemplars.get(k)), _snap(exp.get(k)))
+                (k, self._start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
                 for k, acc in series.items()
             ]
         d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
@@ -452,19 +397,3 @@ class HttpRecorder:
             in_progress_start_ns=self._created_ns,
             max_sizes=self.exponential,
         )
-
-
-_NO_EXPONENTIAL: tuple[None, None, None] = (None, None, None)
-
-
-def _snap(
-    slots: list[ExponentialAccumulator | None] | None,
-) -> tuple[ExponentialSnapshot | None, ExponentialSnapshot | None, ExponentialSnapshot | None]:
-    if slots is None:
-        return _NO_EXPONENTIAL
-    dur, req, resp = (None if a is None else a.snapshot() for a in slots)
-    return dur, req, resp
-
-
-def _copy(slots: list[_Exemplar | None] | None) -> tuple[_Exemplar | None, ...] | None:
-    return None if slots is None else tuple(slots)

@@ -28,9 +28,7 @@ the way out, never per request.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
-from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
@@ -45,12 +43,9 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 from opentelemetry.sdk.metrics.view import (
-    DefaultAggregation,
     DropAggregation,
     ExplicitBucketHistogramAggregation,
     ExponentialBucketHistogramAggregation,
-    LastValueAggregation,
-    SumAggregation,
     View,
 )
 
@@ -71,46 +66,22 @@ from fluxstack_otel._internal.metrics.reshape import (
     merge_sums,
     rebucket,
 )
+from fluxstack_otel._internal.metrics.selection import (
+    ALLOWED_AGGREGATIONS,
+    BUILTIN_SCOPES,
+    DEFAULT_BOUNDS,
+    HTTP_SCOPE_NAME,
+    OWN_METRICS,
+    Candidate,
+    check_boundaries,
+    instrument_class,
+    matches,
+    profile_views,
+    scope_of,
+)
 from fluxstack_otel.errors import ConfigError
 
 __all__ = ["BUILTIN_SCOPES", "HTTP_SCOPE_NAME", "Presentation", "Stream", "profile_views"]
-
-HTTP_SCOPE_NAME = "fluxstack_otel.http"
-BUILTIN_SCOPES = frozenset({HTTP_SCOPE_NAME, cat.SYSTEM_SCOPE})
-
-# Every metric the package records itself: the built-ins and the opt-in ones.
-_OWN = cat.BUILTIN_METRICS + cat.OPTIONAL_METRICS
-_HTTP = frozenset(m.name for m in (*cat.HTTP_METRICS, *cat.OPTIONAL_METRICS))
-_DEFAULT_BOUNDS = {
-    cat.HTTP_REQUEST_DURATION.name: cat.DEFAULT_DURATION_BUCKETS,
-    cat.HTTP_REQUEST_SIZE.name: cat.DEFAULT_SIZE_BUCKETS,
-    cat.HTTP_RESPONSE_SIZE.name: cat.DEFAULT_SIZE_BUCKETS,
-}
-
-
-def _instrument_class(spec: cat.MetricSpec) -> type:
-    if spec.kind is cat.Kind.GAUGE and spec.name in _HTTP:  # requests in progress: up and down
-        return sdk_hooks.UP_DOWN_COUNTER
-    if spec.name in _HTTP:
-        return sdk_hooks.HISTOGRAM if spec.kind is cat.Kind.HISTOGRAM else sdk_hooks.COUNTER
-    return (
-        sdk_hooks.OBSERVABLE_COUNTER
-        if spec.kind is cat.Kind.COUNTER
-        else sdk_hooks.OBSERVABLE_GAUGE
-    )
-
-
-def _scope(spec: cat.MetricSpec) -> str:
-    return HTTP_SCOPE_NAME if spec.name in _HTTP else cat.SYSTEM_SCOPE
-
-
-def profile_views(profile: cat.Profile) -> list[View]:
-    """The views that name the built-ins as ``profile`` says (none where a name stays)."""
-    return [
-        View(instrument_name=spec.name, meter_name=_scope(spec), name=naming.name)
-        for spec in _OWN
-        if (naming := profile.naming(spec)).name != spec.name
-    ]
 
 
 class Stream(NamedTuple):
@@ -133,52 +104,6 @@ class Stream(NamedTuple):
     boundaries: tuple[float, ...] | None = None
     constants: tuple[tuple[str, str], ...] = ()
     exponential: tuple[int, int] | None = None
-
-
-class _Candidate(NamedTuple):
-    spec: cat.MetricSpec
-    name: str
-    unit: str
-    scope: str
-    cls: type
-
-
-def _matches(select: sdk_hooks.Selection, c: _Candidate) -> bool:
-    # The SDK's matching rules (View._match), on a built-in's exported identity.
-    if select.instrument_type is not None and not issubclass(c.cls, select.instrument_type):
-        return False
-    if select.instrument_name is not None and not fnmatchcase(
-        c.name, select.instrument_name.lower()
-    ):
-        return False
-    if select.instrument_unit is not None and not fnmatchcase(c.unit, select.instrument_unit):
-        return False
-    if select.meter_name is not None and select.meter_name != c.scope:
-        return False
-    # The built-in scopes have no version and no schema URL.
-    return select.meter_version is None and select.meter_schema_url is None
-
-
-_ALLOWED = {
-    cat.Kind.COUNTER: (DefaultAggregation, SumAggregation, DropAggregation),
-    cat.Kind.GAUGE: (DefaultAggregation, LastValueAggregation, DropAggregation),
-    cat.Kind.HISTOGRAM: (
-        DefaultAggregation,
-        ExplicitBucketHistogramAggregation,
-        ExponentialBucketHistogramAggregation,
-        DropAggregation,
-    ),
-}
-
-
-def _check_boundaries(bounds: tuple[float, ...], path: str) -> tuple[float, ...]:
-    if not bounds or any(b != b or b in (float("inf"), float("-inf")) for b in bounds):
-        raise ConfigError(
-            f"bucket boundaries {list(bounds)!r} must be finite numbers, at least one", path=path
-        )
-    if any(a >= b for a, b in itertools.pairwise(bounds)):
-        raise ConfigError(f"bucket boundaries {list(bounds)!r} must increase strictly", path=path)
-    return bounds
 
 
 class Presentation:
@@ -221,24 +146,24 @@ class Presentation:
         self._labels = dict(profile.labels)
         self._integer_status = profile.integer_status
         candidates = [
-            _Candidate(
+            Candidate(
                 spec,
                 profile.naming(spec).name,
                 profile.naming(spec).unit,
-                _scope(spec),
-                _instrument_class(spec),
+                scope_of(spec),
+                instrument_class(spec),
             )
-            for spec in _OWN
+            for spec in OWN_METRICS
         ]
         streams: dict[str, tuple[Stream, ...]] = {}
         matched = [False] * len(user)
         for c in candidates:
             naming = profile.naming(c.spec)
             base = Stream(c.name, c.spec.help, c.unit, constants=naming.attributes)
-            if c.spec.name in _DEFAULT_BOUNDS:  # an HTTP histogram
+            if c.spec.name in DEFAULT_BOUNDS:  # an HTTP histogram
                 base = base._replace(exponential=exponential)
             out: list[Stream] = []
-            hits = [(i, v) for i, v in enumerate(user) if _matches(sdk_hooks.selection(v), c)]
+            hits = [(i, v) for i, v in enumerate(user) if matches(sdk_hooks.selection(v), c)]
             for index, view in hits:
                 matched[index] = True
                 stream = self._customise(base, c.spec, view, f"views[{index}]")
@@ -246,7 +171,7 @@ class Presentation:
                     out.append(stream)
             streams[c.spec.name] = tuple(out) if hits else (base,)
         self._streams = streams
-        self._recorded = self._record(dict(default_bounds or _DEFAULT_BOUNDS))
+        self._recorded = self._record(dict(default_bounds or DEFAULT_BOUNDS))
         self._check_unmatched(user, matched, candidates)
         self._check_names()
         self.identity = (
@@ -263,8 +188,8 @@ class Presentation:
         self, base: Stream, spec: cat.MetricSpec, view: View, path: str
     ) -> Stream | None:
         name, description, keys, aggregation = sdk_hooks.settings(view)
-        if not isinstance(aggregation, _ALLOWED[spec.kind]):
-            allowed = ", ".join(a.__name__ for a in _ALLOWED[spec.kind])
+        if not isinstance(aggregation, ALLOWED_AGGREGATIONS[spec.kind]):
+            allowed = ", ".join(a.__name__ for a in ALLOWED_AGGREGATIONS[spec.kind])
             raise ConfigError(
                 f"{type(aggregation).__name__} cannot aggregate the {spec.kind} {base.name!r}; "
                 f"allowed: {allowed}",
@@ -275,7 +200,7 @@ class Presentation:
         boundaries = None
         exponential = base.exponential
         if isinstance(aggregation, ExplicitBucketHistogramAggregation):
-            boundaries = _check_boundaries(
+            boundaries = check_boundaries(
                 sdk_hooks.bucket_boundaries(aggregation), f"{path}.aggregation"
             )
             exponential = None
@@ -316,7 +241,7 @@ class Presentation:
         return recorded
 
     def _check_unmatched(
-        self, user: list[View], matched: list[bool], candidates: list[_Candidate]
+        self, user: list[View], matched: list[bool], candidates: list[Candidate]
     ) -> None:
         names = [c.name for c in candidates]
         for index, view in enumerate(user):
@@ -377,7 +302,7 @@ class Presentation:
         max_size, the larger max_scale) is kept; each stream gets its own on the way out.
         """
         out: dict[str, tuple[int, int]] = {}
-        for metric in _DEFAULT_BOUNDS:
+        for metric in DEFAULT_BOUNDS:
             wanted = [s.exponential for s in self._streams[metric] if s.exponential is not None]
             if wanted:
                 out[metric] = (max(w[0] for w in wanted), max(w[1] for w in wanted))
