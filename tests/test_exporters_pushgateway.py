@@ -180,7 +180,7 @@ def test_a_slash_in_the_instance_id_reaches_the_pushgateway_intact(
     odd = Pipeline(service="shop", instance="pod/7")
     try:
         odd.request()
-        pusher = Pusher(pushgateway.url, odd.stream.collect, DEFAULT_OPTIONS, 3600.0)
+        pusher = Pusher(pushgateway.url, odd.stream, DEFAULT_OPTIONS, 3600.0)
         assert pusher.push(one_tick()) is True
     finally:
         odd.provider.shutdown()
@@ -227,7 +227,7 @@ def test_an_unreachable_pushgateway_is_reported_not_raised_and_masked(
 ) -> None:
     """A refused PUT returns False, counts a failure, and no log line shows the password."""
     url = f"http://pushuser:s3cretpw@127.0.0.1:{free_port()}"  # nothing listens there
-    pusher = Pusher(url, pipeline.stream.collect, DEFAULT_OPTIONS, 3600.0)
+    pusher = Pusher(url, pipeline.stream, DEFAULT_OPTIONS, 3600.0)
     before = sum(failure_counts().values())
     with caplog.at_level(logging.DEBUG, logger="fluxstack_otel"):
         assert pusher.push(one_tick(0.2)) is False
@@ -250,7 +250,7 @@ def test_a_pushgateway_refusing_the_body_is_reported_with_its_status(
         calls.append(url)
         raise PostError("PUT http://gw:9091 answered 400", retryable=False)
 
-    pusher = Pusher("http://gw:9091", pipeline.stream.collect, DEFAULT_OPTIONS, 3600.0, send=refuse)
+    pusher = Pusher("http://gw:9091", pipeline.stream, DEFAULT_OPTIONS, 3600.0, send=refuse)
     with caplog.at_level(logging.DEBUG, logger="fluxstack_otel"):
         assert pusher.push(one_tick()) is False
     assert calls == ["http://gw:9091/metrics/job/svc/instance/i-1"]

@@ -189,7 +189,7 @@ def build(
     stream = MetricStream(
         [*in_memory, sdk_reader], http_metrics, resource, retention=config.retention_period
     )
-    alerts = build_processor(config, stream.collect)
+    alerts = build_processor(config, stream.collect, collect_in=stream.collect_in)
     context = SinkContext(
         config=config,
         stream=stream,

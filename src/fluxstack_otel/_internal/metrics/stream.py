@@ -43,6 +43,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from fluxstack_otel._internal.metrics.dual import exponential_of, subtract_exponential
 from fluxstack_otel._internal.metrics.memory import NEVER_IDLE, ExemplarMemory, Retention
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
+from fluxstack_otel._internal.runtime.tick import Round
 
 __all__ = ["HTTP_SCOPE", "DeltaView", "MetricSource", "MetricStream", "PresentedStream"]
 
@@ -63,6 +64,10 @@ class MetricSource(Protocol):
 
     def collect(self, names: Collection[str] | None = None) -> MetricsData:
         """Every metric now, cumulative; ``names`` may limit the built-in HTTP metrics built."""
+        ...
+
+    def collect_in(self, shared: Round) -> MetricsData:
+        """Every metric, collected once for all the jobs of the round ``shared`` (read-only)."""
         ...
 
 
@@ -128,6 +133,10 @@ class MetricStream:
             ]
         )
 
+    def collect_in(self, shared: Round) -> MetricsData:
+        """Every metric, collected once for all the jobs of the round ``shared`` (read-only)."""
+        return shared.share(self, self.collect)
+
 
 class PresentedStream:
     """A source whose collections leave through ``present`` (the views), for the exporters.
@@ -153,6 +162,10 @@ class PresentedStream:
     def collect(self, names: Collection[str] | None = None) -> MetricsData:
         """Collect from the inner source and shape the built-ins (``names`` is passed on)."""
         return self._present(self._inner.collect(names))
+
+    def collect_in(self, shared: Round) -> MetricsData:
+        """The round's collection of the inner source, shaped once for the round."""
+        return shared.share(self, lambda: self._present(self._inner.collect_in(shared)))
 
 
 _SeriesId = tuple[str, str, frozenset[tuple[str, object]]]
@@ -188,19 +201,21 @@ class DeltaView:
         ] = {}
         self._lock = threading.Lock()
 
-    def collect(self) -> MetricsData:
+    def collect(self, shared: Round | None = None) -> MetricsData:
         """Collect from the stream and return the deltas since the last call."""
-        data, commit = self.peek()
+        data, commit = self.peek(shared)
         commit()
         return data
 
-    def peek(self) -> tuple[MetricsData, Callable[[], None]]:
+    def peek(self, shared: Round | None = None) -> tuple[MetricsData, Callable[[], None]]:
         """The deltas since the last committed collection, and the function that commits this one.
 
         A pushing sink commits only after a successful export: a failed export's counts are then
         part of the next delta instead of being lost. One caller at a time (a sink's own thread).
+        With ``shared``, the deltas are taken from the round's collection (the cumulative one the
+        round's other sinks read), not from a collection of their own.
         """
-        data = self._stream.collect()
+        data = self._stream.collect() if shared is None else self._stream.collect_in(shared)
         with self._lock:
             out, current = self._to_delta(data)
 

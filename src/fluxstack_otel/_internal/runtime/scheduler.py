@@ -28,11 +28,11 @@ reset its state).
 Time: intervals are clamped to ``MAX_INTERVAL`` and every wait to ``tick.MAX_WAIT``, so a huge
 configured duration never overflows ``Event.wait`` or the deadline arithmetic.
 
-One collection per tick, later: the scheduler already sees every job falling due in one scan
-(``_scan`` collects the due jobs before it dispatches them). Jobs that read the same stream can
-then be given one shared collection: group the due jobs by their source, take the collection once
-in the first of the group's run threads (never in the scheduler thread, so a slow collection still
-delays only its group) and hand it to each job's run in its ``Tick``.
+One collection per tick: the jobs that fall due in one scan (and those due within ``GATHER``
+seconds after it, so that jobs started a moment apart stay together) form a ``Round``, handed to
+each run in its ``Tick``. Jobs that read the same metric source take one collection from the
+round (``Round.share``), made in the first run thread that asks for it (never in the scheduler
+thread, so a slow collection delays only its round), and dropped when the round's runs are over.
 
 This module holds the scheduler as process-wide state (``default_scheduler``), like the failure
 log of ``failures.py``: an interval job belongs to no single monitoring instance's thread.
@@ -48,11 +48,13 @@ from collections.abc import Callable
 
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
-from fluxstack_otel._internal.runtime.tick import Tick, clamp_wait
+from fluxstack_otel._internal.runtime.tick import Round, Tick, clamp_wait
 
 __all__ = [
+    "GATHER",
     "MAX_INTERVAL",
     "PeriodicWorker",
+    "Round",
     "Scheduler",
     "Tick",
     "clamp_wait",
@@ -61,6 +63,9 @@ __all__ = [
 
 MAX_INTERVAL = 1e9
 """Seconds; a longer interval (about 31 years) is clamped to this, so due times stay finite."""
+
+GATHER = 0.05
+"""Seconds: a job due this soon after a scan runs in that scan's round, a little early."""
 
 _MIN_INTERVAL = 1e-3  # seconds; a shorter interval would make the scheduler spin
 _RESUME_PAUSE = 0.05  # seconds the scheduler rests after a fault in its own loop
@@ -145,8 +150,11 @@ class Scheduler:
             jobs = list(self._jobs)
         now = self._clock()
         due = [job for job in jobs if job.due <= now]
-        for job in due:
-            job._dispatch(now)
+        if due:
+            due += [job for job in jobs if now < job.due <= now + GATHER]
+            shared = Round(len(due))
+            for job in due:
+                job._dispatch(now, shared)
         next_due = min(job.due for job in jobs)
         self._wake.wait(clamp_wait(next_due - self._clock()))
         return True
@@ -308,8 +316,8 @@ class PeriodicWorker:
             f"the final export of {self._name} (abandoned after {timeout:g}s)", exc_info=False
         )
 
-    def _dispatch(self, now: float) -> None:
-        """Start a run now (called by the scheduler when the job is due)."""
+    def _dispatch(self, now: float, shared: Round | None = None) -> None:
+        """Start a run now (called by the scheduler when the job is due), in round ``shared``."""
         interval = self._interval
         with self._lock:  # against a stop in between: once stopped, no run starts
             if self._stopped:
@@ -322,7 +330,7 @@ class PeriodicWorker:
             previous = self._running
             if previous is not None and previous.is_alive():
                 return  # the previous run overran (a hanging backend): skip this tick
-            tick = Tick(next_due, abort=self._abort, clock=self._clock)
+            tick = Tick(next_due, abort=self._abort, clock=self._clock, round=shared)
             thread = threading.Thread(target=self._run, args=(tick,), name=self._name, daemon=True)
             self._running = thread
             try:

@@ -35,7 +35,7 @@ from fluxstack_otel._internal.metrics.exponential import quantile
 from fluxstack_otel._internal.metrics.points import attribute_text, rfc3339_ns
 from fluxstack_otel._internal.metrics.quantile import histogram_quantile
 from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
-from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
+from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Round, Tick
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import ConsoleExporterConfig
@@ -57,21 +57,26 @@ class ConsoleSink(PeriodicSink):
 
     def __init__(self, exporter: ConsoleExporterConfig, context: SinkContext) -> None:
         self._config = exporter
-        self._collect = context.stream.collect
+        self._source = context.stream
         self._extras = context.extras
         interval = exporter.interval or context.config.collect_interval
         self._worker = PeriodicWorker("fluxstack-otel-console", interval, self._run)
 
-    def snapshot(self) -> str:
-        """The snapshot as it would be written now (no trailing newline)."""
-        data = self._collect()
+    def snapshot(self, shared: Round | None = None) -> str:
+        """The snapshot as it would be written now (no trailing newline).
+
+        Args:
+            shared: The scheduler round this run belongs to: its collection is read (None: a
+                collection of its own).
+        """
+        data = self._source.collect() if shared is None else self._source.collect_in(shared)
         if self._config.format == "json":
             return dumps(document(data, safe_extras(self._extras)))
         return format_text(data)
 
-    def emit(self) -> None:
-        """Write one snapshot to the configured stream."""
-        text = self.snapshot()
+    def emit(self, shared: Round | None = None) -> None:
+        """Write one snapshot to the configured stream (``shared``: as in ``snapshot``)."""
+        text = self.snapshot(shared)
         if self._config.stream == "stdout":
             out = sys.stdout  # looked up each time: it may be replaced (capture, redirection)
             out.write(text + "\n")
@@ -80,7 +85,7 @@ class ConsoleSink(PeriodicSink):
             _log.info("%s", text)
 
     def _run(self, tick: Tick) -> None:
-        self.emit()
+        self.emit(tick.round)
 
 
 def format_text(data: MetricsData, *, now_ns: int | None = None) -> str:

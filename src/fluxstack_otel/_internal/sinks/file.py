@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
-from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
+from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Round, Tick
 from fluxstack_otel._internal.sinks.prometheus.sink import prometheus_options, render
 from fluxstack_otel._internal.transport.atomic import history_path, prune_history, write_atomic
 
@@ -47,7 +47,7 @@ class FileSink(PeriodicSink):
         wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._config = exporter
-        self._collect = context.stream.collect
+        self._source = context.stream
         self._extras = context.extras
         self._options = prometheus_options(context.config)
         self._retention_ns = int(context.config.retention_period * 1e9)
@@ -57,22 +57,22 @@ class FileSink(PeriodicSink):
             f"fluxstack-otel-file {exporter.file_path}", interval, self._run
         )
 
-    def render(self) -> bytes:
-        """The file's content as it would be written now."""
-        data = self._collect()
+    def render(self, shared: Round | None = None) -> bytes:
+        """The file's content as it would be written now (from the round ``shared``'s collection)."""
+        data = self._source.collect() if shared is None else self._source.collect_in(shared)
         if self._config.format == "json":
             return (dumps(document(data, safe_extras(self._extras))) + "\n").encode()
         return render(data, openmetrics=False, options=self._options)
 
-    def write(self) -> bool:
-        """Write the file (and a snapshot, with history) now.
+    def write(self, shared: Round | None = None) -> bool:
+        """Write the file (and a snapshot, with history) now (``shared``: as in ``render``).
 
         Returns:
             True when the file was written; a failure is reported, not raised.
         """
         path = self._config.file_path
         try:
-            body = self.render()
+            body = self.render(shared)
             write_atomic(path, body)
         except OSError:
             report_failure(f"writing the file exporter's {path!r}")
@@ -87,4 +87,4 @@ class FileSink(PeriodicSink):
         return True
 
     def _run(self, tick: Tick) -> None:
-        self.write()
+        self.write(tick.round)

@@ -98,10 +98,10 @@ class JsonSink:
 
     def __init__(self, exporter: JsonExporterConfig, context: SinkContext) -> None:
         self._config = exporter
-        self._collect = context.stream.collect
+        self._source = context.stream
         self._extras = context.extras
         self._headers = {"Content-Type": CONTENT_TYPE, **dict(exporter.headers)}
-        self._endpoint = JsonEndpoint(self._collect, self._extras)
+        self._endpoint = JsonEndpoint(context.stream.collect, self._extras)
         self._worker: PeriodicWorker | None = None
         if exporter.url is not None or exporter.file_path is not None:
             interval = exporter.interval or context.config.collect_interval
@@ -123,7 +123,8 @@ class JsonSink:
 
     def push(self, tick: Tick) -> None:
         """One run: write the file and POST the document (each failure reported on its own)."""
-        body = (dumps(document(self._collect(), safe_extras(self._extras))) + "\n").encode()
+        data = self._source.collect_in(tick.round)  # the round's collection, shared
+        body = (dumps(document(data, safe_extras(self._extras))) + "\n").encode()
         path, url = self._config.file_path, self._config.url
         if path is not None:
             try:

@@ -37,7 +37,7 @@ from fluxstack_otel._internal.metrics.stream import DeltaView
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 from fluxstack_otel._internal.redact import LOG_FILTER, mask_in_logs, redact_record
 from fluxstack_otel._internal.runtime.failures import report_failure
-from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Tick
+from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Round, Tick
 from fluxstack_otel._internal.transport.post import public_url
 from fluxstack_otel.errors import ConfigError, MissingDependencyError
 
@@ -81,7 +81,7 @@ class OtlpSink(PeriodicSink):
         self._config = exporter
         self._export_timeout = export_timeout()
         self._exporter = _build_exporter(exporter, self._export_timeout)
-        self._collect = context.stream.collect
+        self._source = context.stream
         self._delta: DeltaView | None = None
         if exporter.temporality == "delta":
             self._delta = DeltaView(context.stream)
@@ -105,20 +105,22 @@ class OtlpSink(PeriodicSink):
         except Exception:
             report_failure(f"closing the OTLP exporter to {self._target}")
 
-    def export(self, timeout: float | None = None) -> bool:
+    def export(self, timeout: float | None = None, shared: Round | None = None) -> bool:
         """Collect and export once.
 
         Args:
             timeout: Seconds the export may take (None: the exporter's own timeout).
+            shared: The scheduler round of this run: its collection is read (None: a
+                collection of its own).
 
         Returns:
             True on success; a failure is reported, not raised.
         """
         commit: Callable[[], None] | None = None
         if self._delta is not None:
-            data, commit = self._delta.peek()
+            data, commit = self._delta.peek(shared)
         else:
-            data = self._collect()
+            data = self._source.collect() if shared is None else self._source.collect_in(shared)
         data = strip_empty(data)
         if data.resource_metrics:
             seconds = self._config.timeout if timeout is None else timeout
@@ -138,7 +140,7 @@ class OtlpSink(PeriodicSink):
         return True
 
     def _run(self, tick: Tick) -> None:
-        self.export(tick.remaining())
+        self.export(tick.remaining(), tick.round)
 
 
 class LowMemory:

@@ -74,6 +74,7 @@ from fluxstack_otel._internal.runtime.multiprocess.storage import (
     write_quick,
 )
 from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
+from fluxstack_otel._internal.runtime.tick import Round
 from fluxstack_otel._internal.transport.atomic import write_atomic
 from fluxstack_otel.errors import ConfigError
 
@@ -163,6 +164,10 @@ class HostStream:
     def set_resource(self, resource: Resource) -> None:
         """Replace the resource of the worker's own stream."""
         self._local.set_resource(resource)
+
+    def collect_in(self, shared: Round) -> MetricsData:
+        """The host's metrics, read once for all the jobs of the round ``shared``."""
+        return shared.share(self, self.collect)
 
     def collect(self, names: Collection[str] | None = None) -> MetricsData:
         """Publish this worker, then return the host's metrics as cumulative OTel data.

@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
-from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
+from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Round, Tick
 from fluxstack_otel._internal.sinks.alerts.alert import Alert
 from fluxstack_otel._internal.sinks.alerts.evaluate import (
     InstanceKey,
@@ -53,6 +53,9 @@ class AlertProcessor:
         rules: The compiled rules (``compile_rules``); with none, ``start`` starts nothing.
         collect: Returns the stream's cumulative data, at least the metrics named
             (``MetricStream.collect``): only what the rules read is built.
+        collect_in: Returns the collection of a scheduler round, shared with the other jobs
+            that fell due with the evaluation (``MetricStream.collect_in``); read instead of a
+            collection of the rules' own when the round has other jobs.
         interval: Seconds between evaluations.
         notifiers: Where notifications go, besides the ``on_alert`` callbacks.
         clock: Unix time in seconds; injectable for tests.
@@ -66,10 +69,12 @@ class AlertProcessor:
         interval: float,
         notifiers: Sequence[Notifier] = (),
         clock: Callable[[], float] = time.time,
+        collect_in: Callable[[Round], MetricsData] | None = None,
     ) -> None:
         self.rules = tuple(rules)
         self.interval = interval
         self._collect = collect
+        self._collect_in = collect_in
         self._clock = clock
         self._callbacks = CallbackNotifier()
         self._notifiers: tuple[Notifier, ...] = (*notifiers, self._callbacks)
@@ -129,8 +134,12 @@ class AlertProcessor:
         """
         self._callbacks.add(fn, loop)
 
-    def evaluate_now(self) -> tuple[Alert, ...]:
+    def evaluate_now(self, shared: Round | None = None) -> tuple[Alert, ...]:
         """Collect, evaluate and deliver now, in the calling thread.
+
+        Args:
+            shared: The scheduler round of this evaluation: with other jobs in it, the rules
+                read the round's collection rather than one of their own.
 
         Returns:
             The notifications this evaluation delivered.
@@ -138,7 +147,10 @@ class AlertProcessor:
         with self._lock:
             now = self._clock()
             try:
-                data = self._collect(self._metric_names)
+                if shared is not None and shared.members > 1 and self._collect_in is not None:
+                    data = self._collect_in(shared)
+                else:
+                    data = self._collect(self._metric_names)
                 self._history.append(take_sample(now, data, self._metric_names))
             except Exception:
                 report_failure("collecting metrics for the alert rules")
@@ -174,7 +186,7 @@ class AlertProcessor:
             history.popleft()
 
     def _tick(self, tick: Tick) -> None:
-        self.evaluate_now()
+        self.evaluate_now(tick.round)
 
     def _after_fork_in_child(self) -> None:
         # The child inherits no meaningful history: the parent's counts
@@ -191,6 +203,7 @@ def build_processor(
     collect: Callable[[Collection[str]], MetricsData],
     *,
     clock: Callable[[], float] = time.time,
+    collect_in: Callable[[Round], MetricsData] | None = None,
 ) -> AlertProcessor:
     """The processor a configuration asks for: its rules, its notifiers, its interval.
 
@@ -203,4 +216,5 @@ def build_processor(
         interval=config.alert_evaluation_interval,
         notifiers=build_notifiers(config.notifiers, service=config.service_name),
         clock=clock,
+        collect_in=collect_in,
     )

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from fluxstack_otel._internal.metrics.stream import MetricSource
 from fluxstack_otel._internal.redact import mask_in_logs
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
@@ -72,7 +73,7 @@ class Pusher:
 
     Args:
         push_url: The Pushgateway's base URL.
-        collect: Returns the stream's current cumulative data.
+        source: The stream it pushes (each run reads its round's collection)
         options: What the exposition includes (the entry's).
         interval: Seconds between pushes.
         send: The single attempt (``transport.post.post`` with PUT), replaceable in tests.
@@ -81,7 +82,7 @@ class Pusher:
     def __init__(
         self,
         push_url: str,
-        collect: Callable[[], MetricsData],
+        source: MetricSource,
         options: RenderOptions,
         interval: float,
         *,
@@ -89,7 +90,7 @@ class Pusher:
     ) -> None:
         mask_in_logs(push_url)
         self._url = push_url
-        self._collect = collect
+        self._source = source
         self._options = options
         self._send = send or partial(post, method="PUT")
         self._headers = {"Content-Type": CONTENT_TYPE_TEXT}
@@ -107,7 +108,7 @@ class Pusher:
             True when the Pushgateway took it; a failure is reported, never raised.
         """
         try:
-            data = self._collect()
+            data = self._source.collect_in(tick.round)  # the round's collection, shared
             body = render(data, openmetrics=False, options=self._options)
             target = grouping_url(self._url, data)
             post_with_retries(

@@ -169,7 +169,7 @@ class PrometheusSink:
             from fluxstack_otel._internal.sinks.prometheus.push import Pusher
 
             interval = exporter.interval or context.config.collect_interval
-            pusher = Pusher(exporter.push_url, context.stream.collect, options, interval)
+            pusher = Pusher(exporter.push_url, context.stream, options, interval)
             self._pusher = pusher.worker
         self._server: EndpointServer | None = None
         self._standby: PeriodicWorker | None = None
