@@ -80,3 +80,24 @@ def test_the_exposition_carries_sdk_exemplars_while_alerts_run() -> None:
     finally:
         m.shutdown()
     assert f'trace_id="{trace_id}"' in text
+
+
+def test_points_built_without_the_dataclass_init_are_the_sdks_points() -> None:
+    """The projection's quick points equal, compare, replace and repr as the SDK's own do."""
+    import dataclasses
+
+    from opentelemetry.sdk.metrics.export import NumberDataPoint
+
+    from fluxstack_otel._internal.http import histograms
+
+    assert histograms._FAST_NUMBER  # the installed SDK's fields are the ones the builder sets
+    assert histograms._FAST_HIST
+    quick = histograms.number_point({"route": "/a"}, 1, 2, 3)
+    made = NumberDataPoint(
+        attributes={"route": "/a"}, start_time_unix_nano=1, time_unix_nano=2, value=3
+    )
+    assert quick == made
+    assert repr(quick) == repr(made)
+    assert dataclasses.replace(quick, value=4) == dataclasses.replace(made, value=4)
+    assert quick.exemplars == []
+    assert quick.exemplars is not histograms.number_point({}, 1, 2, 3).exemplars

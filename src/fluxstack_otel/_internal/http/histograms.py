@@ -7,6 +7,7 @@ are classic ``HistogramDataPoint``s, or ``DualHistogramDataPoint``s carrying bot
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -16,13 +17,14 @@ from opentelemetry.sdk.metrics.export import (
     Histogram,
     HistogramDataPoint,
     Metric,
+    NumberDataPoint,
 )
 
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.dual import DualHistogramDataPoint
 from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot, merged
 
-__all__ = ["HistAcc", "add_exemplars", "add_hist", "hist_metric"]
+__all__ = ["HistAcc", "add_exemplars", "add_hist", "hist_metric", "number_point"]
 
 _K = TypeVar("_K", bound=tuple[object, ...])
 # (duration, Unix time in ns, trace id, span id): the latest exemplar of one bucket
@@ -32,6 +34,51 @@ _Exemplar = tuple[float, int, int, int]
 # into deltas). The SDK types say float, but None is what OTLP encodes as "absent", and every
 # consumer in this package treats None as not recorded.
 _NOT_RECORDED: float = cast(float, None)
+
+_P = TypeVar("_P")
+_new = object.__new__
+
+
+def _fields_are(cls: type, names: tuple[str, ...]) -> bool:
+    return tuple(f.name for f in dataclasses.fields(cls)) == names
+
+
+# A collection builds a point per series: filling a point's __dict__ costs a third of the frozen
+# dataclass __init__ (0.37 µs against 1.18 µs for a NumberDataPoint, benchmarks/scale.py), and
+# it is the same object. Only while the SDK's point types have exactly the fields set here: an
+# SDK that adds one gets its own constructor.
+_FAST_NUMBER = _fields_are(
+    NumberDataPoint, ("attributes", "start_time_unix_nano", "time_unix_nano", "value", "exemplars")
+)
+_HIST_FIELDS = (
+    "attributes", "start_time_unix_nano", "time_unix_nano", "count", "sum", "bucket_counts",
+    "explicit_bounds", "min", "max", "exemplars",
+)  # fmt: skip
+_FAST_HIST = _fields_are(HistogramDataPoint, _HIST_FIELDS) and _fields_are(
+    DualHistogramDataPoint, (*_HIST_FIELDS, "exponential", "max_size")
+)
+
+
+def _made(cls: type[_P], fields: dict[str, Any], fast: bool) -> _P:
+    if not fast:
+        return cls(**fields)
+    point = _new(cls)
+    point.__dict__.update(fields)
+    return point
+
+
+def number_point(
+    attributes: dict[str, str], start_ns: int, now_ns: int, value: int
+) -> NumberDataPoint:
+    """A NumberDataPoint without exemplars (the recorder's counters and gauges keep none)."""
+    fields = {
+        "attributes": attributes,
+        "start_time_unix_nano": start_ns,
+        "time_unix_nano": now_ns,
+        "value": value,
+        "exemplars": [],
+    }
+    return _made(NumberDataPoint, fields, _FAST_NUMBER)
 
 
 class HistAcc:
@@ -133,5 +180,7 @@ def _hist_point(
         "exemplars": exemplar_points(acc),
     }
     if acc.exp is None:
-        return HistogramDataPoint(**fields)
-    return DualHistogramDataPoint(**fields, exponential=acc.exp, max_size=acc.max_size)
+        return _made(HistogramDataPoint, fields, _FAST_HIST)
+    fields["exponential"] = acc.exp
+    fields["max_size"] = acc.max_size
+    return _made(DualHistogramDataPoint, fields, _FAST_HIST)

@@ -14,11 +14,16 @@ from typing import NamedTuple, TypeVar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Metric,
-    NumberDataPoint,
     Sum,
 )
 
-from fluxstack_otel._internal.http.histograms import HistAcc, add_exemplars, add_hist, hist_metric
+from fluxstack_otel._internal.http.histograms import (
+    HistAcc,
+    add_exemplars,
+    add_hist,
+    hist_metric,
+    number_point,
+)
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.exponential import (
     DEFAULT_MAX_SIZE,
@@ -230,12 +235,7 @@ def _in_progress(
     for (method, route), n in counts.items():
         values[(method, route, ())] = n
     points = [
-        NumberDataPoint(
-            attributes=label(cat.HTTP_IN_PROGRESS, key),
-            start_time_unix_nano=start_ns,
-            time_unix_nano=now_ns,
-            value=n,
-        )
+        number_point(label(cat.HTTP_IN_PROGRESS, key), start_ns, now_ns, n)
         for key, n in values.items()
     ]
     spec = cat.HTTP_IN_PROGRESS
@@ -289,12 +289,7 @@ def _sum_metric(
     spec: cat.MetricSpec, series: dict[_K, list[int]], now_ns: int, label: _Labeller
 ) -> Metric:
     points = [
-        NumberDataPoint(
-            attributes=label(spec, key),
-            start_time_unix_nano=start,
-            time_unix_nano=now_ns,
-            value=count,
-        )
+        number_point(label(spec, key), start, now_ns, count)
         for key, (count, start) in series.items()
     ]
     return Metric(

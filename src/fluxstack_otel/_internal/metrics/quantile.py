@@ -7,9 +7,11 @@ exactly as Prometheus does keeps their numbers equal to what a dashboard shows f
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
+from itertools import accumulate
 
-__all__ = ["histogram_quantile"]
+__all__ = ["histogram_quantile", "histogram_quantiles"]
 
 
 def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int | float]) -> float:
@@ -31,10 +33,29 @@ def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int |
     Raises:
         ValueError: ``counts`` does not have ``len(bounds) + 1`` entries.
     """
+    return histogram_quantiles((q,), bounds, counts)[0]
+
+
+def histogram_quantiles(
+    qs: Sequence[float], bounds: Sequence[float], counts: Sequence[int | float]
+) -> list[float]:
+    """``histogram_quantile`` for each of ``qs``, with one pass over the buckets for all of them.
+
+    The console prints p50, p95 and p99 of every series: the cumulative counts are summed once
+    and each rank is found by bisection.
+
+    Raises:
+        ValueError: ``counts`` does not have ``len(bounds) + 1`` entries.
+    """
     if len(counts) != len(bounds) + 1:
         raise ValueError(
             f"expected {len(bounds) + 1} bucket counts for {len(bounds)} bounds, got {len(counts)}"
         )
+    cumulative = list(accumulate(counts, initial=0.0))[1:]
+    return [_quantile(q, bounds, cumulative) for q in qs]
+
+
+def _quantile(q: float, bounds: Sequence[float], cumulative: list[float]) -> float:
     if math.isnan(q):
         return math.nan
     if q < 0:
@@ -43,17 +64,12 @@ def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int |
         return math.inf
     if not bounds:
         return math.nan
-    cumulative: list[float] = []
-    running = 0.0
-    for n in counts:
-        running += n
-        cumulative.append(running)
     total = cumulative[-1]
     if total <= 0:
         return math.nan
     rank = q * total
     # The first bucket whose cumulative count reaches the rank, searching the finite ones only.
-    b = next((i for i in range(len(bounds)) if cumulative[i] >= rank), len(bounds))
+    b = bisect_left(cumulative, rank, 0, len(bounds))
     if b == len(bounds):
         return float(bounds[-1])
     if b == 0 and bounds[0] <= 0:

@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 from fluxstack_otel._internal.metrics.dual import exponential_of
 from fluxstack_otel._internal.metrics.exponential import quantile
 from fluxstack_otel._internal.metrics.points import attribute_text, rfc3339_ns
-from fluxstack_otel._internal.metrics.quantile import histogram_quantile
+from fluxstack_otel._internal.metrics.quantile import histogram_quantiles
 from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Round, Tick
 
@@ -45,6 +45,7 @@ __all__ = ["ConsoleSink", "format_text"]
 
 _log = logging.getLogger("fluxstack_otel")
 _QUANTILES = ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+_QS = tuple(q for q, _ in _QUANTILES)
 
 
 class ConsoleSink(PeriodicSink):
@@ -118,14 +119,15 @@ def _format_metric(lines: list[str], name: str, data: Any) -> None:
             # Quantiles from the exponential buckets where the point has them (finer), else
             # interpolated in the classic buckets.
             snap = exponential_of(hp)
-            for q, label in _QUANTILES:
-                if snap is not None:
-                    value = quantile(snap, q)
-                elif isinstance(hp, HistogramDataPoint):
-                    value = histogram_quantile(q, hp.explicit_bounds, hp.bucket_counts)
-                else:  # negative exponential buckets: no quantile read here
-                    value = math.nan
-                parts.append(f"{label}={_num(value)}")
+            if snap is not None:
+                values = [quantile(snap, q) for q, _ in _QUANTILES]
+            elif isinstance(hp, HistogramDataPoint):
+                values = histogram_quantiles(_QS, hp.explicit_bounds, hp.bucket_counts)
+            else:  # negative exponential buckets: no quantile read here
+                values = [math.nan] * len(_QUANTILES)
+            parts.extend(
+                f"{label}={_num(v)}" for (_, label), v in zip(_QUANTILES, values, strict=True)
+            )
             lines.append(" ".join(parts))
 
 
