@@ -63,3 +63,21 @@ def test_the_fastapi_benchmark_runs_every_mode(tmp_path: Path) -> None:
     text = json.dumps(results)
     for mode in ("bare", "monitored-local", "monitored-process", "sdk-provider"):
         assert mode in text, f"{mode} missing from the FastAPI benchmark"
+
+
+def test_the_scale_benchmark_reports_both_modes(tmp_path: Path) -> None:
+    """``benchmarks/scale.py`` on a small stream reports idle CPU shared and per sink."""
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--series", "100",
+         "--interval", "0.3", "--ticks", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())["sizes"]["100"]
+    assert set(figures) == {"shared", "per-sink"}
+    for mode in figures.values():
+        assert mode["idle_cpu_percent"] > 0
+        assert mode["alert_evaluation_cpu_ms"] >= 0

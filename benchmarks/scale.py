@@ -1,0 +1,132 @@
+"""The stream at scale: background CPU of the periodic sinks, shared against per-sink collection.
+
+    .venv/bin/python benchmarks/scale.py [--series N,N] [--interval S] [--ticks N] [--json PATH]
+
+For each size, one monitoring holds N HTTP label sets (fed through its middleware, as in
+``_scrape.py``) with the Prometheus, console, JSON (file push) and file exporters, all on one
+``collect_interval``, and nothing else happening: an idle server. Two modes run side by side in
+one process, in an order rotated per size:
+
+- ``shared``: as shipped, the sinks that fall due together read one collection (``Round``);
+- ``per-sink``: ``Round.share`` patched to make the value for every caller, which is how every
+  sink collected before the shared round.
+
+Each mode is measured over ``ticks`` intervals as the process's CPU seconds over wall seconds
+(percent of one core), with the per-tick cost of one alert evaluation of the default rules
+(``evaluate_now``, CPU time) beside it. Console output goes to a logger that drops it, so the
+figure is the sinks' work, not a terminal's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
+
+from _driver import Driver, Request  # noqa: E402
+from _scrape import _series_app, label_sets  # noqa: E402
+from fluxstack_otel import configure_monitoring  # noqa: E402
+from fluxstack_otel._internal.runtime import tick as tick_module  # noqa: E402
+
+MODES = ("shared", "per-sink")
+
+
+def _monitoring(n: int, interval: float, directory: Path) -> Any:
+    return configure_monitoring(
+        {
+            "service_name": "bench",
+            "set_global": False,
+            "max_series_per_metric": max(2 * n, 2000),
+            "collect_interval": interval,
+            "exporters": [
+                {"type": "prometheus", "endpoint": "/metrics"},
+                {"type": "console", "stream": "log"},
+                {
+                    "type": "json",
+                    "endpoint": "/metrics.json",
+                    "file_path": str(directory / "m.json"),
+                },
+                {"type": "file", "file_path": str(directory / "metrics.prom")},
+            ],
+        }
+    )
+
+
+async def _feed(app: Any, n: int) -> None:
+    for method, route, status in label_sets(n):
+        request = Request("s", method, route, status, query=f"status={status}".encode())
+        got, _ = await Driver(app, [request]).request(0)
+        if got != status:
+            raise RuntimeError(f"{method} {route} answered {got}, expected {status}")
+
+
+def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> dict[str, float]:
+    shared = tick_module.Round.share
+    if mode == "per-sink":
+        tick_module.Round.share = lambda self, key, make: make()  # type: ignore[method-assign]
+    try:
+        monitoring = _monitoring(n, interval, directory)
+        try:
+            app = monitoring.instrument(_series_app(-(-n // 50)))
+            asyncio.run(_feed(app, n))
+            time.sleep(interval)  # the first ticks after the traffic
+            cpu, wall = time.process_time(), time.monotonic()
+            time.sleep(ticks * interval)
+            percent = 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
+            alerts = monitoring._p.alerts
+            started = time.process_time()
+            alerts.evaluate_now()
+            alert_ms = (time.process_time() - started) * 1000
+        finally:
+            monitoring.shutdown()
+    finally:
+        tick_module.Round.share = shared  # type: ignore[method-assign]
+    return {"idle_cpu_percent": percent, "alert_evaluation_cpu_ms": alert_ms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", default="1000,10000", help="comma-separated label-set counts")
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--ticks", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    quiet = logging.getLogger("fluxstack_otel")
+    quiet.setLevel(logging.WARNING)  # the console sink still formats every snapshot
+    quiet.propagate = False
+    scratch = tempfile.TemporaryDirectory(prefix="fluxstack-scale-")
+    directory = Path(scratch.name)
+    sizes = [int(s) for s in args.series.split(",")]
+    result: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "interval": args.interval,
+        "ticks": args.ticks,
+        "sizes": {},
+    }
+    for i, n in enumerate(sizes):
+        order = MODES[i % 2 :] + MODES[: i % 2]
+        figures = {m: _idle(m, n, args.interval, args.ticks, directory) for m in order}
+        result["sizes"][n] = figures
+        shared, alone = figures["shared"], figures["per-sink"]
+        print(
+            f"{n:>7} label sets: idle CPU shared {shared['idle_cpu_percent']:5.1f}% vs per-sink "
+            f"{alone['idle_cpu_percent']:5.1f}% of a core (ratio "
+            f"{shared['idle_cpu_percent'] / max(alone['idle_cpu_percent'], 1e-9):.2f}); "
+            f"alert evaluation {shared['alert_evaluation_cpu_ms']:.0f} ms CPU"
+        )
+    scratch.cleanup()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
