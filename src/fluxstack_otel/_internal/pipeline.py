@@ -207,8 +207,15 @@ def build(
         host = HostStream(stream, config.multiprocess.directory, config.collect_interval)
         host_source = host
     # The views apply on the way out: exporters see them, alerts read the built-in names.
-    exported = context._replace(stream=PresentedStream(stream, presentation.present))
-    host_exported = context._replace(stream=PresentedStream(host_source, presentation.present))
+    exported = context._replace(
+        stream=PresentedStream(stream, presentation.present),
+        http_version=None if recorder is None else recorder.version,
+    )
+    host_exported = (
+        exported
+        if host is None
+        else context._replace(stream=PresentedStream(host_source, presentation.present))
+    )
     sinks: list[Sink] = []
     for index, exporter in enumerate(config.exporters):
         if not exporter.enabled or isinstance(exporter, OtelExporterConfig):

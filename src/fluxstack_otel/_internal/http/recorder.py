@@ -38,7 +38,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from opentelemetry.sdk.metrics.export import (
     Metric,
@@ -130,6 +130,7 @@ class HttpRecorder:
         self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
         self._created_ns = wall_clock_ns()
         self._exp = ExponentialSeries(exponential or {})
+        self._version = 0  # moves with every drain that folds, eviction and reset (version())
 
     @property
     def exponential(self) -> dict[str, int]:
@@ -219,6 +220,7 @@ class HttpRecorder:
         """
         self._presentation = labelling
         self._in_progress = in_progress
+        self._version += 1
 
     def _drain(self) -> None:
         """Fold the pending records into the accumulators (a tight loop, one lock for all)."""
@@ -228,6 +230,8 @@ class HttpRecorder:
             dur_bounds, size_cuts = self._dur_bounds, self._size_cuts
             req_at, resp_at = self._req_at, self._resp_at
             exp_on, exp_get = self._exp.on, self._exp.get
+            if pending or self._exemplars.pending:
+                self._version += 1
             # Only the records present now: appends racing with this loop wait for the next drain.
             for _ in range(len(pending)):
                 key, duration, request_bytes, response_bytes, now = popleft()
@@ -320,59 +324,57 @@ class HttpRecorder:
             self._exemplars.clear()
             self._exp.clear()
             self._overflow_keys = 0
+            self._version += 1
 
     def __len__(self) -> int:
         self._drain()
         return len(self._series)
 
-    def snapshot(self) -> list[SeriesSnapshot]:
-        """Evict expired (method, route) groups, then copy every live series consistently."""
-        now = self._clock()
-        horizon = now - self._retention
+    def version(self) -> int | None:
+        """A number that moves whenever what ``to_metrics`` builds may have changed.
+
+        Drains and evicts first, so a request recorded before the call always moves it. None
+        when the projection also reads what no record tells (``in_progress``: live requests).
+        """
+        if self._in_progress is not None:
+            return None
         self._drain()
         with self._lock:
+            self._evict()
+            return self._version
+
+    def snapshot(self) -> list[SeriesSnapshot]:
+        """Evict expired (method, route) groups, then copy every live series consistently."""
+        self._drain()
+        with self._lock:
+            self._evict()
             series = self._series
-            last: dict[tuple[str, str], float] = {}
-            for k, acc in series.items():
-                group = (k[0], k[1])
-                if acc[_LAST] > last.get(group, -math.inf):
-                    last[group] = acc[_LAST]
-            expired = [k for k in series if last[(k[0], k[1])] < horizon]
-            for k in expired:
-                del series[k]
-                del self._start_ns[k]
-                self._exemplars.pop(k)
-                self._exp.pop(k)
-                if k[0] == OVERFLOW:
-                    self._overflow_keys -= 1
             exemplars, exp = self._exemplars, self._exp
             copies = [
                 (k, self._start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
                 for k, acc in series.items()
             ]
-        d0, r0, p0, end = _BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size
-        out = []
-        for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
-            # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
-            dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
-            out.append(
-                SeriesSnapshot(
-                    k,
-                    start_ns,
-                    sum(dur),
-                    dur,
-                    acc[_DUR_SUM],
-                    cast("tuple[int, ...]", tuple(acc[r0:p0])),
-                    int(acc[_REQ_SUM]),
-                    cast("tuple[int, ...]", tuple(acc[p0:end])),
-                    int(acc[_RESP_SUM]),
-                    exemplar_slots,
-                    dur_exp,
-                    req_exp,
-                    resp_exp,
-                )
-            )
-        return out
+        return _snapshots(copies, self._req_at, self._resp_at, self._n_size)
+
+    def _evict(self) -> None:
+        # Under the lock: the (method, route) groups idle for the retention period leave.
+        horizon = self._clock() - self._retention
+        series = self._series
+        last: dict[tuple[str, str], float] = {}
+        for k, acc in series.items():
+            group = (k[0], k[1])
+            if acc[_LAST] > last.get(group, -math.inf):
+                last[group] = acc[_LAST]
+        expired = [k for k in series if last[(k[0], k[1])] < horizon]
+        for k in expired:
+            del series[k]
+            del self._start_ns[k]
+            self._exemplars.pop(k)
+            self._exp.pop(k)
+            if k[0] == OVERFLOW:
+                self._overflow_keys -= 1
+        if expired:
+            self._version += 1
 
     def to_metrics(
         self,
@@ -385,6 +387,8 @@ class HttpRecorder:
             names: Only these metrics (the alert processor reads a few); None: all six.
             snapshot: The series to project; None takes one now.
         """
+        if names is not None and not names:
+            return []  # none wanted (a render that reuses the HTTP scope's text): no snapshot
         in_progress = self._in_progress
         return project(
             self.snapshot() if snapshot is None else snapshot,
@@ -397,3 +401,30 @@ class HttpRecorder:
             in_progress_start_ns=self._created_ns,
             max_sizes=self.exponential,
         )
+
+
+def _snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:
+    """The series' copies as ``SeriesSnapshot``s (outside the lock)."""
+    d0, r0, p0, end = _BUCKETS, req_at, resp_at, resp_at + n_size
+    out = []
+    for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
+        # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
+        dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
+        out.append(
+            SeriesSnapshot(
+                k,
+                start_ns,
+                sum(dur),
+                dur,
+                acc[_DUR_SUM],
+                cast("tuple[int, ...]", tuple(acc[r0:p0])),
+                int(acc[_REQ_SUM]),
+                cast("tuple[int, ...]", tuple(acc[p0:end])),
+                int(acc[_RESP_SUM]),
+                exemplar_slots,
+                dur_exp,
+                req_exp,
+                resp_exp,
+            )
+        )
+    return out

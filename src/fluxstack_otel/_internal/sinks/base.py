@@ -98,3 +98,6 @@ class SinkContext(NamedTuple):
     extras: Callable[[], Mapping[str, Any]] = dict
     asynchronous: Callable[[], frozenset[tuple[str, str]]] = frozenset
     """(scope, name) of the asynchronous SDK instruments (``lowmemory`` keeps them cumulative)."""
+    http_version: Callable[[], int | None] | None = None
+    """The HTTP recorder's ``version`` when ``stream`` reads this process's recorder (None: no
+    recorder, or a multiprocess host's merged stream): what a render may reuse text under."""

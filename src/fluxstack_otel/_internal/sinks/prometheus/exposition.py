@@ -16,7 +16,7 @@ labels are opt-in, so upgrading this package never renames a series.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics import Exemplar
@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 from fluxstack_otel._internal.metrics.dual import classic_of
 from fluxstack_otel._internal.metrics.naming import exposition_name
 from fluxstack_otel._internal.metrics.points import prometheus_number
+from fluxstack_otel._internal.metrics.selection import HTTP_SCOPE_NAME
 from fluxstack_otel._internal.sinks.prometheus.labels import (
     escape_help,
     labels_inner,
@@ -49,6 +50,7 @@ __all__ = [
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "DEFAULT_OPTIONS",
+    "HttpText",
     "RenderOptions",
     "latest_exemplars",
     "negotiate",
@@ -83,16 +85,50 @@ def options_for(target_info: bool | None, scope_labels: bool | None, naming: str
     )
 
 
+class HttpText(NamedTuple):
+    """The exposition of the HTTP scope from one render, to splice into a later one.
+
+    Attributes:
+        text: The scope's families, as rendered.
+        families: Every family declared up to the end of the scope, with its type (so the scopes
+            after it merge and skip clashes as in the render it came from).
+    """
+
+    text: str
+    families: dict[str, str]
+
+
 def render(
-    data: MetricsData, *, openmetrics: bool, options: RenderOptions = DEFAULT_OPTIONS
+    data: MetricsData,
+    *,
+    openmetrics: bool,
+    options: RenderOptions = DEFAULT_OPTIONS,
+    http: HttpText | None = None,
+    keep: Callable[[HttpText], None] | None = None,
 ) -> bytes:
-    """Render one collection in the Prometheus text format (0.0.4) or OpenMetrics 1.0."""
+    """Render one collection in the Prometheus text format (0.0.4) or OpenMetrics 1.0.
+
+    Args:
+        data: The collection.
+        openmetrics: OpenMetrics 1.0 rather than text 0.0.4.
+        options: What the exposition includes beyond the metrics.
+        http: The HTTP scope's text of an earlier render, spliced where that scope stands (or
+            first) in place of what ``data`` holds for it: ``data`` was collected without it.
+        keep: Called with the HTTP scope's text of this render.
+    """
     out: list[str] = []
     families: dict[str, str] = {}  # family name -> its type, to merge scopes and skip clashes
     for rm in data.resource_metrics:
         if options.target_info:
             _render_target_info(out, rm.resource.attributes, openmetrics)
+        if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
+            out.append(http.text)
+            families.update(http.families)
         for sm in rm.scope_metrics:
+            is_http = sm.scope.name == HTTP_SCOPE_NAME
+            if is_http and http is not None:
+                continue
+            mark = len(out)
             scope_labels = ""
             if options.scope_labels:
                 scope_labels = labels_inner(
@@ -102,6 +138,9 @@ def render(
                 name = exposition_name(metric.name, metric.unit or "", metric.data)
                 _render_metric(out, families, name, metric.description or "", metric.data,
                                scope_labels, openmetrics)  # fmt: skip
+            if is_http and keep is not None:
+                keep(HttpText("".join(out[mark:]), dict(families)))
+        http = None  # one resource per collection: spliced once
     if openmetrics:
         out.append("# EOF\n")
     # A lone surrogate in an attribute (from bytes decoded with surrogateescape) is no UTF-8:

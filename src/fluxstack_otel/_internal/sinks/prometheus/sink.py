@@ -20,7 +20,7 @@ With a ``push_url`` the entry also pushes the text exposition to a Pushgateway e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -41,6 +41,7 @@ from fluxstack_otel._internal.sinks.prometheus.negotiation import (
     PROTOBUF,
     negotiate,
 )
+from fluxstack_otel._internal.sinks.prometheus.reuse import Exposition
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import MonitoringConfig
@@ -80,21 +81,25 @@ class PrometheusEndpoint:
     Rendering runs in the loop's default executor, so a large scrape never stalls requests.
 
     Args:
-        collect: Returns the stream's current cumulative data.
+        collect: Returns the stream's current cumulative data (given the names wanted).
         options: What the exposition includes.
+        version: The recorder's ``version``: while it holds, a text scrape reuses the HTTP
+            scope's text of the previous one (``reuse.py``); None renders every scrape afresh.
         allow_openmetrics: Whether OpenMetrics may be negotiated.
         allow_gzip: Whether the body may be gzip-compressed when the client accepts it.
     """
 
     def __init__(
         self,
-        collect: Callable[[], MetricsData],
+        collect: Callable[[Collection[str] | None], MetricsData],
         *,
         options: RenderOptions = DEFAULT_OPTIONS,
         allow_openmetrics: bool = True,
         allow_gzip: bool = True,
+        version: Callable[[], int | None] | None = None,
     ) -> None:
         self._collect = collect
+        self._exposition = Exposition(collect, version, options)
         self._options = options
         self._allow_om = allow_openmetrics
         self._allow_gzip = allow_gzip
@@ -107,9 +112,9 @@ class PrometheusEndpoint:
         if fmt == PROTOBUF:
             from fluxstack_otel._internal.sinks.prometheus.protobuf import render_protobuf
 
-            body = render_protobuf(self._collect(), self._options)
+            body = render_protobuf(self._collect(None), self._options)
         else:
-            body = render(self._collect(), openmetrics=fmt == OPENMETRICS, options=self._options)
+            body = self._exposition.render(fmt == OPENMETRICS)
         headers = [(b"content-type", content_type.encode()), (b"vary", b"accept, accept-encoding")]
         if self._allow_gzip and accept_encoding and "gzip" in accept_encoding.lower():
             body = _gzip(body)
@@ -163,6 +168,7 @@ class PrometheusSink:
             options=options,
             allow_openmetrics=exporter.openmetrics,
             allow_gzip=exporter.gzip,
+            version=context.http_version,
         )
         self._pusher: PeriodicWorker | None = None
         if exporter.push_url is not None:
