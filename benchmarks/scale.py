@@ -13,7 +13,8 @@ one process, in an order rotated per size:
 
 Each mode is measured over ``ticks`` intervals as the process's CPU seconds over wall seconds
 (percent of one core), with the per-tick cost of one alert evaluation of the default rules
-(``evaluate_now``, CPU time) beside it. Console output goes to a logger that drops it, so the
+(``evaluate_now``, CPU time) beside it, and the CPU of one ``/metrics`` body rendered afresh
+against one that reuses the HTTP scope's text (``sinks/prometheus/reuse.py``). Console output goes to a logger that drops it, so the
 figure is the sinks' work, not a terminal's.
 """
 
@@ -82,6 +83,7 @@ def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> di
             cpu, wall = time.process_time(), time.monotonic()
             time.sleep(ticks * interval)
             percent = 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
+            scrape = _scrape_ms(monitoring)
             alerts = monitoring._p.alerts
             started = time.thread_time()  # this thread's CPU: a sink's tick may run meanwhile
             alerts.evaluate_now()
@@ -90,7 +92,22 @@ def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> di
             monitoring.shutdown()
     finally:
         tick_module.Round.share = shared  # type: ignore[method-assign]
-    return {"idle_cpu_percent": percent, "alert_evaluation_cpu_ms": alert_ms}
+    return {"idle_cpu_percent": percent, "alert_evaluation_cpu_ms": alert_ms, **scrape}
+
+
+def _scrape_ms(monitoring: Any) -> dict[str, float]:
+    """CPU ms of a /metrics body rendered afresh, and of one reusing the HTTP scope's text."""
+    endpoint = next(s for s in monitoring._sinks if type(s).__name__ == "PrometheusSink")._endpoint
+    endpoint.respond(None, None)  # keeps the HTTP scope's text: nothing moves until the next
+    out = {}
+    for name, render in (
+        ("scrape_fresh_cpu_ms", monitoring.render_prometheus),
+        ("scrape_reused_cpu_ms", lambda: endpoint.respond(None, None)),
+    ):
+        started = time.thread_time()
+        render()
+        out[name] = (time.thread_time() - started) * 1000
+    return out
 
 
 def main() -> None:
@@ -121,7 +138,9 @@ def main() -> None:
             f"{n:>7} label sets: idle CPU shared {shared['idle_cpu_percent']:5.1f}% vs per-sink "
             f"{alone['idle_cpu_percent']:5.1f}% of a core (ratio "
             f"{shared['idle_cpu_percent'] / max(alone['idle_cpu_percent'], 1e-9):.2f}); "
-            f"alert evaluation {shared['alert_evaluation_cpu_ms']:.0f} ms CPU"
+            f"alert evaluation {shared['alert_evaluation_cpu_ms']:.0f} ms CPU; scrape "
+            f"{shared['scrape_fresh_cpu_ms']:.0f} ms fresh, {shared['scrape_reused_cpu_ms']:.1f} ms "
+            "reusing the HTTP text"
         )
     scratch.cleanup()
     if args.json:
