@@ -3,18 +3,21 @@
 ``fluxstack-otel rules CONFIG`` prints the configuration's alert rules as a Prometheus rules file.
 ``fluxstack-otel check-config [FILE]`` prints the resolved configuration and its sources.
 ``fluxstack-otel run -- COMMAND`` runs a server with auto-instrumentation.
-A subcommand is added by writing ``_add_<name>(subparsers)``, which registers its parser and
-sets ``handler`` to a function ``(args) -> exit status``, and calling it from ``_parser``.
+A subcommand is added by writing ``_add_<name>(subparsers)``, which registers its parser with
+``_command`` and a handler, a function ``(args) -> exit status`` whose docstring is the
+command's description, and calling it from ``_parser``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from fluxstack_otel._internal.config.model import load_config
 from fluxstack_otel.errors import ConfigError
@@ -58,25 +61,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_rules(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    rules = subparsers.add_parser(
-        "rules",
-        help="print the alert rules as a Prometheus alerting-rules file",
-        description=(
-            "Print the configuration's alert rules (its alerts and thresholds) as a Prometheus "
-            "alerting-rules YAML file, for `promtool check rules` and a Prometheus rule_files "
-            "entry. CPU usage divides by the system_cpu_cores the app exports: the file is the "
-            "same whichever machine generates it."
-        ),
+_Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+
+def _command(
+    subparsers: _Subparsers, name: str, handler: _Handler, summary: str
+) -> argparse.ArgumentParser:
+    """Register the command ``name``, run by ``handler``, whose docstring is its description."""
+    parser = subparsers.add_parser(name, help=summary, description=inspect.getdoc(handler))
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_rules(subparsers: _Subparsers) -> None:
+    rules = _command(
+        subparsers, "rules", _rules, "print the alert rules as a Prometheus alerting-rules file"
     )
     rules.add_argument("config", help="a .toml or .json configuration file (or pyproject.toml)")
     rules.add_argument(
         "-o", "--output", type=Path, default=None, help="write to this file instead of stdout"
     )
-    rules.set_defaults(handler=_rules)
 
 
 def _rules(args: argparse.Namespace) -> int:
+    """Print the configuration's alert rules (its alerts and thresholds) as a Prometheus
+    alerting-rules YAML file, for `promtool check rules` and a Prometheus rule_files entry.
+    CPU usage divides by the system_cpu_cores the app exports: the file is the same whichever
+    machine generates it.
+    """
     from fluxstack_otel._internal.sinks.alerts.promql import (
         rules_yaml,  # only this command needs it
     )
@@ -89,15 +102,12 @@ def _rules(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_check_config(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    check = subparsers.add_parser(
+def _add_check_config(subparsers: _Subparsers) -> None:
+    check = _command(
+        subparsers,
         "check-config",
-        help="print the resolved configuration and where each key came from",
-        description=(
-            "Resolve the configuration as the app would (environment > config file > defaults; "
-            "docs/configuration.md) and print every top-level key, its value (secrets masked) "
-            "and its source; exit 1 with the error when it is invalid."
-        ),
+        _check_config,
+        "print the resolved configuration and where each key came from",
     )
     check.add_argument(
         "config",
@@ -106,10 +116,13 @@ def _add_check_config(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         help="the config file to read instead of $FLUXSTACK_CONFIG or ./pyproject.toml",
     )
     check.add_argument("--json", action="store_true", help="print a JSON document instead")
-    check.set_defaults(handler=_check_config)
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """Resolve the configuration as the app would (environment > config file > defaults;
+    docs/configuration.md) and print every top-level key, its value (secrets masked) and its
+    source; exit 1 with the error when it is invalid.
+    """
     from fluxstack_otel._internal.config.reference import plain, render_report
     from fluxstack_otel._internal.config.sources import resolve
 
@@ -127,21 +140,21 @@ def _check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = subparsers.add_parser(
+def _add_run(subparsers: _Subparsers) -> None:
+    run = _command(
+        subparsers,
         "run",
-        help="run a server with auto-instrumentation: fluxstack-otel run -- uvicorn app:app",
-        description=(
-            "Run COMMAND as `opentelemetry-instrument COMMAND` would, with this package's distro "
-            "and configurator: the app it serves is monitored without code changes "
-            "(docs/auto-instrumentation.md). The configuration is checked first."
-        ),
+        _run,
+        "run a server with auto-instrumentation: fluxstack-otel run -- uvicorn app:app",
     )
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-    run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:  # noqa: RET503 (execve does not return)
+    """Run COMMAND as `opentelemetry-instrument COMMAND` would, with this package's distro and
+    configurator: the app it serves is monitored without code changes
+    (docs/auto-instrumentation.md). The configuration is checked first.
+    """
     try:
         from fluxstack_otel._internal.integration.distro import prepare_run
     except ImportError:

@@ -25,7 +25,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from opentelemetry.metrics import (
     CallbackOptions,
@@ -50,6 +50,7 @@ from fluxstack_otel.errors import ConfigError
 __all__ = ["Callback", "CustomMetrics", "cardinality_limits", "check_buckets"]
 
 Callback: TypeAlias = Callable[[CallbackOptions], Iterable[Observation]]
+_I = TypeVar("_I")
 """An observable instrument's callback: returns the observations of one collection."""
 
 _NAME = re.compile(r"[a-zA-Z][-_./a-zA-Z0-9]{0,254}")
@@ -289,9 +290,10 @@ class CustomMetrics:
 
         Returns and Raises as for ``counter``.
         """
-        guarded = _guarded(name, callbacks)
-        self._names().claim(name, unit, description, "an observable counter", cat.Kind.COUNTER)
-        return self.meter.create_observable_counter(name, guarded, unit, description)
+        return self._observable(
+            self.meter.create_observable_counter, name, callbacks, unit, description,
+            "an observable counter", cat.Kind.COUNTER,
+        )  # fmt: skip
 
     def observable_up_down_counter(
         self,
@@ -302,11 +304,10 @@ class CustomMetrics:
         description: str = "",
     ) -> ObservableUpDownCounter:
         """A sum that may go down, read at collection time. As for ``observable_counter``."""
-        guarded = _guarded(name, callbacks)
-        self._names().claim(
-            name, unit, description, "an observable up-down counter", cat.Kind.GAUGE
-        )
-        return self.meter.create_observable_up_down_counter(name, guarded, unit, description)
+        return self._observable(
+            self.meter.create_observable_up_down_counter, name, callbacks, unit, description,
+            "an observable up-down counter", cat.Kind.GAUGE,
+        )  # fmt: skip
 
     def observable_gauge(
         self,
@@ -317,11 +318,18 @@ class CustomMetrics:
         description: str = "",
     ) -> ObservableGauge:
         """A gauge read at collection time. As for ``observable_counter``."""
+        return self._observable(
+            self.meter.create_observable_gauge, name, callbacks, unit, description,
+            "an observable gauge", cat.Kind.GAUGE, gauge=True,
+        )  # fmt: skip
+
+    def _observable(self, create: Callable[[str, list[Callback], str, str], _I], name: str,
+                    callbacks: Sequence[Callback], unit: str, description: str, what: str,
+                    kind: cat.Kind, *, gauge: bool = False) -> _I:  # fmt: skip
+        # The callbacks are checked before the name is claimed: a bad call claims nothing.
         guarded = _guarded(name, callbacks)
-        self._names().claim(
-            name, unit, description, "an observable gauge", cat.Kind.GAUGE, gauge=True
-        )
-        return self.meter.create_observable_gauge(name, guarded, unit, description)
+        self._names().claim(name, unit, description, what, kind, gauge=gauge)
+        return create(name, guarded, unit, description)
 
 
 def cardinality_limits(cap: int) -> dict[type, int]:

@@ -8,7 +8,7 @@ recorded ones), and points merged when only some attribute keys are kept.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
@@ -61,6 +61,27 @@ class Attributes:
 def histogram_point(
     p: HistogramDataPoint, attributes: dict[str, Any], exemplars: Any
 ) -> HistogramDataPoint:
+    """``p`` with other attributes and exemplars."""
+    return _rebuilt(p, attributes, p.bucket_counts, p.explicit_bounds, exemplars)
+
+
+def rebucket(p: HistogramDataPoint, bounds: tuple[float, ...]) -> HistogramDataPoint:
+    """``p`` counted in ``bounds``, a subset of its own bounds (exact: buckets only merge)."""
+    if tuple(p.explicit_bounds) == bounds:
+        return p
+    counts = [0] * (len(bounds) + 1)
+    for upper, n in zip((*p.explicit_bounds, float("inf")), p.bucket_counts, strict=True):
+        counts[bisect_left(bounds, upper) if upper != float("inf") else len(bounds)] += n
+    return _rebuilt(p, p.attributes, counts, bounds, p.exemplars)
+
+
+def _rebuilt(
+    p: HistogramDataPoint,
+    attributes: Any,
+    bucket_counts: Sequence[int],
+    explicit_bounds: Sequence[float],
+    exemplars: Any,
+) -> HistogramDataPoint:
     # Field by field: dataclasses.replace would read shorter but costs about 2.4 us more per
     # point, some 70 ms per scrape of 10,000 series.
     return _histogram(
@@ -71,34 +92,11 @@ def histogram_point(
         time_unix_nano=p.time_unix_nano,
         count=p.count,
         sum=p.sum,
-        bucket_counts=p.bucket_counts,
-        explicit_bounds=p.explicit_bounds,
+        bucket_counts=bucket_counts,
+        explicit_bounds=explicit_bounds,
         min=p.min,
         max=p.max,
         exemplars=exemplars,
-    )
-
-
-def rebucket(p: HistogramDataPoint, bounds: tuple[float, ...]) -> HistogramDataPoint:
-    """``p`` counted in ``bounds``, a subset of its own bounds (exact: buckets only merge)."""
-    if tuple(p.explicit_bounds) == bounds:
-        return p
-    counts = [0] * (len(bounds) + 1)
-    for upper, n in zip((*p.explicit_bounds, float("inf")), p.bucket_counts, strict=True):
-        counts[bisect_left(bounds, upper) if upper != float("inf") else len(bounds)] += n
-    return _histogram(
-        p,
-        exponential_of(p),
-        attributes=p.attributes,
-        start_time_unix_nano=p.start_time_unix_nano,
-        time_unix_nano=p.time_unix_nano,
-        count=p.count,
-        sum=p.sum,
-        bucket_counts=counts,
-        explicit_bounds=bounds,
-        min=p.min,
-        max=p.max,
-        exemplars=p.exemplars,
     )
 
 

@@ -60,23 +60,20 @@ def user_readers(
         ConfigError: An entry is not a ``MetricReader`` (or not a ``MetricExporter``), or an
             ``otel`` entry names nothing installed (``load_exporter``).
     """
-    readers: list[MetricReader] = []
-    for index, reader in enumerate(metric_readers):
-        if not isinstance(reader, MetricReader):
-            raise ConfigError(
-                "expected an opentelemetry.sdk.metrics.export.MetricReader (such as "
-                f"InMemoryMetricReader or PrometheusMetricReader), got {type(reader).__name__}",
-                path=f"metric_readers[{index}]",
-            )
-        readers.append(reader)
-    for index, exporter in enumerate(metric_exporters):
-        if not isinstance(exporter, MetricExporter):
-            raise ConfigError(
-                "expected an opentelemetry.sdk.metrics.export.MetricExporter (such as "
-                f"ConsoleMetricExporter or OTLPMetricExporter), got {type(exporter).__name__}",
-                path=f"metric_exporters[{index}]",
-            )
-        readers.append(_periodic(exporter, config.collect_interval))
+    readers: list[MetricReader] = _each_a(
+        MetricReader,
+        metric_readers,
+        "metric_readers",
+        "InMemoryMetricReader or PrometheusMetricReader",
+    )
+    exporters: list[MetricExporter] = _each_a(
+        MetricExporter,
+        metric_exporters,
+        "metric_exporters",
+        "ConsoleMetricExporter or OTLPMetricExporter",
+    )
+    # Every entry is checked before any periodic reader (and its thread) is made.
+    readers.extend(_periodic(exporter, config.collect_interval) for exporter in exporters)
     for index, entry in enumerate(config.exporters):
         if isinstance(entry, OtelExporterConfig) and entry.enabled:
             path = f"exporters[{index}]"
@@ -86,6 +83,21 @@ def user_readers(
             else:
                 readers.append(_periodic(made, entry.interval or config.collect_interval))
     return readers
+
+
+# type[object], not a TypeVar: mypy refuses an abstract class (both are) for a type[T].
+def _each_a(kind: type[object], items: Sequence[object], path: str, examples: str) -> list[Any]:
+    """``items``, each checked to be a ``kind`` (``examples`` names two, for the message)."""
+    out: list[Any] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise ConfigError(
+                f"expected an opentelemetry.sdk.metrics.export.{kind.__name__} (such as "
+                f"{examples}), got {type(item).__name__}",
+                path=f"{path}[{index}]",
+            )
+        out.append(item)
+    return out
 
 
 def _periodic(exporter: MetricExporter, interval: float) -> PeriodicExportingMetricReader:

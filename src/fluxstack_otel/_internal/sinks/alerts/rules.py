@@ -166,72 +166,78 @@ def _derived_name(metric: str, aggregation: str, operator: str, value: float) ->
     return re.sub(r"[^a-zA-Z0-9_]", "_", raw)
 
 
+class _Builtin(NamedTuple):
+    """One FluxStack threshold: the ``Thresholds`` field that sets it and the rule it becomes."""
+
+    field: str
+    name: str
+    expr: Expr
+    severity: str
+    message: str
+    scale: float = 1.0
+
+
+def _total(metric: cat.MetricSpec, aggregation: str) -> Select:
+    return Select(metric, aggregation, by_series=False)
+
+
+_BUILTINS: tuple[_Builtin, ...] = (
+    _Builtin(
+        "response_time",
+        "HighResponseTime",
+        _total(cat.HTTP_REQUEST_DURATION, "p95"),
+        "warning",
+        "p95 response time is {value:.0f} ms (threshold {threshold:g} ms)",
+        scale=1000.0,
+    ),
+    _Builtin(
+        "error_rate",
+        "HighErrorRate",
+        Ratio(_total(cat.HTTP_ERRORS, "rate"), _total(cat.HTTP_REQUESTS, "rate")),
+        "error",
+        "error rate is {value:.2%} of requests (threshold {threshold:.2%})",
+    ),
+    _Builtin(
+        "memory_usage",
+        "HighMemoryUsage",
+        Ratio(_total(cat.PROCESS_RSS, "value"), _total(cat.SYSTEM_MEMORY_TOTAL, "value")),
+        "warning",
+        "memory usage is {value:.1%} of system memory (threshold {threshold:.1%})",
+    ),
+    # Over the CPU count the app's host reports (system_cpu_cores), not a number fixed here:
+    # the same rule, exported as PromQL, stays true on every host it runs on.
+    _Builtin(
+        "cpu_usage",
+        "HighCpuUsage",
+        Ratio(_total(cat.PROCESS_CPU_USER, "rate"), _total(cat.SYSTEM_CPU_CORES, "value")),
+        "warning",
+        "CPU usage is {value:.1%} of the available CPUs (threshold {threshold:.1%})",
+    ),
+)
+
+
 def _threshold_rules(config: MonitoringConfig) -> list[Rule]:
-    t = config.thresholds
     window = threshold_window(config)
     rules: list[Rule] = []
-
-    def add(
-        name: str, expr: Expr, threshold: float, severity: str, message: str, **kw: float
-    ) -> None:
+    for b in _BUILTINS:
+        value: float | None = getattr(config.thresholds, b.field)
+        if value is None:
+            continue
+        # Scaled thresholds are rounded so 0.3 s reads 300 ms, not 300.00000000000006.
+        threshold = value if b.scale == 1.0 else round(value * b.scale, 6)
         rules.append(
             Rule(
-                name=name,
-                expr=expr,
+                name=b.name,
+                expr=b.expr,
                 operator=">",
                 threshold=threshold,
-                severity=severity,
-                message=message,
-                subject=message.split(" is ", 1)[0],
+                severity=b.severity,
+                message=b.message,
+                subject=b.message.split(" is ", 1)[0],
                 window=window,
+                scale=b.scale,
                 builtin=True,
-                **kw,
             )
-        )
-
-    if t.response_time is not None:
-        add(
-            "HighResponseTime",
-            Select(cat.HTTP_REQUEST_DURATION, "p95", by_series=False),
-            round(t.response_time * 1000, 6),
-            "warning",
-            "p95 response time is {value:.0f} ms (threshold {threshold:g} ms)",
-            scale=1000.0,
-        )
-    if t.error_rate is not None:
-        add(
-            "HighErrorRate",
-            Ratio(
-                Select(cat.HTTP_ERRORS, "rate", by_series=False),
-                Select(cat.HTTP_REQUESTS, "rate", by_series=False),
-            ),
-            t.error_rate,
-            "error",
-            "error rate is {value:.2%} of requests (threshold {threshold:.2%})",
-        )
-    if t.memory_usage is not None:
-        add(
-            "HighMemoryUsage",
-            Ratio(
-                Select(cat.PROCESS_RSS, "value", by_series=False),
-                Select(cat.SYSTEM_MEMORY_TOTAL, "value", by_series=False),
-            ),
-            t.memory_usage,
-            "warning",
-            "memory usage is {value:.1%} of system memory (threshold {threshold:.1%})",
-        )
-    if t.cpu_usage is not None:
-        # Over the CPU count the app's host reports (system_cpu_cores), not a number fixed
-        # here: the same rule, exported as PromQL, stays true on every host it runs on.
-        add(
-            "HighCpuUsage",
-            Ratio(
-                Select(cat.PROCESS_CPU_USER, "rate", by_series=False),
-                Select(cat.SYSTEM_CPU_CORES, "value", by_series=False),
-            ),
-            t.cpu_usage,
-            "warning",
-            "CPU usage is {value:.1%} of the available CPUs (threshold {threshold:.1%})",
         )
     return rules
 
