@@ -138,6 +138,10 @@ class Server:
                 start_new_session=True,
             )
 
+    def client(self) -> httpx.Client:
+        """A client of this server: a 5 s timeout, and no proxy taken from the environment."""
+        return httpx.Client(base_url=self.url, timeout=5, trust_env=False)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 

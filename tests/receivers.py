@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
@@ -28,6 +28,20 @@ Request = pb.ExportMetricsServiceRequest
 class _QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a line per request is noise in test output
+
+    def otlp_body(self) -> bytes:
+        """The request body as an OTLP/HTTP exporter sent it, gunzipped where it was gzipped."""
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return body
+
+    def reply_protobuf(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 class _Server(ThreadingHTTPServer):
@@ -61,6 +75,23 @@ class _Loopback:
         self._server.server_close()
 
 
+class _Served:
+    """A receiver behind one ``_Loopback`` server, serving between ``__enter__`` and ``__exit__``."""
+
+    _http: _Loopback
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def __enter__(self) -> Self:
+        self._http.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.stop()
+
+
 class Received:
     """What a receiver accepted, with a condition to wait on."""
 
@@ -88,7 +119,7 @@ class Received:
         assert ok, f"receiver: timed out ({self.attempts} attempts, {len(self.requests)} accepted)"
 
 
-class HttpReceiver(Received):
+class HttpReceiver(_Served, Received):
     """OTLP/HTTP (protobuf) on 127.0.0.1: POST /v1/metrics; refusals answer 500."""
 
     def __init__(
@@ -101,36 +132,18 @@ class HttpReceiver(Received):
             def do_POST(self) -> None:
                 if hold is not None:  # a stuck backend, until the test releases it
                     hold.wait(30)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
                 request = Request()
-                request.ParseFromString(body)
+                request.ParseFromString(self.otlp_body())
                 ok = self.path == path and receiver.accept(
                     request, {k.lower(): v for k, v in self.headers.items()}
                 )
                 payload = pb.ExportMetricsServiceResponse().SerializeToString() if ok else b""
-                self.send_response(200 if ok else 500)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply_protobuf(200 if ok else 500, payload)
 
         self._http = _Loopback(Handler)
 
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
 
-    def __enter__(self) -> HttpReceiver:
-        self._http.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.stop()
-
-
-class TraceHttpReceiver:
+class TraceHttpReceiver(_Served):
     """OTLP/HTTP (protobuf) traces on 127.0.0.1: POST /v1/traces, decoded; every span kept."""
 
     def __init__(self) -> None:
@@ -142,40 +155,21 @@ class TraceHttpReceiver:
 
         class Handler(_QuietHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
                 request = tpb.ExportTraceServiceRequest()
-                request.ParseFromString(body)
+                request.ParseFromString(self.otlp_body())
                 with receiver.cond:
                     for resource in request.resource_spans:
                         for scope in resource.scope_spans:
                             receiver.spans.extend(scope.spans)
                     receiver.cond.notify_all()
-                payload = tpb.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply_protobuf(200, tpb.ExportTraceServiceResponse().SerializeToString())
 
         self._http = _Loopback(Handler)
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
 
     def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 10.0) -> None:
         with self.cond:
             ok = self.cond.wait_for(lambda: predicate(self.spans), timeout)
         assert ok, f"trace receiver: timed out with {len(self.spans)} spans"
-
-    def __enter__(self) -> TraceHttpReceiver:
-        self._http.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.stop()
 
 
 class GrpcReceiver(Received):
@@ -215,7 +209,7 @@ class Post(NamedTuple):
     status: int | None  # None: the receiver never answered
 
 
-class JsonReceiver:
+class JsonReceiver(_Served):
     """A webhook on 127.0.0.1 that records every POST and answers with scripted statuses.
 
     Args:
@@ -248,10 +242,6 @@ class JsonReceiver:
                 self.end_headers()
 
         self._http = _Loopback(Handler)
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
 
     @property
     def url(self) -> str:
@@ -293,13 +283,9 @@ class JsonReceiver:
             ok = self.cond.wait_for(lambda: predicate(self), timeout)
         assert ok, f"receiver: timed out ({len(self.posts)} POSTs)"
 
-    def __enter__(self) -> JsonReceiver:
-        self._http.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self._release.set()
-        self._http.stop()
+        self._release.set()  # a hanging request lets go, or the server cannot stop
+        super().__exit__(*exc)
 
 
 # --- decoding ----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_an_unmodified_starlette_app_is_monitored_with_the_defaults(
     """No configuration: the twelve metrics at /metrics on the app, route templates, mounts once."""
     with (
         instrumented("auto_starlette:app", entry_dir, tmp_path) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert get(client, "/items/42").json() == {"id": "42"}
         assert client.post("/upload", content=b"x" * 300).text == "300"
@@ -131,7 +131,7 @@ def test_an_unmodified_fastapi_app_is_monitored(entry_dir: Path | None, tmp_path
     """FastAPI (a Starlette subclass) under opentelemetry-instrument: router templates recorded."""
     with (
         instrumented("auto_fastapi:app", entry_dir, tmp_path) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert get(client, "/api/users/5").json() == {"user_id": 5}
         text = get(client, "/metrics").text
@@ -143,7 +143,7 @@ def test_a_bare_asgi_app_under_uvicorn_is_monitored(entry_dir: Path | None, tmp_
     """No framework: the uvicorn hook wraps what uvicorn loads; the route is the fixed fallback."""
     with (
         instrumented("auto_asgi:app", entry_dir, tmp_path) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert get(client, "/anything/1").text == "bare"
         text = get(client, "/metrics").text
@@ -167,7 +167,7 @@ def test_environment_configures_the_auto_instrumented_app(
     }
     with (
         instrumented("auto_starlette:app", entry_dir, tmp_path, env) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         get(client, "/health/live")
         assert get(client, "/metrics").status_code == 404  # moved to /internal/metrics
@@ -222,7 +222,7 @@ def test_disabled_by_the_environment_leaves_the_app_alone(
     env = {"OTEL_SDK_DISABLED": "true"}
     with (
         instrumented("auto_starlette:app", entry_dir, tmp_path, env) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert get(client, "/items/1").status_code == 200
         assert get(client, "/metrics").status_code == 404
@@ -235,7 +235,7 @@ def test_fluxstack_otel_run_does_the_same(entry_dir: Path | None, tmp_path: Path
         instrumented(
             "auto_fastapi:app", entry_dir, tmp_path, {"OTEL_SERVICE_NAME": "runner"}, prefix=prefix
         ) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert get(client, "/api/users/1").status_code == 200
         text = get(client, "/metrics").text

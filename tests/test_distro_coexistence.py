@@ -98,7 +98,7 @@ def test_this_configurator_serves_the_twelve_whatever_distro_ran(
     """The twelve on /metrics, the route counted, and no 'otlp' the user never asked for."""
     with (
         instrumented(venv_bin, tmp_path, selection) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert client.get("/api/users/3").json() == {"user_id": 3}
         text = all_twelve(client)
@@ -120,7 +120,7 @@ def test_their_configurator_chosen_still_monitors_and_says_so(
     }
     with (
         instrumented(venv_bin, tmp_path, selection) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert client.get("/api/users/4").status_code == 200
         text = all_twelve(client)

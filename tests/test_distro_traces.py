@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
@@ -84,7 +83,7 @@ def test_server_spans_reach_the_otlp_receiver_and_exemplars_name_them(
         env = otlp_to(receiver, OTEL_SERVICE_NAME="orders")
         with (
             instrumented(entry_dir, tmp_path, env) as srv,
-            httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+            srv.client() as client,
         ):
             for item in range(3):
                 assert client.get(f"/items/{item}").status_code == 200
@@ -103,7 +102,7 @@ def test_the_sampler_variable_is_honoured(entry_dir: Path | None, tmp_path: Path
         env = otlp_to(receiver, OTEL_TRACES_SAMPLER="always_off")
         with (
             instrumented(entry_dir, tmp_path, env) as srv,
-            httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+            srv.client() as client,
         ):
             assert client.get("/items/1").status_code == 200
             assert exemplar_traces(client.get("/metrics", headers=OM).text) == set()
@@ -117,7 +116,7 @@ def test_console_traces_print_spans_to_stdout(entry_dir: Path | None, tmp_path: 
            "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
     with (
         instrumented(entry_dir, tmp_path, env) as srv,
-        httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+        srv.client() as client,
     ):
         assert client.get("/items/9").status_code == 200
         srv.stop()
@@ -172,7 +171,7 @@ def test_gunicorn_workers_boot_with_traces_set_up_in_the_master(
         env = auto_env(entry_dir, otlp_to(receiver, FLUXSTACK_MONITORING_TRACING=tracing))
         with (
             server(argv, env, tmp_path / "gunicorn.log", cwd=tmp_path) as srv,
-            httpx.Client(base_url=srv.url, timeout=5, trust_env=False) as client,
+            srv.client() as client,
         ):
             assert client.get("/items/5").status_code == 200
             if tracing == "true":  # the worker's server spans reach the receiver

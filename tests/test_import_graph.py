@@ -115,28 +115,40 @@ def test_the_package_has_no_import_cycle_beyond_the_known_ones() -> None:
     assert not new, "import cycles:\n" + "\n".join(describe(c) for c in new)
 
 
+def write_package(root: Path, files: dict[str, str]) -> None:
+    """A package on disk: each relative path written with its source, folders made as needed."""
+    for relative, source in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+
+
 def test_a_type_only_cycle_is_found_and_named(tmp_path: Path) -> None:
     """Two modules that import each other, one of them under TYPE_CHECKING, make a named cycle."""
-    package = tmp_path / "pkg"
-    (package / "sub").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "sub" / "__init__.py").write_text("")
-    (package / "a.py").write_text("from pkg.sub import b\n")
-    (package / "sub" / "b.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import thing\n"
+    write_package(
+        tmp_path / "pkg",
+        {
+            "__init__.py": "",
+            "sub/__init__.py": "",
+            "a.py": "from pkg.sub import b\n",
+            "sub/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import thing\n",
+            "c.py": "def f():\n    from . import a\n",
+            "d.py": "import pkg.c\n",
+        },
     )
-    (package / "c.py").write_text("def f():\n    from . import a\n")
-    (package / "d.py").write_text("import pkg.c\n")
     assert import_cycles(tmp_path, "pkg") == [frozenset({"pkg.a", "pkg.sub.b"})]
 
 
 def test_a_cycle_through_a_function_level_import_is_found(tmp_path: Path) -> None:
     """A deferred import inside a function still counts: it is a dependency all the same."""
-    package = tmp_path / "pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "a.py").write_text("def f():\n    from pkg import b\n")
-    (package / "b.py").write_text("from pkg.a import f\n")
+    write_package(
+        tmp_path / "pkg",
+        {
+            "__init__.py": "",
+            "a.py": "def f():\n    from pkg import b\n",
+            "b.py": "from pkg.a import f\n",
+        },
+    )
     (cycle,) = import_cycles(tmp_path, "pkg")
     assert describe(cycle) == "pkg.a <-> pkg.b"
 
@@ -154,13 +166,15 @@ def test_a_type_only_cycle_through_typing_attribute_and_parent_import_is_found(
     tmp_path: Path,
 ) -> None:
     """``if typing.TYPE_CHECKING:`` and ``from .. import mod`` still make a named cycle."""
-    package = tmp_path / "pkg"
-    (package / "http").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "http" / "__init__.py").write_text("")
-    (package / "handle.py").write_text("from pkg.http.mw import Middleware\n")
-    (package / "http" / "mw.py").write_text(
-        "import typing\nif typing.TYPE_CHECKING:\n    from .. import handle\nclass Middleware: ...\n"
+    write_package(
+        tmp_path / "pkg",
+        {
+            "__init__.py": "",
+            "http/__init__.py": "",
+            "handle.py": "from pkg.http.mw import Middleware\n",
+            "http/mw.py": "import typing\nif typing.TYPE_CHECKING:\n    from .. import handle\n"
+            "class Middleware: ...\n",
+        },
     )
     (cycle,) = import_cycles(tmp_path, "pkg")
     assert describe(cycle) == "pkg.handle <-> pkg.http.mw"

@@ -36,6 +36,15 @@ pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make 
 INTERVAL = 0.05
 TIMEOUT = 0.3
 MODES = ("refuse", "fail", "hang")
+# An alert that fires at the first evaluation and notifies again every interval.
+ALWAYS_FIRING = {
+    "metric": "http_requests_total",
+    "operator": ">=",
+    "value": 0,
+    "aggregation": "value",
+    "severity": "info",
+    "repeat_interval": INTERVAL,
+}
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -161,16 +170,7 @@ def config(targets: dict[str, dict[str, Target]]) -> dict[str, Any]:
             ),
             *({"type": "json", "url": t.url + "/hook", **push} for t in targets["json"].values()),
         ],
-        "alerts": [
-            {
-                "metric": "http_requests_total",
-                "operator": ">=",
-                "value": 0,
-                "aggregation": "value",
-                "severity": "info",
-                "repeat_interval": INTERVAL,
-            },
-        ],
+        "alerts": [ALWAYS_FIRING],
         "notifiers": [
             {"type": "webhook", "url": t.url + "/alerts", "timeout": TIMEOUT}
             for t in targets["webhook"].values()
@@ -285,16 +285,7 @@ def test_a_raising_alert_callback_is_isolated_and_logged(caplog: pytest.LogCaptu
         {
             "system_metrics": False,
             "alert_evaluation_interval": INTERVAL,
-            "alerts": [
-                {
-                    "metric": "http_requests_total",
-                    "operator": ">=",
-                    "value": 0,
-                    "aggregation": "value",
-                    "severity": "info",
-                    "repeat_interval": INTERVAL,
-                },
-            ],
+            "alerts": [ALWAYS_FIRING],
             "notifiers": [],
         }
     )

@@ -87,7 +87,7 @@ def connect_workers(srv: Server, stack: ExitStack) -> list[Worker]:
     found: dict[int, Worker] = {}
 
     def another() -> bool:
-        client = stack.enter_context(httpx.Client(base_url=srv.url, timeout=5, trust_env=False))
+        client = stack.enter_context(srv.client())
         pid = int(client.get("/pid").text)
         if pid in found:
             found[pid].requests += 1
