@@ -74,7 +74,7 @@ def test_native_expressions_read_either_kind_of_series() -> None:
 def test_explicit_histograms_keep_the_classic_expressions() -> None:
     """Without exponential histograms the app exposes no native series: classic PromQL only."""
     expressions = _expressions("explicit")
-    assert expressions["P50"] == (f"histogram_quantile(0.5, rate({DURATION}_bucket[60s])) > 0")
+    assert expressions["P50"] == f"histogram_quantile(0.5, rate({DURATION}_bucket[60s])) > 0"
     assert all("histogram_sum" not in e and " or " not in e for e in expressions.values())
 
 
