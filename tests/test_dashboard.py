@@ -76,6 +76,7 @@ def test_page_and_assets_are_served_with_a_strict_policy(monitored: Any, serve: 
             PAGE: "text/html",
             f"{PAGE}/app.js": "text/javascript",
             f"{PAGE}/chart.js": "text/javascript",
+            f"{PAGE}/quantile.js": "text/javascript",
             f"{PAGE}/style.css": "text/css",
         }
         for path, content_type in expected.items():
@@ -99,12 +100,15 @@ def test_page_has_no_inline_code_and_no_outside_url(monitored: Any, serve: Any) 
     _, app = monitored({"dashboard": {"enabled": True}})
     with _client(serve(app)) as client:
         page = client.get(PAGE).text
-        scripts_text = client.get(f"{PAGE}/app.js").text + client.get(f"{PAGE}/chart.js").text
+        scripts_text = "".join(
+            client.get(f"{PAGE}/{name}").text for name in ("app.js", "chart.js", "quantile.js")
+        )
         style = client.get(f"{PAGE}/style.css").text
     tags = _tags(page)
     scripts = [attrs for tag, attrs in tags if tag == "script"]
     assert scripts == [
         {"src": "dashboard/chart.js", "defer": None},
+        {"src": "dashboard/quantile.js", "defer": None},
         {"src": "dashboard/app.js", "defer": None},
     ]
     assert "<style" not in page
@@ -164,7 +168,8 @@ def test_dashboard_is_protected_like_the_other_endpoints(monitored: Any, serve: 
         "dashboard": {"enabled": True},
     }
     _, app = monitored(config)
-    paths = [PAGE, f"{PAGE}/app.js", f"{PAGE}/chart.js", f"{PAGE}/style.css", f"{PAGE}/data.json"]
+    assets = [f"{PAGE}/{name}" for name in ("app.js", "chart.js", "quantile.js", "style.css")]
+    paths = [PAGE, *assets, f"{PAGE}/data.json"]
     with _client(serve(app)) as client:
         for path in paths:
             refused = client.get(path)

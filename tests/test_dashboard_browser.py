@@ -1,8 +1,8 @@
 """The dashboard in a real headless Chromium, driven over the DevTools protocol on loopback.
 
 Chromium comes from Debian (``apt-get install chromium``); without it these tests skip. The browser
-runs with a private profile, no network beyond 127.0.0.1 and a bounded life: its whole process
-group is stopped when the test ends.
+(``support/chromium.py``) runs with a private profile, no network beyond 127.0.0.1 and a bounded
+life: its whole process group is stopped when the test ends.
 """
 
 from __future__ import annotations
@@ -10,12 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,13 +35,13 @@ from fluxstack_otel._internal.metrics.catalog import (
 )
 from fluxstack_otel._internal.metrics.quantile import histogram_quantile
 from servers import serve_asgi, wait_until
+from support.chromium import Chromium, requires_chromium, started_chromium
 
 websocket = pytest.importorskip("websocket", reason="pip install websocket-client (dev extra)")
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium not found: apt-get install chromium"),
+    requires_chromium,
 ]
 
 PAGE = "/metrics/dashboard"
@@ -80,125 +75,11 @@ SNAPSHOT = """window.fluxstackDashboard === undefined ? "null" : JSON.stringify(
 })""".replace("SHOWN_IDS", json.dumps(SHOWN))
 
 
-class Chromium:
-    """A headless Chromium with one page, spoken to over the Chrome DevTools Protocol."""
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        self.console_errors: list[str] = []
-        self._next_id = 0
-        self._process = subprocess.Popen(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--no-proxy-server",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-                f"--user-data-dir={profile}",
-                "about:blank",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group, so every child stops with it
-        )
-        try:
-            port_file = profile / "DevToolsActivePort"
-            wait_until(
-                lambda: port_file.is_file() and port_file.read_text().count("\n") >= 1,
-                timeout=20,
-                message=self._dead_or("Chromium's DevToolsActivePort file"),
-            )
-            port = int(port_file.read_text().splitlines()[0])
-            targets: list[dict[str, Any]] = wait_until(
-                lambda: [
-                    t
-                    for t in httpx.get(f"http://127.0.0.1:{port}/json/list", trust_env=False).json()
-                    if t.get("type") == "page"
-                ],
-                timeout=10,
-                message="a page target",
-            )
-            self._ws = websocket.create_connection(
-                targets[0]["webSocketDebuggerUrl"], timeout=10, suppress_origin=True
-            )
-            for domain in ("Runtime", "Log", "Page"):
-                self.call(f"{domain}.enable")
-        except BaseException:
-            self.close()
-            raise
-
-    def _dead_or(self, what: str) -> Any:
-        return lambda: f"{what} (chromium exit status: {self._process.poll()})"
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one command and return its result; events read meanwhile are recorded."""
-        self._next_id += 1
-        ident = self._next_id
-        self._ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:
-            message = json.loads(self._ws.recv())
-            if message.get("id") == ident:
-                if "error" in message:
-                    raise AssertionError(f"{method}: {message['error']!r}")
-                result: dict[str, Any] = message["result"]
-                return result
-            self._event(message)
-
-    def _event(self, message: dict[str, Any]) -> None:
-        method, params = message.get("method"), message.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.console_errors.append(json.dumps(params.get("args")))
-        elif method == "Runtime.exceptionThrown":
-            self.console_errors.append(json.dumps(params.get("exceptionDetails")))
-        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-            entry = params["entry"]
-            self.console_errors.append(
-                f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}"
-            )
-
-    def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (JSON-serialisable results)."""
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression!r} raised {result['exceptionDetails']!r}")
-        return result["result"].get("value")
-
-    def navigate(self, url: str) -> None:
-        self.call("Page.navigate", url=url)
-
-    def close(self) -> None:
-        ws = getattr(self, "_ws", None)
-        if ws is not None:
-            ws.close()
-        if self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait(5)
-
-
 @pytest.fixture
 def chromium() -> Iterator[Chromium]:
     """A started headless Chromium with a throw-away profile; stopped when the test ends."""
-    assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="fluxstack-chromium-") as profile:
-        browser = Chromium(CHROMIUM, Path(profile))
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with started_chromium() as browser:
+        yield browser
 
 
 async def _ok(request: Request) -> Response:

@@ -17,6 +17,12 @@ A point is stored as its compact JSON text, so the ring's memory is about the le
 busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparklines), as
 ``[index, requests, errors]`` into the section's ``routes`` names; the others are in the totals
 only.
+
+Where a histogram keeps base-2 exponential buckets too (``histograms: exponential``), its entry
+also carries their increase over the interval as ``"e": [scale, zero_count, offset, counts]``,
+the series merged as ``metrics/exponential.py`` merges them and the empty buckets at either end
+left out; the page reads its quantiles there (finer than the classic buckets) and falls back to
+the classic ``b`` for a stretch where any point with requests lacks ``e``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -43,6 +51,13 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.dual import classic_of, exponential_of
+from fluxstack_otel._internal.metrics.exponential import (
+    DEFAULT_MAX_SIZE,
+    ExponentialSnapshot,
+    merged,
+    subtracted,
+)
 
 __all__ = ["MAX_POINTS", "MAX_ROUTES", "History", "ring_shape"]
 
@@ -81,6 +96,8 @@ class _Hist(NamedTuple):
     sum: float
     buckets: tuple[int, ...]  # per bucket, the +Inf one last (not cumulative)
     bounds: tuple[float, ...]
+    exponential: ExponentialSnapshot | None = None
+    max_size: int = DEFAULT_MAX_SIZE
 
 
 class _View(NamedTuple):
@@ -248,6 +265,9 @@ class History:
             return None
         bounds = self._bounds.setdefault(name, next(iter(series.values())).bounds)
         count, total, buckets = 0, 0.0, [0] * (len(bounds) + 1)
+        # The exponential increases merged; ``exact`` turns False once a counted series has none.
+        exp: ExponentialSnapshot | None = None
+        exact = True
         previous = before.get(name, {})
         for labels, h in series.items():
             if h.bounds != bounds:
@@ -260,11 +280,43 @@ class History:
                     x + (a - b if a > b else 0)
                     for x, a, b in zip(buckets, h.buckets, old.buckets, strict=True)
                 ]
+                part = _exponential_increase(h.exponential, old.exponential)
             else:  # new since the last sample, or restarted: all of it is new
                 count += h.total
                 total += h.sum
                 buckets = [x + a for x, a in zip(buckets, h.buckets, strict=True)]
-        return {"n": count, "s": _num(total), "b": buckets}
+                part = h.exponential
+            if part is None:
+                exact = False
+            elif exact and part.observations:
+                exp = part if exp is None else merged(exp, part, h.max_size)
+        out: dict[str, Any] = {"n": count, "s": _num(total), "b": buckets}
+        if exact and exp is not None and exp.observations == count:
+            out["e"] = _compact(exp)
+        return out
+
+
+def _exponential_increase(
+    now: ExponentialSnapshot | None, before: ExponentialSnapshot | None
+) -> ExponentialSnapshot | None:
+    """The buckets added between two readings of one series; all of ``now`` when it restarted."""
+    if now is None:
+        return None
+    if before is None:
+        return now
+    diff = subtracted(now, before)
+    if diff.zero_count < 0 or any(n < 0 for n in diff.counts):
+        return now  # reset between the readings (its classic counts did not go down)
+    return diff
+
+
+def _compact(snap: ExponentialSnapshot) -> list[Any]:
+    """``[scale, zero_count, offset, counts]`` without the empty buckets at either end."""
+    counts = snap.counts
+    first = next((i for i, n in enumerate(counts) if n), len(counts))
+    last = len(counts) - next((i for i, n in enumerate(reversed(counts)) if n), len(counts))
+    trimmed = list(counts[first:last])
+    return [snap.scale, snap.zero_count, snap.offset + first if trimmed else 0, trimmed]
 
 
 def _view(data: MetricsData) -> _View:
@@ -277,16 +329,11 @@ def _view(data: MetricsData) -> _View:
                 if metric.name not in _WANTED:
                     continue
                 d = metric.data
-                if isinstance(d, Histogram):
+                if isinstance(d, Histogram | ExponentialHistogram):
                     into_h = histograms.setdefault(metric.name, {})
                     for hp in d.data_points:
-                        if isinstance(hp, HistogramDataPoint):
-                            into_h[_labels(hp.attributes)] = _Hist(
-                                hp.count,
-                                float(hp.sum),
-                                tuple(hp.bucket_counts),
-                                tuple(float(b) for b in hp.explicit_bounds),
-                            )
+                        if isinstance(hp, HistogramDataPoint | ExponentialHistogramDataPoint):
+                            into_h[_labels(hp.attributes)] = _hist(hp)
                 elif isinstance(d, Sum) and d.is_monotonic:
                     into_c = counters.setdefault(metric.name, {})
                     for p in d.data_points:
@@ -297,6 +344,19 @@ def _view(data: MetricsData) -> _View:
                     values = gauges.setdefault(metric.name, [])
                     values.extend(float(p.value) for p in d.data_points if _finite(p))
     return _View(counters, histograms, gauges)
+
+
+def _hist(point: HistogramDataPoint | ExponentialHistogramDataPoint) -> _Hist:
+    """A histogram point of either shape as its classic buckets plus its exponential ones."""
+    classic = classic_of(point) if isinstance(point, ExponentialHistogramDataPoint) else point
+    return _Hist(
+        classic.count,
+        float(classic.sum),
+        tuple(classic.bucket_counts),
+        tuple(float(b) for b in classic.explicit_bounds),
+        exponential_of(point),
+        int(getattr(point, "max_size", DEFAULT_MAX_SIZE)),
+    )
 
 
 def _increases(

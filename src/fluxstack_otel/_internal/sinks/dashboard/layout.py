@@ -11,6 +11,7 @@ __all__ = ["ASSETS", "DATA", "SUBPATHS"]
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "chart.js": "text/javascript; charset=utf-8",
+    "quantile.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 """The static assets of the page, with their content types."""

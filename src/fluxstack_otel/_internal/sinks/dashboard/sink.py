@@ -7,7 +7,8 @@ monitoring endpoints, exactly like ``/metrics``; its one background job samples 
 - ``<path>``: the page (``dashboard/index.html``), with a strict Content-Security-Policy: no
   inline script or style, no third-party origin, so the page works offline and cannot be made to
   load anything else;
-- ``<path>/app.js``, ``<path>/chart.js`` (the SVG charts, no library) and ``<path>/style.css``:
+- ``<path>/app.js``, ``<path>/chart.js`` (the SVG charts, no library), ``<path>/quantile.js``
+  (quantiles from classic or exponential buckets) and ``<path>/style.css``:
   the assets, shipped as package data;
 - ``<path>/data.json``: the JSON document (``sinks/document.py``) the page polls, with a
   ``history`` section: the ring's points (``?since=<t>``: only those after ``t``).
@@ -17,9 +18,9 @@ endpoint: exporters present the metrics under the configured naming profile, whi
 them, while the page reads the catalogue's names; and the page keeps working whatever exporters
 are configured. The document is built only when the page asks, as a json endpoint's is.
 
-The page draws its charts and computes its rates, ratios and quantiles (PromQL's
-``histogram_quantile``) from the history's points, each the difference of two collections the
-server made; the document gives it the totals, the routes and the active alerts. The metric names
+The page draws its charts and computes its rates, ratios and quantiles (from the exponential
+buckets where the histograms keep them, else PromQL's ``histogram_quantile`` over the classic
+ones) from the history's points, each the difference of two collections the server made; the document gives it the totals, the routes and the active alerts. The metric names
 it reads there come from the catalogue, written into the page's ``data-metrics`` attribute, so the
 script spells none of them. Links from the page to its assets and to the
 document are relative, so the page still works when the app is mounted under a prefix.

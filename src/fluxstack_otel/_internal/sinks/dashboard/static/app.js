@@ -3,7 +3,9 @@
 // strict Content-Security-Policy. Every rate, ratio and quantile comes from the server's history
 // points (each one interval's increase between two samples the server took), so a page opened
 // now is right from its first paint, and what is not known yet shows "–", never 0. Quantiles are
-// interpolated within histogram buckets exactly as PromQL's histogram_quantile.
+// read from base-2 exponential buckets where the histograms keep them (histograms: exponential),
+// as metrics/exponential.py's quantile(), and otherwise interpolated within the classic buckets
+// exactly as PromQL's histogram_quantile.
 "use strict";
 
 (function () {
@@ -14,6 +16,7 @@
   const refresh = Math.max(0.2, Number(query.get("refresh")) || Number(body.dataset.refresh) || 5);
   const WINDOW = 60;  // seconds the cards summarise: the built-in alert rules' window
   const draw = window.fluxstackChart;
+  const { quantile, mergeExponential, finest } = window.fluxstackQuantile;
 
   // The page's state, readable from the browser console (and by the browser test).
   const state = { doc: null, points: [], history: null, updates: 0, error: null, first: null };
@@ -66,26 +69,35 @@
     return out;
   }
 
-  // PromQL histogram_quantile (promql/quantile.go) over finite buckets plus the +Inf count.
-  function quantile(q, h) {
-    if (!h || h.count <= 0 || h.bounds.length === 0) return NaN;
-    const rank = q * h.count;
-    let b = h.cumulative.findIndex((c) => c >= rank);
-    if (b === -1) return h.bounds[h.bounds.length - 1];
-    if (b === 0 && h.bounds[0] <= 0) return h.bounds[0];
-    let start = 0;
-    let inBucket = h.cumulative[b];
-    let r = rank;
-    if (b > 0) {
-      start = h.bounds[b - 1];
-      inBucket -= h.cumulative[b - 1];
-      r -= h.cumulative[b - 1];
+  // The document's exponential buckets of the series ``keep`` selects, merged; null when any
+  // selected series with values has none (then the classic buckets answer).
+  function documentExponential(doc, name, keep) {
+    const m = metric(doc, name);
+    if (!m) return null;
+    const parts = [];
+    for (const s of m.series) {
+      if ((keep && !keep(s.labels)) || s.count <= 0) continue;
+      const e = s.exponential;
+      if (!e) return null;
+      parts.push({ scale: e.scale, zero: e.zero_count, offset: e.offset, counts: e.counts });
     }
-    if (inBucket === 0) return NaN;
-    return start + (h.bounds[b] - start) * (r / inBucket);
+    return mergeExponential(parts);
   }
 
   // --- reading the history -------------------------------------------------------------------
+
+  // The exponential increases of several points merged, or null when a point with values has
+  // none (the histogram keeps classic buckets only, or one of its series did not).
+  function exponentialOf(points, key) {
+    const parts = [];
+    for (const p of points) {
+      const h = p[key];
+      if (!h || h.n <= 0) continue;
+      if (!h.e) return null;
+      parts.push({ scale: h.e[0], zero: h.e[1], offset: h.e[2], counts: h.e[3] });
+    }
+    return mergeExponential(parts);
+  }
 
   // Histogram increases of several points added up: {count, sum, bounds, cumulative}.
   function histogramOf(points, key, bounds) {
@@ -116,15 +128,18 @@
     const last = points[points.length - 1];
     const duration = histogramOf(points, "dur", h.duration_bounds);
     const size = histogramOf(points, "size", h.size_bounds);
+    const durationExp = duration.count ? exponentialOf(points, "dur") : null;
+    const sizeExp = size.count ? exponentialOf(points, "size") : null;
     return {
       rate: ratio(req, dt),
       errorRate: ratio(err, req),
-      p50: duration.count ? quantile(0.5, duration) : null,
-      p95: duration.count ? quantile(0.95, duration) : null,
-      p99: duration.count ? quantile(0.99, duration) : null,
+      p50: duration.count ? finest(0.5, durationExp, duration) : null,
+      p95: duration.count ? finest(0.95, durationExp, duration) : null,
+      p99: duration.count ? finest(0.99, durationExp, duration) : null,
+      exponential: durationExp !== null,
       mean: ratio(duration.sum, duration.count),
       sizeMean: ratio(size.sum, size.count),
-      sizeP95: size.count ? quantile(0.95, size) : null,
+      sizeP95: size.count ? finest(0.95, sizeExp, size) : null,
       cpu: cpuKnown && last.cores ? ratio(cpu, dt) / last.cores : null,
       rss: last.rss, heap: last.heap, lag: last.lag, load: last.load, cores: last.cores,
     };
@@ -231,6 +246,11 @@
     show("request-rate", f.rate, fmtRate(f.rate));
     show("error-rate", f.errorRate, fmtPercent(f.errorRate));
     for (const q of ["p50", "p95", "p99", "mean"]) show(q, f[q], fmtDuration(f[q]));
+    // Which buckets the quantiles come from: exponential ones are finer (docs/dashboard.md).
+    const scheme = f.p50 === null || f.p50 === undefined ? "" : f.exponential ? "exponential" : "classic";
+    const buckets = document.getElementById("latency-buckets");
+    buckets.dataset.scheme = scheme;
+    buckets.textContent = scheme ? ", " + scheme + " buckets" : "";
     show("cpu", f.cpu, fmtPercent(f.cpu));
     const cores = gauge(doc, names.cores);
     show("cores", cores, fmtNumber(cores).replace(/\.00$/, ""));
@@ -261,7 +281,7 @@
     for (const route of routesOf(doc)) {
       const keep = (labels) => labels[names.label_route] === route;
       const requests = total(doc, names.requests, keep);
-      const p95 = quantile(0.95, merged(doc, names.duration, keep));
+      const p95 = finest(0.95, documentExponential(doc, names.duration, keep), merged(doc, names.duration, keep));
       const errors = total(doc, names.errors, keep) || 0;
       const inWindow = last.points.reduce((n, p) => n + ((p.routes[route] || [0])[0]), 0);
       const rate = points.length ? inWindow / last.span : null;
