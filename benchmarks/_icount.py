@@ -44,7 +44,7 @@ def run(
         ctx: The run's context (its OTLP sink receives the package's final export).
         requests: Requests counted per variant (a multiple of the mix and of the drain batch).
         warmup: Requests served before counting starts, in both runs.
-        quick: Smoke run: the package alone, proving the harness works.
+        quick: Smoke run: the package alone (full and default), proving the harness works.
     """
     result: dict[str, Any] = {"requests": requests, "warmup": warmup, "variants": {}}
     valgrind = shutil.which("valgrind")
@@ -54,7 +54,7 @@ def run(
     result["valgrind"] = _version(valgrind)
     names = [v.name for v in variants if v.name in MEASURED]
     if quick:
-        names = [n for n in names if n == "fluxstack"]
+        names = [n for n in names if n in ("fluxstack", "fluxstack-default")]
     for name in names:
         row: dict[str, Any] = {}
         result["variants"][name] = row

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(330)  # the instruction count runs the package twice under valgrind
+@pytest.mark.timeout(330)  # the instruction count runs each package variant twice under valgrind
 def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
     """``benchmarks/run.py --quick`` exits 0 and reports a figure for this package and its peers."""
     out = tmp_path / "bench.json"
@@ -36,12 +36,15 @@ def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
     text = json.dumps(results)
     for variant in ("fluxstack", "handwritten", "otel", "starlette-exporter", "instrumentator"):
         assert variant in text, f"{variant} missing from the quick run"
+    # The default configuration is the row issue 21's target is set on: built and served too.
+    assert "fluxstack-default" in results["sections"]["inproc"]["variants"]
     assert "unavailable" not in done.stdout
     icount = results["sections"]["icount"]
     if shutil.which("valgrind") is None:
         assert "valgrind" in icount["skipped"]
-    else:  # the instruction count of the package's request path was taken
-        assert icount["variants"]["fluxstack"]["instructions_per_request"] > 1000
+    else:  # the instruction count of the package's request path was taken, both configurations
+        for variant in ("fluxstack", "fluxstack-default"):
+            assert icount["variants"][variant]["instructions_per_request"] > 1000, variant
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ from fluxstack_otel._internal.http.paths import local_path
 from fluxstack_otel._internal.http.routes import (
     KNOWN_METHODS,
     OTHER_METHOD,
-    cached_route,
+    cached_template,
     mounted_at,
     own_routes_of,
     resolve_route,
@@ -175,9 +175,14 @@ class MonitoringMiddleware:
                     method = "GET"
                 if method not in KNOWN_METHODS:
                     method = OTHER_METHOD
-                route = cached_route(scope, root_path) or resolve_route(
-                    scope, root_path, status, mounted, self._routes
-                )
+                # The template of an unmounted route seen before, inline (routes.cached_route):
+                # under a root path the mounts above add theirs, which resolve_route knows.
+                route_obj = scope.get("route")
+                route = (
+                    cached_template(id(route_obj))
+                    if route_obj is not None and not root_path and not scope.get("root_path")
+                    else None
+                ) or resolve_route(scope, root_path, status, mounted, self._routes)
                 if options is None:
                     recorder.record(
                         method,

@@ -1,8 +1,8 @@
 """The hot-path HTTP recorder: per-series accumulators, no OpenTelemetry call per request.
 
 One request is one ``record()`` call, which appends one tuple to a queue; the queue is folded into
-the per-series accumulators (a dict lookup on the series key, three bucket bisections, a handful
-of increments) in batches, under one lock, by the request that fills it or by the next
+the per-series accumulators in batches (``fold.py``: grouped by series, then C-level sums and
+sorted bucket counts per series), under one lock, by the request that fills it or by the next
 collection. Its cost does not depend on how many exporters read the data. At collection time
 ``snapshot()`` copies the accumulators and ``to_metrics()`` projects them onto the six catalogue
 metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative, built by
@@ -35,9 +35,9 @@ import logging
 import math
 import threading
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
+from itertools import repeat, starmap
 from typing import Any, cast
 
 from opentelemetry.sdk.metrics.export import (
@@ -46,6 +46,16 @@ from opentelemetry.sdk.metrics.export import (
 
 from fluxstack_otel._internal.http.exemplar_slots import ExemplarSlots
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
+from fluxstack_otel._internal.http.fold import (
+    BUCKETS,
+    DUR_SUM,
+    LAST,
+    REQ_SUM,
+    RESP_SUM,
+    Pending,
+    fold_each,
+    fold_grouped,
+)
 from fluxstack_otel._internal.http.projection import (
     DEFAULT_LABELLING,
     Labelling,
@@ -61,16 +71,9 @@ _log = logging.getLogger("fluxstack_otel")
 
 OVERFLOW = cat.OVERFLOW
 
-# (series key, duration, request bytes, response bytes, end of the exchange)
-_Pending = tuple[SeriesKey, float, int, int, float]
 # The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
 _OVERFLOW_STATUS = 0
 _DRAIN_AT = 256
-# A series' accumulators live in one flat list (cheaper to update than attributes):
-# [last update, duration sum, request bytes sum, response bytes sum,
-#  duration buckets..., request size buckets..., response size buckets...]
-# The request count is the sum of the duration buckets, so count and buckets always agree.
-_LAST, _DUR_SUM, _REQ_SUM, _RESP_SUM, _BUCKETS = 0, 1, 2, 3, 4
 
 
 class HttpRecorder:
@@ -116,7 +119,7 @@ class HttpRecorder:
         self._wall_ns = wall_clock_ns
         self._series: dict[SeriesKey, list[float]] = {}
         self._start_ns: dict[SeriesKey, int] = {}
-        self._req_at = _BUCKETS + self._n_dur
+        self._req_at = BUCKETS + self._n_dur
         self._resp_at = self._req_at + self._n_size
         self._lock = threading.Lock()
         self._overflow_warned = False
@@ -125,12 +128,15 @@ class HttpRecorder:
         # Records wait here until the next drain: appending to a deque is atomic and costs a
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
         # record. Bounded: the request that fills it drains it.
-        self._pending: deque[_Pending] = deque()
+        self._pending: deque[Pending] = deque()
         self._presentation = DEFAULT_LABELLING
         self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
         self._created_ns = wall_clock_ns()
         self._exp = ExponentialSeries(exponential or {})
         self._version = 0  # moves with every drain that folds, eviction and reset (version())
+        # The grouped fold needs every empty body in the first size bucket (bounds above zero,
+        # as the configuration requires) and no exponential histogram to feed one by one.
+        self._grouped = not self._exp.on and (not self._size_cuts or self._size_cuts[0] > 0)
 
     @property
     def exponential(self) -> dict[str, int]:
@@ -223,44 +229,32 @@ class HttpRecorder:
         self._version += 1
 
     def _drain(self) -> None:
-        """Fold the pending records into the accumulators (a tight loop, one lock for all)."""
+        """Fold the pending records into the accumulators (``fold.py``, one lock for all)."""
         with self._lock:
             pending = self._pending
-            popleft, get, bisect = pending.popleft, self._series.get, bisect_left
-            dur_bounds, size_cuts = self._dur_bounds, self._size_cuts
-            req_at, resp_at = self._req_at, self._resp_at
-            exp_on, exp_get = self._exp.on, self._exp.get
             if pending or self._exemplars.pending:
                 self._version += 1
-            # Only the records present now: appends racing with this loop wait for the next drain.
-            for _ in range(len(pending)):
-                key, duration, request_bytes, response_bytes, now = popleft()
-                acc = get(key)
-                if acc is None:
-                    acc = self._new_series(key, now - duration)
-                if exp_on:
-                    slots = exp_get(key) or self._exp.create(
-                        key if key in self._series else self._overflow_key(key)
-                    )
-                    if slots[0] is not None:
-                        slots[0].record(duration)
-                    if slots[1] is not None:
-                        slots[1].record(request_bytes)
-                    if slots[2] is not None and key[2] is not None:
-                        slots[2].record(response_bytes)
-                acc[_LAST] = now
-                acc[_DUR_SUM] += duration
-                acc[_BUCKETS + bisect(dur_bounds, duration)] += 1
-                if request_bytes:
-                    acc[_REQ_SUM] += request_bytes
-                    acc[req_at + bisect(size_cuts, request_bytes)] += 1
-                else:
-                    acc[req_at] += 1
-                if key[2] is not None:  # the status: a response started
-                    acc[_RESP_SUM] += response_bytes
-                    acc[resp_at + bisect(size_cuts, response_bytes)] += 1
+            # Only the records present now: appends racing with this fold wait for the next one.
+            records = starmap(pending.popleft, repeat((), len(pending)))
+            args = (
+                records,
+                self._series.get,
+                self._new_series,
+                self._dur_bounds,
+                self._size_cuts,
+                self._req_at,
+                self._resp_at,
+            )
+            if self._grouped:
+                fold_grouped(*args)
+            else:
+                fold_each(*args, self._exp, self._exp_key)
             if self._exemplars.pending:
                 self._exemplars.fold(self._series, self._overflow_key)
+
+    def _exp_key(self, key: SeriesKey) -> SeriesKey:
+        # A new series' exponential slots: its own, or the overflow series' past the cap.
+        return key if key in self._series else self._overflow_key(key)
 
     def exemplar(
         self,
@@ -363,8 +357,8 @@ class HttpRecorder:
         last: dict[tuple[str, str], float] = {}
         for k, acc in series.items():
             group = (k[0], k[1])
-            if acc[_LAST] > last.get(group, -math.inf):
-                last[group] = acc[_LAST]
+            if acc[LAST] > last.get(group, -math.inf):
+                last[group] = acc[LAST]
         expired = [k for k in series if last[(k[0], k[1])] < horizon]
         for k in expired:
             del series[k]
@@ -405,7 +399,7 @@ class HttpRecorder:
 
 def _snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:
     """The series' copies as ``SeriesSnapshot``s (outside the lock)."""
-    d0, r0, p0, end = _BUCKETS, req_at, resp_at, resp_at + n_size
+    d0, r0, p0, end = BUCKETS, req_at, resp_at, resp_at + n_size
     out = []
     for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
         # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
@@ -416,11 +410,11 @@ def _snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> lis
                 start_ns,
                 sum(dur),
                 dur,
-                acc[_DUR_SUM],
+                acc[DUR_SUM],
                 cast("tuple[int, ...]", tuple(acc[r0:p0])),
-                int(acc[_REQ_SUM]),
+                int(acc[REQ_SUM]),
                 cast("tuple[int, ...]", tuple(acc[p0:end])),
-                int(acc[_RESP_SUM]),
+                int(acc[RESP_SUM]),
                 exemplar_slots,
                 dur_exp,
                 req_exp,

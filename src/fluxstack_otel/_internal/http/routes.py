@@ -26,6 +26,7 @@ __all__ = [
     "OTHER_METHOD",
     "Mounted",
     "cached_route",
+    "cached_template",
     "mounted_at",
     "own_routes_of",
     "resolve_route",
@@ -41,7 +42,12 @@ OTHER_METHOD = "_OTHER"
 _MOUNT_CACHE_LIMIT = 1024
 _mount_cache: dict[tuple[int, str], str | None] = {}
 _ROUTE_CACHE_LIMIT = 4096
-_route_cache: dict[int, tuple[object, str]] = {}
+# Route templates by id(route): Starlette routes define __eq__ and so are unhashable. Each cached
+# route is kept alive in _cached_routes, so its id cannot be reused while its entry stands and a
+# hit needs no identity check (the request path reads it inline: ``cached_template``).
+_route_cache: dict[int, str] = {}
+_cached_routes: list[object] = []
+cached_template = _route_cache.get
 
 
 def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str | None:
@@ -55,13 +61,7 @@ def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str |
     # Under a root path the mounts above add their template: resolve_route knows them.
     if route is None or entry_root_path or scope.get("root_path"):
         return None
-    cached = _route_cache.get(id(route))  # inline, not _cached_template(): the hot path
-    return cached[1] if cached is not None and cached[0] is route else None
-
-
-def _cached_template(route: object) -> str | None:
-    cached = _route_cache.get(id(route))
-    return cached[1] if cached is not None and cached[0] is route else None
+    return _route_cache.get(id(route))
 
 
 class Mounted(NamedTuple):
@@ -127,14 +127,15 @@ def _inner_route(
 ) -> str:
     root_path = scope.get("root_path", "")
     if root_path == entry_root_path:
-        cached = _cached_template(route)
+        cached = _route_cache.get(id(route))
         if cached is not None:
             return cached
         if not _is_mount(route):
             path = getattr(route, "path_format", None) or getattr(route, "path", None)
             if isinstance(path, str):
                 if len(_route_cache) < _ROUTE_CACHE_LIMIT:
-                    _route_cache[id(route)] = (route, path)
+                    _cached_routes.append(route)
+                    _route_cache[id(route)] = path
                 return path
     prefix = ""
     if root_path != entry_root_path:

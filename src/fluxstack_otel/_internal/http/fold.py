@@ -1,0 +1,141 @@
+"""Folding the recorder's pending records into its per-series accumulators.
+
+Enters: a batch of records (series key, duration, request bytes, response bytes, end of the
+exchange), taken from the recorder's queue under its lock. Leaves: the same counts in the flat
+per-series lists the recorder keeps (layout below); nothing is returned.
+
+The interpreter's dispatch is most of a fold's cost, so the common case (``fold_grouped``) runs one
+short Python step per record, grouping the batch by series, and then updates each series once per
+batch with C-level passes: ``sum`` for the sums (from the accumulator's value, adding in queue
+order, so the float sums are bit for bit those of a record-by-record loop) and ``sorted`` for the
+buckets, which then take a bisection per bucket boundary the batch crosses instead of one per
+record (``_count``). ``fold_each`` is the record-by-record loop, for the
+cases the grouped fold does not cover: exponential histograms, whose accumulators take values one
+at a time, and size bounds below zero, where an empty body does not bisect to the first bucket.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
+from fluxstack_otel._internal.http.projection import SeriesKey
+
+__all__ = [
+    "BUCKETS",
+    "DUR_SUM",
+    "LAST",
+    "REQ_SUM",
+    "RESP_SUM",
+    "Pending",
+    "fold_each",
+    "fold_grouped",
+]
+
+# (series key, duration, request bytes, response bytes, end of the exchange)
+Pending = tuple[SeriesKey, float, int, int, float]
+# A series' accumulators live in one flat list (cheaper to update than attributes):
+# [last update, duration sum, request bytes sum, response bytes sum,
+#  duration buckets..., request size buckets..., response size buckets...]
+# The request count is the sum of the duration buckets, so count and buckets always agree.
+LAST, DUR_SUM, REQ_SUM, RESP_SUM, BUCKETS = 0, 1, 2, 3, 4
+
+# The accumulators of a series: found, else made (the overflow series' past the cap). Takes the
+# key and when the series' first request began.
+_Lookup = Callable[[SeriesKey], "list[float] | None"]
+_Create = Callable[[SeriesKey, float], "list[float]"]
+
+
+def fold_grouped(
+    records: Iterable[Pending],
+    get: _Lookup,
+    create: _Create,
+    dur_bounds: tuple[float, ...],
+    size_cuts: tuple[float, ...],
+    req_at: int,
+    resp_at: int,
+) -> None:
+    """Fold ``records`` series by series: one pass to group them, C-level passes per series.
+
+    Requires size bounds above zero (an empty body then bisects to the first bucket, where the
+    record-by-record loop puts it) and no exponential histogram.
+    """
+    groups: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
+    for record in records:
+        groups[record[0]].append(record)
+    for key, rows in groups.items():
+        acc = get(key)
+        if acc is None:
+            first = rows[0]
+            acc = create(key, first[4] - first[1])
+        _, durations, requests, responses, ends = zip(*rows, strict=True)
+        acc[LAST] = ends[-1]
+        acc[DUR_SUM] = sum(durations, acc[DUR_SUM])
+        _count(acc, BUCKETS, dur_bounds, durations)
+        acc[REQ_SUM] = sum(requests, acc[REQ_SUM])
+        _count(acc, req_at, size_cuts, requests)
+        if key[2] is not None:  # the status: a response started
+            acc[RESP_SUM] = sum(responses, acc[RESP_SUM])
+            _count(acc, resp_at, size_cuts, responses)
+
+
+def _count(acc: list[float], at: int, bounds: tuple[float, ...], values: tuple[float, ...]) -> None:
+    """Add to ``acc[at + i]`` how many values bisect to bucket ``i`` of ``bounds``.
+
+    Sorted first (C, cheap on floats or small ints alike), so a batch costs two bisections
+    when all its values share a bucket, the usual case, and one per bound crossed otherwise,
+    instead of one per value.
+    """
+    ordered = sorted(values)
+    lo = bisect_left(bounds, ordered[0])
+    hi = bisect_left(bounds, ordered[-1])
+    done = 0
+    for i in range(lo, hi):
+        upto = bisect_right(ordered, bounds[i], done)  # the values <= bounds[i]: buckets <= i
+        acc[at + i] += upto - done
+        done = upto
+    acc[at + hi] += len(ordered) - done
+
+
+def fold_each(
+    records: Iterable[Pending],
+    get: _Lookup,
+    create: _Create,
+    dur_bounds: tuple[float, ...],
+    size_cuts: tuple[float, ...],
+    req_at: int,
+    resp_at: int,
+    exp: ExponentialSeries,
+    exp_key: Callable[[SeriesKey], SeriesKey],
+) -> None:
+    """Fold ``records`` one at a time, exponential histograms included.
+
+    ``exp_key`` gives the key whose exponential slots a new series uses (its own, or the overflow
+    key once the cap is reached).
+    """
+    exp_on, exp_get, bisect = exp.on, exp.get, bisect_left
+    for key, duration, request_bytes, response_bytes, now in records:
+        acc = get(key)
+        if acc is None:
+            acc = create(key, now - duration)
+        if exp_on:
+            slots = exp_get(key) or exp.create(exp_key(key))
+            if slots[0] is not None:
+                slots[0].record(duration)
+            if slots[1] is not None:
+                slots[1].record(request_bytes)
+            if slots[2] is not None and key[2] is not None:
+                slots[2].record(response_bytes)
+        acc[LAST] = now
+        acc[DUR_SUM] += duration
+        acc[BUCKETS + bisect(dur_bounds, duration)] += 1
+        if request_bytes:
+            acc[REQ_SUM] += request_bytes
+            acc[req_at + bisect(size_cuts, request_bytes)] += 1
+        else:
+            acc[req_at] += 1
+        if key[2] is not None:  # the status: a response started
+            acc[RESP_SUM] += response_bytes
+            acc[resp_at + bisect(size_cuts, response_bytes)] += 1
