@@ -2,7 +2,8 @@
 
 Enters: a batch of records (series key, duration, request bytes, response bytes, end of the
 exchange), taken from the recorder's queue under its lock. Leaves: the same counts in the flat
-per-series lists the recorder keeps (layout below); nothing is returned.
+per-series lists the recorder keeps (layout below); nothing is returned. ``snapshots`` reads
+those lists back as ``SeriesSnapshot``s, for the projection.
 
 The interpreter's dispatch is most of a fold's cost, so the common case (``fold_grouped``) runs one
 short Python step per record, grouping the batch by series, and then updates each series once per
@@ -19,9 +20,10 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
-from fluxstack_otel._internal.http.projection import SeriesKey
+from fluxstack_otel._internal.http.projection import SeriesKey, SeriesSnapshot
 
 __all__ = [
     "BUCKETS",
@@ -32,6 +34,7 @@ __all__ = [
     "Pending",
     "fold_each",
     "fold_grouped",
+    "snapshots",
 ]
 
 # (series key, duration, request bytes, response bytes, end of the exchange)
@@ -139,3 +142,31 @@ def fold_each(
         if key[2] is not None:  # the status: a response started
             acc[RESP_SUM] += response_bytes
             acc[resp_at + bisect(size_cuts, response_bytes)] += 1
+
+
+def snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:
+    """The series' copies (key, start, accumulators, exemplar slots, exponential snapshots), read
+    through the layout above as ``SeriesSnapshot``s; outside the recorder's lock."""
+    d0, r0, p0, end = BUCKETS, req_at, resp_at, resp_at + n_size
+    out = []
+    for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
+        # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
+        dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
+        out.append(
+            SeriesSnapshot(
+                k,
+                start_ns,
+                sum(dur),
+                dur,
+                acc[DUR_SUM],
+                cast("tuple[int, ...]", tuple(acc[r0:p0])),
+                int(acc[REQ_SUM]),
+                cast("tuple[int, ...]", tuple(acc[p0:end])),
+                int(acc[RESP_SUM]),
+                exemplar_slots,
+                dur_exp,
+                req_exp,
+                resp_exp,
+            )
+        )
+    return out

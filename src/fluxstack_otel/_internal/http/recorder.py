@@ -38,7 +38,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from itertools import repeat, starmap
-from typing import Any, cast
 
 from opentelemetry.sdk.metrics.export import (
     Metric,
@@ -48,13 +47,11 @@ from fluxstack_otel._internal.http.exemplar_slots import ExemplarSlots
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.fold import (
     BUCKETS,
-    DUR_SUM,
     LAST,
-    REQ_SUM,
-    RESP_SUM,
     Pending,
     fold_each,
     fold_grouped,
+    snapshots,
 )
 from fluxstack_otel._internal.http.projection import (
     DEFAULT_LABELLING,
@@ -348,7 +345,7 @@ class HttpRecorder:
                 (k, self._start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
                 for k, acc in series.items()
             ]
-        return _snapshots(copies, self._req_at, self._resp_at, self._n_size)
+        return snapshots(copies, self._req_at, self._resp_at, self._n_size)
 
     def _evict(self) -> None:
         # Under the lock: the (method, route) groups idle for the retention period leave.
@@ -395,30 +392,3 @@ class HttpRecorder:
             in_progress_start_ns=self._created_ns,
             max_sizes=self.exponential,
         )
-
-
-def _snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:
-    """The series' copies as ``SeriesSnapshot``s (outside the lock)."""
-    d0, r0, p0, end = BUCKETS, req_at, resp_at, resp_at + n_size
-    out = []
-    for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
-        # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
-        dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
-        out.append(
-            SeriesSnapshot(
-                k,
-                start_ns,
-                sum(dur),
-                dur,
-                acc[DUR_SUM],
-                cast("tuple[int, ...]", tuple(acc[r0:p0])),
-                int(acc[REQ_SUM]),
-                cast("tuple[int, ...]", tuple(acc[p0:end])),
-                int(acc[RESP_SUM]),
-                exemplar_slots,
-                dur_exp,
-                req_exp,
-                resp_exp,
-            )
-        )
-    return out
