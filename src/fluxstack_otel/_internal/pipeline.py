@@ -189,7 +189,12 @@ def build(
     stream = MetricStream(
         [*in_memory, sdk_reader], http_metrics, resource, retention=config.retention_period
     )
-    alerts = build_processor(config, stream.collect, collect_in=stream.collect_in)
+    alerts = build_processor(
+        config,
+        stream.collect,
+        collect_in=stream.collect_in,
+        totals=None if recorder is None else recorder.totals,
+    )
     context = SinkContext(
         config=config,
         stream=stream,

@@ -31,9 +31,14 @@ __all__ = [
     "LAST",
     "REQ_SUM",
     "RESP_SUM",
+    "Class",
     "Pending",
+    "Totals",
     "fold_each",
     "fold_grouped",
+    "fold_totals",
+    "new_accumulators",
+    "new_totals",
     "snapshots",
 ]
 
@@ -50,6 +55,11 @@ LAST, DUR_SUM, REQ_SUM, RESP_SUM, BUCKETS = 0, 1, 2, 3, 4
 _Lookup = Callable[[SeriesKey], "list[float] | None"]
 _Create = Callable[[SeriesKey, float], "list[float]"]
 
+Class = tuple[bool, bool]
+"""A record's class for the totals: (no response started, no error counted)."""
+Totals = dict[Class, "list[float]"]
+"""The running totals of every record ever folded, per class, in a series' layout."""
+
 
 def fold_grouped(
     records: Iterable[Pending],
@@ -59,29 +69,82 @@ def fold_grouped(
     size_cuts: tuple[float, ...],
     req_at: int,
     resp_at: int,
+    totals: Totals | None = None,
 ) -> None:
     """Fold ``records`` series by series: one pass to group them, C-level passes per series.
 
     Requires size bounds above zero (an empty body then bisects to the first bucket, where the
-    record-by-record loop puts it) and no exponential histogram.
+    record-by-record loop puts it) and no exponential histogram. With ``totals``, the batch is
+    also added to the totals of its classes (``fold_totals``), a class at a time.
     """
     groups: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
     for record in records:
         groups[record[0]].append(record)
+    classes: defaultdict[Class, list[Pending]] = defaultdict(list)
     for key, rows in groups.items():
         acc = get(key)
         if acc is None:
             first = rows[0]
             acc = create(key, first[4] - first[1])
-        _, durations, requests, responses, ends = zip(*rows, strict=True)
-        acc[LAST] = ends[-1]
-        acc[DUR_SUM] = sum(durations, acc[DUR_SUM])
-        _count(acc, BUCKETS, dur_bounds, durations)
-        acc[REQ_SUM] = sum(requests, acc[REQ_SUM])
-        _count(acc, req_at, size_cuts, requests)
-        if key[2] is not None:  # the status: a response started
-            acc[RESP_SUM] = sum(responses, acc[RESP_SUM])
-            _count(acc, resp_at, size_cuts, responses)
+        _add(acc, rows, key[2] is not None, dur_bounds, size_cuts, req_at, resp_at)
+        if totals is not None:
+            classes[(key[2] is None, key[3] is None)].extend(rows)
+    if totals is not None:
+        for cls, rows in classes.items():
+            _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
+
+
+def fold_totals(
+    records: Iterable[Pending],
+    totals: Totals,
+    dur_bounds: tuple[float, ...],
+    size_cuts: tuple[float, ...],
+    req_at: int,
+    resp_at: int,
+) -> None:
+    """Add ``records`` to the running totals of their classes (whether a response started,
+    whether an error was counted), each in a series' layout (``new_totals``).
+
+    The totals only ever grow: they are what alert rules over all series read (the rate of
+    every request, the merged latency histogram) without a snapshot of every series.
+    """
+    classes: defaultdict[Class, list[Pending]] = defaultdict(list)
+    for record in records:
+        key = record[0]
+        classes[(key[2] is None, key[3] is None)].append(record)
+    for cls, rows in classes.items():
+        _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
+
+
+def new_totals(width: int) -> Totals:
+    """Zero totals for every class, each a series' accumulators of ``width`` slots."""
+    return {(a, b): new_accumulators(width) for a in (False, True) for b in (False, True)}
+
+
+def new_accumulators(width: int) -> list[float]:
+    """A new series' accumulators: ``width`` slots, all zero (sums as floats, counts as ints)."""
+    return [0.0, 0.0, 0, 0] + [0] * (width - BUCKETS)
+
+
+def _add(
+    acc: list[float],
+    rows: list[Pending],
+    responded: bool,
+    dur_bounds: tuple[float, ...],
+    size_cuts: tuple[float, ...],
+    req_at: int,
+    resp_at: int,
+) -> None:
+    """Add ``rows`` (queue order) to one series' accumulators: C-level sums and sorted buckets."""
+    _, durations, requests, responses, ends = zip(*rows, strict=True)
+    acc[LAST] = ends[-1]
+    acc[DUR_SUM] = sum(durations, acc[DUR_SUM])
+    _count(acc, BUCKETS, dur_bounds, durations)
+    acc[REQ_SUM] = sum(requests, acc[REQ_SUM])
+    _count(acc, req_at, size_cuts, requests)
+    if responded:  # the key has a status: a response started
+        acc[RESP_SUM] = sum(responses, acc[RESP_SUM])
+        _count(acc, resp_at, size_cuts, responses)
 
 
 def _count(acc: list[float], at: int, bounds: tuple[float, ...], values: tuple[float, ...]) -> None:

@@ -51,6 +51,9 @@ from fluxstack_otel._internal.http.fold import (
     Pending,
     fold_each,
     fold_grouped,
+    fold_totals,
+    new_accumulators,
+    new_totals,
     snapshots,
 )
 from fluxstack_otel._internal.http.projection import (
@@ -61,6 +64,7 @@ from fluxstack_otel._internal.http.projection import (
     project,
 )
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.selection import HTTP_NAMES
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
 
@@ -70,6 +74,12 @@ OVERFLOW = cat.OVERFLOW
 
 # The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
 _OVERFLOW_STATUS = 0
+# The series key each class of totals is projected under (fold.Class: no response, no error).
+_TOTAL_KEYS: dict[tuple[bool, bool], SeriesKey] = {
+    (no_response, no_error): ("*", "*", None if no_response else 0, None if no_error else "*")
+    for no_response in (False, True)
+    for no_error in (False, True)
+}
 _DRAIN_AT = 256
 
 
@@ -118,6 +128,10 @@ class HttpRecorder:
         self._start_ns: dict[SeriesKey, int] = {}
         self._req_at = BUCKETS + self._n_dur
         self._resp_at = self._req_at + self._n_size
+        self._width = self._resp_at + self._n_size
+        # Every record ever folded, per class: what rules over all series read (totals()).
+        self._totals = new_totals(self._width)
+        self._totals_ns = wall_clock_ns()
         self._lock = threading.Lock()
         self._overflow_warned = False
         self._overflow_keys = 0
@@ -131,6 +145,7 @@ class HttpRecorder:
         self._created_ns = wall_clock_ns()
         self._exp = ExponentialSeries(exponential or {})
         self._version = 0  # moves with every drain that folds, eviction and reset (version())
+        self._evict_at = -math.inf  # no eviction is due before this (recorder clock)
         # The grouped fold needs every empty body in the first size bucket (bounds above zero,
         # as the configuration requires) and no exponential histogram to feed one by one.
         self._grouped = not self._exp.on and (not self._size_cuts or self._size_cuts[0] > 0)
@@ -243,9 +258,11 @@ class HttpRecorder:
                 self._resp_at,
             )
             if self._grouped:
-                fold_grouped(*args)
+                fold_grouped(*args, self._totals)
             else:
-                fold_each(*args, self._exp, self._exp_key)
+                batch = list(records)  # read twice: by the fold, then into the totals
+                fold_each(batch, *args[1:], self._exp, self._exp_key)
+                fold_totals(batch, self._totals, *args[3:])
             if self._exemplars.pending:
                 self._exemplars.fold(self._series, self._overflow_key)
 
@@ -300,7 +317,7 @@ class HttpRecorder:
                     self._max_series,
                     OVERFLOW,
                 )
-        acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (self._n_dur + 2 * self._n_size)
+        acc = new_accumulators(self._width)
         self._series[key] = acc
         ago = self._clock() - started
         self._start_ns[key] = self._wall_ns() - (int(ago * 1e9) if ago > 0 else 0)
@@ -315,6 +332,9 @@ class HttpRecorder:
             self._exemplars.clear()
             self._exp.clear()
             self._overflow_keys = 0
+            self._totals = new_totals(self._width)
+            self._totals_ns = self._wall_ns()
+            self._evict_at = -math.inf
             self._version += 1
 
     def __len__(self) -> int:
@@ -348,14 +368,22 @@ class HttpRecorder:
         return snapshots(copies, self._req_at, self._resp_at, self._n_size)
 
     def _evict(self) -> None:
-        # Under the lock: the (method, route) groups idle for the retention period leave.
-        horizon = self._clock() - self._retention
+        # Under the lock: the (method, route) groups idle for the retention period leave. None
+        # can before the oldest group's last request is a retention period old (records only
+        # make a group younger): until then, nothing to scan.
+        now = self._clock()
+        if now < self._evict_at:
+            return
+        horizon = now - self._retention
         series = self._series
         last: dict[tuple[str, str], float] = {}
         for k, acc in series.items():
             group = (k[0], k[1])
             if acc[LAST] > last.get(group, -math.inf):
                 last[group] = acc[LAST]
+        self._evict_at = (
+            min((t for t in last.values() if t >= horizon), default=now) + self._retention
+        )
         expired = [k for k in series if last[(k[0], k[1])] < horizon]
         for k in expired:
             del series[k]
@@ -366,6 +394,33 @@ class HttpRecorder:
                 self._overflow_keys -= 1
         if expired:
             self._version += 1
+
+    def totals(self, names: Collection[str]) -> list[Metric]:
+        """The named metrics summed over every request ever recorded, however many series.
+
+        What a rule over all series reads (the request rate, the error rate, the merged latency
+        histogram) without a snapshot of every series: a few points, kept up by the fold
+        (``fold.py``), never evicted, started again by ``reset``. Their labels say nothing (one
+        point per kind of record). The histograms kept as exponential ones are left out (a
+        rule reads their exponential buckets from the series).
+        """
+        wanted = [n for n in names if n in HTTP_NAMES and n not in self._exp.max_sizes]
+        if not wanted:
+            return []
+        self._drain()
+        with self._lock:
+            copies = [
+                (_TOTAL_KEYS[cls], self._totals_ns, list(acc), None, (None, None, None))
+                for cls, acc in self._totals.items()
+            ]
+        made = snapshots(copies, self._req_at, self._resp_at, self._n_size)
+        return project(
+            [s for s in made if s.requests],
+            duration_bounds=self._dur_bounds,
+            size_bounds=self._size_bounds,
+            now_ns=self._wall_ns(),
+            names=wanted,
+        )
 
     def to_metrics(
         self,
@@ -378,7 +433,7 @@ class HttpRecorder:
             names: Only these metrics (the alert processor reads a few); None: all six.
             snapshot: The series to project; None takes one now.
         """
-        if names is not None and not names:
+        if names is not None and HTTP_NAMES.isdisjoint(names):
             return []  # none wanted (a render that reuses the HTTP scope's text): no snapshot
         in_progress = self._in_progress
         return project(

@@ -66,8 +66,12 @@ class MetricSource(Protocol):
         """Every metric now, cumulative; ``names`` may limit the built-in HTTP metrics built."""
         ...
 
-    def collect_in(self, shared: Round) -> MetricsData:
-        """Every metric, collected once for all the jobs of the round ``shared`` (read-only)."""
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
+        """Every metric, collected once for all the jobs of the round ``shared`` (read-only).
+
+        ``names`` empty: the collection without the built-in HTTP metrics (what a sink that
+        reuses the HTTP scope's text reads), also once per round; None: everything.
+        """
         ...
 
 
@@ -95,6 +99,7 @@ class MetricStream:
         self._resource = resource
         self._exemplars = ExemplarMemory()
         self._retention = None if retention is None else Retention(retention, wall_clock_ns)
+        self._light = object()  # the round's key of the collection without the HTTP metrics
 
     @property
     def resource(self) -> Resource:
@@ -133,9 +138,14 @@ class MetricStream:
             ]
         )
 
-    def collect_in(self, shared: Round) -> MetricsData:
-        """Every metric, collected once for all the jobs of the round ``shared`` (read-only)."""
-        return shared.share(self, self.collect)
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
+        """Every metric (``names`` empty: none of the HTTP ones), once for the round ``shared``.
+
+        Only None and an empty ``names`` are shared: any other reads everything, as None does.
+        """
+        if names is None or names:
+            return shared.share(self, self.collect)
+        return shared.share(self._light, lambda: self.collect(()))
 
 
 class PresentedStream:
@@ -149,6 +159,7 @@ class PresentedStream:
     def __init__(self, inner: MetricSource, present: Callable[[MetricsData], MetricsData]) -> None:
         self._inner = inner
         self._present = present
+        self._light = object()  # as MetricStream's
 
     @property
     def resource(self) -> Resource:
@@ -163,9 +174,10 @@ class PresentedStream:
         """Collect from the inner source and shape the built-ins (``names`` is passed on)."""
         return self._present(self._inner.collect(names))
 
-    def collect_in(self, shared: Round) -> MetricsData:
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
         """The round's collection of the inner source, shaped once for the round."""
-        return shared.share(self, lambda: self._present(self._inner.collect_in(shared)))
+        key = self if names is None or names else self._light
+        return shared.share(key, lambda: self._present(self._inner.collect_in(shared, names)))
 
 
 _SeriesId = tuple[str, str, frozenset[tuple[str, object]]]
