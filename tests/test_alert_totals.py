@@ -7,7 +7,6 @@ resolve on them exactly as they do on every series, without taking a snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -138,8 +137,8 @@ class Twins:
 
 
 @pytest.fixture
-def thresholds() -> Iterator[Twins]:
-    yield Twins(
+def thresholds() -> Twins:
+    return Twins(
         {
             "thresholds": {
                 "response_time": 0.3,

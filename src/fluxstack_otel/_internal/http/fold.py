@@ -17,6 +17,7 @@ at a time, and size bounds below zero, where an empty body does not bisect to th
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -37,9 +38,11 @@ __all__ = [
     "fold_each",
     "fold_grouped",
     "fold_totals",
+    "idle_groups",
     "new_accumulators",
     "new_totals",
     "snapshots",
+    "total_snapshots",
 ]
 
 # (series key, duration, request bytes, response bytes, end of the exchange)
@@ -205,6 +208,40 @@ def fold_each(
         if key[2] is not None:  # the status: a response started
             acc[RESP_SUM] += response_bytes
             acc[resp_at + bisect(size_cuts, response_bytes)] += 1
+
+
+def idle_groups(
+    series: dict[SeriesKey, list[float]], horizon: float
+) -> tuple[list[SeriesKey], float | None]:
+    """The keys of the (method, route) groups whose last request came before ``horizon``, and
+    the last request of the oldest group that stays (None: none stays)."""
+    last: dict[tuple[str, str], float] = {}
+    for k, acc in series.items():
+        group = (k[0], k[1])
+        if acc[LAST] > last.get(group, -math.inf):
+            last[group] = acc[LAST]
+    expired = [k for k in series if last[(k[0], k[1])] < horizon]
+    return expired, min((t for t in last.values() if t >= horizon), default=None)
+
+
+# The series key each class of totals is projected under (Class: no response, no error).
+_TOTAL_KEYS: dict[Class, SeriesKey] = {
+    (no_response, no_error): ("*", "*", None if no_response else 0, None if no_error else "*")
+    for no_response in (False, True)
+    for no_error in (False, True)
+}
+
+
+def total_snapshots(
+    totals: Totals, start_ns: int, req_at: int, resp_at: int
+) -> list[SeriesSnapshot]:
+    """The classes of ``totals`` that counted a request, as series to project (under the lock)."""
+    n_size = resp_at - req_at
+    copies = [
+        (_TOTAL_KEYS[cls], start_ns, list(acc), None, (None, None, None))
+        for cls, acc in totals.items()
+    ]
+    return [s for s in snapshots(copies, req_at, resp_at, n_size) if s.requests]
 
 
 def snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:

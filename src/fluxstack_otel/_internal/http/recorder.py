@@ -11,14 +11,8 @@ metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative,
 A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
 projections of those keys: ``http_requests_total`` sums over status and error, and so on.
 
-Bounds. At most ``max_series - 1`` label sets get series of their own; every further one is folded
-into the overflow series (method and route ``<overflow>``, and ``<overflow>`` as status and error
-type where the metric has them), one per metric, so no metric ever has more than ``max_series``
-series, and the recorder holds at most ``max_series + 2`` keys (the overflow keeps apart only
-"no response", "response" and "error", which tell the six metrics apart). Eviction works on whole
-``(method, route)`` groups, the coarsest projection: when no request of a group was seen for
-``retention_period``, all its keys go together, so a projected counter that stays is never a
-partial sum that would go backwards, and one that comes back starts again with a new start time.
+Bounds (the cardinality cap, the overflow series, eviction by ``(method, route)`` group) are the
+table's (``series.py``).
 
 Exponential histograms: for each histogram named in ``exponential`` (a View chose
 ``ExponentialBucketHistogramAggregation``, or ``histograms: exponential``), a series also keeps
@@ -31,8 +25,6 @@ duration bucket per series is kept and attached to the duration histogram's poin
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 import time
 from collections import deque
@@ -47,13 +39,10 @@ from fluxstack_otel._internal.http.exemplar_slots import ExemplarSlots
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.fold import (
     BUCKETS,
-    LAST,
     Pending,
     fold_each,
     fold_grouped,
     fold_totals,
-    new_accumulators,
-    new_totals,
     snapshots,
 )
 from fluxstack_otel._internal.http.projection import (
@@ -63,23 +52,12 @@ from fluxstack_otel._internal.http.projection import (
     SeriesSnapshot,
     project,
 )
+from fluxstack_otel._internal.http.series import OVERFLOW, SeriesTable, overflow_key
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.selection import HTTP_NAMES
 
 __all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
 
-_log = logging.getLogger("fluxstack_otel")
-
-OVERFLOW = cat.OVERFLOW
-
-# The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
-_OVERFLOW_STATUS = 0
-# The series key each class of totals is projected under (fold.Class: no response, no error).
-_TOTAL_KEYS: dict[tuple[bool, bool], SeriesKey] = {
-    (no_response, no_error): ("*", "*", None if no_response else 0, None if no_error else "*")
-    for no_response in (False, True)
-    for no_error in (False, True)
-}
 _DRAIN_AT = 256
 
 
@@ -120,21 +98,15 @@ class HttpRecorder:
         )
         self._n_dur = len(self._dur_bounds) + 1
         self._n_size = len(self._size_bounds) + 1
-        self._max_series = max_series
-        self._retention = retention_period
         self._clock = clock
         self._wall_ns = wall_clock_ns
-        self._series: dict[SeriesKey, list[float]] = {}
-        self._start_ns: dict[SeriesKey, int] = {}
         self._req_at = BUCKETS + self._n_dur
         self._resp_at = self._req_at + self._n_size
-        self._width = self._resp_at + self._n_size
-        # Every record ever folded, per class: what rules over all series read (totals()).
-        self._totals = new_totals(self._width)
-        self._totals_ns = wall_clock_ns()
+        self._table = SeriesTable(
+            self._resp_at + self._n_size, max_series, retention_period, clock, wall_clock_ns
+        )
+        self._series = self._table.series  # the same dict for the table's whole life
         self._lock = threading.Lock()
-        self._overflow_warned = False
-        self._overflow_keys = 0
         self._exemplars = ExemplarSlots(self._dur_bounds)
         # Records wait here until the next drain: appending to a deque is atomic and costs a
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
@@ -145,7 +117,6 @@ class HttpRecorder:
         self._created_ns = wall_clock_ns()
         self._exp = ExponentialSeries(exponential or {})
         self._version = 0  # moves with every drain that folds, eviction and reset (version())
-        self._evict_at = -math.inf  # no eviction is due before this (recorder clock)
         # The grouped fold needs every empty body in the first size bucket (bounds above zero,
         # as the configuration requires) and no exponential histogram to feed one by one.
         self._grouped = not self._exp.on and (not self._size_cuts or self._size_cuts[0] > 0)
@@ -251,24 +222,20 @@ class HttpRecorder:
             args = (
                 records,
                 self._series.get,
-                self._new_series,
+                self._table.create,
                 self._dur_bounds,
                 self._size_cuts,
                 self._req_at,
                 self._resp_at,
             )
             if self._grouped:
-                fold_grouped(*args, self._totals)
+                fold_grouped(*args, self._table.totals)
             else:
                 batch = list(records)  # read twice: by the fold, then into the totals
-                fold_each(batch, *args[1:], self._exp, self._exp_key)
-                fold_totals(batch, self._totals, *args[3:])
+                fold_each(batch, *args[1:], self._exp, self._table.owner)
+                fold_totals(batch, self._table.totals, *args[3:])
             if self._exemplars.pending:
-                self._exemplars.fold(self._series, self._overflow_key)
-
-    def _exp_key(self, key: SeriesKey) -> SeriesKey:
-        # A new series' exponential slots: its own, or the overflow series' past the cap.
-        return key if key in self._series else self._overflow_key(key)
+                self._exemplars.fold(self._series, overflow_key)
 
     def exemplar(
         self,
@@ -289,52 +256,13 @@ class HttpRecorder:
             (method, route, status, error_type), duration, trace_id, span_id, self._wall_ns()
         )
 
-    @staticmethod
-    def _overflow_key(key: SeriesKey) -> SeriesKey:
-        return (
-            OVERFLOW,
-            OVERFLOW,
-            None if key[2] is None else _OVERFLOW_STATUS,
-            None if key[3] is None else OVERFLOW,
-        )
-
-    def _new_series(self, key: SeriesKey, started: float) -> list[float]:
-        # Called with the lock held. One slot stays free for the overflow series of each metric.
-        # ``started`` (recorder clock) is when the series' first request began: its start time,
-        # so that a series never starts after the requests it counts, however late the fold.
-        if len(self._series) - self._overflow_keys >= self._max_series - 1:
-            key = self._overflow_key(key)
-            existing = self._series.get(key)
-            if existing is not None:
-                return existing
-            self._overflow_keys += 1
-            if not self._overflow_warned:
-                self._overflow_warned = True
-                _log.warning(
-                    "HTTP metrics reached their cardinality cap of %d series; further label sets "
-                    "are folded into route=%r. Raise max_series_per_metric or check that routes "
-                    "are templates.",
-                    self._max_series,
-                    OVERFLOW,
-                )
-        acc = new_accumulators(self._width)
-        self._series[key] = acc
-        ago = self._clock() - started
-        self._start_ns[key] = self._wall_ns() - (int(ago * 1e9) if ago > 0 else 0)
-        return acc
-
     def reset(self) -> None:
         """Forget every series (a forked child starts from zero, not from its parent's counts)."""
         with self._lock:
             self._pending.clear()
-            self._series.clear()
-            self._start_ns.clear()
+            self._table.clear()
             self._exemplars.clear()
             self._exp.clear()
-            self._overflow_keys = 0
-            self._totals = new_totals(self._width)
-            self._totals_ns = self._wall_ns()
-            self._evict_at = -math.inf
             self._version += 1
 
     def __len__(self) -> int:
@@ -360,38 +288,19 @@ class HttpRecorder:
         with self._lock:
             self._evict()
             series = self._series
-            exemplars, exp = self._exemplars, self._exp
+            exemplars, exp, start_ns = self._exemplars, self._exp, self._table.start_ns
             copies = [
-                (k, self._start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
+                (k, start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
                 for k, acc in series.items()
             ]
         return snapshots(copies, self._req_at, self._resp_at, self._n_size)
 
     def _evict(self) -> None:
-        # Under the lock: the (method, route) groups idle for the retention period leave. None
-        # can before the oldest group's last request is a retention period old (records only
-        # make a group younger): until then, nothing to scan.
-        now = self._clock()
-        if now < self._evict_at:
-            return
-        horizon = now - self._retention
-        series = self._series
-        last: dict[tuple[str, str], float] = {}
-        for k, acc in series.items():
-            group = (k[0], k[1])
-            if acc[LAST] > last.get(group, -math.inf):
-                last[group] = acc[LAST]
-        self._evict_at = (
-            min((t for t in last.values() if t >= horizon), default=now) + self._retention
-        )
-        expired = [k for k in series if last[(k[0], k[1])] < horizon]
+        # Under the lock: the (method, route) groups idle for the retention period leave.
+        expired = self._table.evict()
         for k in expired:
-            del series[k]
-            del self._start_ns[k]
             self._exemplars.pop(k)
             self._exp.pop(k)
-            if k[0] == OVERFLOW:
-                self._overflow_keys -= 1
         if expired:
             self._version += 1
 
@@ -409,13 +318,9 @@ class HttpRecorder:
             return []
         self._drain()
         with self._lock:
-            copies = [
-                (_TOTAL_KEYS[cls], self._totals_ns, list(acc), None, (None, None, None))
-                for cls, acc in self._totals.items()
-            ]
-        made = snapshots(copies, self._req_at, self._resp_at, self._n_size)
+            made = self._table.total_snapshots(self._req_at, self._resp_at)
         return project(
-            [s for s in made if s.requests],
+            made,
             duration_bounds=self._dur_bounds,
             size_bounds=self._size_bounds,
             now_ns=self._wall_ns(),
