@@ -36,6 +36,7 @@ sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 from _driver import Driver, Request  # noqa: E402
 from _scrape import _series_app, label_sets  # noqa: E402
 from fluxstack_otel import configure_monitoring  # noqa: E402
+from fluxstack_otel._internal.runtime import scheduler  # noqa: E402
 from fluxstack_otel._internal.runtime import tick as tick_module  # noqa: E402
 
 MODES = ("shared", "per-sink")
@@ -79,7 +80,7 @@ def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> di
         try:
             app = monitoring.instrument(_series_app(-(-n // 50)))
             asyncio.run(_feed(app, n))
-            time.sleep(interval)  # the first ticks after the traffic
+            _settle(interval)
             cpu, wall = time.process_time(), time.monotonic()
             time.sleep(ticks * interval)
             percent = 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
@@ -93,6 +94,16 @@ def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> di
     finally:
         tick_module.Round.share = shared  # type: ignore[method-assign]
     return {"idle_cpu_percent": percent, "alert_evaluation_cpu_ms": alert_ms, **scrape}
+
+
+def _settle(interval: float) -> None:
+    """Wait until every job of the interval has run twice since the traffic: the first run may
+    have started during it, the second is the one that encodes the last requests afresh."""
+    jobs = [j for j in scheduler.default_scheduler().jobs if j.interval == interval]
+    due = {j: j.runs + 2 for j in jobs}
+    deadline = time.monotonic() + 4 * interval
+    while any(j.runs < n for j, n in due.items()) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _scrape_ms(monitoring: Any) -> dict[str, float]:

@@ -215,6 +215,7 @@ def build(
     exported = context._replace(
         stream=PresentedStream(stream, presentation.present),
         http_version=None if recorder is None else recorder.version,
+        http_series=None if recorder is None or not presentation.identity else recorder.series,
     )
     host_exported = (
         exported

@@ -47,9 +47,11 @@ from fluxstack_otel._internal.http.fold import (
 )
 from fluxstack_otel._internal.http.projection import (
     DEFAULT_LABELLING,
+    HttpSeries,
     Labelling,
     SeriesKey,
     SeriesSnapshot,
+    accumulate,
     project,
 )
 from fluxstack_otel._internal.http.series import OVERFLOW, SeriesTable, overflow_key
@@ -326,6 +328,15 @@ class HttpRecorder:
             now_ns=self._wall_ns(),
             names=wanted,
         )
+
+    def series(self) -> HttpSeries | None:
+        """Every live series added up by projected key (``projection.accumulate``), for an
+        encoder that writes the HTTP scope itself; None where only ``to_metrics`` says it all
+        (in-progress counts, exponential histograms)."""
+        if self._in_progress is not None or self._exp.on:
+            return None
+        projected = accumulate(self.snapshot(), labelling=self._presentation)
+        return HttpSeries(projected, self._presentation, self._dur_bounds, self._size_bounds)
 
     def to_metrics(
         self,

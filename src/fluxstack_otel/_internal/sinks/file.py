@@ -54,7 +54,10 @@ class FileSink(PeriodicSink):
         self._extras = context.extras
         # The HTTP scope's text (or JSON entries), kept while the recorder's version holds.
         self._exposition = Exposition(
-            self._source.collect, context.http_version, prometheus_options(context.config)
+            self._source.collect,
+            context.http_version,
+            prometheus_options(context.config),
+            context.http_series,
         )
         self._kept_json = KeptScope[HttpJson](context.http_version)
         self._retention_ns = int(context.config.retention_period * 1e9)

@@ -52,8 +52,17 @@ class KeptScope(Generic[_T]):
         self._lock = threading.Lock()
         self._kept: tuple[int, _T] | None = None
 
-    def encode(self, collect: Collect, encoder: Encoder[_T, _R]) -> _R:
-        """``encoder``'s output for a collection now, reusing the kept HTTP part if it holds."""
+    def encode(
+        self,
+        collect: Collect,
+        encoder: Encoder[_T, _R],
+        direct: Callable[[], _T | None] | None = None,
+    ) -> _R:
+        """``encoder``'s output for a collection now, reusing the kept HTTP part if it holds.
+
+        ``direct`` makes the HTTP part straight from the recorder (None where it cannot): then
+        the collection is made without the HTTP metrics, as for a kept part.
+        """
         version = None if self._version is None else self._version()
         if version is None:
             return encoder(collect(None), None, None)
@@ -62,7 +71,12 @@ class KeptScope(Generic[_T]):
         if kept is not None and kept[0] == version:
             return encoder(collect(_NONE), kept[1], None)
         made: list[_T] = []
-        out = encoder(collect(None), None, made.append)
+        part = None if direct is None else direct()
+        if part is not None:
+            made.append(part)
+            out = encoder(collect(_NONE), part, None)
+        else:
+            out = encoder(collect(None), None, made.append)
         if made:
             with self._lock:  # never replace a part kept under a later version
                 if self._kept is None or self._kept[0] <= version:

@@ -11,12 +11,16 @@ from collections.abc import Callable
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     HttpText,
     RenderOptions,
     render,
 )
+from fluxstack_otel._internal.sinks.prometheus.http_text import http_text
+from fluxstack_otel._internal.sinks.prometheus.labels import labels_inner
 from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 
 __all__ = ["Exposition"]
@@ -29,6 +33,9 @@ class Exposition:
         collect: The source's ``collect(names)``.
         version: The recorder's ``version`` (None: always render afresh).
         options: What the exposition includes.
+        series: The recorder's ``series`` (None: the HTTP scope is rendered from its points):
+            a render that cannot reuse the kept text writes the scope from it directly
+            (``http_text.py``).
     """
 
     def __init__(
@@ -36,10 +43,19 @@ class Exposition:
         collect: Collect,
         version: Callable[[], int | None] | None = None,
         options: RenderOptions = DEFAULT_OPTIONS,
+        series: Callable[[], HttpSeries | None] | None = None,
     ) -> None:
         self._collect = collect
         self._options = options
         self._kept = {om: KeptScope[HttpText](version) for om in (False, True)}
+        self._series = series
+        self._scope_labels = (
+            labels_inner(
+                {"otel_scope_name": HTTP_SCOPE.name, "otel_scope_version": HTTP_SCOPE.version or ""}
+            )
+            if options.scope_labels
+            else ""
+        )
 
     def render(self, openmetrics: bool, collect: Collect | None = None) -> bytes:
         """The exposition now: text 0.0.4, or OpenMetrics (``collect``: instead of the source's,
@@ -51,4 +67,14 @@ class Exposition:
         ) -> bytes:
             return render(data, openmetrics=openmetrics, options=options, http=http, keep=keep)
 
-        return self._kept[openmetrics].encode(collect or self._collect, encode)
+        direct = None
+        if self._series is not None:
+            series, scope_labels = self._series, self._scope_labels
+
+            def direct() -> HttpText | None:
+                made = series()
+                if made is None:
+                    return None
+                return http_text(made, openmetrics=openmetrics, scope_labels=scope_labels)
+
+        return self._kept[openmetrics].encode(collect or self._collect, encode, direct)

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.config.model import PrometheusExporterConfig
+from fluxstack_otel._internal.http.projection import HttpSeries
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
@@ -87,6 +88,8 @@ class PrometheusEndpoint:
             scope's text of the previous one (``reuse.py``); None renders every scrape afresh.
         allow_openmetrics: Whether OpenMetrics may be negotiated.
         allow_gzip: Whether the body may be gzip-compressed when the client accepts it.
+        series: The recorder's ``series``: a scrape that cannot reuse the kept text writes the
+            HTTP scope from it, without building its points.
     """
 
     def __init__(
@@ -97,9 +100,10 @@ class PrometheusEndpoint:
         allow_openmetrics: bool = True,
         allow_gzip: bool = True,
         version: Callable[[], int | None] | None = None,
+        series: Callable[[], HttpSeries | None] | None = None,
     ) -> None:
         self._collect = collect
-        self._exposition = Exposition(collect, version, options)
+        self._exposition = Exposition(collect, version, options, series)
         self._options = options
         self._allow_om = allow_openmetrics
         self._allow_gzip = allow_gzip
@@ -169,6 +173,7 @@ class PrometheusSink:
             allow_openmetrics=exporter.openmetrics,
             allow_gzip=exporter.gzip,
             version=context.http_version,
+            series=context.http_series,
         )
         self._pusher: PeriodicWorker | None = None
         if exporter.push_url is not None:
