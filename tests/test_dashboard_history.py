@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
@@ -33,6 +35,7 @@ from fluxstack_otel._internal.sinks.dashboard.history import (
 )
 from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
 from servers import ASGIApp, settle
+from support import metricdata as md
 
 PAGE = "/metrics/dashboard"
 
@@ -306,3 +309,35 @@ def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
     (point,) = section["points"]
     assert point["req"] == 3 + 5
     assert _routes(section, point) == {"/r": [8, 0]}
+
+
+def test_rates_divide_by_the_interval_between_their_own_readings() -> None:
+    """A slow collection reads the HTTP metrics first and the CPU counter later: each rate's
+    interval is the one between its two readings, not between the clock readings around them."""
+    reads = iter([(100.0, 101.0, 10, 1.0), (110.0, 121.0, 30, 5.0)])  # http at, cpu at, req, cpu
+
+    def collect() -> Any:
+        http_at, cpu_at, requests, cpu = next(reads)
+
+        def at(seconds: float, value: float, attributes: dict[str, str]) -> Any:
+            return dataclasses.replace(
+                md.number(value, attributes), time_unix_nano=int(seconds * 1e9)
+            )
+
+        return md.collection(
+            {
+                "http": [
+                    md.counter(cat.HTTP_REQUESTS.name, [at(http_at, requests, {"route": "/"})])
+                ],
+                "system": [md.counter(cat.PROCESS_CPU_USER.name, [at(cpu_at, cpu, {})])],
+            }
+        )
+
+    clock = iter([105.0, 140.0])  # taken before each collection
+    history = History(collect, list, points=4, step=5, clock=lambda: next(clock))
+    history.sample()
+    history.sample()
+    (point,) = json.loads(history.encoded())["points"]
+    assert point["t"] == 140.0
+    assert (point["req"], point["dt"]) == (20, 10.0)  # 20 requests in the 10 s between readings
+    assert (point["cpu"], point["cdt"]) == (4.0, 20.0)  # 4 CPU seconds in 20 s: 20 %, not 11 %

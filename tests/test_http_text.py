@@ -166,6 +166,8 @@ def test_a_scrape_after_requests_writes_the_http_scope_without_its_points(
             body = _get(app, "/metrics")
             built_by_scrape = len(built)
             assert body == monitoring.render_prometheus()
+            points = monitoring._p.exported.collect()  # the HTTP scope from its points
+            assert body == render(points, openmetrics=False, options=monitoring._render_options())
             counted = re.findall(
                 rb"^http_(?:server_)?request_duration_seconds_count\{[^}]*\} (\d+)$", body, re.M
             )

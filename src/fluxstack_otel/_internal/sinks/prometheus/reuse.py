@@ -8,6 +8,7 @@ In: the source's ``collect(names)``, the recorder's ``version()``, the render op
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
@@ -67,14 +68,18 @@ class Exposition:
         ) -> bytes:
             return render(data, openmetrics=openmetrics, options=options, http=http, keep=keep)
 
-        direct = None
-        if self._series is not None:
-            series, scope_labels = self._series, self._scope_labels
-
-            def direct() -> HttpText | None:
-                made = series()
-                if made is None:
-                    return None
-                return http_text(made, openmetrics=openmetrics, scope_labels=scope_labels)
-
+        direct = None if self._series is None else partial(self._direct, openmetrics)
         return self._kept[openmetrics].encode(collect or self._collect, encode, direct)
+
+    def fresh(self, openmetrics: bool) -> bytes:
+        """The exposition now, reusing no kept text (the HTTP scope written from the series
+        where it can be)."""
+        http = self._direct(openmetrics) if self._series is not None else None
+        data = self._collect(None if http is None else ())
+        return render(data, openmetrics=openmetrics, options=self._options, http=http)
+
+    def _direct(self, openmetrics: bool) -> HttpText | None:
+        series = self._series() if self._series is not None else None
+        if series is None:
+            return None
+        return http_text(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
