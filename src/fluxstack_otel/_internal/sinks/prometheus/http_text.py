@@ -14,6 +14,8 @@ writes (OpenMetrics with exemplars; label names that sanitise onto each other).
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable, Iterable
 from itertools import accumulate, chain, repeat
 from typing import TYPE_CHECKING
 
@@ -41,10 +43,15 @@ class _Labels:
     """A metric's label text per projected key: the spec's labels (None values left out), the
     per-request labels, the constant labels, then the scope labels."""
 
-    __slots__ = ("_extra", "_n", "_names", "_tail", "distinct")
+    __slots__ = ("_extra", "_made", "_n", "_names", "_tail", "distinct")
 
     def __init__(
-        self, spec: cat.MetricSpec, series: HttpSeries, histogram: bool, scope_labels: str
+        self,
+        spec: cat.MetricSpec,
+        series: HttpSeries,
+        histogram: bool,
+        scope_labels: str,
+        made: dict[tuple[object, ...], dict[tuple[object, ...], str]],
     ) -> None:
         reserved = reserved_labels(histogram, bool(scope_labels))
         labelling = series.labelling
@@ -59,11 +66,19 @@ class _Labels:
         if scope_labels:
             tail.append(scope_labels)
         self._tail = ",".join(tail)
+        # The metrics with the same label names share their texts (one render's worth).
+        self._made = made.setdefault((self._names, self._extra, self._tail), {})
         self.distinct = len(set(raw)) == len(raw) and len(set(named)) == len(named)
         """Whether every attribute key is a label of its own (else the points path, which
         merges keys that collide, writes the metric)."""
 
     def inner(self, key: tuple[object, ...]) -> str:
+        text = self._made.get(key)
+        if text is None:
+            text = self._made[key] = self._text(key)
+        return text
+
+    def _text(self, key: tuple[object, ...]) -> str:
         parts = [
             f'{name}="{_value(v)}"'
             for name, v in zip(self._names, key, strict=False)
@@ -96,12 +111,17 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
         The text and its families, or None when only the points path can write it.
     """
     p = series.projected
-    out: list[str] = []
+    # Written into one growing buffer, each piece freed as soon as it is copied: a list of
+    # pieces joined at the end would hold the whole text twice, and leave the allocator a heap
+    # of freed pieces it keeps (the process's RSS after a large scrape).
+    buffer = io.StringIO()
+    out = _Out(buffer.write)
     families: dict[str, str] = {}
+    made: dict[tuple[object, ...], dict[tuple[object, ...], str]] = {}
     for spec, counts in zip(_COUNTERS, (p.requests, p.responses, p.errors), strict=True):
         if counts is None:
             continue
-        labels = _Labels(spec, series, False, scope_labels)
+        labels = _Labels(spec, series, False, scope_labels, made)
         if not labels.distinct:
             return None
         base = spec.name[:-6] if spec.name.endswith("_total") else spec.name
@@ -120,21 +140,34 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
             continue
         if openmetrics and any(acc.exemplars for acc in hists.values()):
             return None  # exemplar marks: the points path writes them
-        labels = _Labels(spec, series, True, scope_labels)
+        labels = _Labels(spec, series, True, scope_labels, made)
         if not labels.distinct:
             return None
         _header(out, families, spec.name, "histogram", spec.help)
         _histograms(out, spec.name, hists, le_labels(bound), labels)
-    return HttpText("".join(out), families)
+    return HttpText(buffer.getvalue(), families)
 
 
-def _header(out: list[str], families: dict[str, str], family: str, kind: str, help_: str) -> None:
+class _Out:
+    """``append`` and ``extend`` onto a writer, as the renderer's list of pieces has them."""
+
+    __slots__ = ("append",)
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.append = write
+
+    def extend(self, pieces: Iterable[str]) -> None:
+        for piece in pieces:
+            self.append(piece)
+
+
+def _header(out: _Out, families: dict[str, str], family: str, kind: str, help_: str) -> None:
     families[family] = kind
     out.append(f"# HELP {family} {escape_help(help_)}\n# TYPE {family} {kind}\n")
 
 
 def _histograms(
-    out: list[str],
+    out: _Out,
     name: str,
     hists: dict[tuple[object, ...], HistAcc],
     les: tuple[str, ...],
