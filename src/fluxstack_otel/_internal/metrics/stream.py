@@ -33,13 +33,13 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
     ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from fluxstack_otel._internal.metrics.assemble import map_scopes, one_resource, scope_of
 from fluxstack_otel._internal.metrics.dual import exponential_of, subtract_exponential
 from fluxstack_otel._internal.metrics.memory import NEVER_IDLE, ExemplarMemory, Retention
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
@@ -120,9 +120,7 @@ class MetricStream:
         """
         scopes: list[ScopeMetrics] = []
         if self._http_metrics is not None:
-            scopes.append(
-                ScopeMetrics(scope=HTTP_SCOPE, metrics=self._http_metrics(names), schema_url="")
-            )
+            scopes.append(scope_of(HTTP_SCOPE, self._http_metrics(names)))
         for reader in self._readers:
             data = reader.get_metrics_data()
             if data is not None:
@@ -132,11 +130,7 @@ class MetricStream:
                         if self._retention is not None and sm.scope.name not in NEVER_IDLE:
                             kept = self._retention.apply(kept)
                         scopes.append(kept)
-        return MetricsData(
-            resource_metrics=[
-                ResourceMetrics(resource=self._resource, scope_metrics=scopes, schema_url="")
-            ]
-        )
+        return one_resource(self._resource, scopes)
 
     def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
         """Every metric (``names`` empty: none of the HTTP ones), once for the round ``shared``.
@@ -240,19 +234,17 @@ class DeltaView:
     def _to_delta(self, data: MetricsData) -> tuple[MetricsData, _Points]:
         previous = self._previous
         current: _Points = {}
-        out_rms = []
-        for rm in data.resource_metrics:
-            out_sms = []
-            for sm in rm.scope_metrics:
-                metrics = [
-                    _delta_metric(sm.scope.name, m, previous, current)
-                    if self._delta_for(sm.scope.name, m)
-                    else m
-                    for m in sm.metrics
-                ]
-                out_sms.append(replace(sm, metrics=metrics))
-            out_rms.append(replace(rm, scope_metrics=out_sms))
-        return MetricsData(resource_metrics=out_rms), current
+
+        def deltas_of(sm: ScopeMetrics) -> ScopeMetrics:
+            metrics = [
+                _delta_metric(sm.scope.name, m, previous, current)
+                if self._delta_for(sm.scope.name, m)
+                else m
+                for m in sm.metrics
+            ]
+            return replace(sm, metrics=metrics)
+
+        return map_scopes(data, deltas_of), current
 
 
 _Point = TypeVar("_Point", NumberDataPoint, HistogramDataPoint, ExponentialHistogramDataPoint)

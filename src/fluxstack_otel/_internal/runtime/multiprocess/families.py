@@ -22,14 +22,13 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.assemble import one_resource, scope_of
 from fluxstack_otel._internal.metrics.dual import DualHistogramDataPoint, exponential_of
 from fluxstack_otel._internal.metrics.exponential import (
     DEFAULT_MAX_SIZE,
@@ -213,18 +212,7 @@ def to_metrics_data(
                 )
         metric = Metric(name=name, description=desc, unit=unit, data=data)
         scopes.setdefault(scope, []).append(metric)
-    return MetricsData(
-        resource_metrics=[
-            ResourceMetrics(
-                resource=resource,
-                scope_metrics=[
-                    ScopeMetrics(scope=InstrumentationScope(s), metrics=m, schema_url="")
-                    for s, m in scopes.items()
-                ],
-                schema_url="",
-            )
-        ]
-    )
+    return one_resource(resource, (scope_of(InstrumentationScope(s), m) for s, m in scopes.items()))
 
 
 def _histogram_point(a: Attrs, p: list[Any], start: int, now_ns: int) -> HistogramDataPoint:
