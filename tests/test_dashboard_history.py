@@ -36,6 +36,7 @@ from fluxstack_otel._internal.sinks.dashboard.history import (
 from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
 from servers import ASGIApp, settle
 from support import metricdata as md
+from support.clocks import SteppingClock
 
 PAGE = "/metrics/dashboard"
 
@@ -244,7 +245,9 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     monitoring, _ = monitored({})
     recorder = monitoring._recorder
     assert recorder is not None
-    history = History(monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=_ticks())
+    history = History(
+        monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=SteppingClock()
+    )
     history.sample()
     for i in range(MAX_POINTS):
         now = time.perf_counter()
@@ -261,17 +264,6 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     size = history.memory()
     print(f"ring of {MAX_POINTS} points, {MAX_ROUTES} routes each: {size / 1024:.0f} KiB")
     assert size < 400 * 1024
-
-
-def _ticks() -> Callable[[], float]:
-    """A clock that moves 5 s per reading, so each sample is one step after the last."""
-    state = [time.time()]
-
-    def now() -> float:
-        state[0] += 5
-        return state[0]
-
-    return now
 
 
 def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
@@ -299,7 +291,7 @@ def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
 
     record(b_recorder, 4)
     publish_b_as_another_pid()
-    history = History(a.collect, list, points=10, step=1, clock=_ticks())
+    history = History(a.collect, list, points=10, step=1, clock=SteppingClock())
     history.sample()
     record(a_recorder, 3)
     record(b_recorder, 5)
