@@ -55,6 +55,13 @@ class _Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+def _document_after_a_request(client: httpx.Client) -> tuple[dict[str, Any], set[str]]:
+    """One request to the app, then the page's data document and the names of its metrics."""
+    client.get("/")
+    document: dict[str, Any] = client.get(f"{PAGE}/data.json").json()
+    return document, {m["name"] for m in document["metrics"]}
+
+
 def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     parser = _Tags()
     parser.feed(html)
@@ -128,12 +135,10 @@ def test_page_reads_the_document_it_serves_without_a_json_endpoint(
     """Without a json exporter endpoint the dashboard serves the document at ``<path>/data.json``."""
     _, app = monitored({"service_name": "shop <&>", "dashboard": {"enabled": True}})
     with _client(serve(app)) as client:
-        client.get("/")
+        document, names = _document_after_a_request(client)
         body = dict(next(attrs for tag, attrs in _tags(client.get(PAGE).text) if tag == "body"))
         assert body["data-source"] == "dashboard/data.json"
-        document = client.get(f"{PAGE}/data.json").json()
     assert document["resource"]["service_name"] == "shop <&>"
-    names = {m["name"] for m in document["metrics"]}
     assert "http_requests_total" in names
     assert "alerts" in document  # extras reach this document too
 
@@ -184,9 +189,7 @@ def test_page_data_keeps_the_catalogue_names_under_another_naming(
     """With ``naming: semconv`` the exporters rename, but the page's data keeps the names it reads."""
     _, app = monitored({"naming": "semconv", "dashboard": {"enabled": True}})
     with _client(serve(app)) as client:
-        client.get("/")
-        document = client.get(f"{PAGE}/data.json").json()
-    names = {m["name"] for m in document["metrics"]}
+        _, names = _document_after_a_request(client)
     # The loop-lag gauge has no value until its probe has run; every other built-in is there.
     assert {spec.name for spec in BUILTIN_METRICS if spec is not EVENT_LOOP_LAG} <= names
     assert not [name for name in names if "." in name]  # no semantic-convention name

@@ -82,6 +82,12 @@ def _routes(section: dict[str, Any], point: dict[str, Any]) -> dict[str, list[in
     return {section["routes"][i]: [req, err] for i, req, err in point["routes"]}
 
 
+def _get(client: httpx.Client, path: str, times: int) -> None:
+    """``times`` requests to ``path``, one after the other."""
+    for _ in range(times):
+        client.get(path)
+
+
 def _data(base: str, query: str = "") -> dict[str, Any]:
     response = httpx.get(f"{base}{PAGE}/data.json{query}", trust_env=False, timeout=10)
     assert response.status_code == 200
@@ -114,10 +120,8 @@ def test_a_point_holds_the_intervals_increases(monitored: Any, serve: Any) -> No
     monitoring, app = monitored({})
     base = serve(app)
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
-        for _ in range(5):
-            client.get("/")
-        for _ in range(2):
-            client.get("/fail")
+        _get(client, "/", 5)
+        _get(client, "/fail", 2)
     settle(base)
     _history(monitoring).sample()
     document = _data(base)
@@ -145,13 +149,11 @@ def test_a_restarted_series_counts_from_zero(monitored: Any, serve: Any) -> None
     monitoring, app = monitored({})
     base = serve(app)
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
-        for _ in range(10):
-            client.get("/")
+        _get(client, "/", 10)
         settle(base)
         _history(monitoring).sample()
         monitoring._recorder.reset()  # type: ignore[union-attr]  # as a forked worker's
-        for _ in range(3):
-            client.get("/")
+        _get(client, "/", 3)
     settle(base)
     _history(monitoring).sample()
     points = _data(base)["history"]["points"]
