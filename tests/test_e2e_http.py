@@ -77,20 +77,23 @@ def sync_endpoint(request: Request) -> Response:  # runs in the thread pool
     return PlainTextResponse("sync")
 
 
+GETS = {
+    "/": home,
+    "/items/{item_id}": item,
+    "/stream": stream,
+    "/boom": boom,
+    "/background": with_background,
+    "/block": block,
+    "/sync": sync_endpoint,
+}
+"""The Starlette app's GET routes (no two of them match one path, so their order is free)."""
+
+
 def starlette_app() -> Starlette:
     sub = Starlette(routes=[Route("/things/{thing_id}", thing)])
+    gets = [Route(path, endpoint) for path, endpoint in GETS.items()]
     return Starlette(
-        routes=[
-            Route("/", home),
-            Route("/items/{item_id}", item),
-            Route("/upload", upload, methods=["POST"]),
-            Route("/stream", stream),
-            Route("/boom", boom),
-            Route("/background", with_background),
-            Route("/block", block),
-            Route("/sync", sync_endpoint),
-            Mount("/sub", app=sub),
-        ]
+        routes=[*gets, Route("/upload", upload, methods=["POST"]), Mount("/sub", app=sub)]
     )
 
 
