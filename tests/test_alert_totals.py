@@ -18,6 +18,7 @@ from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel.alerts import AlertProcessor, compile_rules
 from support.clocks import FakeClock
+from support.configs import NO_THRESHOLDS
 
 NOW = 1_700_000_000.0
 SIX = (
@@ -195,12 +196,7 @@ def test_a_rule_by_label_still_reads_its_series_beside_the_totals() -> None:
                     "window": "60s",
                 }
             ],
-            "thresholds": {
-                "response_time": None,
-                "error_rate": 0.1,
-                "memory_usage": None,
-                "cpu_usage": None,
-            },
+            "thresholds": {**NO_THRESHOLDS, "error_rate": 0.1},
         }
     )
     twins.evaluate()

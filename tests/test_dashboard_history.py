@@ -36,6 +36,7 @@ from fluxstack_otel._internal.sinks.dashboard.history import (
 from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
 from servers import ASGIApp, settle
 from support import metricdata as md
+from support.clocks import SteppingClock
 
 PAGE = "/metrics/dashboard"
 
@@ -81,6 +82,12 @@ def _routes(section: dict[str, Any], point: dict[str, Any]) -> dict[str, list[in
     return {section["routes"][i]: [req, err] for i, req, err in point["routes"]}
 
 
+def _get(client: httpx.Client, path: str, times: int) -> None:
+    """``times`` requests to ``path``, one after the other."""
+    for _ in range(times):
+        client.get(path)
+
+
 def _data(base: str, query: str = "") -> dict[str, Any]:
     response = httpx.get(f"{base}{PAGE}/data.json{query}", trust_env=False, timeout=10)
     assert response.status_code == 200
@@ -113,10 +120,8 @@ def test_a_point_holds_the_intervals_increases(monitored: Any, serve: Any) -> No
     monitoring, app = monitored({})
     base = serve(app)
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
-        for _ in range(5):
-            client.get("/")
-        for _ in range(2):
-            client.get("/fail")
+        _get(client, "/", 5)
+        _get(client, "/fail", 2)
     settle(base)
     _history(monitoring).sample()
     document = _data(base)
@@ -144,13 +149,11 @@ def test_a_restarted_series_counts_from_zero(monitored: Any, serve: Any) -> None
     monitoring, app = monitored({})
     base = serve(app)
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
-        for _ in range(10):
-            client.get("/")
+        _get(client, "/", 10)
         settle(base)
         _history(monitoring).sample()
         monitoring._recorder.reset()  # type: ignore[union-attr]  # as a forked worker's
-        for _ in range(3):
-            client.get("/")
+        _get(client, "/", 3)
     settle(base)
     _history(monitoring).sample()
     points = _data(base)["history"]["points"]
@@ -244,7 +247,9 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     monitoring, _ = monitored({})
     recorder = monitoring._recorder
     assert recorder is not None
-    history = History(monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=_ticks())
+    history = History(
+        monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=SteppingClock()
+    )
     history.sample()
     for i in range(MAX_POINTS):
         now = time.perf_counter()
@@ -261,17 +266,6 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     size = history.memory()
     print(f"ring of {MAX_POINTS} points, {MAX_ROUTES} routes each: {size / 1024:.0f} KiB")
     assert size < 400 * 1024
-
-
-def _ticks() -> Callable[[], float]:
-    """A clock that moves 5 s per reading, so each sample is one step after the last."""
-    state = [time.time()]
-
-    def now() -> float:
-        state[0] += 5
-        return state[0]
-
-    return now
 
 
 def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
@@ -299,7 +293,7 @@ def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
 
     record(b_recorder, 4)
     publish_b_as_another_pid()
-    history = History(a.collect, list, points=10, step=1, clock=_ticks())
+    history = History(a.collect, list, points=10, step=1, clock=SteppingClock())
     history.sample()
     record(a_recorder, 3)
     record(b_recorder, 5)

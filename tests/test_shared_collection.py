@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,6 @@ class Counted:
         if names is None:
             self.full += 1
         return self._inner(names)
-
-
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def _without_time(document: dict[str, Any]) -> dict[str, Any]:

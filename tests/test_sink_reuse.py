@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 
@@ -77,15 +77,6 @@ class Reusing:
         assert _STAMP.sub("T", made) == _STAMP.sub("T", self.fresh(None))
         self.full = full  # the twin's collection is not the sink's
         return made
-
-
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -14,6 +14,7 @@ from typing import NamedTuple, TypeVar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Metric,
+    NumberDataPoint,
     Sum,
 )
 
@@ -287,17 +288,7 @@ def _in_progress(
         number_point(label(cat.HTTP_IN_PROGRESS, key), start_ns, now_ns, n)
         for key, n in values.items()
     ]
-    spec = cat.HTTP_IN_PROGRESS
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Sum(
-            data_points=points,
-            aggregation_temporality=AggregationTemporality.CUMULATIVE,
-            is_monotonic=False,
-        ),
-    )
+    return _sum(cat.HTTP_IN_PROGRESS, points, monotonic=False)
 
 
 class _Labeller:
@@ -341,13 +332,11 @@ def _sum_metric(
         number_point(label(spec, key), start, now_ns, count)
         for key, (count, start) in series.items()
     ]
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Sum(
-            data_points=points,
-            aggregation_temporality=AggregationTemporality.CUMULATIVE,
-            is_monotonic=True,
-        ),
-    )
+    return _sum(spec, points, monotonic=True)
+
+
+def _sum(spec: cat.MetricSpec, points: list[NumberDataPoint], *, monotonic: bool) -> Metric:
+    """The catalogue metric ``spec`` as a cumulative sum of ``points``."""
+    cumulative = AggregationTemporality.CUMULATIVE
+    data = Sum(data_points=points, aggregation_temporality=cumulative, is_monotonic=monotonic)
+    return Metric(name=spec.name, description=spec.help, unit=spec.unit, data=data)
