@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.projection import SeriesKey, SeriesSnapshot
+from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 
 __all__ = [
     "BUCKETS",
@@ -42,7 +43,7 @@ __all__ = [
     "new_accumulators",
     "new_totals",
     "snapshots",
-    "total_snapshots",
+    "total_copies",
 ]
 
 # (series key, duration, request bytes, response bytes, end of the exchange)
@@ -232,16 +233,13 @@ _TOTAL_KEYS: dict[Class, SeriesKey] = {
 }
 
 
-def total_snapshots(
-    totals: Totals, start_ns: int, req_at: int, resp_at: int
-) -> list[SeriesSnapshot]:
-    """The classes of ``totals`` that counted a request, as series to project (under the lock)."""
-    n_size = resp_at - req_at
-    copies = [
+def total_copies(totals: Totals, start_ns: int) -> list[Any]:
+    """The classes of ``totals``, copied as ``snapshots`` reads series (under the lock; the
+    conversion, which yields the interpreter, comes after it)."""
+    return [
         (_TOTAL_KEYS[cls], start_ns, list(acc), None, (None, None, None))
         for cls, acc in totals.items()
     ]
-    return [s for s in snapshots(copies, req_at, resp_at, n_size) if s.requests]
 
 
 def snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:
@@ -249,7 +247,11 @@ def snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list
     through the layout above as ``SeriesSnapshot``s; outside the recorder's lock."""
     d0, r0, p0, end = BUCKETS, req_at, resp_at, resp_at + n_size
     out = []
-    for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
+    for i, (k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp)) in enumerate(copies):
+        if not i & YIELD_MASK:
+            # Never under a lock: a fork in another thread meanwhile would leave it held in the
+            # child. Outside, the app's threads get their turn during a long collection.
+            yield_now()
         # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
         dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
         out.append(

@@ -88,7 +88,7 @@ class HistAcc:
         self,
         count: int,
         total: float,
-        buckets: list[int],
+        buckets: list[int] | tuple[int, ...],
         start_ns: int,
         exp: ExponentialSnapshot | None,
         max_size: int,
@@ -137,8 +137,9 @@ def add_hist(
 ) -> None:
     acc = into.get(key)
     if acc is None:  # the common case: one recorded series makes one point
-        # The sum a float, as the sum of an accumulation from 0.0 would be.
-        into[key] = HistAcc(count, float(total), list(buckets), start_ns, exp, max_size)
+        # The series' own counts until another series merges in (most points are one series);
+        # the sum a float, as the sum of an accumulation from 0.0 would be.
+        into[key] = HistAcc(count, float(total), buckets, start_ns, exp, max_size)
         return
     if acc.exp is not None and exp is not None:
         acc.exp = merged(acc.exp, exp, max_size)
@@ -146,6 +147,8 @@ def add_hist(
     acc.count += count
     acc.sum += total
     b = acc.buckets
+    if isinstance(b, tuple):  # the first series' own counts: copied before adding to them
+        b = acc.buckets = list(b)
     for i, n in enumerate(buckets):
         if n:
             b[i] += n

@@ -30,6 +30,7 @@ from fluxstack_otel._internal.metrics.exponential import (
     DEFAULT_MAX_SIZE,
     ExponentialSnapshot,
 )
+from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 
 __all__ = [
     "DEFAULT_LABELLING",
@@ -199,7 +200,9 @@ def accumulate(
     durations: dict[tuple[object, ...], HistAcc] = {}
     req_sizes: dict[tuple[object, ...], HistAcc] = {}
     resp_sizes: dict[tuple[object, ...], HistAcc] = {}
-    for s in snapshot:
+    for i, s in enumerate(snapshot):
+        if not i & YIELD_MASK:
+            yield_now()  # a background thread's long loop: the app's threads get their turn
         key = s.key
         method, route, code, error_type = key[0], key[1], key[2], key[3]
         # Per-request label values (``labels``) ride at the end of the key; () without.

@@ -320,9 +320,10 @@ class HttpRecorder:
             return []
         self._drain()
         with self._lock:
-            made = self._table.total_snapshots(self._req_at, self._resp_at)
+            copies = self._table.total_copies()
+        made = snapshots(copies, self._req_at, self._resp_at, self._n_size)
         return project(
-            made,
+            [s for s in made if s.requests],
             duration_bounds=self._dur_bounds,
             size_bounds=self._size_bounds,
             now_ns=self._wall_ns(),

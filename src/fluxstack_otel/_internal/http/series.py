@@ -20,15 +20,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 from fluxstack_otel._internal.http.fold import (
     Totals,
     idle_groups,
     new_accumulators,
     new_totals,
-    total_snapshots,
+    total_copies,
 )
-from fluxstack_otel._internal.http.projection import SeriesKey, SeriesSnapshot
+from fluxstack_otel._internal.http.projection import SeriesKey
 from fluxstack_otel._internal.metrics import catalog as cat
 
 __all__ = ["OVERFLOW", "SeriesTable", "overflow_key"]
@@ -134,9 +135,9 @@ class SeriesTable:
                 self._overflow_keys -= 1
         return expired
 
-    def total_snapshots(self, req_at: int, resp_at: int) -> list[SeriesSnapshot]:
-        """The totals' classes that counted a request, as series to project."""
-        return total_snapshots(self.totals, self._totals_ns, req_at, resp_at)
+    def total_copies(self) -> list[Any]:
+        """The totals' classes, copied for ``fold.snapshots``."""
+        return total_copies(self.totals, self._totals_ns)
 
     def clear(self) -> None:
         """Forget every series and total (a forked child starts from zero)."""

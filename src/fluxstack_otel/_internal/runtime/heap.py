@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 __all__ = ["MIN_BYTES", "MIN_SECONDS", "after_large_render"]
 
-MIN_BYTES = 4 * 1024 * 1024
+MIN_BYTES = 1024 * 1024
 """Renders smaller than this leave too little to be worth a trim."""
 MIN_SECONDS = 1.0
 """Trims at most this often, however often large renders come."""

@@ -15,13 +15,14 @@ writes (OpenMetrics with exemplars; label names that sanitise onto each other).
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import accumulate, chain, repeat
 from typing import TYPE_CHECKING
 
 from fluxstack_otel._internal.http.projection import HttpSeries
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.points import attribute_text, prometheus_number
+from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 from fluxstack_otel._internal.sinks.prometheus.exposition import HttpText, le_labels
 from fluxstack_otel._internal.sinks.prometheus.labels import (
     escape_help,
@@ -128,11 +129,12 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
         sample = base + "_total"
         family = base if openmetrics else sample
         _header(out, families, family, "counter", spec.help)
-        inner = labels.inner
-        out.extend(
-            f"{sample}{{{text}}} {count}\n" if (text := inner(key)) else f"{sample} {count}\n"
-            for key, (count, _) in counts.items()
-        )
+        inner, append = labels.inner, out.append
+        for i, (key, (count, _)) in enumerate(counts.items()):
+            if not i & YIELD_MASK:
+                yield_now()  # a scrape's thread: the app's threads get their turn
+            text = inner(key)
+            append(f"{sample}{{{text}}} {count}\n" if text else f"{sample} {count}\n")
     histograms = (p.durations, p.req_sizes, p.resp_sizes)
     bounds = (series.duration_bounds, series.size_bounds, series.size_bounds)
     for spec, hists, bound in zip(_HISTOGRAMS, histograms, bounds, strict=True):
@@ -149,16 +151,12 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
 
 
 class _Out:
-    """``append`` and ``extend`` onto a writer, as the renderer's list of pieces has them."""
+    """``append`` onto a writer, as the renderer's list of pieces has it."""
 
     __slots__ = ("append",)
 
     def __init__(self, write: Callable[[str], object]) -> None:
         self.append = write
-
-    def extend(self, pieces: Iterable[str]) -> None:
-        for piece in pieces:
-            self.append(piece)
 
 
 def _header(out: _Out, families: dict[str, str], family: str, kind: str, help_: str) -> None:
@@ -176,7 +174,9 @@ def _histograms(
     bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
     closes = tuple(f"{le}}} " for le in les)  # 'le="0.005"} ' then the cumulative count
     inner, append, join = labels.inner, out.append, "".join
-    for key, acc in hists.items():
+    for i, (key, acc) in enumerate(hists.items()):
+        if not i & YIELD_MASK:
+            yield_now()
         text = inner(key)
         prefix = f"{bucket}{{{text}," if text else f"{bucket}{{"
         # prefix, le="..."} , count, newline: per bucket, all in C (no per-line f-string)
