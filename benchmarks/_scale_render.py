@@ -140,17 +140,22 @@ def p99_section(n: int, seconds: float, every: float, slices: int = 4) -> dict[s
     base = f"http://127.0.0.1:{port}"
     runs: dict[str, list[dict[str, Any]]] = {"without scrapes": [], "with scrapes": []}
     scrapes = 0
+    took: list[float] = []
     try:
         _wait(base + "/metrics", server, timeout=600.0)
         for i in range(2 * slices):
             mode = ("without scrapes", "with scrapes")[(i + i // 2) % 2]
             stop = threading.Event()
-            done: list[int] = []
+            done: list[float] = []
 
-            def scrape(stop: threading.Event = stop, done: list[int] = done) -> None:
-                while not stop.wait(every):
+            def scrape(stop: threading.Event = stop, done: list[float] = done) -> None:
+                # On a fixed period, as Prometheus scrapes: one that overran starts the next.
+                due = time.monotonic() + every
+                while not stop.wait(max(0.0, due - time.monotonic())):
+                    started = time.monotonic()
                     _scrape(base + "/metrics")
-                    done.append(1)
+                    done.append(time.monotonic() - started)
+                    due += every
 
             scraper = threading.Thread(target=scrape, daemon=True)
             if mode == "with scrapes":
@@ -165,6 +170,7 @@ def p99_section(n: int, seconds: float, every: float, slices: int = 4) -> dict[s
             if scraper.is_alive():
                 scraper.join(60.0)
             scrapes += len(done)
+            took += done
             runs[mode].append(parse_wrk(out.stdout))
     finally:
         server.terminate()
@@ -178,6 +184,8 @@ def p99_section(n: int, seconds: float, every: float, slices: int = 4) -> dict[s
             "runs": rows,
         }
     out_["scrapes"] = scrapes
+    out_["scrape_seconds_median"] = statistics.median(took) if took else None
+    out_["scrape_seconds_max"] = max(took) if took else None
     out_["p99_ratio"] = out_["with scrapes"]["p99_ms"] / out_["without scrapes"]["p99_ms"]
     return out_
 

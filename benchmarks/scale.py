@@ -181,7 +181,8 @@ def main() -> None:
         print(
             f"{args.p99_series:>7} label sets: request p99 {calm['p99_ms']:.2f} ms without "
             f"scrapes, {busy['p99_ms']:.2f} ms with a scrape every {args.scrape_every:g} s "
-            f"({p99['scrapes']} scrapes; {p99['p99_ratio']:.2f}x); p50 {calm['p50_ms']:.3f} / "
+            f"({p99['scrapes']} scrapes, {p99['scrape_seconds_median'] or 0:.2f} s each at the "
+            f"median under the load; {p99['p99_ratio']:.2f}x); p50 {calm['p50_ms']:.3f} / "
             f"{busy['p50_ms']:.3f} ms"
         )
     if args.json:

@@ -9,13 +9,13 @@ a request, and at shutdown both are done once more within the shutdown bound.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
+from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.heap import after_large_render
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
@@ -82,7 +82,7 @@ class JsonEndpoint:
             await method_not_allowed(send)
             return
         try:
-            body = await asyncio.get_running_loop().run_in_executor(None, self.body)
+            body = await background.run(self.body)
         except Exception:
             _log.exception("building the JSON metrics document failed")
             await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")

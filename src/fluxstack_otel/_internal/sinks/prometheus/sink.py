@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -28,6 +29,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.config.model import PrometheusExporterConfig
 from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
@@ -137,11 +139,8 @@ class PrometheusEndpoint:
                 accept = value.decode("latin-1")
             elif key == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
-        import asyncio  # loaded already: a scrape through the app runs on its event loop
-
-        loop = asyncio.get_running_loop()
         try:
-            body, headers = await loop.run_in_executor(None, self.respond, accept, accept_encoding)
+            body, headers = await background.run(partial(self.respond, accept, accept_encoding))
         except Exception:
             _log.exception("rendering the Prometheus exposition failed")
             await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")
