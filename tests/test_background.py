@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from fluxstack_otel._internal.runtime import background
+from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
 
 
 def _where() -> tuple[str, int, int]:
@@ -43,6 +44,7 @@ def test_the_render_thread_has_the_lowest_priority_and_the_app_keeps_its_own() -
 
 def test_a_forked_child_renders_on_a_thread_of_its_own() -> None:
     """The parent's render thread is gone in a child: the first render there makes one."""
+
     async def once() -> tuple[str, int, int]:
         return await asyncio.wait_for(background.run(_where), 5)
 
@@ -61,3 +63,23 @@ def test_a_forked_child_renders_on_a_thread_of_its_own() -> None:
     finally:
         os.close(read)
         os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_a_periodic_run_has_the_lowest_priority_too() -> None:
+    """Exporters and alerts run on threads of their own: at the render thread's priority."""
+    seen: list[int] = []
+    ran = threading.Event()
+
+    def task(tick: Tick) -> None:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        ran.set()
+
+    worker = PeriodicWorker("fluxstack-otel-test-priority", 3600.0, task, run_at_start=True)
+    worker.start()
+    try:
+        assert ran.wait(5)
+    finally:
+        worker.stop(5.0)
+    assert seen[0] == background.LOW_PRIORITY
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != background.LOW_PRIORITY

@@ -11,7 +11,9 @@ the render takes the idle time. The thread yields the interpreter lock while it 
 (``gil.py``), so it seldom holds the lock while it waits for the CPU.
 
 The priority cannot be raised back without privileges, which is why the thread is the
-package's own and never the app's. A forked child makes its own on first use.
+package's own and never the app's. A forked child makes its own on first use. The periodic
+jobs' runs (exporters, alerts: ``scheduler.py``) take the same priority: each runs on a thread
+of its own that ends with the run.
 
 In: a function to run. Out: an awaitable of its result (``run``).
 """
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["LOW_PRIORITY", "run"]
+__all__ = ["LOW_PRIORITY", "lower_priority", "run"]
 
 _T = TypeVar("_T")
 
@@ -37,7 +39,8 @@ _lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid it was made in, the executor)
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
+    """Lower the calling thread's scheduling priority to ``LOW_PRIORITY`` (for good)."""
     # No per-thread priority here (not Linux, or not allowed): the process's stays.
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
@@ -48,7 +51,7 @@ def _executor() -> ThreadPoolExecutor:
     with _lock:
         if _pool is None or _pool[0] != os.getpid():  # none yet, or the parent's (forked)
             pool = ThreadPoolExecutor(
-                1, thread_name_prefix="fluxstack-otel-render", initializer=_lower_priority
+                1, thread_name_prefix="fluxstack-otel-render", initializer=lower_priority
             )
             _pool = (os.getpid(), pool)
         return _pool[1]
