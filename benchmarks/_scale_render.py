@@ -7,8 +7,9 @@ Used by ``scale.py``. Every figure for one size comes from one process, side by 
   scope written from the series, ``sinks/prometheus/http_text.py``) and of prometheus_client's
   ``generate_latest`` for a registry holding the same families and label sets (``_scrape.py``'s
   reference), interleaved over ``rounds``, medians; the ratio, and the cost per label set;
-- **memory**: the process's RSS growth while the label sets were recorded (what the series hold),
-  and its growth over a first fresh scrape, measured after the body is dropped;
+- **memory**: the process's RSS growth while the label sets were recorded (what the series hold,
+  the C heap trimmed before and after so the feed's garbage does not count), and its growth over
+  a first fresh scrape, measured after the body is dropped (the package's own trim only);
 - **alerts**: the CPU of one evaluation of the default rules (``evaluate_now``);
 - **p99** (one size): the app under uvicorn on loopback (``_scale_server.py``, one process,
   pinned to one core when there are two), loaded by ``wrk --latency`` (16 connections, on the
@@ -66,10 +67,18 @@ async def _feed(app: Any, requests: list[Request]) -> None:
             raise RuntimeError(f"{request.path} answered {got}")
 
 
-def _rss() -> int:
+def _rss(trim: bool = False) -> int:
+    """The process's RSS after a collection; with ``trim``, after handing the C heap's free
+    pages back too (so what a later figure adds is what the measured step left)."""
     import psutil
 
     gc.collect()
+    if trim:
+        from fluxstack_otel._internal.runtime import heap
+
+        heap._last = -float("inf")
+        heap.after_large_render(heap.MIN_BYTES)
+        heap._last = -float("inf")  # the package's next trim is not held back by this one
     return int(psutil.Process().memory_info().rss)
 
 
@@ -90,9 +99,9 @@ def render_section(sizes: list[int], rounds: int) -> dict[str, Any]:
         monitoring = _monitoring(n)
         try:
             app = monitoring.instrument(_series_app(-(-n // 50)))
-            before = _rss()
+            before = _rss(trim=True)
             asyncio.run(_feed(app, _requests(n)))
-            held = _rss() - before
+            held = _rss(trim=True) - before  # the series, without the feed's garbage
             first = monitoring.render_prometheus()
             size = len(first)
             del first
