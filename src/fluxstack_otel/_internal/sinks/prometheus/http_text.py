@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from itertools import accumulate, chain, repeat
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 from fluxstack_otel._internal.http.projection import HttpSeries
@@ -173,16 +173,25 @@ def _histograms(
 ) -> None:
     bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
     closes = tuple(f"{le}}} " for le in les)  # 'le="0.005"} ' then the cumulative count
-    inner, append, join = labels.inner, out.append, "".join
+    # A series' bucket lines are the prefix (name and labels) joined with the line ends
+    # ('le="..."} count' and a newline), which depend on its bucket counts alone: made once
+    # per distinct counts in a render (most series share a few: one request, one bucket).
+    ends: dict[object, list[str]] = {}
+    inner, append = labels.inner, out.append
     for i, (key, acc) in enumerate(hists.items()):
         if not i & YIELD_MASK:
             yield_now()
         text = inner(key)
         prefix = f"{bucket}{{{text}," if text else f"{bucket}{{"
-        # prefix, le="..."} , count, newline: per bucket, all in C (no per-line f-string)
-        counts = map(str, accumulate(acc.buckets))
-        append(join(chain.from_iterable(zip(repeat(prefix), closes, counts, repeat("\n")))))
+        counts = acc.buckets
+        counted = tuple(counts) if isinstance(counts, list) else counts
+        tails = ends.get(counted)
+        if tails is None:
+            tails = ends[counted] = [
+                f"{close}{n}\n" for close, n in zip(closes, accumulate(counted), strict=False)
+            ]
         braces = f"{{{text}}}" if text else ""
         append(
-            f"{count_name}{braces} {acc.count}\n{sum_name}{braces} {prometheus_number(acc.sum)}\n"
+            f"{prefix}{prefix.join(tails)}{count_name}{braces} {acc.count}\n"
+            f"{sum_name}{braces} {prometheus_number(acc.sum)}\n"
         )
