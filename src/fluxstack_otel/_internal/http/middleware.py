@@ -151,8 +151,9 @@ class MonitoringMiddleware:
         if options is not None:
             options.enter(scope, root_path, mounted)
         error_type: str | None = None
+        app = self.app  # a local: ``self.app(...)`` would be a method lookup that never specialises
         try:
-            await self.app(scope, exchange.receive, exchange.send)
+            await app(scope, exchange.receive, exchange.send)
         except Exception as exc:
             error_type = type(exc).__name__
             if exchange.status is None:
@@ -240,10 +241,12 @@ class _Exchange:
         elif kind == "http.response.pathsend":
             self.sent += _file_size(message.get("path"))
             return self._send_final(message)
-        return self._send(message)
+        send = self._send  # as in __call__: a slot read, not a method lookup
+        return send(message)
 
     async def _send_final(self, message: Message) -> None:
-        await self._send(message)
+        send = self._send
+        await send(message)
         self.end = perf_counter()
 
 
