@@ -146,7 +146,15 @@ class MonitoringMiddleware:
             await self.app(scope, receive, send)
             return
 
-        exchange = _Exchange(receive, send)
+        # Filled in here rather than by an __init__: calling a class that has one goes through a
+        # C-level slot that looks __init__ up and runs it in a fresh interpreter frame.
+        exchange = _Exchange()
+        exchange._receive = receive
+        exchange._send = send
+        exchange.received = exchange.sent = 0
+        exchange.status = None
+        exchange.end = 0.0
+        exchange.start = perf_counter()
         options = self._options
         if options is not None:
             options.enter(scope, root_path, mounted)
@@ -210,17 +218,17 @@ class _Exchange:
 
     __slots__ = ("_receive", "_send", "end", "received", "sent", "start", "status")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self.received = 0
-        self.sent = 0
-        self.status: int | None = None
-        self.end = 0.0
-        self.start = perf_counter()
+    _receive: Receive
+    _send: Send
+    received: int
+    sent: int
+    status: int | None
+    end: float
+    start: float
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        receive = self._receive
+        message = await receive()
         body = message.get("body")
         if body:
             self.received += len(body)
