@@ -36,6 +36,7 @@ from fluxstack_otel._internal.http.paths import local_path
 from fluxstack_otel._internal.http.routes import (
     KNOWN_METHODS,
     OTHER_METHOD,
+    PLAIN_ROUTE_TYPES,
     cached_template,
     mounted_at,
     own_routes_of,
@@ -187,14 +188,19 @@ class MonitoringMiddleware:
                     method = "GET"
                 if method not in KNOWN_METHODS:
                     method = OTHER_METHOD
-                # The template of an unmounted route seen before, inline (routes.cached_route):
-                # under a root path the mounts above add theirs, which resolve_route knows.
+                # An unmounted route's template inline (routes.cached_route): its own path_format
+                # when its class is known to keep it there, else the cache of routes seen before.
+                # Under a root path the mounts above add theirs, which resolve_route knows.
                 route_obj = scope.get("route")
-                route = (
-                    cached_template(id(route_obj))
-                    if route_obj is not None and not root_path and not scope.get("root_path")
-                    else None
-                ) or resolve_route(scope, root_path, status, mounted, self._routes)
+                route = None
+                if route_obj is not None and not root_path and not scope.get("root_path"):
+                    route = (
+                        route_obj.path_format
+                        if type(route_obj) in PLAIN_ROUTE_TYPES
+                        else cached_template(id(route_obj))
+                    )
+                if route is None:
+                    route = resolve_route(scope, root_path, status, mounted, self._routes)
                 if options is None:
                     recorder.record(
                         method,
