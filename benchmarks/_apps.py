@@ -235,14 +235,19 @@ def configure_with_fallback(
     return configure(config), notes, config
 
 
-def full_config(ctx: Context, tag: str = "m") -> tuple[dict[str, Any], list[Part]]:
-    """The package's "everything on" configuration, split into a base and optional parts."""
-    base = {
+def base_config(*, system_metrics: bool) -> dict[str, Any]:
+    """What every measured configuration starts from: HTTP metrics served at /metrics."""
+    return {
         "service_name": "bench",
         "http_metrics": True,
-        "system_metrics": True,
+        "system_metrics": system_metrics,
         "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
     }
+
+
+def full_config(ctx: Context, tag: str = "m") -> tuple[dict[str, Any], list[Part]]:
+    """The package's "everything on" configuration, split into a base and optional parts."""
+    base = base_config(system_metrics=True)
     parts = [
         Part("json exporter", "exporters", {"type": "json", "endpoint": "/metrics.json"}),
         Part(

@@ -25,7 +25,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from _apps import Part, Unavailable, configure_with_fallback
+from _apps import Part, Unavailable, base_config, configure_with_fallback
 from _driver import Driver, Request
 from _stats import median, quartiles
 
@@ -81,27 +81,13 @@ class PromReference:
         mrs = ("method", "route", "status_code")
         requests = Counter("http_requests", help_of("http_requests_total"), mr, registry=r)
         responses = Counter("http_responses", help_of("http_responses_total"), mrs, registry=r)
-        duration = Histogram(
-            "http_request_duration_seconds",
-            help_of("http_request_duration_seconds"),
-            mrs,
-            buckets=spec["dur_buckets"],
-            registry=r,
-        )
-        req_size = Histogram(
-            "http_request_size_bytes",
-            help_of("http_request_size_bytes"),
-            mr,
-            buckets=spec["size_buckets"],
-            registry=r,
-        )
-        resp_size = Histogram(
-            "http_response_size_bytes",
-            help_of("http_response_size_bytes"),
-            mrs,
-            buckets=spec["size_buckets"],
-            registry=r,
-        )
+
+        def histogram(name: str, labels: tuple[str, ...], buckets: str) -> Any:
+            return Histogram(name, help_of(name), labels, buckets=spec[buckets], registry=r)
+
+        duration = histogram("http_request_duration_seconds", mrs, "dur_buckets")
+        req_size = histogram("http_request_size_bytes", mr, "size_buckets")
+        resp_size = histogram("http_response_size_bytes", mrs, "size_buckets")
         for method, route, status in sets:
             s = str(status)
             requests.labels(method, route).inc()
@@ -148,12 +134,7 @@ class PackageSeries:
     """
 
     def __init__(self, sets: list[tuple[str, str, int]], app: Any = None) -> None:
-        base = {
-            "service_name": "bench",
-            "http_metrics": True,
-            "system_metrics": False,
-            "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
-        }
+        base = base_config(system_metrics=False)
         parts = [
             Part("series cap", "max_series_per_metric", max(2 * len(sets), 2000)),
             # No process-wide state from a harness-internal instance (see _apps.full_config).
@@ -236,14 +217,10 @@ def run_scrape(sizes: list[int], *, rounds: int, budget_s: float) -> dict[str, A
         built: dict[str, Any] = {}
         for key, (label, factory) in BUILDERS.items():
             row = entry[key] = {"label": label}
-            try:
-                built[key] = factory(sets)
-            except Unavailable as exc:
-                row["skipped"] = str(exc)
+            obj = _attempt(row, factory, sets)
+            if obj is None:
                 continue
-            except Exception as exc:
-                row["error"] = f"{type(exc).__name__}: {exc}"
-                continue
+            built[key] = obj
             row["notes"] = list(getattr(built[key], "notes", []))
             if hasattr(built[key], "how"):
                 row["notes"].append(built[key].how)
@@ -311,18 +288,28 @@ def run_memory(sizes: tuple[int, int], window_s: float = 2.5) -> dict[str, Any]:
     result: dict[str, Any] = {"sizes": [small, large], "method": "tracemalloc slope", "rows": {}}
     for key, (label, factory) in BUILDERS.items():
         row = result["rows"][key] = {"label": label.split(" ")[0]}
-        try:
-            factory(label_sets(10)).close()  # imports and one-time caches outside the measurement
-            traced = {n: _traced_build(factory, n, window_s) for n in (small, large)}
-        except Unavailable as exc:
-            row["skipped"] = str(exc)
-            continue
-        except Exception as exc:
-            row["error"] = f"{type(exc).__name__}: {exc}"
+        traced = _attempt(row, _traced_builds, factory, sizes, window_s)
+        if traced is None:
             continue
         row["traced_bytes"] = {str(n): b for n, b in traced.items()}
         row["bytes_per_series"] = (traced[large] - traced[small]) / (large - small)
     return result
+
+
+def _attempt(row: dict[str, Any], build: Callable[..., Any], *args: Any) -> Any:
+    """``build(*args)``, or None with why in ``row``: skipped (not available here) or error."""
+    try:
+        return build(*args)
+    except Unavailable as exc:
+        row["skipped"] = str(exc)
+    except Exception as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _traced_builds(factory: Any, sizes: tuple[int, int], window_s: float) -> dict[int, int]:
+    factory(label_sets(10)).close()  # imports and one-time caches outside the measurement
+    return {n: _traced_build(factory, n, window_s) for n in sizes}
 
 
 def _traced_build(factory: Any, n: int, window_s: float) -> int:

@@ -34,8 +34,10 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "src"), str(HERE)]
 
 from _driver import Driver, Request  # noqa: E402
+from _scale_render import p99_section, render_section  # noqa: E402
 from _scrape import _series_app, label_sets  # noqa: E402
 from fluxstack_otel import configure_monitoring  # noqa: E402
+from fluxstack_otel._internal.runtime import scheduler  # noqa: E402
 from fluxstack_otel._internal.runtime import tick as tick_module  # noqa: E402
 
 MODES = ("shared", "per-sink")
@@ -79,7 +81,7 @@ def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> di
         try:
             app = monitoring.instrument(_series_app(-(-n // 50)))
             asyncio.run(_feed(app, n))
-            time.sleep(interval)  # the first ticks after the traffic
+            _settle(interval)
             cpu, wall = time.process_time(), time.monotonic()
             time.sleep(ticks * interval)
             percent = 100 * (time.process_time() - cpu) / (time.monotonic() - wall)
@@ -93,6 +95,16 @@ def _idle(mode: str, n: int, interval: float, ticks: int, directory: Path) -> di
     finally:
         tick_module.Round.share = shared  # type: ignore[method-assign]
     return {"idle_cpu_percent": percent, "alert_evaluation_cpu_ms": alert_ms, **scrape}
+
+
+def _settle(interval: float) -> None:
+    """Wait until every job of the interval has run twice since the traffic: the first run may
+    have started during it, the second is the one that encodes the last requests afresh."""
+    jobs = [j for j in scheduler.default_scheduler().jobs if j.interval == interval]
+    due = {j: j.runs + 2 for j in jobs}
+    deadline = time.monotonic() + 4 * interval
+    while any(j.runs < n for j, n in due.items()) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _scrape_ms(monitoring: Any) -> dict[str, float]:
@@ -116,7 +128,15 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--ticks", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--sections", default="idle,render,p99", help="among idle, render, p99 (_scale_render.py)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="render rounds per size")
+    parser.add_argument("--p99-series", type=int, default=10000)
+    parser.add_argument("--p99-seconds", type=float, default=20.0)
+    parser.add_argument("--scrape-every", type=float, default=2.0)
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     quiet = logging.getLogger("fluxstack_otel")
     quiet.setLevel(logging.WARNING)  # the console sink still formats every snapshot
     quiet.propagate = False
@@ -129,7 +149,7 @@ def main() -> None:
         "ticks": args.ticks,
         "sizes": {},
     }
-    for i, n in enumerate(sizes):
+    for i, n in enumerate(sizes if "idle" in sections else []):
         order = MODES[i % 2 :] + MODES[: i % 2]
         figures = {m: _idle(m, n, args.interval, args.ticks, directory) for m in order}
         result["sizes"][n] = figures
@@ -143,6 +163,28 @@ def main() -> None:
             "reusing the HTTP text"
         )
     scratch.cleanup()
+    if "render" in sections:
+        result["render"] = render_section(sizes, args.rounds)
+        for n, row in result["render"].items():
+            print(
+                f"{int(n):>7} label sets: fresh render {row['render_cpu_ms']:.0f} ms CPU vs "
+                f"prometheus_client {row['prometheus_client_cpu_ms']:.0f} ms "
+                f"({row['ratio']:.3f}x, {row['us_per_label_set']:.1f} us per label set); RSS "
+                f"{row['rss_series_bytes'] / 1e6:.1f} MB for the series, "
+                f"+{row['rss_growth_after_first_scrape_bytes'] / 1e6:.1f} MB after a first "
+                f"scrape ({row['rss_growth_ratio'] or 0:.2f}x); alert evaluation "
+                f"{row['alert_evaluation_cpu_ms']:.1f} ms CPU"
+            )
+    if "p99" in sections:
+        p99 = result["p99"] = p99_section(args.p99_series, args.p99_seconds, args.scrape_every)
+        calm, busy = p99["without scrapes"], p99["with scrapes"]
+        print(
+            f"{args.p99_series:>7} label sets: request p99 {calm['p99_ms']:.2f} ms without "
+            f"scrapes, {busy['p99_ms']:.2f} ms with a scrape every {args.scrape_every:g} s "
+            f"({p99['scrapes']} scrapes, {p99['scrape_seconds_median'] or 0:.2f} s each at the "
+            f"median under the load; {p99['p99_ratio']:.2f}x); p50 {calm['p50_ms']:.3f} / "
+            f"{busy['p50_ms']:.3f} ms"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

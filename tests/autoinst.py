@@ -37,6 +37,11 @@ GUNICORN = BIN / "gunicorn"
 requires_instrument = pytest.mark.skipif(
     not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
 )
+AUTO_MARKS = [
+    pytest.mark.slow,  # real servers in subprocesses: left out of make unit-fast
+    requires_instrument,
+]
+"""The marks of every test module that runs servers under auto-instrumentation."""
 # Variables that configure monitoring: the tests start from none of them.
 _CONFIG_VARS = re.compile(
     r"^(OTEL_|FLUXSTACK_|ENABLE_MONITORING$|HTTP_METRICS$|SYSTEM_METRICS$|CUSTOM_METRICS$"
@@ -176,6 +181,20 @@ class Server:
         if self.process.poll() is None:
             self.process.wait(5)
         return self.process.returncode
+
+
+def uvicorn_argv(app: str, *options: str, prefix: Sequence[str] = (str(INSTRUMENT),)) -> list[str]:
+    """``opentelemetry-instrument uvicorn APP`` (or another ``prefix``) serving a test app on
+    127.0.0.1 at the ``{port}`` that ``server`` fills in, with ``options`` added."""
+    return [*prefix, str(UVICORN), app, "--host", "127.0.0.1", "--port", "{port}",
+            "--app-dir", str(APPS), *options]  # fmt: skip
+
+
+def gunicorn_argv(app: str, workers: int, *options: str) -> list[str]:
+    """``opentelemetry-instrument gunicorn`` with ``workers`` uvicorn workers serving a test app
+    on 127.0.0.1 at the ``{port}`` that ``server`` fills in, with ``options`` added."""
+    return [str(INSTRUMENT), str(GUNICORN), "-w", str(workers), "-k", "uvicorn.workers.UvicornWorker",
+            "--bind", "127.0.0.1:{port}", "--chdir", str(APPS), *options, app]  # fmt: skip
 
 
 @contextlib.contextmanager

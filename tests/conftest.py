@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from autoinst import write_entry_points
 from servers import (
     ALERTMANAGER_MISSING,
     PROMETHEUS_MISSING,
@@ -23,6 +25,12 @@ from servers import (
     serve_asgi,
 )
 from support.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def entry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """Where the declared entry points are visible to subprocesses (None: installed already)."""
+    return write_entry_points(tmp_path_factory.mktemp("entry-points"))
 
 
 @pytest.fixture

@@ -358,10 +358,23 @@ class _ManagedProcess:
 
     name = "server"
     ready_path = "/-/ready"
+    missing = ""
+    """What to install when the binary is absent (the error's message)."""
 
-    def __init__(self, binary: str | None, missing: str, *, startup_timeout: float) -> None:
+    @staticmethod
+    def _find() -> str | None:
+        """The binary's path, or None where it is absent."""
+        raise NotImplementedError
+
+    def __init__(self, *, startup_timeout: float = 20.0) -> None:
+        """Describe the server; it starts on ``__enter__``.
+
+        Raises:
+            HarnessError: The binary is absent.
+        """
+        binary = self._find()
         if binary is None:
-            raise HarnessError(missing)
+            raise HarnessError(self.missing)
         self.binary = binary
         self.startup_timeout = startup_timeout
         self.port = 0
@@ -384,11 +397,31 @@ class _ManagedProcess:
         """The file the server's stdout and stderr go to."""
         return self.directory / f"{self.name}.log"
 
+    config_name = ""
+    """The configuration file's name in the server's directory."""
+
+    @property
+    def config_path(self) -> Path:
+        """The configuration file written for this server."""
+        return self.directory / self.config_name
+
     def _arguments(self) -> list[str]:
         raise NotImplementedError
 
     def _write_config(self) -> None:
         raise NotImplementedError
+
+    def _write_json_config(self, config: Mapping[str, Any]) -> None:
+        """``config`` as the configuration file (JSON, which is YAML too)."""
+        self.config_path.write_text(json.dumps(config, indent=2))
+
+    def _file_arguments(self, storage_flag: str) -> list[str]:
+        """The configuration file, the data directory (under ``storage_flag``), the address."""
+        return [
+            f"--config.file={self.config_path}",
+            f"--{storage_flag}={self.directory / 'data'}",
+            f"--web.listen-address={self.address}",
+        ]
 
     def __enter__(self) -> Self:
         try:
@@ -494,6 +527,9 @@ class PrometheusServer(_ManagedProcess):
     """
 
     name = "prometheus"
+    config_name = "prometheus.yml"
+    missing = PROMETHEUS_MISSING
+    _find = staticmethod(prometheus_path)
 
     def __init__(
         self,
@@ -524,7 +560,7 @@ class PrometheusServer(_ManagedProcess):
         Raises:
             HarnessError: The prometheus binary is absent.
         """
-        super().__init__(prometheus_path(), PROMETHEUS_MISSING, startup_timeout=startup_timeout)
+        super().__init__(startup_timeout=startup_timeout)
         self.features = list(features)
         self.targets_config = list(targets)
         self.metrics_path = metrics_path
@@ -533,11 +569,6 @@ class PrometheusServer(_ManagedProcess):
         self.job_name = job_name
         self.rule_files = [str(Path(p).resolve()) for p in rule_files]
         self.alertmanager = alertmanager
-
-    @property
-    def config_path(self) -> Path:
-        """The configuration file written for this server."""
-        return self.directory / "prometheus.yml"
 
     def _write_config(self) -> None:
         config: dict[str, Any] = {
@@ -561,13 +592,11 @@ class PrometheusServer(_ManagedProcess):
             config["alerting"] = {
                 "alertmanagers": [{"static_configs": [{"targets": [self.alertmanager]}]}]
             }
-        self.config_path.write_text(json.dumps(config, indent=2))
+        self._write_json_config(config)
 
     def _arguments(self) -> list[str]:
         return [
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.directory / 'data'}",
-            f"--web.listen-address={self.address}",
+            *self._file_arguments("storage.tsdb.path"),
             # Hidden flag (default 5s). Prometheus 2.x hands new targets to the scrape manager only
             # on its 5 s discovery tick; without this the scrape manager's own 5 s tick can add
             # another 5 s before the first scrape.
@@ -651,31 +680,15 @@ class AlertmanagerServer(_ManagedProcess):
     """A real Alertmanager (clustering off) routing every alert to a receiver that does nothing."""
 
     name = "alertmanager"
-
-    def __init__(self, *, startup_timeout: float = 20.0) -> None:
-        """Describe the server; it starts on ``__enter__``.
-
-        Raises:
-            HarnessError: The alertmanager binary is absent.
-        """
-        super().__init__(alertmanager_path(), ALERTMANAGER_MISSING, startup_timeout=startup_timeout)
-
-    @property
-    def config_path(self) -> Path:
-        """The configuration file written for this server."""
-        return self.directory / "alertmanager.yml"
+    config_name = "alertmanager.yml"
+    missing = ALERTMANAGER_MISSING
+    _find = staticmethod(alertmanager_path)
 
     def _write_config(self) -> None:
-        config = {"route": {"receiver": "null"}, "receivers": [{"name": "null"}]}
-        self.config_path.write_text(json.dumps(config, indent=2))
+        self._write_json_config({"route": {"receiver": "null"}, "receivers": [{"name": "null"}]})
 
     def _arguments(self) -> list[str]:
-        return [
-            f"--config.file={self.config_path}",
-            f"--storage.path={self.directory / 'data'}",
-            f"--web.listen-address={self.address}",
-            "--cluster.listen-address=",
-        ]
+        return [*self._file_arguments("storage.path"), "--cluster.listen-address="]
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds (``GET /api/v2/alerts``)."""
@@ -697,14 +710,8 @@ class PushgatewayServer(_ManagedProcess):
     """A real Prometheus Pushgateway, in memory (no persistence file), on a free loopback port."""
 
     name = "pushgateway"
-
-    def __init__(self, *, startup_timeout: float = 20.0) -> None:
-        """Describe the server; it starts on ``__enter__``.
-
-        Raises:
-            HarnessError: The pushgateway binary is absent.
-        """
-        super().__init__(pushgateway_path(), PUSHGATEWAY_MISSING, startup_timeout=startup_timeout)
+    missing = PUSHGATEWAY_MISSING
+    _find = staticmethod(pushgateway_path)
 
     def _write_config(self) -> None:
         pass  # configured by its arguments alone

@@ -8,18 +8,15 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
     Sum,
 )
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._internal.config.model import load_config
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.sinks.alerts.evaluate import values_of
 from fluxstack_otel._internal.sinks.alerts.snapshot import take_sample
 from fluxstack_otel.alerts import compile_rules
+from support.metricdata import collection
 
 CPU = cat.PROCESS_CPU_USER.name
 NO_THRESHOLDS = {"response_time": None, "error_rate": None, "memory_usage": None}
@@ -53,14 +50,7 @@ def _cpu_collection(seconds: float, read_at: float) -> MetricsData:
             is_monotonic=True,
         ),
     )
-    scope = ScopeMetrics(
-        scope=InstrumentationScope(cat.SYSTEM_SCOPE), metrics=[metric, cores], schema_url=""
-    )
-    return MetricsData(
-        resource_metrics=[
-            ResourceMetrics(resource=Resource({}), scope_metrics=[scope], schema_url="")
-        ]
-    )
+    return collection({cat.SYSTEM_SCOPE: [metric, cores]})
 
 
 def test_the_cpu_rate_uses_the_counter_readings_own_times() -> None:

@@ -18,21 +18,14 @@ from fluxstack_otel._internal.config.model import (
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.sinks.alerts.rules import Ratio, Select
 from fluxstack_otel.alerts import compile_rules
-from support.configs import NO_THRESHOLDS
+from support.configs import FLUXSTACK_SEED, NO_THRESHOLDS
 
 
 def test_the_fluxstack_rule_works_unchanged_with_the_ms_alias() -> None:
     """FluxStack's {metric, operator, value, severity} on the _ms alias reads p95 in ms."""
     config = load_config(
         {
-            "alerts": [
-                {
-                    "metric": "http_request_duration_ms",
-                    "operator": ">",
-                    "value": 2000,
-                    "severity": "warning",
-                }
-            ],
+            "alerts": FLUXSTACK_SEED["alerts"],  # the plugin README's rule, verbatim
             "thresholds": {
                 "responseTime": None,
                 "errorRate": None,

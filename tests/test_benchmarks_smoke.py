@@ -68,19 +68,31 @@ def test_the_fastapi_benchmark_runs_every_mode(tmp_path: Path) -> None:
         assert mode in text, f"{mode} missing from the FastAPI benchmark"
 
 
-def test_the_scale_benchmark_reports_both_modes(tmp_path: Path) -> None:
-    """``benchmarks/scale.py`` on a small stream reports idle CPU shared and per sink."""
+def test_the_scale_benchmark_reports_every_section(tmp_path: Path) -> None:
+    """``benchmarks/scale.py`` on a small stream: idle CPU shared and per sink, fresh renders
+    against prometheus_client, memory, and request latency with and without scrapes."""
     out = tmp_path / "scale.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--series", "100",
-         "--interval", "0.3", "--ticks", "2", "--json", str(out)],
+         "--interval", "0.3", "--ticks", "2", "--rounds", "1", "--p99-series", "100",
+         "--p99-seconds", "4", "--scrape-every", "0.5", "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    figures = json.loads(out.read_text())["sizes"]["100"]
+    results = json.loads(out.read_text())
+    figures = results["sizes"]["100"]
     assert set(figures) == {"shared", "per-sink"}
     for mode in figures.values():
         assert mode["idle_cpu_percent"] > 0
         assert mode["alert_evaluation_cpu_ms"] >= 0
+    render = results["render"]["100"]
+    assert render["render_cpu_ms"] > 0
+    assert render["prometheus_client_cpu_ms"] > 0
+    assert render["body_bytes"] > 0
+    p99 = results["p99"]
+    assert p99["scrapes"] > 0
+    for mode in ("without scrapes", "with scrapes"):
+        assert p99[mode]["p99_ms"] > 0
+        assert p99[mode]["rps"] > 0

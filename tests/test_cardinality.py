@@ -38,14 +38,16 @@ RSS_TOTAL_BOUND = 32 * 1024 * 1024
 GET_X = frozenset({("method", "GET"), ("route", "/x")})
 
 
+def _retaining_recorder() -> tuple[HttpRecorder, FakeClock]:
+    """A recorder that drops series idle for 60 s, and the clock it reads (the wall clock ticks)."""
+    clock = FakeClock()
+    wall = FakeWallClock(1_700_000_000_000_000_000, step=1)
+    return HttpRecorder(retention_period=60.0, clock=clock, wall_clock_ns=wall), clock
+
+
 def test_a_live_series_never_goes_backwards_while_part_of_it_idles() -> None:
     """A counter fed by an idle and a busy label set keeps its sum until the whole group idles."""
-    clock = FakeClock()
-    rec = HttpRecorder(
-        retention_period=60.0,
-        clock=clock,
-        wall_clock_ns=FakeWallClock(1_700_000_000_000_000_000, step=1),
-    )
+    rec, clock = _retaining_recorder()
     rec.record("GET", "/x", 404, None, 0.01, 0, 0, clock.now)
     for i in range(1, 6):
         clock.now += 30
@@ -59,12 +61,7 @@ def test_a_live_series_never_goes_backwards_while_part_of_it_idles() -> None:
 
 def test_an_idle_group_is_evicted_and_comes_back_with_a_new_start_time() -> None:
     """After retention_period without requests a route's series vanish; a return restarts them."""
-    clock = FakeClock()
-    rec = HttpRecorder(
-        retention_period=60.0,
-        clock=clock,
-        wall_clock_ns=FakeWallClock(1_700_000_000_000_000_000, step=1),
-    )
+    rec, clock = _retaining_recorder()
     for _ in range(3):
         rec.record("GET", "/x", 200, None, 0.01, 0, 0, clock.now)
     rec.record("GET", "/y", 200, None, 0.01, 0, 0, clock.now)
@@ -84,12 +81,7 @@ def test_an_idle_group_is_evicted_and_comes_back_with_a_new_start_time() -> None
 
 def test_delta_exporters_see_the_returning_series_as_new() -> None:
     """A delta view reports a returning series' full value, never a negative difference."""
-    clock = FakeClock()
-    rec = HttpRecorder(
-        retention_period=60.0,
-        clock=clock,
-        wall_clock_ns=FakeWallClock(1_700_000_000_000_000_000, step=1),
-    )
+    rec, clock = _retaining_recorder()
     stream = MetricStream((), rec.to_metrics, _resource())
     view = DeltaView(stream)
     for _ in range(4):

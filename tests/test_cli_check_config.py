@@ -57,12 +57,18 @@ def rows(output: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """``CONFIG`` as a TOML file."""
+    path = tmp_path / "monitoring.toml"
+    path.write_text(CONFIG)
+    return path
+
+
 def test_valid_file_prints_every_key_with_its_source(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Exit 0; every top-level key once, with its value and default/file:PATH/env:VAR."""
-    config = tmp_path / "monitoring.toml"
-    config.write_text(CONFIG)
     monkeypatch.setenv("METRICS_INTERVAL", "2500")
     assert main(["check-config", str(config)]) == 0
     out, err = capsys.readouterr()
@@ -76,11 +82,9 @@ def test_valid_file_prints_every_key_with_its_source(
 
 
 def test_secrets_are_masked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Header values, passwords, tokens, URL paths and userinfo never reach the output."""
-    config = tmp_path / "monitoring.toml"
-    config.write_text(CONFIG)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-key=otlp-header-value")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5000")
     assert main(["check-config", str(config)]) == 0

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fluxstack_otel._internal.config.alerts import AGGREGATIONS
 from fluxstack_otel._internal.config.checks import CHECK, key_of
 from fluxstack_otel._internal.config.model import (
-    AGGREGATIONS,
     PARAMETERS,
     AlertmanagerNotifierConfig,
     AlertRule,

@@ -55,6 +55,19 @@ class _Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+def _page_and_document(
+    monitored: Any, serve: Any, config: dict[str, Any]
+) -> tuple[dict[str, str | None], dict[str, Any], set[str]]:
+    """After one request to the app: the page's body attributes, its data document, and the
+    names of the document's metrics."""
+    _, app = monitored(config)
+    with _client(serve(app)) as client:
+        client.get("/")
+        body = dict(next(attrs for tag, attrs in _tags(client.get(PAGE).text) if tag == "body"))
+        document: dict[str, Any] = client.get(f"{PAGE}/data.json").json()
+    return body, document, {m["name"] for m in document["metrics"]}
+
+
 def _tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
     parser = _Tags()
     parser.feed(html)
@@ -126,14 +139,10 @@ def test_page_reads_the_document_it_serves_without_a_json_endpoint(
     monitored: Any, serve: Any
 ) -> None:
     """Without a json exporter endpoint the dashboard serves the document at ``<path>/data.json``."""
-    _, app = monitored({"service_name": "shop <&>", "dashboard": {"enabled": True}})
-    with _client(serve(app)) as client:
-        client.get("/")
-        body = dict(next(attrs for tag, attrs in _tags(client.get(PAGE).text) if tag == "body"))
-        assert body["data-source"] == "dashboard/data.json"
-        document = client.get(f"{PAGE}/data.json").json()
+    config = {"service_name": "shop <&>", "dashboard": {"enabled": True}}
+    body, document, names = _page_and_document(monitored, serve, config)
+    assert body["data-source"] == "dashboard/data.json"
     assert document["resource"]["service_name"] == "shop <&>"
-    names = {m["name"] for m in document["metrics"]}
     assert "http_requests_total" in names
     assert "alerts" in document  # extras reach this document too
 
@@ -182,11 +191,8 @@ def test_page_data_keeps_the_catalogue_names_under_another_naming(
     monitored: Any, serve: Any
 ) -> None:
     """With ``naming: semconv`` the exporters rename, but the page's data keeps the names it reads."""
-    _, app = monitored({"naming": "semconv", "dashboard": {"enabled": True}})
-    with _client(serve(app)) as client:
-        client.get("/")
-        document = client.get(f"{PAGE}/data.json").json()
-    names = {m["name"] for m in document["metrics"]}
+    config = {"naming": "semconv", "dashboard": {"enabled": True}}
+    _, _, names = _page_and_document(monitored, serve, config)
     # The loop-lag gauge has no value until its probe has run; every other built-in is there.
     assert {spec.name for spec in BUILTIN_METRICS if spec is not EVENT_LOOP_LAG} <= names
     assert not [name for name in names if "." in name]  # no semantic-convention name

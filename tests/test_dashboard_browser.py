@@ -50,6 +50,14 @@ SHOWN = ["total-requests", "request-rate", "error-rate", "errors-total", "p50", 
 CHARTS = ["requests", "errors", "latency", "sizes", "memory", "cpu", "lag", "load"]
 WINDOW = 60.0  # seconds the cards summarise (app.js)
 UNKNOWN = "\u2013"  # the en dash the page shows for what is not known yet
+ANY_FAILURE = {  # an alert that fires on the first failed request
+    "name": "AnyFailure",
+    "metric": HTTP_ERRORS.name,
+    "operator": ">",
+    "value": 0,
+    "aggregation": "value",
+    "severity": "critical",
+}
 
 # One JS expression, evaluated atomically in the page: what it shows and the documents behind it.
 SNAPSHOT = """window.fluxstackDashboard === undefined ? "null" : JSON.stringify({
@@ -178,14 +186,7 @@ def test_dashboard_shows_the_document_and_follows_traffic(chromium: Chromium) ->
             "alert_evaluation_interval": 0.2,
             "notifiers": [],  # the page shows the alerts; nothing else needs to hear of them
             "alerts": [
-                {
-                    "name": "AnyFailure",
-                    "metric": HTTP_ERRORS.name,
-                    "operator": ">",
-                    "value": 0,
-                    "aggregation": "value",
-                    "severity": "critical",
-                },
+                ANY_FAILURE,
                 {  # fires while errors come in, and resolves a few seconds after
                     "name": "FailingNow",
                     "metric": HTTP_ERRORS.name,
@@ -325,16 +326,7 @@ def test_a_fresh_page_draws_the_servers_history_and_hover_shows_values(
             "collect_interval": 0.25,
             "alert_evaluation_interval": 0.25,
             "notifiers": [],
-            "alerts": [
-                {
-                    "name": "AnyFailure",
-                    "metric": HTTP_ERRORS.name,
-                    "operator": ">",
-                    "value": 0,
-                    "aggregation": "value",
-                    "severity": "critical",
-                },
-            ],
+            "alerts": [ANY_FAILURE],
             "dashboard": {"enabled": True, "history": 60},
         }
     )

@@ -29,6 +29,7 @@ from fluxstack_otel._internal.sinks.dashboard.history import MAX_POINTS, History
 from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
 from servers import serve_asgi, wait_until
 from support.chromium import Chromium, requires_chromium, started_chromium
+from support.clocks import SteppingClock
 
 PAGE = "/metrics/dashboard"
 DURATION = cat.HTTP_REQUEST_DURATION.name
@@ -150,7 +151,7 @@ def test_a_full_ring_of_exponential_points_stays_small(
 ) -> None:
     """720 points of widely spread durations and sizes (about 100 buckets each) stay < 1.5 MB."""
     m = monitored()
-    history = History(m._p.stream.collect, list, points=MAX_POINTS, step=5, clock=_ticks())
+    history = History(m._p.stream.collect, list, points=MAX_POINTS, step=5, clock=SteppingClock())
     history.sample()
     rng = random.Random(7)
     recorder = m._recorder
@@ -166,16 +167,6 @@ def test_a_full_ring_of_exponential_points_stays_small(
     size = history.memory()
     print(f"ring of {MAX_POINTS} exponential points: {size / 1024:.0f} KiB")
     assert size < 1536 * 1024
-
-
-def _ticks() -> Callable[[], float]:
-    state = [time.time()]
-
-    def now() -> float:
-        state[0] += 5
-        return state[0]
-
-    return now
 
 
 # --- the page, in a real headless Chromium ------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from fluxstack_otel import ConfigError, Monitoring, configure_monitoring
 from fluxstack_otel._internal.http.recorder import HttpRecorder
+from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.runtime.multiprocess.host import HostStream
@@ -33,6 +35,8 @@ from fluxstack_otel._internal.sinks.dashboard.history import (
 )
 from fluxstack_otel._internal.sinks.dashboard.sink import DashboardSink
 from servers import ASGIApp, settle
+from support import metricdata as md
+from support.clocks import SteppingClock
 
 PAGE = "/metrics/dashboard"
 
@@ -78,6 +82,12 @@ def _routes(section: dict[str, Any], point: dict[str, Any]) -> dict[str, list[in
     return {section["routes"][i]: [req, err] for i, req, err in point["routes"]}
 
 
+def _get(client: httpx.Client, path: str, times: int) -> None:
+    """``times`` requests to ``path``, one after the other."""
+    for _ in range(times):
+        client.get(path)
+
+
 def _data(base: str, query: str = "") -> dict[str, Any]:
     response = httpx.get(f"{base}{PAGE}/data.json{query}", trust_env=False, timeout=10)
     assert response.status_code == 200
@@ -110,10 +120,8 @@ def test_a_point_holds_the_intervals_increases(monitored: Any, serve: Any) -> No
     monitoring, app = monitored({})
     base = serve(app)
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
-        for _ in range(5):
-            client.get("/")
-        for _ in range(2):
-            client.get("/fail")
+        _get(client, "/", 5)
+        _get(client, "/fail", 2)
     settle(base)
     _history(monitoring).sample()
     document = _data(base)
@@ -141,13 +149,11 @@ def test_a_restarted_series_counts_from_zero(monitored: Any, serve: Any) -> None
     monitoring, app = monitored({})
     base = serve(app)
     with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
-        for _ in range(10):
-            client.get("/")
+        _get(client, "/", 10)
         settle(base)
         _history(monitoring).sample()
         monitoring._recorder.reset()  # type: ignore[union-attr]  # as a forked worker's
-        for _ in range(3):
-            client.get("/")
+        _get(client, "/", 3)
     settle(base)
     _history(monitoring).sample()
     points = _data(base)["history"]["points"]
@@ -241,7 +247,9 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     monitoring, _ = monitored({})
     recorder = monitoring._recorder
     assert recorder is not None
-    history = History(monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=_ticks())
+    history = History(
+        monitoring._p.stream.collect, list, points=MAX_POINTS, step=5, clock=SteppingClock()
+    )
     history.sample()
     for i in range(MAX_POINTS):
         now = time.perf_counter()
@@ -258,17 +266,6 @@ def test_a_full_ring_with_busy_routes_stays_small(monitored: Any) -> None:
     size = history.memory()
     print(f"ring of {MAX_POINTS} points, {MAX_ROUTES} routes each: {size / 1024:.0f} KiB")
     assert size < 400 * 1024
-
-
-def _ticks() -> Callable[[], float]:
-    """A clock that moves 5 s per reading, so each sample is one step after the last."""
-    state = [time.time()]
-
-    def now() -> float:
-        state[0] += 5
-        return state[0]
-
-    return now
 
 
 def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
@@ -296,7 +293,7 @@ def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
 
     record(b_recorder, 4)
     publish_b_as_another_pid()
-    history = History(a.collect, list, points=10, step=1, clock=_ticks())
+    history = History(a.collect, list, points=10, step=1, clock=SteppingClock())
     history.sample()
     record(a_recorder, 3)
     record(b_recorder, 5)
@@ -306,3 +303,35 @@ def test_one_workers_history_shows_the_host(tmp_path: Path) -> None:
     (point,) = section["points"]
     assert point["req"] == 3 + 5
     assert _routes(section, point) == {"/r": [8, 0]}
+
+
+def test_rates_divide_by_the_interval_between_their_own_readings() -> None:
+    """A slow collection reads the HTTP metrics first and the CPU counter later: each rate's
+    interval is the one between its two readings, not between the clock readings around them."""
+    reads = iter([(100.0, 101.0, 10, 1.0), (110.0, 121.0, 30, 5.0)])  # http at, cpu at, req, cpu
+
+    def collect() -> Any:
+        http_at, cpu_at, requests, cpu = next(reads)
+
+        def at(seconds: float, value: float, attributes: dict[str, str]) -> Any:
+            return dataclasses.replace(
+                md.number(value, attributes), time_unix_nano=int(seconds * 1e9)
+            )
+
+        return md.collection(
+            {
+                "http": [
+                    md.counter(cat.HTTP_REQUESTS.name, [at(http_at, requests, {"route": "/"})])
+                ],
+                "system": [md.counter(cat.PROCESS_CPU_USER.name, [at(cpu_at, cpu, {})])],
+            }
+        )
+
+    clock = iter([105.0, 140.0])  # taken before each collection
+    history = History(collect, list, points=4, step=5, clock=lambda: next(clock))
+    history.sample()
+    history.sample()
+    (point,) = json.loads(history.encoded())["points"]
+    assert point["t"] == 140.0
+    assert (point["req"], point["dt"]) == (20, 10.0)  # 20 requests in the 10 s between readings
+    assert (point["cpu"], point["cdt"]) == (4.0, 20.0)  # 4 CPU seconds in 20 s: 20 %, not 11 %

@@ -25,16 +25,12 @@ import pytest
 from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from servers import wait_until
+from support.asgi import ok_app as app
 
 pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
 
 INTERVAL = 0.05
 RETRIES = 3
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 def requests(monitoring: Monitoring, n: int) -> list[int]:

@@ -21,15 +21,15 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from autoinst import (
     APPS,
+    AUTO_MARKS,
     INSTRUMENT,
     UVICORN,
     Server,
     auto_env,
     declared_entry_points,
-    requires_instrument,
     server,
     target_info,
-    write_entry_points,
+    uvicorn_argv,
 )
 from fluxstack_otel._internal.integration.distro import FluxstackConfigurator, FluxstackDistro
 from fluxstack_otel._internal.integration.instrumentor import FluxstackInstrumentor
@@ -37,18 +37,9 @@ from fluxstack_otel._internal.metrics.catalog import BUILTIN_METRICS
 from servers import wait_until
 from support.exposition import series
 
-pytestmark = [
-    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
-    requires_instrument,
-]
+pytestmark = AUTO_MARKS
 
 _TYPE_LINE = re.compile(r"^# TYPE (\S+) ", re.M)
-
-
-@pytest.fixture(scope="module")
-def entry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """Where the declared entry points are visible to subprocesses (None: installed already)."""
-    return write_entry_points(tmp_path_factory.mktemp("entry-points"))
 
 
 def instrumented(
@@ -61,8 +52,7 @@ def instrumented(
     ready_path: str = "/",
 ) -> AbstractContextManager[Server]:
     """``opentelemetry-instrument uvicorn APP`` (or another ``prefix``) on a free port."""
-    argv = [*prefix, str(UVICORN), app, "--host", "127.0.0.1", "--port", "{port}",
-            "--app-dir", str(APPS), "--log-level", "warning"]  # fmt: skip
+    argv = uvicorn_argv(app, "--log-level", "warning", prefix=prefix)
     return server(
         argv, auto_env(entry_dir, env or {}), tmp_path / "server.log", cwd=tmp_path,
         ready_path=ready_path,
@@ -75,6 +65,24 @@ def labels(**pairs: str) -> frozenset[tuple[str, str]]:
 
 def get(client: httpx.Client, path: str) -> httpx.Response:
     return client.get(path, headers={"Connection": "close"})
+
+
+def one_request(
+    app: str, path: str, entry_dir: Path | None, tmp_path: Path
+) -> tuple[httpx.Response, str]:
+    """``GET path`` of ``app`` under opentelemetry-instrument, and the /metrics text after it."""
+    with instrumented(app, entry_dir, tmp_path) as srv, srv.client() as client:
+        response = get(client, path)
+        return response, get(client, "/metrics").text
+
+
+def finished(
+    argv: list[str], env: Mapping[str, str], cwd: Path, *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end in ``cwd``, its output captured as text, whatever its status."""
+    return subprocess.run(
+        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_entry_points_are_declared_and_loadable() -> None:
@@ -129,24 +137,16 @@ def test_an_unmodified_starlette_app_is_monitored_with_the_defaults(
 
 def test_an_unmodified_fastapi_app_is_monitored(entry_dir: Path | None, tmp_path: Path) -> None:
     """FastAPI (a Starlette subclass) under opentelemetry-instrument: router templates recorded."""
-    with (
-        instrumented("auto_fastapi:app", entry_dir, tmp_path) as srv,
-        srv.client() as client,
-    ):
-        assert get(client, "/api/users/5").json() == {"user_id": 5}
-        text = get(client, "/metrics").text
+    response, text = one_request("auto_fastapi:app", "/api/users/5", entry_dir, tmp_path)
+    assert response.json() == {"user_id": 5}
     requests = series(text, "http_requests_total")
     assert requests[labels(method="GET", route="/api/users/{user_id}")] == 1
 
 
 def test_a_bare_asgi_app_under_uvicorn_is_monitored(entry_dir: Path | None, tmp_path: Path) -> None:
     """No framework: the uvicorn hook wraps what uvicorn loads; the route is the fixed fallback."""
-    with (
-        instrumented("auto_asgi:app", entry_dir, tmp_path) as srv,
-        srv.client() as client,
-    ):
-        assert get(client, "/anything/1").text == "bare"
-        text = get(client, "/metrics").text
+    response, text = one_request("auto_asgi:app", "/anything/1", entry_dir, tmp_path)
+    assert response.text == "bare"
     assert sum(series(text, "http_requests_total").values()) == 2  # the warm-up and /anything/1
 
 
@@ -190,23 +190,16 @@ def test_a_bad_configuration_stops_the_process_with_a_clear_message(
 ) -> None:
     """A set-up error is loud: the message on stderr, exit status 1, the app never serves."""
     env = auto_env(entry_dir, {"METRICS_INTERVAL": "soon"})
-    done = subprocess.run(
-        [
-            str(INSTRUMENT),
-            str(UVICORN),
-            "auto_starlette:app",
-            "--app-dir",
-            str(APPS),
-            "--port",
-            "1",
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    argv = [
+        str(INSTRUMENT),
+        str(UVICORN),
+        "auto_starlette:app",
+        "--app-dir",
+        str(APPS),
+        "--port",
+        "1",
+    ]
+    done = finished(argv, env, tmp_path, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
         "fluxstack-otel: configuration error: METRICS_INTERVAL: expected a finite number of"
@@ -262,14 +255,7 @@ def test_run_fails_before_starting_the_command(
     message: str,
 ) -> None:
     """``run`` checks the configuration and the command first: exit 1 and the reason."""
-    done = subprocess.run(
-        [sys.executable, "-m", "fluxstack_otel", "run", "--", *command],
-        env=auto_env(entry_dir, env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    argv = [sys.executable, "-m", "fluxstack_otel", "run", "--", *command]
+    done = finished(argv, auto_env(entry_dir, env), tmp_path, timeout=30)
     assert done.returncode == 1
     assert done.stderr.startswith(message)

@@ -18,35 +18,21 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
 from autoinst import (
-    APPS,
-    GUNICORN,
-    INSTRUMENT,
-    UVICORN,
+    AUTO_MARKS,
     Server,
     auto_env,
+    gunicorn_argv,
     server,
-    write_entry_points,
+    uvicorn_argv,
 )
 from receivers import TraceHttpReceiver
 
-pytestmark = [
-    pytest.mark.slow,  # each test starts servers in subprocesses
-    pytest.mark.skipif(
-        not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed in this venv"
-    ),
-]
+pytestmark = AUTO_MARKS
 OM = {"accept": "application/openmetrics-text", "connection": "close"}
 
 
-@pytest.fixture(scope="module")
-def entry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """Where the declared entry points are visible to subprocesses (None: installed already)."""
-    return write_entry_points(tmp_path_factory.mktemp("entry-points"))
-
-
 def argv() -> list[str]:
-    return [str(INSTRUMENT), str(UVICORN), "auto_starlette:app", "--host", "127.0.0.1",
-            "--port", "{port}", "--app-dir", str(APPS), "--log-level", "warning"]  # fmt: skip
+    return uvicorn_argv("auto_starlette:app", "--log-level", "warning")
 
 
 def instrumented(
@@ -165,8 +151,7 @@ def test_gunicorn_workers_boot_with_traces_set_up_in_the_master(
     entry_dir: Path | None, tmp_path: Path, tracing: str
 ) -> None:
     """Pre-fork workers boot when the master set traces up (a fork-handler order once hung them)."""
-    argv = [str(INSTRUMENT), str(GUNICORN), "-w", "1", "-k", "uvicorn.workers.UvicornWorker",
-            "--bind", "127.0.0.1:{port}", "--chdir", str(APPS), "auto_starlette:app"]  # fmt: skip
+    argv = gunicorn_argv("auto_starlette:app", 1)
     with TraceHttpReceiver() as receiver:
         env = auto_env(entry_dir, otlp_to(receiver, FLUXSTACK_MONITORING_TRACING=tracing))
         with (

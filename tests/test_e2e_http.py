@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from starlette.applications import Starlette
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
+from apps import auto_fastapi
 from fluxstack_otel import MonitoringMiddleware, configure_monitoring
 from loadgen import run_load
 from servers import (
@@ -76,30 +77,28 @@ def sync_endpoint(request: Request) -> Response:  # runs in the thread pool
     return PlainTextResponse("sync")
 
 
+GETS = {
+    "/": home,
+    "/items/{item_id}": item,
+    "/stream": stream,
+    "/boom": boom,
+    "/background": with_background,
+    "/block": block,
+    "/sync": sync_endpoint,
+}
+"""The Starlette app's GET routes (no two of them match one path, so their order is free)."""
+
+
 def starlette_app() -> Starlette:
     sub = Starlette(routes=[Route("/things/{thing_id}", thing)])
+    gets = [Route(path, endpoint) for path, endpoint in GETS.items()]
     return Starlette(
-        routes=[
-            Route("/", home),
-            Route("/items/{item_id}", item),
-            Route("/upload", upload, methods=["POST"]),
-            Route("/stream", stream),
-            Route("/boom", boom),
-            Route("/background", with_background),
-            Route("/block", block),
-            Route("/sync", sync_endpoint),
-            Mount("/sub", app=sub),
-        ]
+        routes=[*gets, Route("/upload", upload, methods=["POST"]), Mount("/sub", app=sub)]
     )
 
 
 def fastapi_app() -> FastAPI:
     app = FastAPI()
-    router = APIRouter(prefix="/api")
-
-    @router.get("/users/{user_id}")
-    async def user(user_id: int) -> dict[str, int]:
-        return {"user_id": user_id}
 
     @app.get("/")
     async def root() -> PlainTextResponse:
@@ -113,7 +112,7 @@ def fastapi_app() -> FastAPI:
     def sync() -> dict[str, str]:
         return {"ok": "sync"}
 
-    app.include_router(router)
+    app.include_router(auto_fastapi.router)  # /api/users/{user_id}, as the auto-instrumented app
     inner = FastAPI()
 
     @inner.get("/ping/{n}")

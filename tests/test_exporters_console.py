@@ -18,12 +18,8 @@ from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
     Metric,
-    MetricsData,
-    ResourceMetrics,
-    ScopeMetrics,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._internal.config.model import ConsoleExporterConfig, MonitoringConfig
 from fluxstack_otel._internal.http.recorder import HttpRecorder
@@ -32,6 +28,7 @@ from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.sinks.base import SinkContext
 from fluxstack_otel._internal.sinks.console import ConsoleSink, format_text
+from support.metricdata import collection
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
 BOUNDS = (0.01, 0.1, 1.0)
@@ -142,19 +139,5 @@ def test_whole_float_values_print_as_integers() -> None:
 def test_histogram_without_observations_shows_only_its_count() -> None:
     """A series with no observations prints count=0 and no quantiles (there are none)."""
     point = HistogramDataPoint({}, 0, 1, 0, 0.0, [0, 0], [1.0], None, None)  # type: ignore[arg-type]
-    data = MetricsData(
-        [
-            ResourceMetrics(
-                Resource({}),
-                [
-                    ScopeMetrics(
-                        InstrumentationScope("s"),
-                        [Metric("h", "", "", Histogram([point], CUMULATIVE))],
-                        "",
-                    )
-                ],
-                "",
-            )
-        ]
-    )
+    data = collection({"s": [Metric("h", "", "", Histogram([point], CUMULATIVE))]})
     assert format_text(data).splitlines()[1] == "  h count=0"

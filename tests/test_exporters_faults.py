@@ -25,6 +25,7 @@ from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from receivers import HttpReceiver, closed_port, requests_total
 from servers import serve_asgi, wait_until
+from support.asgi import ok_app as app
 
 pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
 
@@ -32,13 +33,6 @@ ROUNDS = 3
 REQUESTS = 300
 INTERVAL = 0.1
 SHUTDOWN_TIMEOUT = 1.0
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 @contextmanager

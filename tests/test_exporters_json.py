@@ -15,13 +15,9 @@ from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics.export import (
     Gauge,
     Metric,
-    MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel import configure_monitoring
 from fluxstack_otel._internal.config.model import JsonExporterConfig
@@ -31,6 +27,7 @@ from fluxstack_otel._internal.sinks.periodic import Tick
 from fluxstack_otel._internal.transport.post import PostError, post_with_retries, public_url
 from receivers import JsonReceiver
 from servers import serve_asgi
+from support.metricdata import collection
 from support.pipeline import Pipeline
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "json-schema.json").read_text())
@@ -86,20 +83,8 @@ def test_document_is_schema_valid_with_http_and_custom_metrics(pipeline: Pipelin
 def test_non_finite_values_are_strings_so_the_json_stays_strict() -> None:
     """NaN and infinities, which JSON cannot hold, become "NaN", "+Inf" and "-Inf"."""
     points = [NumberDataPoint({"v": str(v)}, 0, 1, v) for v in (math.nan, math.inf, -math.inf, 1.0)]
-    data = MetricsData(
-        [
-            ResourceMetrics(
-                Resource.create({"service.name": "svc"}),
-                [
-                    ScopeMetrics(
-                        InstrumentationScope("s"),
-                        [Metric("g", "", "", Gauge(points))],
-                        "",
-                    )
-                ],
-                "",
-            )
-        ]
+    data = collection(
+        {"s": [Metric("g", "", "", Gauge(points))]}, Resource.create({"service.name": "svc"})
     )
     doc = document(data)
     validate(doc)

@@ -10,9 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.resources import Resource
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -24,8 +21,6 @@ from fluxstack_otel._internal.config.model import (
     PrometheusExporterConfig,
     load_config,
 )
-from fluxstack_otel._internal.http.recorder import HttpRecorder
-from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.runtime.scheduler import Tick
 from fluxstack_otel._internal.sinks.base import SinkContext
@@ -34,30 +29,14 @@ from fluxstack_otel._internal.sinks.prometheus.push import Pusher, grouping_url
 from fluxstack_otel._internal.sinks.prometheus.sink import PrometheusSink
 from fluxstack_otel.errors import ConfigError
 from servers import PushgatewayServer, free_port, requires_pushgateway, serve_asgi, wait_until
+from support.pipeline import Pipeline
 
 
-class Pipeline:
-    def __init__(self, service: str = "svc", instance: str = "i-1") -> None:
-        self.recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,))
-        self.reader = InMemoryMetricReader()
-        resource = Resource.create({"service.name": service, "service.instance.id": instance})
-        self.provider = MeterProvider(metric_readers=[self.reader], resource=resource)
-        self.stream = MetricStream([self.reader], self.recorder.to_metrics, resource)
-
-    def request(self, route: str = "/a") -> None:
-        self.recorder.record("GET", route, 200, None, 0.05, 3, 30, time.perf_counter())
-
-    def sink(self, push_url: str, interval: float) -> PrometheusSink:
-        entry = PrometheusExporterConfig(push_url=push_url, interval=interval)
-        config = MonitoringConfig(exporters=(entry,), system_metrics=False)
-        return PrometheusSink(entry, SinkContext(config=config, stream=self.stream))
-
-
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
-    yield p
-    p.provider.shutdown()
+def push_sink(pipeline: Pipeline, push_url: str, interval: float) -> PrometheusSink:
+    """A Prometheus sink that pushes the pipeline's stream to ``push_url``."""
+    entry = PrometheusExporterConfig(push_url=push_url, interval=interval)
+    config = MonitoringConfig(exporters=(entry,), system_metrics=False)
+    return PrometheusSink(entry, SinkContext(config=config, stream=pipeline.stream))
 
 
 @pytest.fixture
@@ -122,7 +101,7 @@ def test_grouping_url_is_job_then_instance_as_push_to_gateway_builds_it(
     """The URL is ``<push_url>/metrics/job/<service>/instance/<instance id>``, slash-safe."""
     data = pipeline.stream.collect()
     assert grouping_url("http://gw:9091/", data) == "http://gw:9091/metrics/job/svc/instance/i-1"
-    odd = Pipeline(service="shop api", instance="pod/7")
+    odd = Pipeline(instance_id="pod/7", service="shop api")
     try:
         url = grouping_url("http://gw:9091", odd.stream.collect())
     finally:
@@ -138,7 +117,7 @@ def test_every_interval_pushes_the_current_totals(
     pipeline: Pipeline, pushgateway: PushgatewayServer
 ) -> None:
     """Each interval PUTs the exposition: the Pushgateway's group follows the app's totals."""
-    sink = pipeline.sink(pushgateway.url, interval=0.1)
+    sink = push_sink(pipeline, pushgateway.url, interval=0.1)
     pipeline.request()
     sink.start()
     try:
@@ -163,7 +142,7 @@ def test_shutdown_pushes_once_more_with_the_last_counts(
     pipeline: Pipeline, pushgateway: PushgatewayServer
 ) -> None:
     """With an interval longer than the test, the one push is the shutdown's, with every request."""
-    sink = pipeline.sink(pushgateway.url, interval=3600.0)
+    sink = push_sink(pipeline, pushgateway.url, interval=3600.0)
     sink.start()
     for _ in range(4):
         pipeline.request()
@@ -177,7 +156,7 @@ def test_a_slash_in_the_instance_id_reaches_the_pushgateway_intact(
     pushgateway: PushgatewayServer,
 ) -> None:
     """An instance id with '/' is base64-encoded in the URL and decoded by the Pushgateway."""
-    odd = Pipeline(service="shop", instance="pod/7")
+    odd = Pipeline(instance_id="pod/7", service="shop")
     try:
         odd.request()
         pusher = Pusher(pushgateway.url, odd.stream, DEFAULT_OPTIONS, 3600.0)

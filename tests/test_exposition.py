@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -24,18 +26,24 @@ from fluxstack_otel._internal.sinks.prometheus.sink import (
 )
 from support.exposition import samples
 
+Made = tuple[MetricStream, HttpRecorder, MeterProvider]
 
-def make_stream() -> tuple[MetricStream, HttpRecorder, MeterProvider]:
+
+@pytest.fixture
+def made() -> Iterator[Made]:
+    """A stream over a recorder whose clock stands at 0 (records at 0 never idle) and an SDK
+    provider; the provider is shut down after the test."""
     recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,), clock=lambda: 0.0)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     resource = Resource.create({"service.name": "svc", "service.instance.id": "i-1"})
-    return MetricStream([reader], recorder.to_metrics, resource), recorder, provider
+    yield MetricStream([reader], recorder.to_metrics, resource), recorder, provider
+    provider.shutdown()
 
 
-def test_text_format_has_exact_values_and_cumulative_buckets() -> None:
+def test_text_format_has_exact_values_and_cumulative_buckets(made: Made) -> None:
     """Text 0.0.4 carries exact counters and cumulative ``le`` buckets ending in +Inf."""
-    stream, rec, provider = make_stream()
+    stream, rec, _ = made
     rec.record("GET", "/a", 200, None, 0.05, 0, 10, 0.0)
     rec.record("GET", "/a", 200, None, 0.5, 0, 1000, 0.0)
     text = render(stream.collect(), openmetrics=False).decode()
@@ -48,12 +56,11 @@ def test_text_format_has_exact_values_and_cumulative_buckets() -> None:
     assert got[("http_request_duration_seconds_count", mrs)] == 2
     assert got[("http_response_size_bytes_sum", mrs)] == 1010
     assert "# TYPE http_requests_total counter" in text
-    provider.shutdown()
 
 
-def test_openmetrics_names_counter_families_without_total_and_ends_with_eof() -> None:
+def test_openmetrics_names_counter_families_without_total_and_ends_with_eof(made: Made) -> None:
     """OpenMetrics output parses with the strict OM parser: families without _total, # EOF."""
-    stream, rec, provider = make_stream()
+    stream, rec, _ = made
     rec.record("POST", "/b", 201, None, 0.2, 5, 5, 0.0)
     text = render(stream.collect(), openmetrics=True).decode()
     assert text.endswith("# EOF\n")
@@ -63,31 +70,28 @@ def test_openmetrics_names_counter_families_without_total_and_ends_with_eof() ->
     (s,) = families["http_requests"].samples
     assert s.name == "http_requests_total"
     assert s.value == 1
-    provider.shutdown()
 
 
-def test_families_without_series_still_declare_help_and_type() -> None:
+def test_families_without_series_still_declare_help_and_type(made: Made) -> None:
     """Before any request the six HTTP families are declared, so scrapers see them exist."""
-    stream, _, provider = make_stream()
+    stream, _, _ = made
     text = render(stream.collect(), openmetrics=False).decode()
     for name in ("http_requests_total", "http_request_duration_seconds"):
         assert f"# TYPE {name} " in text
-    provider.shutdown()
 
 
-def test_label_values_are_escaped() -> None:
+def test_label_values_are_escaped(made: Made) -> None:
     """Quotes, backslashes and newlines in label values survive a round trip."""
-    stream, rec, provider = make_stream()
+    stream, rec, _ = made
     weird = 'a"b\\c\nd'
     rec.record("GET", weird, 200, None, 0.01, 0, 0, 0.0)
     got = samples(render(stream.collect(), openmetrics=False).decode())
     assert got[("http_requests_total", frozenset({("method", "GET"), ("route", weird)}))] == 1
-    provider.shutdown()
 
 
-def test_custom_metric_names_are_sanitised_and_counters_get_total() -> None:
+def test_custom_metric_names_are_sanitised_and_counters_get_total(made: Made) -> None:
     """SDK metrics with dotted names become valid Prometheus names; counters end in _total."""
-    stream, _, provider = make_stream()
+    stream, _, provider = made
     meter = provider.get_meter("test")
     meter.create_counter("orders.placed").add(3, {"shop.region": "eu"})
     meter.create_up_down_counter("queue.depth").add(-2)
@@ -96,12 +100,11 @@ def test_custom_metric_names_are_sanitised_and_counters_get_total() -> None:
     assert got[("orders_placed_total", frozenset({("shop_region", "eu")}))] == 3
     assert got[("queue_depth", frozenset())] == -2
     assert "# TYPE queue_depth gauge" in text
-    provider.shutdown()
 
 
-def test_target_info_and_scope_labels_are_opt_in() -> None:
+def test_target_info_and_scope_labels_are_opt_in(made: Made) -> None:
     """Off by default; on request target_info carries resource attributes and series get scope labels."""
-    stream, rec, provider = make_stream()
+    stream, rec, _ = made
     rec.record("GET", "/", 200, None, 0.01, 0, 0, 0.0)
     plain = render(stream.collect(), openmetrics=False).decode()
     assert "target_info" not in plain
@@ -115,7 +118,6 @@ def test_target_info_and_scope_labels_are_opt_in() -> None:
     info = [k for k in got if k[0] == "target_info"]
     assert ("service_name", "svc") in info[0][1]
     assert 'otel_scope_name="fluxstack_otel.http"' in rich
-    provider.shutdown()
 
 
 @pytest.mark.parametrize(

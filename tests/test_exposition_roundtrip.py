@@ -14,9 +14,11 @@ rejects it; the renderer writes ``_sum`` always, so the OpenMetrics properties d
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics import Exemplar
@@ -165,26 +167,19 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 @SETTINGS
-@given(collections())
-def test_text_format_round_trips_through_prometheus_client(
-    drawn: tuple[MetricsData, list[Expected]],
+@pytest.mark.parametrize(
+    ("openmetrics", "parse"), [(False, parse_text), (True, parse_om)], ids=["text", "openmetrics"]
+)
+@given(st.data())
+def test_every_family_round_trips_through_prometheus_client(
+    openmetrics: bool, parse: Callable[[str], Any], data: st.DataObject
 ) -> None:
-    """The 0.0.4 text parser reads back every family, its type, help, samples and values."""
-    data, expected = drawn
-    text = render(data, openmetrics=False).decode()
-    assert by_family(parsed(parse_text(text))) == by_family(expected)
-
-
-@SETTINGS
-@given(collections(negative_bounds=False))
-def test_openmetrics_round_trips_through_the_strict_parser(
-    drawn: tuple[MetricsData, list[Expected]],
-) -> None:
-    """The OpenMetrics parser reads back the same families, samples and values, and # EOF."""
-    data, expected = drawn
-    text = render(data, openmetrics=True).decode()
-    assert text.endswith("# EOF\n")
-    assert by_family(parsed(parse_om(text))) == by_family(expected)
+    """The 0.0.4 text parser, and the strict OpenMetrics one, read back every family, its type,
+    help, samples and values; only OpenMetrics ends with # EOF (and has no negative bounds)."""
+    collection, expected = data.draw(collections(negative_bounds=not openmetrics))
+    text = render(collection, openmetrics=openmetrics).decode()
+    assert text.endswith("# EOF\n") == openmetrics
+    assert by_family(parsed(parse(text))) == by_family(expected)
 
 
 @SETTINGS

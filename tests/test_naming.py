@@ -151,26 +151,6 @@ def app() -> Starlette:
     return Starlette(routes=[Route("/items/{item_id}", item), Route("/boom", boom)])
 
 
-class FakeSystem:
-    def rss_bytes(self) -> float:
-        return 100.0
-
-    def heap_used_bytes(self) -> float:
-        return 50.0
-
-    def cpu_user_seconds(self) -> float:
-        return 1.5
-
-    def memory_total_bytes(self) -> float:
-        return 1000.0
-
-    def load_average_1m(self) -> float:
-        return 0.5
-
-    def cpu_count(self) -> float:
-        return 2.0
-
-
 def traffic(base: str) -> None:
     with httpx.Client(base_url=base, timeout=10, trust_env=False) as client:
         for i in range(3):

@@ -23,16 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from fluxstack_otel import ConfigError, configure_monitoring
 from servers import free_port, serve_asgi, wait_until
+from support.asgi import ok_app as app
 
 ROOT = Path(__file__).resolve().parent.parent
 OM = {"accept": "application/openmetrics-text"}
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 def exemplars(text: str) -> list[Any]:

@@ -30,6 +30,7 @@ from fluxstack_otel._internal.runtime.failures import failure_counts
 from fluxstack_otel._internal.runtime.scheduler import default_scheduler
 from receivers import Request, requests_total
 from servers import wait_until
+from support.asgi import ok_app as app
 
 pytestmark = pytest.mark.slow  # real servers or subprocesses: left out of make unit-fast
 
@@ -45,11 +46,6 @@ ALWAYS_FIRING = {
     "severity": "info",
     "repeat_interval": INTERVAL,
 }
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 def drive(monitoring: Monitoring, n: int) -> int:

@@ -42,16 +42,13 @@ async def ok(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+INNER_PATHS = ["/health", "/static/{name}", "/internal/{name}", "/items/{item_id}"]
+"""The inner app's routes, each answering ``ok``; a mount under a template adds one more."""
+
+
 def inner_app() -> Starlette:
-    return Starlette(
-        routes=[
-            Route("/health", ok),
-            Route("/static/{name}", ok),
-            Route("/internal/{name}", ok),
-            Route("/items/{item_id}", ok),
-            Mount("/deep/{zone}", routes=[Route("/leaf/{leaf_id}", ok)]),
-        ]
-    )
+    leaf = Mount("/deep/{zone}", routes=[Route("/leaf/{leaf_id}", ok)])
+    return Starlette(routes=[*(Route(path, ok) for path in INNER_PATHS), leaf])
 
 
 @pytest.fixture

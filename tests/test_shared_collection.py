@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +53,6 @@ class Counted:
         if names is None:
             self.full += 1
         return self._inner(names)
-
-
-@pytest.fixture
-def pipeline() -> Iterator[Pipeline]:
-    p = Pipeline()
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def _without_time(document: dict[str, Any]) -> dict[str, Any]:
@@ -222,8 +213,12 @@ def test_jobs_due_together_run_in_one_round_that_ends_with_their_runs() -> None:
     assert all(ref() is None for ref in values)
 
 
-def test_a_monitoring_with_four_periodic_sinks_collects_once_per_tick(tmp_path: Path) -> None:
-    """Console, JSON, file and alerts on one interval: one full collection per tick, not four."""
+@pytest.mark.parametrize("busy", [True, False], ids=["requests between ticks", "idle"])
+def test_a_monitoring_with_four_periodic_sinks_collects_once_per_tick(
+    tmp_path: Path, busy: bool
+) -> None:
+    """Console, JSON, file and alerts on one interval: one collection per tick, not four; with
+    no request between two ticks, one without the HTTP metrics (the sinks reuse their text)."""
     monitoring = configure_monitoring(
         {
             "service_name": "svc",
@@ -238,23 +233,45 @@ def test_a_monitoring_with_four_periodic_sinks_collects_once_per_tick(tmp_path: 
         }
     )
     stream = monitoring._p.stream
+    recorder = monitoring._recorder
+    assert recorder is not None
     inner = stream.collect
     full: list[float] = []
+    light: list[float] = []
 
     def counting(names: Collection[str] | None = None) -> MetricsData:
         if names is None:
             full.append(time.monotonic())
+        elif not names:
+            light.append(time.monotonic())
         return inner(names)
 
     stream.collect = counting  # type: ignore[method-assign]
     console = next(s for s in monitoring._sinks if isinstance(s, ConsoleSink))
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.wait(0.01):
+            recorder.record("GET", "/a", 200, None, 0.01, 0, 5, time.perf_counter())
+
+    feeder = threading.Thread(target=traffic, daemon=True)
     try:
-        start = console._worker.runs
+        recorder.record("GET", "/a", 200, None, 0.01, 0, 5, time.perf_counter())
+        wait_for(lambda: console._worker.runs >= 2)  # past the first ticks, which build it all
+        if busy:
+            feeder.start()
+        start, full_at, light_at = console._worker.runs, len(full), len(light)
         wait_for(lambda: console._worker.runs >= start + 5)
         ticks = console._worker.runs - start
-        collected = len(full)
+        collected = (len(full) - full_at, len(light) - light_at)
     finally:
+        stop.set()
+        if busy:
+            feeder.join(5.0)
         monitoring.shutdown()
     # Alone, the four jobs would collect four times a tick; sharing, once (a tick in progress
     # at either end may add one).
-    assert ticks <= collected <= ticks + 2, (ticks, collected)
+    made = collected[0] if busy else collected[1]
+    assert ticks <= made <= ticks + 2, (ticks, collected)
+    if not busy:
+        assert collected[0] == 0, collected  # nothing moved: no HTTP point was built

@@ -50,6 +50,11 @@ def run(
     return resolve(explicit, environ=environ, cwd=tmp_path)
 
 
+def named(table: list[Any]) -> list[Any]:
+    """A table's rows as pytest params, each row's first field its id."""
+    return [pytest.param(*row[1:], id=row[0]) for row in table]
+
+
 # (case, files, environment, explicit argument, {key: (value, source)})
 PRECEDENCE: list[tuple[str, dict[str, str], dict[str, str], Any, dict[str, tuple[Any, str]]]] = [
     ("defaults", {}, {}, None, {
@@ -163,11 +168,7 @@ PRECEDENCE: list[tuple[str, dict[str, str], dict[str, str], Any, dict[str, tuple
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("files", "environ", "explicit", "expected"),
-    [case[1:] for case in PRECEDENCE],
-    ids=[case[0] for case in PRECEDENCE],
-)
+@pytest.mark.parametrize(("files", "environ", "explicit", "expected"), named(PRECEDENCE))
 def test_precedence(
     tmp_path: Path,
     files: dict[str, str],
@@ -229,11 +230,7 @@ EXPORTERS: list[tuple[str, dict[str, str], Any, tuple[Any, ...], str]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("environ", "explicit", "exporters", "source"),
-    [case[1:] for case in EXPORTERS],
-    ids=[case[0] for case in EXPORTERS],
-)
+@pytest.mark.parametrize(("environ", "explicit", "exporters", "source"), named(EXPORTERS))
 def test_exporter_variables(
     tmp_path: Path, environ: dict[str, str], explicit: Any, exporters: tuple[Any, ...], source: str
 ) -> None:

@@ -33,6 +33,7 @@ from servers import (
     serve_asgi,
     wait_until,
 )
+from support.asgi import ok_app as app
 
 OM = {"accept": "application/openmetrics-text"}
 
@@ -79,13 +80,6 @@ def traced() -> Iterator[Monitoring]:
     m = configure_monitoring({"system_metrics": False, "set_global": False, "tracing": True})
     yield m
     m.shutdown()
-
-
-async def app(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await send({"type": "http.response.body", "body": b"ok"})
 
 
 def bucket_exemplars(text: str) -> list[Sample]:

@@ -23,22 +23,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from autoinst import (
-    APPS,
-    GUNICORN,
-    INSTRUMENT,
-    UVICORN,
+    AUTO_MARKS,
     Server,
     auto_env,
-    requires_instrument,
+    gunicorn_argv,
     server,
     target_info,
-    write_entry_points,
+    uvicorn_argv,
 )
 from servers import wait_until
 
 pytestmark = [
-    pytest.mark.slow,  # real servers or subprocesses: left out of make unit-fast
-    requires_instrument,
+    *AUTO_MARKS,
     pytest.mark.skipif(not hasattr(os, "fork"), reason="pre-fork servers need fork"),
 ]
 
@@ -74,12 +70,6 @@ class Worker:
                 if not s.labels:
                     out[s.name] = s.value
         return out  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="module")
-def entry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """Where the declared entry points are visible to subprocesses (None: installed already)."""
-    return write_entry_points(tmp_path_factory.mktemp("entry-points"))
 
 
 def connect_workers(srv: Server, stack: ExitStack) -> list[Worker]:
@@ -175,9 +165,8 @@ def test_gunicorn_workers_each_report_their_own_series(
     entry_dir: Path | None, tmp_path: Path, preload: bool
 ) -> None:
     """gunicorn prefork: own instance id, pid-correct metrics, no pre-fork counts, own threads."""
-    argv = [str(INSTRUMENT), str(GUNICORN), "-w", str(WORKERS), "-k", "uvicorn.workers.UvicornWorker",
-            "--bind", "127.0.0.1:{port}", "--chdir", str(APPS), "--keep-alive", "30",
-            "--graceful-timeout", "10", *(["--preload"] if preload else []), "auto_workers:app"]  # fmt: skip
+    argv = gunicorn_argv("auto_workers:app", WORKERS, "--keep-alive", "30",
+                         "--graceful-timeout", "10", *(["--preload"] if preload else []))  # fmt: skip
     with server(argv, auto_env(entry_dir, ENV), tmp_path / "gunicorn.log", cwd=tmp_path,
                 ready_path="/pid") as srv:  # fmt: skip
         # With preload the master imports the app and counts 5 before forking: none may leak.
@@ -188,9 +177,7 @@ def test_uvicorn_spawned_workers_each_report_their_own_series(
     entry_dir: Path | None, tmp_path: Path
 ) -> None:
     """uvicorn --workers 2 (spawn): every worker configures itself from the environment."""
-    argv = [str(INSTRUMENT), str(UVICORN), "auto_workers:app", "--workers", str(WORKERS),
-            "--host", "127.0.0.1", "--port", "{port}", "--app-dir", str(APPS),
-            "--timeout-keep-alive", "30"]  # fmt: skip
+    argv = uvicorn_argv("auto_workers:app", "--workers", str(WORKERS), "--timeout-keep-alive", "30")
     with server(argv, auto_env(entry_dir, ENV), tmp_path / "uvicorn.log", cwd=tmp_path,
                 ready_path="/pid") as srv:  # fmt: skip
         check_workers(srv, boot_before=5, master_pid=srv.process.pid)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from fluxstack_otel import Monitoring, load_config
+from fluxstack_otel._internal.http import fold, projection
 from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -213,3 +214,39 @@ def test_the_otlp_exporter_of_a_forked_worker_delivers(protocol: str) -> None:
     ]
     assert routes[0] == {"/parent"}
     assert {"/child"} in routes[1:]
+
+
+@pytest.mark.parametrize("read", ["snapshot", "totals", "series"])
+def test_a_fork_while_a_collection_yields_leaves_the_recorder_usable_in_the_child(
+    monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    """A long collection lets the app's threads run (``runtime/gil.py``), never while holding
+    the recorder's lock: a fork at that moment would leave the lock held in the child."""
+    recorder = monitoring._recorder
+    assert recorder is not None
+    recorder.record("GET", "/a", 200, None, 0.01, 0, 5, time.perf_counter())
+    paused, resume = threading.Event(), threading.Event()
+    parent = os.getpid()
+
+    def pause() -> None:
+        if os.getpid() == parent and not paused.is_set():  # the reader's first yield only
+            paused.set()
+            resume.wait(10)
+
+    monkeypatch.setattr(fold, "yield_now", pause)
+    monkeypatch.setattr(projection, "yield_now", pause)
+    reader = {"snapshot": recorder.snapshot, "series": recorder.series,
+              "totals": lambda: recorder.totals(["http_requests_total"])}[read]  # fmt: skip
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert paused.wait(5)
+    try:
+
+        def child() -> list[float]:
+            recorder.record("GET", "/a", 200, None, 0.01, 0, 5, time.perf_counter())
+            return values(monitoring, "http_requests_total")
+
+        assert in_child(child, timeout=5) == [1]  # the child's own request, not the parent's
+    finally:
+        resume.set()
+        thread.join(5)

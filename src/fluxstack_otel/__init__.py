@@ -8,60 +8,21 @@ app = monitoring.instrument(app)         # HTTP metrics + /metrics
 monitoring.shutdown()
 """
 
+from fluxstack_otel import config as _config
 from fluxstack_otel._internal.http.middleware import MonitoringMiddleware
 from fluxstack_otel._internal.monitoring import Monitoring, configure_monitoring
 from fluxstack_otel._internal.sinks.alerts import Alert
-from fluxstack_otel.config import (
-    AlertmanagerNotifierConfig,
-    AlertRule,
-    AuthConfig,
-    BasicAuthConfig,
-    ConsoleExporterConfig,
-    DashboardConfig,
-    EndpointServerConfig,
-    ExporterConfig,
-    FileExporterConfig,
-    JsonExporterConfig,
-    LabelConfig,
-    LogNotifierConfig,
-    MonitoringConfig,
-    MultiprocessConfig,
-    NotifierConfig,
-    OtelExporterConfig,
-    OtlpExporterConfig,
-    PrometheusExporterConfig,
-    Thresholds,
-    WebhookNotifierConfig,
-    load_config,
-)
+from fluxstack_otel.config import *  # noqa: F403
 from fluxstack_otel.errors import ConfigError, MissingDependencyError
 
 __all__ = [
     "Alert",
-    "AlertRule",
-    "AlertmanagerNotifierConfig",
-    "AuthConfig",
-    "BasicAuthConfig",
     "ConfigError",
-    "ConsoleExporterConfig",
-    "DashboardConfig",
-    "EndpointServerConfig",
-    "ExporterConfig",
-    "FileExporterConfig",
-    "JsonExporterConfig",
-    "LabelConfig",
-    "LogNotifierConfig",
     "MissingDependencyError",
     "Monitoring",
-    "MonitoringConfig",
     "MonitoringMiddleware",
-    "MultiprocessConfig",
-    "NotifierConfig",
-    "OtelExporterConfig",
-    "OtlpExporterConfig",
-    "PrometheusExporterConfig",
-    "Thresholds",
-    "WebhookNotifierConfig",
     "configure_monitoring",
-    "load_config",
 ]
+# The configuration classes are public as fluxstack_otel.config lists them (one list, not two).
+__all__ += _config.__all__
+__all__.sort()

@@ -4,22 +4,6 @@
 (docs/alerts.md).
 """
 
-from fluxstack_otel._internal.sinks.alerts import (
-    Alert,
-    AlertCallback,
-    AlertProcessor,
-    Rule,
-    build_processor,
-    compile_rules,
-    rules_yaml,
-)
-
-__all__ = [
-    "Alert",
-    "AlertCallback",
-    "AlertProcessor",
-    "Rule",
-    "build_processor",
-    "compile_rules",
-    "rules_yaml",
-]
+# The alerts package's __all__ is the public list, re-exported as it stands.
+from fluxstack_otel._internal.sinks.alerts import *  # noqa: F403
+from fluxstack_otel._internal.sinks.alerts import __all__ as __all__

@@ -14,50 +14,7 @@ durations are numbers of seconds. ``load_config`` builds a ``MonitoringConfig`` 
 or a file (docs/configuration.md).
 """
 
-from fluxstack_otel._internal.config.model import (
-    AlertmanagerNotifierConfig,
-    AlertRule,
-    AuthConfig,
-    BasicAuthConfig,
-    ConsoleExporterConfig,
-    DashboardConfig,
-    EndpointServerConfig,
-    ExporterConfig,
-    FileExporterConfig,
-    JsonExporterConfig,
-    LabelConfig,
-    LogNotifierConfig,
-    MonitoringConfig,
-    MultiprocessConfig,
-    NotifierConfig,
-    OtelExporterConfig,
-    OtlpExporterConfig,
-    PrometheusExporterConfig,
-    Thresholds,
-    WebhookNotifierConfig,
-    load_config,
-)
-
-__all__ = [
-    "AlertRule",
-    "AlertmanagerNotifierConfig",
-    "AuthConfig",
-    "BasicAuthConfig",
-    "ConsoleExporterConfig",
-    "DashboardConfig",
-    "EndpointServerConfig",
-    "ExporterConfig",
-    "FileExporterConfig",
-    "JsonExporterConfig",
-    "LabelConfig",
-    "LogNotifierConfig",
-    "MonitoringConfig",
-    "MultiprocessConfig",
-    "NotifierConfig",
-    "OtelExporterConfig",
-    "OtlpExporterConfig",
-    "PrometheusExporterConfig",
-    "Thresholds",
-    "WebhookNotifierConfig",
-    "load_config",
-]
+# The model's __all__ is the list of public configuration names: re-exported as it stands, so
+# a name added there is public here and in the package without a second list to keep in step.
+from fluxstack_otel._internal.config.model import *  # noqa: F403
+from fluxstack_otel._internal.config.model import __all__ as __all__

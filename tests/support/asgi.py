@@ -27,3 +27,11 @@ async def drive(app: Any, scope: Message, body_chunks: list[bytes] | None = None
 
     await app(scope, receive, send)
     return sent
+
+
+async def ok_app(scope: Message, receive: Any, send: Any) -> None:
+    """The smallest HTTP app: 200 and ``ok`` to every request; other scopes (lifespan) end at once."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})

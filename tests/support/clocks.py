@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 
 class FakeClock:
     """A monotonic clock in seconds that moves only when the test sets or advances ``now``."""
@@ -27,3 +29,19 @@ class FakeWallClock:
     def __call__(self) -> int:
         self.ns += self.step
         return self.ns
+
+
+class SteppingClock:
+    """A clock in seconds that moves by ``step`` at each reading, from now (wall time) on.
+
+    For code that samples on a schedule (the dashboard history): each reading is one step after
+    the last, however fast the test runs.
+    """
+
+    def __init__(self, step: float = 5.0, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now

@@ -81,14 +81,17 @@ def histogram(
 
 def collection(
     scopes: Mapping[str, Sequence[ex.Metric]],
-    resource: Attributes | None = None,
+    resource: Attributes | Resource | None = None,
     version: str | None = None,
 ) -> ex.MetricsData:
-    """One resource whose scopes (by name, all at ``version``) hold ``metrics``, in order."""
+    """One resource (its attributes, or itself) whose scopes (by name, all at ``version``) hold
+    ``metrics``, in order."""
+    if not isinstance(resource, Resource):
+        resource = Resource(dict(resource or {}))
     return ex.MetricsData(
         resource_metrics=[
             ex.ResourceMetrics(
-                resource=Resource(dict(resource or {})),
+                resource=resource,
                 scope_metrics=[
                     ex.ScopeMetrics(InstrumentationScope(name, version), list(metrics), "")
                     for name, metrics in scopes.items()

@@ -23,10 +23,11 @@ from fluxstack_otel._internal.sinks.base import SinkContext
 class Pipeline:
     """Recorder, SDK provider and stream as ``Monitoring`` wires them, for one test."""
 
-    def __init__(self, instance_id: str = "i-1") -> None:
+    def __init__(self, instance_id: str = "i-1", service: str = "svc") -> None:
         self.recorder = HttpRecorder(duration_buckets=(0.1, 1.0), size_buckets=(100.0,))
         self.reader = InMemoryMetricReader()
-        self.resource = Resource.create({"service.name": "svc", "service.instance.id": instance_id})
+        attributes = {"service.name": service, "service.instance.id": instance_id}
+        self.resource = Resource.create(attributes)
         self.provider = MeterProvider(metric_readers=[self.reader], resource=self.resource)
         self.stream = MetricStream([self.reader], self.recorder.to_metrics, self.resource)
         self.sent = 0

@@ -38,11 +38,11 @@ from fluxstack_otel._internal.runtime.fork import call_in_child, reset_meter_pro
 from fluxstack_otel._internal.runtime.system import SystemSource
 from fluxstack_otel._internal.sinks.alerts import Alert, AlertCallback
 from fluxstack_otel._internal.sinks.base import Sink
+from fluxstack_otel._internal.sinks.prometheus.reuse import Exposition
 from fluxstack_otel._internal.sinks.prometheus.sink import (
     PrometheusSink,
     RenderOptions,
     prometheus_options,
-    render,
 )
 
 if TYPE_CHECKING:
@@ -166,7 +166,11 @@ class Monitoring(CustomMetrics):
 
     def render_prometheus(self, *, openmetrics: bool = False) -> bytes:
         """The exposition ``/metrics`` would serve now (text 0.0.4, or OpenMetrics)."""
-        return render(self.collect(), openmetrics=openmetrics, options=self._render_options())
+        p = self._p
+        series = p.recorder.series if p.recorder is not None and p.presentation.identity else None
+        return Exposition(p.exported.collect, None, self._render_options(), series).fresh(
+            openmetrics
+        )
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop background work and release resources. Idempotent; bounded by ``timeout``."""

@@ -189,7 +189,12 @@ def build(
     stream = MetricStream(
         [*in_memory, sdk_reader], http_metrics, resource, retention=config.retention_period
     )
-    alerts = build_processor(config, stream.collect, collect_in=stream.collect_in)
+    alerts = build_processor(
+        config,
+        stream.collect,
+        collect_in=stream.collect_in,
+        totals=None if recorder is None else recorder.totals,
+    )
     context = SinkContext(
         config=config,
         stream=stream,
@@ -210,6 +215,7 @@ def build(
     exported = context._replace(
         stream=PresentedStream(stream, presentation.present),
         http_version=None if recorder is None else recorder.version,
+        http_series=None if recorder is None or not presentation.identity else recorder.series,
     )
     host_exported = (
         exported

@@ -202,25 +202,32 @@ def _fluxstack_env_vars() -> tuple[EnvVar, ...]:
     return tuple(out)
 
 
+# The FluxStack plugin's own variables: switches, and durations in milliseconds (its unit).
+_PLUGIN_SWITCHES = {
+    "ENABLE_MONITORING": "enabled",
+    "HTTP_METRICS": "http_metrics",
+    "SYSTEM_METRICS": "system_metrics",
+    "CUSTOM_METRICS": "custom_metrics",
+}
+_PLUGIN_DURATIONS = {
+    "METRICS_INTERVAL": "collect_interval",
+    "METRICS_RETENTION_PERIOD": "retention_period",
+}
+
 _ALIASES: tuple[EnvVar, ...] = (
-    # The FluxStack plugin's own variables.
-    EnvVar(name="ENABLE_MONITORING", key="enabled", read=_bool, value="true, false, 1 or 0"),
-    EnvVar(name="HTTP_METRICS", key="http_metrics", read=_bool, value="true, false, 1 or 0"),
-    EnvVar(name="SYSTEM_METRICS", key="system_metrics", read=_bool, value="true, false, 1 or 0"),
-    EnvVar(name="CUSTOM_METRICS", key="custom_metrics", read=_bool, value="true, false, 1 or 0"),
-    EnvVar(
-        name="METRICS_INTERVAL",
-        key="collect_interval",
-        read=_duration,
-        value="milliseconds, or a duration such as 30s",
-        camel=True,
+    *(
+        EnvVar(name=name, key=key, read=_bool, value="true, false, 1 or 0")
+        for name, key in _PLUGIN_SWITCHES.items()
     ),
-    EnvVar(
-        name="METRICS_RETENTION_PERIOD",
-        key="retention_period",
-        read=_duration,
-        value="milliseconds, or a duration such as 30s",
-        camel=True,
+    *(
+        EnvVar(
+            name=name,
+            key=key,
+            read=_duration,
+            value="milliseconds, or a duration such as 30s",
+            camel=True,
+        )
+        for name, key in _PLUGIN_DURATIONS.items()
     ),
     # The standard OpenTelemetry variables.
     EnvVar(

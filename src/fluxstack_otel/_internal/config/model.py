@@ -39,7 +39,6 @@ from functools import cache
 from typing import Any, Literal, NamedTuple
 
 from fluxstack_otel._internal.config.alerts import (
-    AGGREGATIONS,
     AlertmanagerNotifierConfig,
     AlertRule,
     LogNotifierConfig,
@@ -97,9 +96,9 @@ from fluxstack_otel._internal.metrics.catalog import (
 )
 from fluxstack_otel.errors import ConfigError
 
+# The public configuration surface, re-exported as it stands by fluxstack_otel.config and the
+# package. PARAMETERS and Param are defined here and imported by name where they are needed.
 __all__ = [
-    "AGGREGATIONS",
-    "PARAMETERS",
     "AlertRule",
     "AlertmanagerNotifierConfig",
     "AuthConfig",
@@ -117,7 +116,6 @@ __all__ = [
     "NotifierConfig",
     "OtelExporterConfig",
     "OtlpExporterConfig",
-    "Param",
     "PrometheusExporterConfig",
     "Thresholds",
     "WebhookNotifierConfig",

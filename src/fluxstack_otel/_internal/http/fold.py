@@ -17,6 +17,7 @@ at a time, and size bounds below zero, where an empty body does not bisect to th
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ from typing import Any, cast
 
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.projection import SeriesKey, SeriesSnapshot
+from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 
 __all__ = [
     "BUCKETS",
@@ -31,10 +33,17 @@ __all__ = [
     "LAST",
     "REQ_SUM",
     "RESP_SUM",
+    "Class",
     "Pending",
+    "Totals",
     "fold_each",
     "fold_grouped",
+    "fold_totals",
+    "idle_groups",
+    "new_accumulators",
+    "new_totals",
     "snapshots",
+    "total_copies",
 ]
 
 # (series key, duration, request bytes, response bytes, end of the exchange)
@@ -50,6 +59,11 @@ LAST, DUR_SUM, REQ_SUM, RESP_SUM, BUCKETS = 0, 1, 2, 3, 4
 _Lookup = Callable[[SeriesKey], "list[float] | None"]
 _Create = Callable[[SeriesKey, float], "list[float]"]
 
+Class = tuple[bool, bool]
+"""A record's class for the totals: (no response started, no error counted)."""
+Totals = dict[Class, "list[float]"]
+"""The running totals of every record ever folded, per class, in a series' layout."""
+
 
 def fold_grouped(
     records: Iterable[Pending],
@@ -59,29 +73,82 @@ def fold_grouped(
     size_cuts: tuple[float, ...],
     req_at: int,
     resp_at: int,
+    totals: Totals | None = None,
 ) -> None:
     """Fold ``records`` series by series: one pass to group them, C-level passes per series.
 
     Requires size bounds above zero (an empty body then bisects to the first bucket, where the
-    record-by-record loop puts it) and no exponential histogram.
+    record-by-record loop puts it) and no exponential histogram. With ``totals``, the batch is
+    also added to the totals of its classes (``fold_totals``), a class at a time.
     """
     groups: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
     for record in records:
         groups[record[0]].append(record)
+    classes: defaultdict[Class, list[Pending]] = defaultdict(list)
     for key, rows in groups.items():
         acc = get(key)
         if acc is None:
             first = rows[0]
             acc = create(key, first[4] - first[1])
-        _, durations, requests, responses, ends = zip(*rows, strict=True)
-        acc[LAST] = ends[-1]
-        acc[DUR_SUM] = sum(durations, acc[DUR_SUM])
-        _count(acc, BUCKETS, dur_bounds, durations)
-        acc[REQ_SUM] = sum(requests, acc[REQ_SUM])
-        _count(acc, req_at, size_cuts, requests)
-        if key[2] is not None:  # the status: a response started
-            acc[RESP_SUM] = sum(responses, acc[RESP_SUM])
-            _count(acc, resp_at, size_cuts, responses)
+        _add(acc, rows, key[2] is not None, dur_bounds, size_cuts, req_at, resp_at)
+        if totals is not None:
+            classes[(key[2] is None, key[3] is None)].extend(rows)
+    if totals is not None:
+        for cls, rows in classes.items():
+            _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
+
+
+def fold_totals(
+    records: Iterable[Pending],
+    totals: Totals,
+    dur_bounds: tuple[float, ...],
+    size_cuts: tuple[float, ...],
+    req_at: int,
+    resp_at: int,
+) -> None:
+    """Add ``records`` to the running totals of their classes (whether a response started,
+    whether an error was counted), each in a series' layout (``new_totals``).
+
+    The totals only ever grow: they are what alert rules over all series read (the rate of
+    every request, the merged latency histogram) without a snapshot of every series.
+    """
+    classes: defaultdict[Class, list[Pending]] = defaultdict(list)
+    for record in records:
+        key = record[0]
+        classes[(key[2] is None, key[3] is None)].append(record)
+    for cls, rows in classes.items():
+        _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
+
+
+def new_totals(width: int) -> Totals:
+    """Zero totals for every class, each a series' accumulators of ``width`` slots."""
+    return {(a, b): new_accumulators(width) for a in (False, True) for b in (False, True)}
+
+
+def new_accumulators(width: int) -> list[float]:
+    """A new series' accumulators: ``width`` slots, all zero (sums as floats, counts as ints)."""
+    return [0.0, 0.0, 0, 0] + [0] * (width - BUCKETS)
+
+
+def _add(
+    acc: list[float],
+    rows: list[Pending],
+    responded: bool,
+    dur_bounds: tuple[float, ...],
+    size_cuts: tuple[float, ...],
+    req_at: int,
+    resp_at: int,
+) -> None:
+    """Add ``rows`` (queue order) to one series' accumulators: C-level sums and sorted buckets."""
+    _, durations, requests, responses, ends = zip(*rows, strict=True)
+    acc[LAST] = ends[-1]
+    acc[DUR_SUM] = sum(durations, acc[DUR_SUM])
+    _count(acc, BUCKETS, dur_bounds, durations)
+    acc[REQ_SUM] = sum(requests, acc[REQ_SUM])
+    _count(acc, req_at, size_cuts, requests)
+    if responded:  # the key has a status: a response started
+        acc[RESP_SUM] = sum(responses, acc[RESP_SUM])
+        _count(acc, resp_at, size_cuts, responses)
 
 
 def _count(acc: list[float], at: int, bounds: tuple[float, ...], values: tuple[float, ...]) -> None:
@@ -144,12 +211,47 @@ def fold_each(
             acc[resp_at + bisect(size_cuts, response_bytes)] += 1
 
 
+def idle_groups(
+    series: dict[SeriesKey, list[float]], horizon: float
+) -> tuple[list[SeriesKey], float | None]:
+    """The keys of the (method, route) groups whose last request came before ``horizon``, and
+    the last request of the oldest group that stays (None: none stays)."""
+    last: dict[tuple[str, str], float] = {}
+    for k, acc in series.items():
+        group = (k[0], k[1])
+        if acc[LAST] > last.get(group, -math.inf):
+            last[group] = acc[LAST]
+    expired = [k for k in series if last[(k[0], k[1])] < horizon]
+    return expired, min((t for t in last.values() if t >= horizon), default=None)
+
+
+# The series key each class of totals is projected under (Class: no response, no error).
+_TOTAL_KEYS: dict[Class, SeriesKey] = {
+    (no_response, no_error): ("*", "*", None if no_response else 0, None if no_error else "*")
+    for no_response in (False, True)
+    for no_error in (False, True)
+}
+
+
+def total_copies(totals: Totals, start_ns: int) -> list[Any]:
+    """The classes of ``totals``, copied as ``snapshots`` reads series (under the lock; the
+    conversion, which yields the interpreter, comes after it)."""
+    return [
+        (_TOTAL_KEYS[cls], start_ns, list(acc), None, (None, None, None))
+        for cls, acc in totals.items()
+    ]
+
+
 def snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list[SeriesSnapshot]:
     """The series' copies (key, start, accumulators, exemplar slots, exponential snapshots), read
     through the layout above as ``SeriesSnapshot``s; outside the recorder's lock."""
     d0, r0, p0, end = BUCKETS, req_at, resp_at, resp_at + n_size
     out = []
-    for k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp) in copies:
+    for i, (k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp)) in enumerate(copies):
+        if not i & YIELD_MASK:
+            # Never under a lock: a fork in another thread meanwhile would leave it held in the
+            # child. Outside, the app's threads get their turn during a long collection.
+            yield_now()
         # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
         dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))
         out.append(

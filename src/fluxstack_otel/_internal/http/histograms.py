@@ -85,10 +85,16 @@ class HistAcc:
     __slots__ = ("buckets", "count", "exemplars", "exp", "max_size", "start_ns", "sum")
 
     def __init__(
-        self, buckets: list[int], start_ns: int, exp: ExponentialSnapshot | None, max_size: int
+        self,
+        count: int,
+        total: float,
+        buckets: list[int] | tuple[int, ...],
+        start_ns: int,
+        exp: ExponentialSnapshot | None,
+        max_size: int,
     ) -> None:
-        self.count = 0
-        self.sum: float = 0.0
+        self.count = count
+        self.sum: float = total
         self.buckets = buckets
         self.start_ns = start_ns
         self.exemplars: list[_Exemplar | None] | None = None
@@ -131,9 +137,9 @@ def add_hist(
 ) -> None:
     acc = into.get(key)
     if acc is None:  # the common case: one recorded series makes one point
-        acc = into[key] = HistAcc(list(buckets), start_ns, exp, max_size)
-        acc.count = count
-        acc.sum = float(total)  # a float, as the sum of an accumulation from 0.0 would be
+        # The series' own counts until another series merges in (most points are one series);
+        # the sum a float, as the sum of an accumulation from 0.0 would be.
+        into[key] = HistAcc(count, float(total), buckets, start_ns, exp, max_size)
         return
     if acc.exp is not None and exp is not None:
         acc.exp = merged(acc.exp, exp, max_size)
@@ -141,6 +147,8 @@ def add_hist(
     acc.count += count
     acc.sum += total
     b = acc.buckets
+    if isinstance(b, tuple):  # the first series' own counts: copied before adding to them
+        b = acc.buckets = list(b)
     for i, n in enumerate(buckets):
         if n:
             b[i] += n

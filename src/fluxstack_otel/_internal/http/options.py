@@ -16,7 +16,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fluxstack_otel._internal.http.routes import Mounted
-from fluxstack_otel._internal.http.tracing import note_exemplar
+from fluxstack_otel._internal.http.tracing import span_context
 from fluxstack_otel._internal.metrics.catalog import UNMATCHED_ROUTE
 
 if TYPE_CHECKING:
@@ -132,8 +132,11 @@ class RequestOptions:
                 exchange.sent,
                 now,
             )
-        if self._traced:
-            note_exemplar(recorder, scope, method, route, status, error_type, duration)
+        # The sampled server span the tracing hook noted, as the duration's exemplar.
+        if self._traced and (context := span_context(scope)) is not None:
+            recorder.exemplar(
+                method, route, status, error_type, duration, context.trace_id, context.span_id
+            )
         if self._slow is not None and duration > self._slow:
             _log_slow_request(method, route, status, duration, self._slow)
 

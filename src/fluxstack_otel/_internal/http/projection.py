@@ -14,6 +14,7 @@ from typing import NamedTuple, TypeVar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Metric,
+    NumberDataPoint,
     Sum,
 )
 
@@ -29,8 +30,19 @@ from fluxstack_otel._internal.metrics.exponential import (
     DEFAULT_MAX_SIZE,
     ExponentialSnapshot,
 )
+from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 
-__all__ = ["DEFAULT_LABELLING", "HTTP_SPECS", "Labelling", "SeriesKey", "SeriesSnapshot", "project"]
+__all__ = [
+    "DEFAULT_LABELLING",
+    "HTTP_SPECS",
+    "HttpSeries",
+    "Labelling",
+    "Projected",
+    "SeriesKey",
+    "SeriesSnapshot",
+    "accumulate",
+    "project",
+]
 
 HTTP_SPECS = (
     cat.HTTP_REQUESTS,
@@ -95,6 +107,32 @@ DEFAULT_LABELLING = Labelling()
 _GROUPED = {code: f"{code // 100}xx" for code in range(100, 600)}
 
 
+class Projected(NamedTuple):
+    """The series added up by projected key, per metric, before any point is built.
+
+    Counters map a key to ``[count, start_ns]``, histograms to a ``HistAcc``. A key is the
+    metric's label values in its spec's order, then the tuple of per-request label values.
+    """
+
+    requests: dict[tuple[object, ...], list[int]] | None
+    responses: dict[tuple[object, ...], list[int]] | None
+    errors: dict[tuple[object, ...], list[int]] | None
+    durations: dict[tuple[object, ...], HistAcc] | None
+    req_sizes: dict[tuple[object, ...], HistAcc] | None
+    resp_sizes: dict[tuple[object, ...], HistAcc] | None
+    """None: a metric not wanted."""
+
+
+class HttpSeries(NamedTuple):
+    """The recorder's series added up by projected key, with what labels and bounds them: what
+    an encoder that writes the HTTP scope itself reads (``sinks/prometheus/http_text.py``)."""
+
+    projected: Projected
+    labelling: Labelling
+    duration_bounds: tuple[float, ...]
+    size_bounds: tuple[float, ...]
+
+
 def project(
     snapshot: Sequence[SeriesSnapshot],
     *,
@@ -121,6 +159,31 @@ def project(
         in_progress_start_ns: The in-progress gauge's start time.
         max_sizes: The exponential histograms' bucket caps, by metric (merged points keep to it).
     """
+    p = accumulate(snapshot, names=names, labelling=labelling, max_sizes=max_sizes)
+    label = _Labeller(labelling)
+    out: list[Metric] = []
+    for spec, counts in ((cat.HTTP_REQUESTS, p.requests), (cat.HTTP_RESPONSES, p.responses),
+                         (cat.HTTP_ERRORS, p.errors)):  # fmt: skip
+        if counts is not None:
+            out.append(_sum_metric(spec, counts, now_ns, label))
+    for spec, hists, bounds in ((cat.HTTP_REQUEST_DURATION, p.durations, duration_bounds),
+                                (cat.HTTP_REQUEST_SIZE, p.req_sizes, size_bounds),
+                                (cat.HTTP_RESPONSE_SIZE, p.resp_sizes, size_bounds)):  # fmt: skip
+        if hists is not None:
+            out.append(hist_metric(spec, hists, bounds, now_ns, label))
+    if in_progress is not None and (names is None or cat.HTTP_IN_PROGRESS.name in names):
+        out.append(_in_progress(snapshot, in_progress, in_progress_start_ns, now_ns, label))
+    return out
+
+
+def accumulate(
+    snapshot: Sequence[SeriesSnapshot],
+    *,
+    names: Collection[str] | None = None,
+    labelling: Labelling = DEFAULT_LABELLING,
+    max_sizes: Mapping[str, int] | None = None,
+) -> Projected:
+    """The series of ``snapshot`` added up by projected key (``project``'s arguments)."""
     want = {spec.name for spec in HTTP_SPECS if names is None or spec.name in names}
     w_requests, w_responses, w_errors, w_durations, w_req_sizes, w_resp_sizes = (
         spec.name in want for spec in HTTP_SPECS
@@ -137,7 +200,9 @@ def project(
     durations: dict[tuple[object, ...], HistAcc] = {}
     req_sizes: dict[tuple[object, ...], HistAcc] = {}
     resp_sizes: dict[tuple[object, ...], HistAcc] = {}
-    for s in snapshot:
+    for i, s in enumerate(snapshot):
+        if not i & YIELD_MASK:
+            yield_now()  # a background thread's long loop: the app's threads get their turn
         key = s.key
         method, route, code, error_type = key[0], key[1], key[2], key[3]
         # Per-request label values (``labels``) ride at the end of the key; () without.
@@ -180,26 +245,14 @@ def project(
     if labelling.zero_errors and w_errors:
         _zero_errors(snapshot, errors)
 
-    label = _Labeller(labelling)
-    out: list[Metric] = []
-    if w_requests:
-        out.append(_sum_metric(cat.HTTP_REQUESTS, requests, now_ns, label))
-    if w_responses:
-        out.append(_sum_metric(cat.HTTP_RESPONSES, responses, now_ns, label))
-    if w_errors:
-        out.append(_sum_metric(cat.HTTP_ERRORS, errors, now_ns, label))
-    if w_durations:
-        spec = cat.HTTP_REQUEST_DURATION
-        out.append(hist_metric(spec, durations, duration_bounds, now_ns, label))
-    if w_req_sizes:
-        spec = cat.HTTP_REQUEST_SIZE
-        out.append(hist_metric(spec, req_sizes, size_bounds, now_ns, label))
-    if w_resp_sizes:
-        spec = cat.HTTP_RESPONSE_SIZE
-        out.append(hist_metric(spec, resp_sizes, size_bounds, now_ns, label))
-    if in_progress is not None and (names is None or cat.HTTP_IN_PROGRESS.name in names):
-        out.append(_in_progress(snapshot, in_progress, in_progress_start_ns, now_ns, label))
-    return out
+    return Projected(
+        requests if w_requests else None,
+        responses if w_responses else None,
+        errors if w_errors else None,
+        durations if w_durations else None,
+        req_sizes if w_req_sizes else None,
+        resp_sizes if w_resp_sizes else None,
+    )
 
 
 def _zero_errors(
@@ -238,17 +291,7 @@ def _in_progress(
         number_point(label(cat.HTTP_IN_PROGRESS, key), start_ns, now_ns, n)
         for key, n in values.items()
     ]
-    spec = cat.HTTP_IN_PROGRESS
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Sum(
-            data_points=points,
-            aggregation_temporality=AggregationTemporality.CUMULATIVE,
-            is_monotonic=False,
-        ),
-    )
+    return _sum(cat.HTTP_IN_PROGRESS, points, monotonic=False)
 
 
 class _Labeller:
@@ -292,13 +335,11 @@ def _sum_metric(
         number_point(label(spec, key), start, now_ns, count)
         for key, (count, start) in series.items()
     ]
-    return Metric(
-        name=spec.name,
-        description=spec.help,
-        unit=spec.unit,
-        data=Sum(
-            data_points=points,
-            aggregation_temporality=AggregationTemporality.CUMULATIVE,
-            is_monotonic=True,
-        ),
-    )
+    return _sum(spec, points, monotonic=True)
+
+
+def _sum(spec: cat.MetricSpec, points: list[NumberDataPoint], *, monotonic: bool) -> Metric:
+    """The catalogue metric ``spec`` as a cumulative sum of ``points``."""
+    cumulative = AggregationTemporality.CUMULATIVE
+    data = Sum(data_points=points, aggregation_temporality=cumulative, is_monotonic=monotonic)
+    return Metric(name=spec.name, description=spec.help, unit=spec.unit, data=data)

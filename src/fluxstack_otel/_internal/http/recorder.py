@@ -11,14 +11,8 @@ metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative,
 A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
 projections of those keys: ``http_requests_total`` sums over status and error, and so on.
 
-Bounds. At most ``max_series - 1`` label sets get series of their own; every further one is folded
-into the overflow series (method and route ``<overflow>``, and ``<overflow>`` as status and error
-type where the metric has them), one per metric, so no metric ever has more than ``max_series``
-series, and the recorder holds at most ``max_series + 2`` keys (the overflow keeps apart only
-"no response", "response" and "error", which tell the six metrics apart). Eviction works on whole
-``(method, route)`` groups, the coarsest projection: when no request of a group was seen for
-``retention_period``, all its keys go together, so a projected counter that stays is never a
-partial sum that would go backwards, and one that comes back starts again with a new start time.
+Bounds (the cardinality cap, the overflow series, eviction by ``(method, route)`` group) are the
+table's (``series.py``).
 
 Exponential histograms: for each histogram named in ``exponential`` (a View chose
 ``ExponentialBucketHistogramAggregation``, or ``histograms: exponential``), a series also keeps
@@ -31,8 +25,6 @@ duration bucket per series is kept and attached to the duration histogram's poin
 
 from __future__ import annotations
 
-import logging
-import math
 import threading
 import time
 from collections import deque
@@ -47,29 +39,27 @@ from fluxstack_otel._internal.http.exemplar_slots import ExemplarSlots
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.fold import (
     BUCKETS,
-    LAST,
     Pending,
     fold_each,
     fold_grouped,
+    fold_totals,
     snapshots,
 )
 from fluxstack_otel._internal.http.projection import (
     DEFAULT_LABELLING,
+    HttpSeries,
     Labelling,
     SeriesKey,
     SeriesSnapshot,
+    accumulate,
     project,
 )
+from fluxstack_otel._internal.http.series import OVERFLOW, SeriesTable, overflow_key
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.selection import HTTP_NAMES
 
 __all__ = ["DRAIN_AT", "OVERFLOW", "HttpRecorder", "Pending", "SeriesKey", "SeriesSnapshot"]
 
-_log = logging.getLogger("fluxstack_otel")
-
-OVERFLOW = cat.OVERFLOW
-
-# The status of overflow keys that had a response: not a real status, exposed as OVERFLOW.
-_OVERFLOW_STATUS = 0
 # Records queued before the queue is folded (by the request that queues the last of them).
 DRAIN_AT = 256
 
@@ -111,17 +101,15 @@ class HttpRecorder:
         )
         self._n_dur = len(self._dur_bounds) + 1
         self._n_size = len(self._size_bounds) + 1
-        self._max_series = max_series
-        self._retention = retention_period
         self._clock = clock
         self._wall_ns = wall_clock_ns
-        self._series: dict[SeriesKey, list[float]] = {}
-        self._start_ns: dict[SeriesKey, int] = {}
         self._req_at = BUCKETS + self._n_dur
         self._resp_at = self._req_at + self._n_size
+        self._table = SeriesTable(
+            self._resp_at + self._n_size, max_series, retention_period, clock, wall_clock_ns
+        )
+        self._series = self._table.series  # the same dict for the table's whole life
         self._lock = threading.Lock()
-        self._overflow_warned = False
-        self._overflow_keys = 0
         self._exemplars = ExemplarSlots(self._dur_bounds)
         # Records wait here until the next drain: appending to a deque is atomic and costs a
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
@@ -242,22 +230,20 @@ class HttpRecorder:
             args = (
                 records,
                 self._series.get,
-                self._new_series,
+                self._table.create,
                 self._dur_bounds,
                 self._size_cuts,
                 self._req_at,
                 self._resp_at,
             )
             if self._grouped:
-                fold_grouped(*args)
+                fold_grouped(*args, self._table.totals)
             else:
-                fold_each(*args, self._exp, self._exp_key)
+                batch = list(records)  # read twice: by the fold, then into the totals
+                fold_each(batch, *args[1:], self._exp, self._table.owner)
+                fold_totals(batch, self._table.totals, *args[3:])
             if self._exemplars.pending:
-                self._exemplars.fold(self._series, self._overflow_key)
-
-    def _exp_key(self, key: SeriesKey) -> SeriesKey:
-        # A new series' exponential slots: its own, or the overflow series' past the cap.
-        return key if key in self._series else self._overflow_key(key)
+                self._exemplars.fold(self._series, overflow_key)
 
     def exemplar(
         self,
@@ -278,49 +264,13 @@ class HttpRecorder:
             (method, route, status, error_type), duration, trace_id, span_id, self._wall_ns()
         )
 
-    @staticmethod
-    def _overflow_key(key: SeriesKey) -> SeriesKey:
-        return (
-            OVERFLOW,
-            OVERFLOW,
-            None if key[2] is None else _OVERFLOW_STATUS,
-            None if key[3] is None else OVERFLOW,
-        )
-
-    def _new_series(self, key: SeriesKey, started: float) -> list[float]:
-        # Called with the lock held. One slot stays free for the overflow series of each metric.
-        # ``started`` (recorder clock) is when the series' first request began: its start time,
-        # so that a series never starts after the requests it counts, however late the fold.
-        if len(self._series) - self._overflow_keys >= self._max_series - 1:
-            key = self._overflow_key(key)
-            existing = self._series.get(key)
-            if existing is not None:
-                return existing
-            self._overflow_keys += 1
-            if not self._overflow_warned:
-                self._overflow_warned = True
-                _log.warning(
-                    "HTTP metrics reached their cardinality cap of %d series; further label sets "
-                    "are folded into route=%r. Raise max_series_per_metric or check that routes "
-                    "are templates.",
-                    self._max_series,
-                    OVERFLOW,
-                )
-        acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (self._n_dur + 2 * self._n_size)
-        self._series[key] = acc
-        ago = self._clock() - started
-        self._start_ns[key] = self._wall_ns() - (int(ago * 1e9) if ago > 0 else 0)
-        return acc
-
     def reset(self) -> None:
         """Forget every series (a forked child starts from zero, not from its parent's counts)."""
         with self._lock:
             self._pending.clear()
-            self._series.clear()
-            self._start_ns.clear()
+            self._table.clear()
             self._exemplars.clear()
             self._exp.clear()
-            self._overflow_keys = 0
             self._version += 1
 
     def __len__(self) -> int:
@@ -346,32 +296,54 @@ class HttpRecorder:
         with self._lock:
             self._evict()
             series = self._series
-            exemplars, exp = self._exemplars, self._exp
+            exemplars, exp, start_ns = self._exemplars, self._exp, self._table.start_ns
             copies = [
-                (k, self._start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
+                (k, start_ns[k], list(acc), exemplars.copy(k), exp.snapshot(k))
                 for k, acc in series.items()
             ]
         return snapshots(copies, self._req_at, self._resp_at, self._n_size)
 
     def _evict(self) -> None:
         # Under the lock: the (method, route) groups idle for the retention period leave.
-        horizon = self._clock() - self._retention
-        series = self._series
-        last: dict[tuple[str, str], float] = {}
-        for k, acc in series.items():
-            group = (k[0], k[1])
-            if acc[LAST] > last.get(group, -math.inf):
-                last[group] = acc[LAST]
-        expired = [k for k in series if last[(k[0], k[1])] < horizon]
+        expired = self._table.evict()
         for k in expired:
-            del series[k]
-            del self._start_ns[k]
             self._exemplars.pop(k)
             self._exp.pop(k)
-            if k[0] == OVERFLOW:
-                self._overflow_keys -= 1
         if expired:
             self._version += 1
+
+    def totals(self, names: Collection[str]) -> list[Metric]:
+        """The named metrics summed over every request ever recorded, however many series.
+
+        What a rule over all series reads (the request rate, the error rate, the merged latency
+        histogram) without a snapshot of every series: a few points, kept up by the fold
+        (``fold.py``), never evicted, started again by ``reset``. Their labels say nothing (one
+        point per kind of record). The histograms kept as exponential ones are left out (a
+        rule reads their exponential buckets from the series).
+        """
+        wanted = [n for n in names if n in HTTP_NAMES and n not in self._exp.max_sizes]
+        if not wanted:
+            return []
+        self._drain()
+        with self._lock:
+            copies = self._table.total_copies()
+        made = snapshots(copies, self._req_at, self._resp_at, self._n_size)
+        return project(
+            [s for s in made if s.requests],
+            duration_bounds=self._dur_bounds,
+            size_bounds=self._size_bounds,
+            now_ns=self._wall_ns(),
+            names=wanted,
+        )
+
+    def series(self) -> HttpSeries | None:
+        """Every live series added up by projected key (``projection.accumulate``), for an
+        encoder that writes the HTTP scope itself; None where only ``to_metrics`` says it all
+        (in-progress counts, exponential histograms)."""
+        if self._in_progress is not None or self._exp.on:
+            return None
+        projected = accumulate(self.snapshot(), labelling=self._presentation)
+        return HttpSeries(projected, self._presentation, self._dur_bounds, self._size_bounds)
 
     def to_metrics(
         self,
@@ -384,7 +356,7 @@ class HttpRecorder:
             names: Only these metrics (the alert processor reads a few); None: all six.
             snapshot: The series to project; None takes one now.
         """
-        if names is not None and not names:
+        if names is not None and HTTP_NAMES.isdisjoint(names):
             return []  # none wanted (a render that reuses the HTTP scope's text): no snapshot
         in_progress = self._in_progress
         return project(

@@ -26,9 +26,8 @@ from fluxstack_otel.errors import MissingDependencyError
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.asgi_types import ASGIApp
-    from fluxstack_otel._internal.http.recorder import HttpRecorder
 
-__all__ = ["SPAN_CONTEXT", "note_exemplar", "require_instrumentation", "span_context", "traced"]
+__all__ = ["SPAN_CONTEXT", "require_instrumentation", "span_context", "traced"]
 
 SPAN_CONTEXT = "fluxstack_otel.span_context"
 """The ASGI scope key under which the request hook leaves the sampled server span's context."""
@@ -95,20 +94,3 @@ def span_context(scope: MutableMapping[str, Any]) -> SpanContext | None:
     """The sampled server span context the hook left in ``scope``, if any."""
     context = scope.get(SPAN_CONTEXT)
     return context if isinstance(context, SpanContext) else None
-
-
-def note_exemplar(
-    recorder: HttpRecorder,
-    scope: MutableMapping[str, Any],
-    method: str,
-    route: str,
-    status: int | None,
-    error_type: str | None,
-    duration: float,
-) -> None:
-    """Hand the request's sampled span, if any, to the recorder as a duration exemplar."""
-    context = span_context(scope)
-    if context is not None:
-        recorder.exemplar(
-            method, route, status, error_type, duration, context.trace_id, context.span_id
-        )

@@ -29,6 +29,7 @@ __all__ = [
     "ALLOWED_AGGREGATIONS",
     "BUILTIN_SCOPES",
     "DEFAULT_BOUNDS",
+    "HTTP_NAMES",
     "HTTP_SCOPE_NAME",
     "OWN_METRICS",
     "Candidate",

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -33,13 +33,13 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
     ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from fluxstack_otel._internal.metrics.assemble import map_scopes, one_resource, scope_of
 from fluxstack_otel._internal.metrics.dual import exponential_of, subtract_exponential
 from fluxstack_otel._internal.metrics.memory import NEVER_IDLE, ExemplarMemory, Retention
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
@@ -66,8 +66,12 @@ class MetricSource(Protocol):
         """Every metric now, cumulative; ``names`` may limit the built-in HTTP metrics built."""
         ...
 
-    def collect_in(self, shared: Round) -> MetricsData:
-        """Every metric, collected once for all the jobs of the round ``shared`` (read-only)."""
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
+        """Every metric, collected once for all the jobs of the round ``shared`` (read-only).
+
+        ``names`` empty: the collection without the built-in HTTP metrics (what a sink that
+        reuses the HTTP scope's text reads), also once per round; None: everything.
+        """
         ...
 
 
@@ -95,6 +99,7 @@ class MetricStream:
         self._resource = resource
         self._exemplars = ExemplarMemory()
         self._retention = None if retention is None else Retention(retention, wall_clock_ns)
+        self._light = object()  # the round's key of the collection without the HTTP metrics
 
     @property
     def resource(self) -> Resource:
@@ -115,9 +120,7 @@ class MetricStream:
         """
         scopes: list[ScopeMetrics] = []
         if self._http_metrics is not None:
-            scopes.append(
-                ScopeMetrics(scope=HTTP_SCOPE, metrics=self._http_metrics(names), schema_url="")
-            )
+            scopes.append(scope_of(HTTP_SCOPE, self._http_metrics(names)))
         for reader in self._readers:
             data = reader.get_metrics_data()
             if data is not None:
@@ -127,15 +130,16 @@ class MetricStream:
                         if self._retention is not None and sm.scope.name not in NEVER_IDLE:
                             kept = self._retention.apply(kept)
                         scopes.append(kept)
-        return MetricsData(
-            resource_metrics=[
-                ResourceMetrics(resource=self._resource, scope_metrics=scopes, schema_url="")
-            ]
-        )
+        return one_resource(self._resource, scopes)
 
-    def collect_in(self, shared: Round) -> MetricsData:
-        """Every metric, collected once for all the jobs of the round ``shared`` (read-only)."""
-        return shared.share(self, self.collect)
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
+        """Every metric (``names`` empty: none of the HTTP ones), once for the round ``shared``.
+
+        Only None and an empty ``names`` are shared: any other reads everything, as None does.
+        """
+        if names is None or names:
+            return shared.share(self, self.collect)
+        return shared.share(self._light, lambda: self.collect(()))
 
 
 class PresentedStream:
@@ -149,6 +153,7 @@ class PresentedStream:
     def __init__(self, inner: MetricSource, present: Callable[[MetricsData], MetricsData]) -> None:
         self._inner = inner
         self._present = present
+        self._light = object()  # as MetricStream's
 
     @property
     def resource(self) -> Resource:
@@ -163,12 +168,15 @@ class PresentedStream:
         """Collect from the inner source and shape the built-ins (``names`` is passed on)."""
         return self._present(self._inner.collect(names))
 
-    def collect_in(self, shared: Round) -> MetricsData:
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
         """The round's collection of the inner source, shaped once for the round."""
-        return shared.share(self, lambda: self._present(self._inner.collect_in(shared)))
+        key = self if names is None or names else self._light
+        return shared.share(key, lambda: self._present(self._inner.collect_in(shared, names)))
 
 
 _SeriesId = tuple[str, str, frozenset[tuple[str, object]]]
+_Points = dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint]
+"""The last reading of each series a view has seen, by series."""
 
 
 DeltaFor = Callable[[str, Metric], bool]
@@ -196,9 +204,7 @@ class DeltaView:
     ) -> None:
         self._stream = source
         self._delta_for = delta_for
-        self._previous: dict[
-            _SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
-        ] = {}
+        self._previous: _Points = {}
         self._lock = threading.Lock()
 
     def collect(self, shared: Round | None = None) -> MetricsData:
@@ -225,122 +231,87 @@ class DeltaView:
 
         return out, commit
 
-    def _to_delta(
-        self, data: MetricsData
-    ) -> tuple[
-        MetricsData,
-        dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint],
-    ]:
+    def _to_delta(self, data: MetricsData) -> tuple[MetricsData, _Points]:
         previous = self._previous
-        current: dict[
-            _SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint
-        ] = {}
-        out_rms = []
-        for rm in data.resource_metrics:
-            out_sms = []
-            for sm in rm.scope_metrics:
-                metrics = [
-                    _delta_metric(sm.scope.name, m, previous, current)
-                    if self._delta_for(sm.scope.name, m)
-                    else m
-                    for m in sm.metrics
-                ]
-                out_sms.append(replace(sm, metrics=metrics))
-            out_rms.append(replace(rm, scope_metrics=out_sms))
-        return MetricsData(resource_metrics=out_rms), current
+        current: _Points = {}
+
+        def deltas_of(sm: ScopeMetrics) -> ScopeMetrics:
+            metrics = [
+                _delta_metric(sm.scope.name, m, previous, current)
+                if self._delta_for(sm.scope.name, m)
+                else m
+                for m in sm.metrics
+            ]
+            return replace(sm, metrics=metrics)
+
+        return map_scopes(data, deltas_of), current
 
 
-def _delta_metric(
-    scope: str,
-    metric: Metric,
-    previous: dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint],
-    current: dict[_SeriesId, NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint],
-) -> Metric:
+_Point = TypeVar("_Point", NumberDataPoint, HistogramDataPoint, ExponentialHistogramDataPoint)
+
+
+def _delta_metric(scope: str, metric: Metric, previous: _Points, current: _Points) -> Metric:
     data = metric.data
     # Sums that can go down (up-down counters) stay cumulative, as OpenTelemetry's delta
     # temporality preference has them: a delta of a level means little to a backend.
     if (
-        isinstance(data, Sum)
-        and data.is_monotonic
-        and data.aggregation_temporality == AggregationTemporality.CUMULATIVE
+        not isinstance(data, Sum | Histogram | ExponentialHistogram)
+        or data.aggregation_temporality != AggregationTemporality.CUMULATIVE
+        or (isinstance(data, Sum) and not data.is_monotonic)
     ):
-        points: list[NumberDataPoint] = []
-        for p in data.data_points:
-            sid = (scope, metric.name, frozenset((p.attributes or {}).items()))
-            current[sid] = p
-            prev = previous.get(sid)
-            if isinstance(prev, NumberDataPoint) and prev.start_time_unix_nano == (
-                p.start_time_unix_nano
-            ):
-                points.append(
-                    replace(p, start_time_unix_nano=prev.time_unix_nano, value=p.value - prev.value)
-                )
-            else:
-                points.append(p)
-        return replace(
-            metric,
-            data=replace(
-                data, data_points=points, aggregation_temporality=AggregationTemporality.DELTA
-            ),
-        )
-    if (
-        isinstance(data, Histogram)
-        and data.aggregation_temporality == AggregationTemporality.CUMULATIVE
-    ):
-        hpoints: list[HistogramDataPoint] = []
-        for hp in data.data_points:
-            sid = (scope, metric.name, frozenset((hp.attributes or {}).items()))
-            current[sid] = hp
-            prev = previous.get(sid)
-            if (
-                isinstance(prev, HistogramDataPoint)
-                and prev.start_time_unix_nano == hp.start_time_unix_nano
-                and len(prev.bucket_counts) == len(hp.bucket_counts)
-            ):
-                dual = {"exponential": subtract_exponential(hp, prev)} if exponential_of(hp) else {}
-                hpoints.append(
-                    replace(
-                        hp,
-                        start_time_unix_nano=prev.time_unix_nano,
-                        count=hp.count - prev.count,
-                        sum=hp.sum - prev.sum,
-                        bucket_counts=_subtract(hp.bucket_counts, prev.bucket_counts),
-                        min=_absent(),
-                        max=_absent(),
-                        **dual,
-                    )
-                )
-            else:
-                hpoints.append(hp)
-        return replace(
-            metric,
-            data=replace(
-                data, data_points=hpoints, aggregation_temporality=AggregationTemporality.DELTA
-            ),
-        )
-    if (
-        isinstance(data, ExponentialHistogram)
-        and data.aggregation_temporality == AggregationTemporality.CUMULATIVE
-    ):
-        epoints: list[ExponentialHistogramDataPoint] = []
-        for ep in data.data_points:
-            sid = (scope, metric.name, frozenset((ep.attributes or {}).items()))
-            current[sid] = ep
-            before = previous.get(sid)
-            if (
-                isinstance(before, ExponentialHistogramDataPoint)
-                and before.start_time_unix_nano == ep.start_time_unix_nano
-            ):
-                epoints.append(subtract_exponential(ep, before))
-            else:
-                epoints.append(ep)
-        return replace(
-            metric,
-            data=replace(
-                data, data_points=epoints, aggregation_temporality=AggregationTemporality.DELTA
-            ),
-        )
-    return metric
+        return metric
+    if isinstance(data, Sum):
+        points: list[Any] = _deltas(scope, metric, data.data_points, previous, current, _sum_delta)
+    elif isinstance(data, Histogram):
+        points = _deltas(scope, metric, data.data_points, previous, current, _histogram_delta)
+    else:
+        points = _deltas(scope, metric, data.data_points, previous, current, subtract_exponential)
+    # The three kinds change the same two fields (a replace over their union is beyond mypy).
+    kind: Any = data
+    delta = replace(kind, data_points=points, aggregation_temporality=AggregationTemporality.DELTA)
+    return replace(metric, data=delta)
+
+
+def _deltas(
+    scope: str,
+    metric: Metric,
+    points: Sequence[_Point],
+    previous: _Points,
+    current: _Points,
+    subtract: Callable[[_Point, _Point], _Point],
+) -> list[_Point]:
+    """Each point minus the previous reading of its series, where that reading is of the same
+    kind and the same start; otherwise the point as it is (a new or restarted series)."""
+    out: list[_Point] = []
+    for p in points:
+        sid = (scope, metric.name, frozenset((p.attributes or {}).items()))
+        current[sid] = p
+        prev = previous.get(sid)
+        if isinstance(prev, type(p)) and prev.start_time_unix_nano == p.start_time_unix_nano:
+            out.append(subtract(p, prev))
+        else:
+            out.append(p)
+    return out
+
+
+def _sum_delta(p: NumberDataPoint, prev: NumberDataPoint) -> NumberDataPoint:
+    return replace(p, start_time_unix_nano=prev.time_unix_nano, value=p.value - prev.value)
+
+
+def _histogram_delta(hp: HistogramDataPoint, prev: HistogramDataPoint) -> HistogramDataPoint:
+    if len(prev.bucket_counts) != len(hp.bucket_counts):
+        return hp  # the boundaries changed: no difference to take
+    dual = {"exponential": subtract_exponential(hp, prev)} if exponential_of(hp) else {}
+    return replace(
+        hp,
+        start_time_unix_nano=prev.time_unix_nano,
+        count=hp.count - prev.count,
+        sum=hp.sum - prev.sum,
+        bucket_counts=_subtract(hp.bucket_counts, prev.bucket_counts),
+        min=_absent(),
+        max=_absent(),
+        **dual,
+    )
 
 
 def _subtract(a: Sequence[int], b: Sequence[int]) -> list[int]:

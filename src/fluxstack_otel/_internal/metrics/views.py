@@ -38,7 +38,6 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
     ScopeMetrics,
     Sum,
 )
@@ -51,6 +50,7 @@ from opentelemetry.sdk.metrics.view import (
 
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics import sdk_hooks
+from fluxstack_otel._internal.metrics.assemble import map_scopes
 from fluxstack_otel._internal.metrics.dual import (
     ClassicExponentialPoint,
     DualHistogramDataPoint,
@@ -312,24 +312,16 @@ class Presentation:
         """One collection with the built-ins as their streams say; other scopes pass as they are."""
         if self.identity:
             return data
-        out = []
-        for rm in data.resource_metrics:
-            scopes = [
-                ScopeMetrics(
-                    scope=sm.scope,
-                    metrics=[s for m in sm.metrics for s in self._present_metric(m)],
-                    schema_url=sm.schema_url,
-                )
-                if sm.scope.name in BUILTIN_SCOPES
-                else sm
-                for sm in rm.scope_metrics
-            ]
-            out.append(
-                ResourceMetrics(
-                    resource=rm.resource, scope_metrics=scopes, schema_url=rm.schema_url
-                )
-            )
-        return MetricsData(resource_metrics=out)
+        return map_scopes(data, self._present_scope)
+
+    def _present_scope(self, sm: ScopeMetrics) -> ScopeMetrics:
+        if sm.scope.name not in BUILTIN_SCOPES:
+            return sm
+        return ScopeMetrics(
+            scope=sm.scope,
+            metrics=[s for m in sm.metrics for s in self._present_metric(m)],
+            schema_url=sm.schema_url,
+        )
 
     def _present_metric(self, metric: Metric) -> list[Metric]:
         streams = self._streams.get(metric.name)

@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from fluxstack_otel._internal.runtime.background import lower_priority
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
 from fluxstack_otel._internal.runtime.tick import Round, Tick, clamp_wait
@@ -340,6 +341,7 @@ class PeriodicWorker:
                 report_failure(f"starting a run of {self._name}")
 
     def _run(self, tick: Tick) -> None:
+        lower_priority()  # the run's own thread: the app's threads come first (background.py)
         try:
             self._task(tick)
         except BaseException:  # a run's thread ends here, whatever it met

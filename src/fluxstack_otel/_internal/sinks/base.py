@@ -17,6 +17,7 @@ from fluxstack_otel._internal.asgi_types import ASGIApp, Send
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import MonitoringConfig
+    from fluxstack_otel._internal.http.projection import HttpSeries
     from fluxstack_otel._internal.metrics.stream import MetricSource
 
 __all__ = [
@@ -101,3 +102,7 @@ class SinkContext(NamedTuple):
     http_version: Callable[[], int | None] | None = None
     """The HTTP recorder's ``version`` when ``stream`` reads this process's recorder (None: no
     recorder, or a multiprocess host's merged stream): what a render may reuse text under."""
+    http_series: Callable[[], HttpSeries | None] | None = None
+    """The HTTP recorder's ``series`` when ``stream`` shows the recorder's series as they are
+    (this process's recorder, and no view renames or reshapes a built-in): what an encoder may
+    write the HTTP scope from directly."""

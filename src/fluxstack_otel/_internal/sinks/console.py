@@ -19,6 +19,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -34,8 +36,10 @@ from fluxstack_otel._internal.metrics.dual import exponential_of
 from fluxstack_otel._internal.metrics.exponential import quantile
 from fluxstack_otel._internal.metrics.points import attribute_text, rfc3339_ns
 from fluxstack_otel._internal.metrics.quantile import histogram_quantiles
-from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
+from fluxstack_otel._internal.metrics.selection import HTTP_SCOPE_NAME
+from fluxstack_otel._internal.sinks.document import HttpJson, document_text, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Round, Tick
+from fluxstack_otel._internal.sinks.reuse import KeptScope
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import ConsoleExporterConfig
@@ -60,6 +64,9 @@ class ConsoleSink(PeriodicSink):
         self._config = exporter
         self._source = context.stream
         self._extras = context.extras
+        # The HTTP scope's lines (or JSON entries), kept while the recorder's version holds.
+        self._kept_lines = KeptScope[tuple[str, ...]](context.http_version)
+        self._kept_json = KeptScope[HttpJson](context.http_version)
         interval = exporter.interval or context.config.collect_interval
         self._worker = PeriodicWorker("fluxstack-otel-console", interval, self._run)
 
@@ -70,10 +77,16 @@ class ConsoleSink(PeriodicSink):
             shared: The scheduler round this run belongs to: its collection is read (None: a
                 collection of its own).
         """
-        data = self._source.collect() if shared is None else self._source.collect_in(shared)
+        source = self._source
+        collect = source.collect if shared is None else partial(source.collect_in, shared)
         if self._config.format == "json":
-            return dumps(document(data, safe_extras(self._extras)))
-        return format_text(data)
+            extras = safe_extras(self._extras)
+            return self._kept_json.encode(
+                collect, lambda data, http, keep: document_text(data, extras, http=http, keep=keep)
+            )
+        return self._kept_lines.encode(
+            collect, lambda data, http, keep: format_text(data, http=http, keep=keep)
+        )
 
     def emit(self, shared: Round | None = None) -> None:
         """Write one snapshot to the configured stream (``shared``: as in ``snapshot``)."""
@@ -89,17 +102,40 @@ class ConsoleSink(PeriodicSink):
         self.emit(tick.round)
 
 
-def format_text(data: MetricsData, *, now_ns: int | None = None) -> str:
-    """The text snapshot: a header line, then one indented line per series."""
+def format_text(
+    data: MetricsData,
+    *,
+    now_ns: int | None = None,
+    http: tuple[str, ...] | None = None,
+    keep: Callable[[tuple[str, ...]], None] | None = None,
+) -> str:
+    """The text snapshot: a header line, then one indented line per series.
+
+    Args:
+        data: The collection.
+        now_ns: The header's time (default: now).
+        http: The HTTP scope's lines of an earlier snapshot, in place of what ``data`` holds for
+            that scope (``data`` was collected without it: ``sinks/reuse.py``).
+        keep: Called with the HTTP scope's lines of this snapshot.
+    """
     lines: list[str] = []
     service = instance = ""
     for rm in data.resource_metrics:
         attrs = rm.resource.attributes
         service = str(attrs.get("service.name", service))
         instance = str(attrs.get("service.instance.id", instance))
+        if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
+            lines.extend(http)
         for sm in rm.scope_metrics:
+            is_http = sm.scope.name == HTTP_SCOPE_NAME
+            if is_http and http is not None:
+                continue
+            mark = len(lines)
             for metric in sm.metrics:
                 _format_metric(lines, metric.name, metric.data)
+            if is_http and keep is not None:
+                keep(tuple(lines[mark:]))
+        http = None  # one resource per collection: spliced once
     stamp = rfc3339_ns(time.time_ns() if now_ns is None else now_ns)
     header = " ".join(part for part in ("fluxstack-otel", service, instance[:8], stamp) if part)
     return "\n".join([header, *lines])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogram,
@@ -37,14 +37,25 @@ from opentelemetry.sdk.metrics.export import (
 from fluxstack_otel._internal.metrics.catalog import Kind
 from fluxstack_otel._internal.metrics.dual import classic_of, exponential_of
 from fluxstack_otel._internal.metrics.points import attribute_text, json_number, rfc3339_ns
+from fluxstack_otel._internal.metrics.selection import HTTP_SCOPE_NAME
 from fluxstack_otel._internal.runtime.failures import report_failure
 
-__all__ = ["CONTENT_TYPE", "document", "dumps", "safe_extras"]
+__all__ = ["CONTENT_TYPE", "HttpJson", "document", "document_text", "dumps", "safe_extras"]
 
 CONTENT_TYPE = "application/json"
 _CORE_KEYS = frozenset({"timestamp", "resource", "metrics"})
 _SERVICE_NAME = "service.name"
 _INSTANCE_ID = "service.instance.id"
+
+
+class HttpJson(NamedTuple):
+    """The HTTP scope's metric entries of one document, to splice into a later one.
+
+    Attributes:
+        entries: Each entry, and its JSON text (``dumps``); entries are never modified.
+    """
+
+    entries: tuple[tuple[dict[str, Any], str], ...]
 
 
 def document(
@@ -65,12 +76,59 @@ def document(
     Returns:
         A dict that ``dumps`` serialises to strict JSON.
     """
+    attributes, entries = _entries(data, None, None)
+    out = _head(attributes, now_ns)
+    out["metrics"] = [entry for entry, _ in entries]
+    out.update(_sections(extras))
+    return out
+
+
+def document_text(
+    data: MetricsData,
+    extras: Mapping[str, Any] | None = None,
+    *,
+    now_ns: int | None = None,
+    http: HttpJson | None = None,
+    keep: Callable[[HttpJson], None] | None = None,
+) -> str:
+    """``dumps(document(data, extras))``, built so the HTTP scope's part can be reused.
+
+    Args:
+        data: As for ``document``.
+        extras: As for ``document``.
+        now_ns: As for ``document``.
+        http: The HTTP scope's entries of an earlier document, in place of what ``data`` holds
+            for that scope (``data`` was collected without it: ``sinks/reuse.py``).
+        keep: Called with the HTTP scope's entries of this document.
+    """
+    attributes, entries = _entries(data, http, keep)
+    head = dumps(_head(attributes, now_ns))
+    metrics = ",".join(dumps(entry) if text is None else text for entry, text in entries)
+    sections = _sections(extras)
+    tail = "," + dumps(sections)[1:-1] if sections else ""
+    return f'{head[:-1]},"metrics":[{metrics}]{tail}}}'
+
+
+def _entries(
+    data: MetricsData, http: HttpJson | None, keep: Callable[[HttpJson], None] | None
+) -> tuple[dict[str, Any], list[list[Any]]]:
+    """The resource attributes and the metric entries, each as ``[entry, its text or None]``."""
     attributes: dict[str, Any] = {}
-    metrics: list[dict[str, Any]] = []
-    by_name: dict[str, dict[str, Any]] = {}
+    entries: list[list[Any]] = []
+    by_name: dict[str, list[Any]] = {}
+    slot: list[Any]
     for rm in data.resource_metrics:
         attributes.update((k, _attribute(v)) for k, v in rm.resource.attributes.items())
+        if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
+            for kept, text in http.entries:
+                slot = [kept, text]
+                by_name[kept["name"]] = slot
+                entries.append(slot)
         for sm in rm.scope_metrics:
+            is_http = sm.scope.name == HTTP_SCOPE_NAME
+            if is_http and http is not None:
+                continue
+            mark = len(entries)
             for metric in sm.metrics:
                 entry = _metric(
                     metric.name, metric.unit or "", metric.description or "", metric.data
@@ -79,19 +137,33 @@ def document(
                     continue
                 seen = by_name.get(metric.name)
                 if seen is None:  # the same name from two scopes is one metric, as in Prometheus
-                    by_name[metric.name] = entry
-                    metrics.append(entry)
-                elif seen["type"] == entry["type"]:
-                    seen["series"].extend(entry["series"])
-    out: dict[str, Any] = {
+                    slot = [entry, None]  # its text is made when the document is
+                    by_name[metric.name] = slot
+                    entries.append(slot)
+                elif seen[0]["type"] == entry["type"]:  # merged into a copy: a kept entry stays
+                    seen[0] = {**seen[0], "series": [*seen[0]["series"], *entry["series"]]}
+                    seen[1] = None
+            if is_http and keep is not None:
+                for slot in entries[mark:]:
+                    slot[1] = dumps(slot[0])
+                keep(HttpJson(tuple((slot[0], slot[1]) for slot in entries[mark:])))
+        http = None  # one resource per collection: spliced once
+    return attributes, entries
+
+
+def _head(attributes: Mapping[str, Any], now_ns: int | None) -> dict[str, Any]:
+    return {
         "timestamp": rfc3339_ns(time.time_ns() if now_ns is None else now_ns),
         "resource": {
             "service_name": str(attributes.get(_SERVICE_NAME, "")),
             "instance_id": str(attributes.get(_INSTANCE_ID, "")),
             "attributes": attributes,
         },
-        "metrics": metrics,
     }
+
+
+def _sections(extras: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, section in (extras or {}).items():
         if key in _CORE_KEYS:
             report_failure(f"adding the extra section {key!r} to the JSON document", exc_info=False)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from fluxstack_otel._internal.runtime.failures import report_failure
-from fluxstack_otel._internal.sinks.document import document, dumps, safe_extras
+from fluxstack_otel._internal.sinks.document import HttpJson, document_text, safe_extras
 from fluxstack_otel._internal.sinks.periodic import PeriodicSink, PeriodicWorker, Round, Tick
-from fluxstack_otel._internal.sinks.prometheus.sink import prometheus_options, render
+from fluxstack_otel._internal.sinks.prometheus.reuse import Exposition
+from fluxstack_otel._internal.sinks.prometheus.sink import prometheus_options
+from fluxstack_otel._internal.sinks.reuse import KeptScope
 from fluxstack_otel._internal.transport.atomic import history_path, prune_history, write_atomic
 
 if TYPE_CHECKING:
@@ -49,7 +52,14 @@ class FileSink(PeriodicSink):
         self._config = exporter
         self._source = context.stream
         self._extras = context.extras
-        self._options = prometheus_options(context.config)
+        # The HTTP scope's text (or JSON entries), kept while the recorder's version holds.
+        self._exposition = Exposition(
+            self._source.collect,
+            context.http_version,
+            prometheus_options(context.config),
+            context.http_series,
+        )
+        self._kept_json = KeptScope[HttpJson](context.http_version)
         self._retention_ns = int(context.config.retention_period * 1e9)
         self._now_ns = wall_clock_ns
         interval = exporter.interval or context.config.collect_interval
@@ -59,10 +69,15 @@ class FileSink(PeriodicSink):
 
     def render(self, shared: Round | None = None) -> bytes:
         """The file's content as it would be written now (from the round ``shared``'s collection)."""
-        data = self._source.collect() if shared is None else self._source.collect_in(shared)
+        source = self._source
+        collect = source.collect if shared is None else partial(source.collect_in, shared)
         if self._config.format == "json":
-            return (dumps(document(data, safe_extras(self._extras))) + "\n").encode()
-        return render(data, openmetrics=False, options=self._options)
+            extras = safe_extras(self._extras)
+            text = self._kept_json.encode(
+                collect, lambda data, http, keep: document_text(data, extras, http=http, keep=keep)
+            )
+            return (text + "\n").encode()
+        return self._exposition.render(False, collect)
 
     def write(self, shared: Round | None = None) -> bool:
         """Write the file (and a snapshot, with history) now (``shared``: as in ``render``).

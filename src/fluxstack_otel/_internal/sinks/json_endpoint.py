@@ -9,18 +9,25 @@ a request, and at shutdown both are done once more within the shutdown bound.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import MetricsData
-
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
+from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.runtime.failures import report_failure
+from fluxstack_otel._internal.runtime.heap import after_large_render
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
-from fluxstack_otel._internal.sinks.document import CONTENT_TYPE, document, dumps, safe_extras
+from fluxstack_otel._internal.sinks.document import (
+    CONTENT_TYPE,
+    HttpJson,
+    document,
+    document_text,
+    safe_extras,
+)
 from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
+from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 from fluxstack_otel._internal.transport.atomic import write_atomic
 from fluxstack_otel._internal.transport.post import PostError, post_with_retries, public_url
 
@@ -39,21 +46,35 @@ class JsonEndpoint:
     The document is built in the loop's default executor, so a large one never stalls requests.
 
     Args:
-        collect: Returns the stream's current cumulative data.
+        collect: The stream's ``collect(names)`` (cumulative data).
         extras: Returns the extra top-level sections.
+        version: The recorder's ``version``: the HTTP scope's entries are reused while it holds
+            (None: every document is built afresh).
     """
 
     def __init__(
         self,
-        collect: Callable[[], MetricsData],
+        collect: Collect,
         extras: Callable[[], Mapping[str, Any]] = dict,
+        version: Callable[[], int | None] | None = None,
     ) -> None:
         self._collect = collect
         self._extras = extras
+        self._kept = KeptScope[HttpJson](version)
+
+    def text(self, collect: Collect | None = None) -> str:
+        """The document now (``collect``: instead of the stream's, such as a round's)."""
+        extras = safe_extras(self._extras)
+        text = self._kept.encode(
+            collect or self._collect,
+            lambda data, http, keep: document_text(data, extras, http=http, keep=keep),
+        )
+        after_large_render(len(text))
+        return text
 
     def body(self) -> bytes:
         """The document as served now."""
-        return dumps(document(self._collect(), safe_extras(self._extras))).encode()
+        return self.text().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
@@ -61,7 +82,7 @@ class JsonEndpoint:
             await method_not_allowed(send)
             return
         try:
-            body = await asyncio.get_running_loop().run_in_executor(None, self.body)
+            body = await background.run(self.body)
         except Exception:
             _log.exception("building the JSON metrics document failed")
             await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")
@@ -101,7 +122,8 @@ class JsonSink:
         self._source = context.stream
         self._extras = context.extras
         self._headers = {"Content-Type": CONTENT_TYPE, **dict(exporter.headers)}
-        self._endpoint = JsonEndpoint(context.stream.collect, self._extras)
+        # One kept HTTP part for the endpoint and the pushes: both read the same stream.
+        self._endpoint = JsonEndpoint(context.stream.collect, self._extras, context.http_version)
         self._worker: PeriodicWorker | None = None
         if exporter.url is not None or exporter.file_path is not None:
             interval = exporter.interval or context.config.collect_interval
@@ -123,8 +145,8 @@ class JsonSink:
 
     def push(self, tick: Tick) -> None:
         """One run: write the file and POST the document (each failure reported on its own)."""
-        data = self._source.collect_in(tick.round)  # the round's collection, shared
-        body = (dumps(document(data, safe_extras(self._extras))) + "\n").encode()
+        # The round's collection, shared
+        body = (self._endpoint.text(partial(self._source.collect_in, tick.round)) + "\n").encode()
         path, url = self._config.file_path, self._config.url
         if path is not None:
             try:

@@ -31,12 +31,12 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
     MetricsData,
     PeriodicExportingMetricReader,
-    ResourceMetrics,
 )
 
 from fluxstack_otel._internal.config.checks import join
 from fluxstack_otel._internal.config.model import MonitoringConfig, OtelExporterConfig
 from fluxstack_otel._internal.metrics import sdk_hooks
+from fluxstack_otel._internal.metrics.assemble import one_resource
 from fluxstack_otel._internal.metrics.stream import DeltaFor, DeltaView, MetricSource
 from fluxstack_otel._internal.metrics.views import HTTP_SCOPE_NAME
 from fluxstack_otel._internal.runtime.failures import report_failure
@@ -219,11 +219,7 @@ def _merged(ours: MetricsData, sdk: MetricsData | None) -> MetricsData:
             schema = schema or rm.schema_url
     if resource is None:
         return MetricsData(resource_metrics=[])
-    return MetricsData(
-        resource_metrics=[
-            ResourceMetrics(resource=resource, scope_metrics=scopes, schema_url=schema)
-        ]
-    )
+    return one_resource(resource, scopes, schema)
 
 
 class Failsafe(MetricExporter):

@@ -22,20 +22,15 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
     Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics import exponential as exp
+from fluxstack_otel._internal.metrics.assemble import one_resource, scope_of
 from fluxstack_otel._internal.metrics.dual import DualHistogramDataPoint, exponential_of
-from fluxstack_otel._internal.metrics.exponential import (
-    DEFAULT_MAX_SIZE,
-    ExponentialSnapshot,
-    merged,
-)
 from fluxstack_otel._internal.metrics.points import metrics_of
 from fluxstack_otel._internal.runtime.failures import report_failure
 
@@ -93,7 +88,7 @@ def family_points(
                 payload: list[Any] = [p.count, p.sum, list(p.bucket_counts), bounds]
                 snap = exponential_of(p)
                 if snap is not None:
-                    size = getattr(p, "max_size", DEFAULT_MAX_SIZE)
+                    size = getattr(p, "max_size", exp.DEFAULT_MAX_SIZE)
                     payload.append([*_encoded(snap), size])
             else:
                 payload = [p.value]
@@ -118,16 +113,16 @@ def add_payloads(kind: str, a: list[Any], b: list[Any]) -> list[Any] | None:
         return None
     total = [a[0] + b[0], a[1] + b[1], [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]]
     if len(a) > 4 and len(b) > 4:  # both have exponential buckets: merged exactly
-        both = merged(_snapshot(a[4]), _snapshot(b[4]), max(a[4][4], b[4][4]))
+        both = exp.merged(_snapshot(a[4]), _snapshot(b[4]), max(a[4][4], b[4][4]))
         total.append([*_encoded(both), max(a[4][4], b[4][4])])
     return total
 
 
-def _snapshot(e: list[Any]) -> ExponentialSnapshot:
-    return ExponentialSnapshot(int(e[0]), int(e[1]), tuple(e[2]), int(e[3]))
+def _snapshot(e: list[Any]) -> exp.ExponentialSnapshot:
+    return exp.ExponentialSnapshot(int(e[0]), int(e[1]), tuple(e[2]), int(e[3]))
 
 
-def _encoded(snap: ExponentialSnapshot) -> list[Any]:
+def _encoded(snap: exp.ExponentialSnapshot) -> list[Any]:
     return [snap.scale, snap.offset, list(snap.counts), snap.zero_count]
 
 
@@ -213,18 +208,7 @@ def to_metrics_data(
                 )
         metric = Metric(name=name, description=desc, unit=unit, data=data)
         scopes.setdefault(scope, []).append(metric)
-    return MetricsData(
-        resource_metrics=[
-            ResourceMetrics(
-                resource=resource,
-                scope_metrics=[
-                    ScopeMetrics(scope=InstrumentationScope(s), metrics=m, schema_url="")
-                    for s, m in scopes.items()
-                ],
-                schema_url="",
-            )
-        ]
-    )
+    return one_resource(resource, (scope_of(InstrumentationScope(s), m) for s, m in scopes.items()))
 
 
 def _histogram_point(a: Attrs, p: list[Any], start: int, now_ns: int) -> HistogramDataPoint:

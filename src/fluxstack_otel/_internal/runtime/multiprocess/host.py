@@ -165,8 +165,9 @@ class HostStream:
         """Replace the resource of the worker's own stream."""
         self._local.set_resource(resource)
 
-    def collect_in(self, shared: Round) -> MetricsData:
-        """The host's metrics, read once for all the jobs of the round ``shared``."""
+    def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
+        """The host's metrics, read once for all the jobs of the round ``shared`` (``names`` is
+        ignored, as in ``collect``)."""
         return shared.share(self, self.collect)
 
     def collect(self, names: Collection[str] | None = None) -> MetricsData:

@@ -15,8 +15,9 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics.export import MetricsData
+from opentelemetry.sdk.metrics.export import Metric, MetricsData
 
+from fluxstack_otel._internal.metrics.selection import HTTP_NAMES
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
 from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Round, Tick
@@ -34,7 +35,7 @@ from fluxstack_otel._internal.sinks.alerts.notify import (
     Notifier,
     build_notifiers,
 )
-from fluxstack_otel._internal.sinks.alerts.rules import Rule, compile_rules
+from fluxstack_otel._internal.sinks.alerts.rules import Expr, Rule, Select, compile_rules
 from fluxstack_otel._internal.sinks.alerts.snapshot import Sample, take_sample
 
 if TYPE_CHECKING:
@@ -54,8 +55,12 @@ class AlertProcessor:
         collect: Returns the stream's cumulative data, at least the metrics named
             (``MetricStream.collect``): only what the rules read is built.
         collect_in: Returns the collection of a scheduler round, shared with the other jobs
-            that fell due with the evaluation (``MetricStream.collect_in``); read instead of a
-            collection of the rules' own when the round has other jobs.
+            that fell due with the evaluation (``MetricStream.collect_in``, with names empty:
+            without the HTTP metrics); read instead of a collection of the rules' own when the
+            round has other jobs.
+        totals: Returns the named HTTP metrics summed over all series
+            (``HttpRecorder.totals``): a rule that sums every series of a metric reads these
+            few points instead of every series; the metrics it leaves out are collected.
         interval: Seconds between evaluations.
         notifiers: Where notifications go, besides the ``on_alert`` callbacks.
         clock: Unix time in seconds; injectable for tests.
@@ -69,7 +74,8 @@ class AlertProcessor:
         interval: float,
         notifiers: Sequence[Notifier] = (),
         clock: Callable[[], float] = time.time,
-        collect_in: Callable[[Round], MetricsData] | None = None,
+        collect_in: Callable[[Round, Collection[str] | None], MetricsData] | None = None,
+        totals: Callable[[Collection[str]], list[Metric]] | None = None,
     ) -> None:
         self.rules = tuple(rules)
         self.interval = interval
@@ -79,6 +85,11 @@ class AlertProcessor:
         self._callbacks = CallbackNotifier()
         self._notifiers: tuple[Notifier, ...] = (*notifiers, self._callbacks)
         self._metric_names = frozenset(m.name for r in self.rules for m in r.metrics)
+        self._totals = totals
+        selects = [s for r in self.rules for s in _selects(r.expr)]
+        self._summed = frozenset(s.metric.name for s in selects) - {
+            s.metric.name for s in selects if s.by_series or s.labels
+        }  # the metrics every rule reads summed over all series: totals serve them
         self._longest_window = max((r.window for r in self.rules), default=0.0)
         self._history: deque[Sample] = deque()
         self._states: dict[InstanceKey, InstanceState] = {}
@@ -147,11 +158,7 @@ class AlertProcessor:
         with self._lock:
             now = self._clock()
             try:
-                if shared is not None and shared.members > 1 and self._collect_in is not None:
-                    data = self._collect_in(shared)
-                else:
-                    data = self._collect(self._metric_names)
-                self._history.append(take_sample(now, data, self._metric_names))
+                self._history.append(self._sample(now, shared))
             except Exception:
                 report_failure("collecting metrics for the alert rules")
                 return ()
@@ -178,6 +185,17 @@ class AlertProcessor:
 
     # --- internals ------------------------------------------------------------------------
 
+    def _sample(self, now: float, shared: Round | None) -> Sample:
+        # The totals first, then a collection of what they leave: the series of the metrics
+        # read per series or by label, and the system metrics (the SDK's scopes, always whole).
+        totals = self._totals(self._summed) if self._totals is not None and self._summed else []
+        names = self._metric_names - {m.name for m in totals}
+        if shared is not None and shared.members > 1 and self._collect_in is not None:
+            data = self._collect_in(shared, None if HTTP_NAMES & names else ())
+        else:
+            data = self._collect(names)
+        return take_sample(now, data, names, totals)
+
     def _prune(self, now: float) -> None:
         # Keep the newest sample at or before the longest window's start, and all after it.
         cutoff = now - self._longest_window
@@ -198,12 +216,17 @@ class AlertProcessor:
         self._worker.run_soon()  # the scheduler restarted the job: evaluate the child at once
 
 
+def _selects(expr: Expr) -> tuple[Select, ...]:
+    return (expr,) if isinstance(expr, Select) else (expr.numerator, expr.denominator)
+
+
 def build_processor(
     config: MonitoringConfig,
     collect: Callable[[Collection[str]], MetricsData],
     *,
     clock: Callable[[], float] = time.time,
-    collect_in: Callable[[Round], MetricsData] | None = None,
+    collect_in: Callable[[Round, Collection[str] | None], MetricsData] | None = None,
+    totals: Callable[[Collection[str]], list[Metric]] | None = None,
 ) -> AlertProcessor:
     """The processor a configuration asks for: its rules, its notifiers, its interval.
 
@@ -217,4 +240,5 @@ def build_processor(
         notifiers=build_notifiers(config.notifiers, service=config.service_name),
         clock=clock,
         collect_in=collect_in,
+        totals=totals,
     )

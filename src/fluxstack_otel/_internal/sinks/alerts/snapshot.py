@@ -7,11 +7,12 @@ time they were taken.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from itertools import chain
 from types import MappingProxyType
 from typing import NamedTuple, TypeAlias
 
-from opentelemetry.sdk.metrics.export import Gauge, Histogram, MetricsData, Sum
+from opentelemetry.sdk.metrics.export import Gauge, Histogram, Metric, MetricsData, Sum
 
 from fluxstack_otel._internal.metrics.dual import exponential_of
 from fluxstack_otel._internal.metrics.exponential import ExponentialSnapshot
@@ -73,14 +74,18 @@ class Sample(NamedTuple):
         return self.read_at.get(metric, self.time)
 
 
-def take_sample(now: float, data: MetricsData, names: Collection[str]) -> Sample:
+def take_sample(
+    now: float, data: MetricsData, names: Collection[str], totals: Iterable[Metric] = ()
+) -> Sample:
     """The sample of one collection at clock reading ``now``: the named metrics' points, and
-    when each metric was read (its points' latest ``time_unix_nano``)."""
+    when each metric was read (its points' latest ``time_unix_nano``); ``totals`` are metrics
+    read apart (``HttpRecorder.totals``), in place of the same names in ``data``."""
     out: dict[str, dict[Labels, Point]] = {}
     read_at: dict[str, float] = {}
-    for _, _, metric in metrics_of(data):
-        if metric.name not in names:
-            continue
+    totals = list(totals)
+    instead = {m.name for m in totals}
+    named = (m for _, _, m in metrics_of(data) if m.name in names and m.name not in instead)
+    for metric in chain(named, totals):
         series = out.setdefault(metric.name, {})
         payload = metric.data
         stamp = max((p.time_unix_nano for p in payload.data_points), default=0)

@@ -18,11 +18,9 @@ busiest ``MAX_ROUTES`` routes of an interval keep a per-route entry (the sparkli
 ``[index, requests, errors]`` into the section's ``routes`` names; the others are in the totals
 only.
 
-Where a histogram keeps base-2 exponential buckets too (``histograms: exponential``), its entry
-also carries their increase over the interval as ``"e": [scale, zero_count, offset, counts]``,
-the series merged as ``metrics/exponential.py`` merges them and the empty buckets at either end
-left out; the page reads its quantiles there (finer than the classic buckets) and falls back to
-the classic ``b`` for a stretch where any point with requests lacks ``e``.
+A point's intervals are its readings' own: ``dt`` between the two readings of the HTTP metrics,
+``cdt`` between the CPU's (a large collection takes a while between the two). With
+``histograms: exponential`` a histogram's entry also carries ``"e"`` (``docs/dashboard.md``).
 """
 
 from __future__ import annotations
@@ -69,22 +67,14 @@ MAX_ROUTES = 20
 
 _COUNTERS = (cat.HTTP_REQUESTS, cat.HTTP_ERRORS, cat.PROCESS_CPU_USER)
 _HISTOGRAMS = (cat.HTTP_REQUEST_DURATION, cat.HTTP_RESPONSE_SIZE)
-_GAUGES: dict[str, Callable[[list[float]], float]] = {
-    # name -> how the series of several workers combine (multiprocess host view)
-    cat.PROCESS_RSS.name: sum,
-    cat.PROCESS_HEAP_USED.name: sum,
-    cat.EVENT_LOOP_LAG.name: max,
-    cat.SYSTEM_LOAD_1M.name: max,
-    cat.SYSTEM_CPU_CORES.name: max,
-    cat.SYSTEM_MEMORY_TOTAL.name: max,
-}
-_KEYS = {
-    cat.PROCESS_RSS.name: "rss",
-    cat.PROCESS_HEAP_USED.name: "heap",
-    cat.EVENT_LOOP_LAG.name: "lag",
-    cat.SYSTEM_LOAD_1M.name: "load",
-    cat.SYSTEM_CPU_CORES.name: "cores",
-    cat.SYSTEM_MEMORY_TOTAL.name: "mem",
+_GAUGES: dict[str, tuple[str, Callable[[list[float]], float]]] = {
+    # name -> (its key in a point, how the series of several workers combine: multiprocess)
+    cat.PROCESS_RSS.name: ("rss", sum),
+    cat.PROCESS_HEAP_USED.name: ("heap", sum),
+    cat.EVENT_LOOP_LAG.name: ("lag", max),
+    cat.SYSTEM_LOAD_1M.name: ("load", max),
+    cat.SYSTEM_CPU_CORES.name: ("cores", max),
+    cat.SYSTEM_MEMORY_TOTAL.name: ("mem", max),
 }
 _WANTED = frozenset([m.name for m in _COUNTERS] + [m.name for m in _HISTOGRAMS] + list(_GAUGES))
 
@@ -106,6 +96,8 @@ class _View(NamedTuple):
     counters: dict[str, dict[Labels, float]]
     histograms: dict[str, dict[Labels, _Hist]]
     gauges: dict[str, list[float]]
+    read_at: dict[str, float]
+    """Per metric, when its points say it was read (Unix seconds)."""
 
 
 def ring_shape(history: float, collect_interval: float) -> tuple[int, float]:
@@ -179,7 +171,10 @@ class History:
             self._last = (now, view)
             if last is None:
                 return
-            point = self._point(now, now - last[0], last[1], view, alerts)
+            # Rates divide by the interval between two readings of the HTTP metrics, not
+            # between two clock readings around collections that take a while.
+            dt = _between(last[1], view, cat.HTTP_REQUESTS.name, now - last[0])
+            point = self._point(now, dt, last[1], view, alerts)
             text = json.dumps(point, separators=(",", ":"), allow_nan=False).encode()
             if len(self._times) == self._ring.maxlen:
                 del self._times[0]
@@ -242,6 +237,7 @@ class History:
             "req": _total(requests),
             "err": _total(errors),
             "cpu": round(_total(cpu), 6) if view.counters.get(cat.PROCESS_CPU_USER.name) else None,
+            "cdt": round(_between(before, view, cat.PROCESS_CPU_USER.name, dt), 6),
             "routes": [
                 [self._route(r), _num(a), _num(b)] for r, (a, b) in busiest[:MAX_ROUTES] if a or b
             ],
@@ -249,9 +245,9 @@ class History:
         }
         for spec, key in ((cat.HTTP_REQUEST_DURATION, "dur"), (cat.HTTP_RESPONSE_SIZE, "size")):
             point[key] = self._histogram(spec.name, before.histograms, view.histograms)
-        for name, combine in _GAUGES.items():
+        for name, (key, combine) in _GAUGES.items():
             values = view.gauges.get(name)
-            point[_KEYS[name]] = _num(combine(values)) if values else None
+            point[key] = _num(combine(values)) if values else None
         return point
 
     def _histogram(
@@ -319,16 +315,26 @@ def _compact(snap: ExponentialSnapshot) -> list[Any]:
     return [snap.scale, snap.zero_count, snap.offset + first if trimmed else 0, trimmed]
 
 
+def _between(before: _View, view: _View, name: str, default: float) -> float:
+    """Seconds between the two readings of ``name`` (``default`` where a point does not say)."""
+    then, now = before.read_at.get(name), view.read_at.get(name)
+    return now - then if then is not None and now is not None and now > then else default
+
+
 def _view(data: MetricsData) -> _View:
     counters: dict[str, dict[Labels, float]] = {}
     histograms: dict[str, dict[Labels, _Hist]] = {}
     gauges: dict[str, list[float]] = {}
+    read_at: dict[str, float] = {}
     for rm in data.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 if metric.name not in _WANTED:
                     continue
                 d = metric.data
+                stamp = max((p.time_unix_nano for p in d.data_points), default=0)
+                if stamp:
+                    read_at[metric.name] = max(read_at.get(metric.name, 0.0), stamp / 1e9)
                 if isinstance(d, Histogram | ExponentialHistogram):
                     into_h = histograms.setdefault(metric.name, {})
                     for hp in d.data_points:
@@ -343,7 +349,7 @@ def _view(data: MetricsData) -> _View:
                 elif isinstance(d, Gauge | Sum):
                     values = gauges.setdefault(metric.name, [])
                     values.extend(float(p.value) for p in d.data_points if _finite(p))
-    return _View(counters, histograms, gauges)
+    return _View(counters, histograms, gauges, read_at)
 
 
 def _hist(point: HistogramDataPoint | ExponentialHistogramDataPoint) -> _Hist:

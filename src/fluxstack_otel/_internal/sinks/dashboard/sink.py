@@ -28,17 +28,18 @@ document are relative, so the page still works when the app is mounted under a p
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging
 import posixpath
+from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.runtime.failures import report_failure
 from fluxstack_otel._internal.runtime.fork import call_in_child
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed
@@ -247,7 +248,7 @@ class _Data:
             return
         since = _since(scope.get("query_string", b""))
         try:
-            body = await asyncio.get_running_loop().run_in_executor(None, self.body, since)
+            body = await background.run(partial(self.body, since))
         except Exception:
             _log.exception("building the dashboard document failed")
             await _send(send, 500, b"metrics collection failed", b"text/plain; charset=utf-8")

@@ -53,6 +53,7 @@ __all__ = [
     "HttpText",
     "RenderOptions",
     "latest_exemplars",
+    "le_labels",
     "negotiate",
     "render",
 ]
@@ -214,7 +215,8 @@ def _render_numbers(
 _le_cache: dict[tuple[float, ...], tuple[str, ...]] = {}
 
 
-def _le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+def le_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le="..."`` label of each bucket of ``bounds``, ``+Inf`` last (cached per bounds)."""
     cached = _le_cache.get(bounds)
     if cached is None:
         cached = (*(f'le="{prometheus_number(float(b))}"' for b in bounds), 'le="+Inf"')
@@ -237,7 +239,7 @@ def _render_histograms(
         inner = labels_inner(p.attributes, reserved)
         if scope_labels:
             inner = f"{inner},{scope_labels}" if inner else scope_labels
-        les = _le_labels(tuple(p.explicit_bounds))
+        les = le_labels(tuple(p.explicit_bounds))
         prefix = f"{bucket}{{{inner}," if inner else f"{bucket}{{"
         running = 0
         lines = []

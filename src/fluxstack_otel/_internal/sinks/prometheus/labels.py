@@ -14,6 +14,7 @@ from fluxstack_otel._internal.metrics.points import attribute_text
 
 __all__ = [
     "escape_help",
+    "escape_value",
     "label_name",
     "label_pairs",
     "labels_inner",
@@ -99,11 +100,11 @@ def labels_inner(attributes: Any, reserved: frozenset[str] = _NO_RESERVED) -> st
         for name, value in zip(plan.names, attributes.values(), strict=True):
             text = value if isinstance(value, str) else attribute_text(value)
             if "\\" in text or '"' in text or "\n" in text:
-                text = _escape_value(text)
+                text = escape_value(text)
             parts.append(f'{name}="{text}"')
         return ",".join(parts)
     return ",".join(
-        f'{name}="{_escape_value(text)}"' for name, text in _merged(plan.merges, attributes)
+        f'{name}="{escape_value(text)}"' for name, text in _merged(plan.merges, attributes)
     )
 
 
@@ -130,7 +131,8 @@ def label_pairs(attributes: Any, reserved: frozenset[str] = _NO_RESERVED) -> lis
     return list(zip(plan.names, texts, strict=True))
 
 
-def _escape_value(text: str) -> str:
+def escape_value(text: str) -> str:
+    """A label value escaped for the text formats (backslash, double quote, newline)."""
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

@@ -1,35 +1,31 @@
-"""A scrape of an idle server renders only what moved: the HTTP scope's text is kept between
-scrapes while the recorder's version holds.
+"""A scrape of an idle server renders only what moved (``sinks/reuse.py``): the HTTP scope's
+text is kept between scrapes while the recorder's version holds.
 
-In: the source's ``collect(names)``, the recorder's ``version()`` (None where the HTTP scope may
-change without it: ``in_progress``, or a multiprocess host's merged stream), the render options.
-Out: ``Exposition.render(openmetrics)``, the same bytes a fresh render gives.
-
-When the version is the one the kept text was rendered at, the source is collected without the
-built-in HTTP metrics (``names=()``: the recorder takes no snapshot and the projection builds no
-point) and the kept text is spliced where the HTTP scope stands; the SDK scopes (system, custom,
-third-party: a few dozen points) are rendered fresh. The version is read before the collection,
-so a kept text is never older than the version it is kept under: a request recorded before a
-scrape moves the version and always shows in it.
+In: the source's ``collect(names)``, the recorder's ``version()``, the render options. Out:
+``Exposition.render(openmetrics)``, the same bytes a fresh render gives.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
+from functools import partial
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
+from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
+from fluxstack_otel._internal.runtime.heap import after_large_render
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     HttpText,
     RenderOptions,
     render,
 )
+from fluxstack_otel._internal.sinks.prometheus.http_text import http_text
+from fluxstack_otel._internal.sinks.prometheus.labels import labels_inner
+from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 
 __all__ = ["Exposition"]
-
-_NONE: tuple[str, ...] = ()
 
 
 class Exposition:
@@ -39,36 +35,56 @@ class Exposition:
         collect: The source's ``collect(names)``.
         version: The recorder's ``version`` (None: always render afresh).
         options: What the exposition includes.
+        series: The recorder's ``series`` (None: the HTTP scope is rendered from its points):
+            a render that cannot reuse the kept text writes the scope from it directly
+            (``http_text.py``).
     """
 
     def __init__(
         self,
-        collect: Callable[[Collection[str] | None], MetricsData],
+        collect: Collect,
         version: Callable[[], int | None] | None = None,
         options: RenderOptions = DEFAULT_OPTIONS,
+        series: Callable[[], HttpSeries | None] | None = None,
     ) -> None:
         self._collect = collect
-        self._version = version
         self._options = options
-        self._lock = threading.Lock()
-        self._kept: dict[bool, tuple[int, HttpText]] = {}  # openmetrics -> (version, text)
-
-    def render(self, openmetrics: bool) -> bytes:
-        """The exposition now: text 0.0.4, or OpenMetrics."""
-        version = None if self._version is None else self._version()
-        if version is not None:
-            with self._lock:
-                kept = self._kept.get(openmetrics)
-            if kept is not None and kept[0] == version:
-                return render(
-                    self._collect(_NONE), openmetrics=openmetrics, options=self._options,
-                    http=kept[1],
-                )  # fmt: skip
-        made: list[HttpText] = []
-        body = render(
-            self._collect(None), openmetrics=openmetrics, options=self._options, keep=made.append
+        self._kept = {om: KeptScope[HttpText](version) for om in (False, True)}
+        self._series = series
+        self._scope_labels = (
+            labels_inner(
+                {"otel_scope_name": HTTP_SCOPE.name, "otel_scope_version": HTTP_SCOPE.version or ""}
+            )
+            if options.scope_labels
+            else ""
         )
-        if version is not None and made:
-            with self._lock:
-                self._kept[openmetrics] = (version, made[0])
+
+    def render(self, openmetrics: bool, collect: Collect | None = None) -> bytes:
+        """The exposition now: text 0.0.4, or OpenMetrics (``collect``: instead of the source's,
+        such as a scheduler round's shared collection)."""
+        options = self._options
+
+        def encode(
+            data: MetricsData, http: HttpText | None, keep: Callable[[HttpText], None] | None
+        ) -> bytes:
+            return render(data, openmetrics=openmetrics, options=options, http=http, keep=keep)
+
+        direct = None if self._series is None else partial(self._direct, openmetrics)
+        body = self._kept[openmetrics].encode(collect or self._collect, encode, direct)
+        after_large_render(len(body))
         return body
+
+    def fresh(self, openmetrics: bool) -> bytes:
+        """The exposition now, reusing no kept text (the HTTP scope written from the series
+        where it can be)."""
+        http = self._direct(openmetrics) if self._series is not None else None
+        data = self._collect(None if http is None else ())
+        body = render(data, openmetrics=openmetrics, options=self._options, http=http)
+        after_large_render(len(body))
+        return body
+
+    def _direct(self, openmetrics: bool) -> HttpText | None:
+        series = self._series() if self._series is not None else None
+        if series is None:
+            return None
+        return http_text(series, openmetrics=openmetrics, scope_labels=self._scope_labels)

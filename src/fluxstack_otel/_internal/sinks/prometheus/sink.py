@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.config.model import PrometheusExporterConfig
+from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
@@ -87,6 +90,8 @@ class PrometheusEndpoint:
             scope's text of the previous one (``reuse.py``); None renders every scrape afresh.
         allow_openmetrics: Whether OpenMetrics may be negotiated.
         allow_gzip: Whether the body may be gzip-compressed when the client accepts it.
+        series: The recorder's ``series``: a scrape that cannot reuse the kept text writes the
+            HTTP scope from it, without building its points.
     """
 
     def __init__(
@@ -97,9 +102,10 @@ class PrometheusEndpoint:
         allow_openmetrics: bool = True,
         allow_gzip: bool = True,
         version: Callable[[], int | None] | None = None,
+        series: Callable[[], HttpSeries | None] | None = None,
     ) -> None:
         self._collect = collect
-        self._exposition = Exposition(collect, version, options)
+        self._exposition = Exposition(collect, version, options, series)
         self._options = options
         self._allow_om = allow_openmetrics
         self._allow_gzip = allow_gzip
@@ -133,11 +139,8 @@ class PrometheusEndpoint:
                 accept = value.decode("latin-1")
             elif key == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
-        import asyncio  # loaded already: a scrape through the app runs on its event loop
-
-        loop = asyncio.get_running_loop()
         try:
-            body, headers = await loop.run_in_executor(None, self.respond, accept, accept_encoding)
+            body, headers = await background.run(partial(self.respond, accept, accept_encoding))
         except Exception:
             _log.exception("rendering the Prometheus exposition failed")
             await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")
@@ -169,6 +172,7 @@ class PrometheusSink:
             allow_openmetrics=exporter.openmetrics,
             allow_gzip=exporter.gzip,
             version=context.http_version,
+            series=context.http_series,
         )
         self._pusher: PeriodicWorker | None = None
         if exporter.push_url is not None:

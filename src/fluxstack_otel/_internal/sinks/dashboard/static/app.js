@@ -120,9 +120,11 @@
   // The figures of one stretch of points (one point for a chart, the last minute for a card).
   function figures(points) {
     const h = state.history;
-    let dt = 0, req = 0, err = 0, cpu = 0, cpuKnown = true;
+    let dt = 0, cdt = 0, req = 0, err = 0, cpu = 0, cpuKnown = true;
     for (const p of points) {
       dt += p.dt; req += p.req; err += p.err;
+      // The CPU's own interval between its two readings (older points: the HTTP one).
+      cdt += p.cdt === undefined ? p.dt : p.cdt;
       if (p.cpu === null) cpuKnown = false; else cpu += p.cpu;
     }
     const last = points[points.length - 1];
@@ -140,7 +142,7 @@
       mean: ratio(duration.sum, duration.count),
       sizeMean: ratio(size.sum, size.count),
       sizeP95: size.count ? finest(0.95, sizeExp, size) : null,
-      cpu: cpuKnown && last.cores ? ratio(cpu, dt) / last.cores : null,
+      cpu: cpuKnown && last.cores ? ratio(cpu, cdt) / last.cores : null,
       rss: last.rss, heap: last.heap, lag: last.lag, load: last.load, cores: last.cores,
     };
   }

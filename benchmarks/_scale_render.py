@@ -1,0 +1,209 @@
+"""The stream at scale, the scrape side: fresh renders against prometheus_client, the memory a
+first scrape leaves, alert evaluations, and request latency while large scrapes run.
+
+Used by ``scale.py``. Every figure for one size comes from one process, side by side:
+
+- **render**: the CPU time (``time.process_time``) of a fresh ``render_prometheus()`` (the HTTP
+  scope written from the series, ``sinks/prometheus/http_text.py``) and of prometheus_client's
+  ``generate_latest`` for a registry holding the same families and label sets (``_scrape.py``'s
+  reference), interleaved over ``rounds``, medians; the ratio, and the cost per label set;
+- **memory**: the process's RSS growth while the label sets were recorded (what the series hold),
+  and its growth over a first fresh scrape, measured after the body is dropped;
+- **alerts**: the CPU of one evaluation of the default rules (``evaluate_now``);
+- **p99** (one size): the app under uvicorn on loopback (``_scale_server.py``, one process,
+  pinned to one core when there are two), loaded by ``wrk --latency`` (16 connections, on the
+  other core), with and without ``GET /metrics`` (gzip, as Prometheus asks) from this process
+  every ``every`` seconds; the runs alternate, and each reports wrk's p50 and p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _driver import Driver, Request
+from _scrape import PromReference, _series_app, label_sets
+from _throughput import parse_wrk
+from fluxstack_otel import configure_monitoring
+
+HERE = Path(__file__).resolve().parent
+
+
+def _monitoring(n: int) -> Any:
+    return configure_monitoring(
+        {
+            "service_name": "bench",
+            "set_global": False,
+            "system_metrics": False,
+            "max_series_per_metric": max(2 * n, 2000),
+            "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
+        }
+    )
+
+
+def _requests(n: int) -> list[Request]:
+    return [
+        Request("s", method, route, status, query=f"status={status}".encode())
+        for method, route, status in label_sets(n)
+    ]
+
+
+async def _feed(app: Any, requests: list[Request]) -> None:
+    for request in requests:
+        got, _ = await Driver(app, [request]).request(0)
+        if got != request.expect_status:
+            raise RuntimeError(f"{request.path} answered {got}")
+
+
+def _rss() -> int:
+    import psutil
+
+    gc.collect()
+    return int(psutil.Process().memory_info().rss)
+
+
+def _cpu_ms(render: Any) -> float:
+    gc.collect()
+    started = time.process_time()
+    render()
+    return (time.process_time() - started) * 1000
+
+
+def render_section(sizes: list[int], rounds: int) -> dict[str, Any]:
+    """Per size: fresh render against prometheus_client, memory, alert evaluation."""
+    from prometheus_client import disable_created_metrics
+
+    disable_created_metrics()
+    out: dict[str, Any] = {}
+    for n in sizes:
+        monitoring = _monitoring(n)
+        try:
+            app = monitoring.instrument(_series_app(-(-n // 50)))
+            before = _rss()
+            asyncio.run(_feed(app, _requests(n)))
+            held = _rss() - before
+            first = monitoring.render_prometheus()
+            size = len(first)
+            del first
+            grown = _rss() - before - held
+            reference = PromReference(label_sets(n))
+            ours, theirs = [], []
+            for r in range(rounds):
+                pair = [(ours, monitoring.render_prometheus), (theirs, reference.render)]
+                for into, render in pair[r % 2 :] + pair[: r % 2]:
+                    into.append(_cpu_ms(render))
+            alerts = monitoring._p.alerts
+            started = time.thread_time()
+            alerts.evaluate_now()
+            alert_ms = (time.thread_time() - started) * 1000
+        finally:
+            monitoring.shutdown()
+        mine, prom = statistics.median(ours), statistics.median(theirs)
+        out[str(n)] = {
+            "render_cpu_ms": mine,
+            "prometheus_client_cpu_ms": prom,
+            "ratio": mine / prom,
+            "us_per_label_set": 1000 * mine / n,
+            "body_bytes": size,
+            "rss_series_bytes": held,
+            "rss_growth_after_first_scrape_bytes": grown,
+            "rss_growth_ratio": grown / held if held > 0 else None,
+            "alert_evaluation_cpu_ms": alert_ms,
+        }
+    return out
+
+
+def p99_section(n: int, seconds: float, every: float, slices: int = 4) -> dict[str, Any]:
+    """wrk's request latency with and without a scrape every ``every`` seconds, at ``n`` label
+    sets, over ``slices`` alternating runs of ``seconds / slices`` each."""
+    if shutil.which("wrk") is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk)"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    two = (os.cpu_count() or 1) >= 2
+    pin = ["taskset", "-c", "0"] if two and shutil.which("taskset") else []
+    server = subprocess.Popen(
+        [*pin, sys.executable, str(HERE / "_scale_server.py"), f"--port={port}", f"--series={n}"]
+    )
+    base = f"http://127.0.0.1:{port}"
+    runs: dict[str, list[dict[str, Any]]] = {"without scrapes": [], "with scrapes": []}
+    scrapes = 0
+    took: list[float] = []
+    try:
+        _wait(base + "/metrics", server, timeout=600.0)
+        for i in range(2 * slices):
+            mode = ("without scrapes", "with scrapes")[(i + i // 2) % 2]
+            stop = threading.Event()
+            done: list[float] = []
+
+            def scrape(stop: threading.Event = stop, done: list[float] = done) -> None:
+                # On a fixed period, as Prometheus scrapes: one that overran starts the next.
+                due = time.monotonic() + every
+                while not stop.wait(max(0.0, due - time.monotonic())):
+                    started = time.monotonic()
+                    _scrape(base + "/metrics")
+                    done.append(time.monotonic() - started)
+                    due += every
+
+            scraper = threading.Thread(target=scrape, daemon=True)
+            if mode == "with scrapes":
+                scraper.start()
+            length = max(1, round(seconds / slices))
+            wrk = ["wrk", "-t1", "-c16", f"-d{length}s", "--latency", base + "/s0?status=200"]
+            out = subprocess.run(
+                (["taskset", "-c", "1"] if pin else []) + wrk,
+                capture_output=True, text=True, timeout=length + 60, check=True,
+            )  # fmt: skip
+            stop.set()
+            if scraper.is_alive():
+                scraper.join(60.0)
+            scrapes += len(done)
+            took += done
+            runs[mode].append(parse_wrk(out.stdout))
+    finally:
+        server.terminate()
+        server.wait(30)
+    out_: dict[str, Any] = {"label_sets": n, "seconds": seconds, "scrape_every": every}
+    for mode, rows in runs.items():
+        out_[mode] = {
+            "p50_ms": statistics.median(r["p50_ms"] for r in rows),
+            "p99_ms": statistics.median(r["p99_ms"] for r in rows),
+            "rps": statistics.median(r["rps"] for r in rows),
+            "runs": rows,
+        }
+    out_["scrapes"] = scrapes
+    out_["scrape_seconds_median"] = statistics.median(took) if took else None
+    out_["scrape_seconds_max"] = max(took) if took else None
+    out_["p99_ratio"] = out_["with scrapes"]["p99_ms"] / out_["without scrapes"]["p99_ms"]
+    return out_
+
+
+def _scrape(url: str) -> None:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+
+
+def _wait(url: str, server: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the scale server exited with {server.returncode}")
+        try:
+            _scrape(url)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the scale server did not answer in time")

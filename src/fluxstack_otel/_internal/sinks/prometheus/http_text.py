@@ -1,0 +1,188 @@
+"""The HTTP scope's exposition written straight from the recorder's series, with no OTel point.
+
+A scrape under load cannot reuse the kept text (``reuse.py``): every series moved. Building the
+six metrics as OpenTelemetry points (an attribute dict and a frozen point per series) and then
+reading them back into text was most of a fresh scrape. Here the recorder's series, added up by
+projected key (``projection.accumulate``), become the text families directly: the label text of
+a key is joined from its values, and a histogram's bucket lines are one C-level join.
+
+In: ``HttpSeries`` (the accumulation, its labelling and bounds). Out: ``HttpText``, the same
+text and families the renderer writes for the projected points (``tests/test_http_text.py``
+checks it byte for byte against ``exposition.render``), or None for what only the points path
+writes (OpenMetrics with exemplars; label names that sanitise onto each other).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from itertools import accumulate, chain, repeat
+from typing import TYPE_CHECKING
+
+from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.metrics import catalog as cat
+from fluxstack_otel._internal.metrics.points import attribute_text, prometheus_number
+from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
+from fluxstack_otel._internal.sinks.prometheus.exposition import HttpText, le_labels
+from fluxstack_otel._internal.sinks.prometheus.labels import (
+    escape_help,
+    escape_value,
+    label_name,
+    reserved_labels,
+)
+
+if TYPE_CHECKING:
+    from fluxstack_otel._internal.http.histograms import HistAcc
+
+__all__ = ["http_text"]
+
+_COUNTERS = (cat.HTTP_REQUESTS, cat.HTTP_RESPONSES, cat.HTTP_ERRORS)
+_HISTOGRAMS = (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
+
+
+class _Labels:
+    """A metric's label text per projected key: the spec's labels (None values left out), the
+    per-request labels, the constant labels, then the scope labels."""
+
+    __slots__ = ("_extra", "_made", "_n", "_names", "_tail", "distinct")
+
+    def __init__(
+        self,
+        spec: cat.MetricSpec,
+        series: HttpSeries,
+        histogram: bool,
+        scope_labels: str,
+        made: dict[tuple[object, ...], dict[tuple[object, ...], str]],
+    ) -> None:
+        reserved = reserved_labels(histogram, bool(scope_labels))
+        labelling = series.labelling
+        raw = (*spec.labels, *labelling.label_names, *(k for k, _ in labelling.constant))
+        named = tuple(label_name(k, reserved) for k in raw)
+        n, m = len(spec.labels), len(spec.labels) + len(labelling.label_names)
+        self._names, self._extra, self._n = named[:n], named[n:m], n
+        tail = [
+            f'{name}="{_value(v)}"'
+            for name, (_, v) in zip(named[m:], labelling.constant, strict=True)
+        ]
+        if scope_labels:
+            tail.append(scope_labels)
+        self._tail = ",".join(tail)
+        # The metrics with the same label names share their texts (one render's worth).
+        self._made = made.setdefault((self._names, self._extra, self._tail), {})
+        self.distinct = len(set(raw)) == len(raw) and len(set(named)) == len(named)
+        """Whether every attribute key is a label of its own (else the points path, which
+        merges keys that collide, writes the metric)."""
+
+    def inner(self, key: tuple[object, ...]) -> str:
+        text = self._made.get(key)
+        if text is None:
+            text = self._made[key] = self._text(key)
+        return text
+
+    def _text(self, key: tuple[object, ...]) -> str:
+        parts = [
+            f'{name}="{_value(v)}"'
+            for name, v in zip(self._names, key, strict=False)
+            if v is not None
+        ]
+        extra = key[self._n]
+        if extra:
+            parts.extend(f'{n}="{_value(v)}"' for n, v in zip(self._extra, extra, strict=True))  # type: ignore[call-overload]
+        if self._tail:
+            parts.append(self._tail)
+        return ",".join(parts)
+
+
+def _value(value: object) -> str:
+    text = value if isinstance(value, str) else attribute_text(value)
+    if "\\" in text or '"' in text or "\n" in text:
+        return escape_value(text)
+    return text
+
+
+def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") -> HttpText | None:
+    """The HTTP scope's families as ``exposition.render`` writes them for the projected points.
+
+    Args:
+        series: The recorder's accumulation (``HttpRecorder.series``).
+        openmetrics: OpenMetrics 1.0 rather than text 0.0.4.
+        scope_labels: The ``otel_scope_*`` label text when scope labels are on, else empty.
+
+    Returns:
+        The text and its families, or None when only the points path can write it.
+    """
+    p = series.projected
+    # Written into one growing buffer, each piece freed as soon as it is copied: a list of
+    # pieces joined at the end would hold the whole text twice, and leave the allocator a heap
+    # of freed pieces it keeps (the process's RSS after a large scrape).
+    buffer = io.StringIO()
+    out = _Out(buffer.write)
+    families: dict[str, str] = {}
+    made: dict[tuple[object, ...], dict[tuple[object, ...], str]] = {}
+    for spec, counts in zip(_COUNTERS, (p.requests, p.responses, p.errors), strict=True):
+        if counts is None:
+            continue
+        labels = _Labels(spec, series, False, scope_labels, made)
+        if not labels.distinct:
+            return None
+        base = spec.name[:-6] if spec.name.endswith("_total") else spec.name
+        sample = base + "_total"
+        family = base if openmetrics else sample
+        _header(out, families, family, "counter", spec.help)
+        inner, append = labels.inner, out.append
+        for i, (key, (count, _)) in enumerate(counts.items()):
+            if not i & YIELD_MASK:
+                yield_now()  # a scrape's thread: the app's threads get their turn
+            text = inner(key)
+            append(f"{sample}{{{text}}} {count}\n" if text else f"{sample} {count}\n")
+    histograms = (p.durations, p.req_sizes, p.resp_sizes)
+    bounds = (series.duration_bounds, series.size_bounds, series.size_bounds)
+    for spec, hists, bound in zip(_HISTOGRAMS, histograms, bounds, strict=True):
+        if hists is None:
+            continue
+        if openmetrics and any(acc.exemplars for acc in hists.values()):
+            return None  # exemplar marks: the points path writes them
+        labels = _Labels(spec, series, True, scope_labels, made)
+        if not labels.distinct:
+            return None
+        _header(out, families, spec.name, "histogram", spec.help)
+        _histograms(out, spec.name, hists, le_labels(bound), labels)
+    return HttpText(buffer.getvalue(), families)
+
+
+class _Out:
+    """``append`` onto a writer, as the renderer's list of pieces has it."""
+
+    __slots__ = ("append",)
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self.append = write
+
+
+def _header(out: _Out, families: dict[str, str], family: str, kind: str, help_: str) -> None:
+    families[family] = kind
+    out.append(f"# HELP {family} {escape_help(help_)}\n# TYPE {family} {kind}\n")
+
+
+def _histograms(
+    out: _Out,
+    name: str,
+    hists: dict[tuple[object, ...], HistAcc],
+    les: tuple[str, ...],
+    labels: _Labels,
+) -> None:
+    bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
+    closes = tuple(f"{le}}} " for le in les)  # 'le="0.005"} ' then the cumulative count
+    inner, append, join = labels.inner, out.append, "".join
+    for i, (key, acc) in enumerate(hists.items()):
+        if not i & YIELD_MASK:
+            yield_now()
+        text = inner(key)
+        prefix = f"{bucket}{{{text}," if text else f"{bucket}{{"
+        # prefix, le="..."} , count, newline: per bucket, all in C (no per-line f-string)
+        counts = map(str, accumulate(acc.buckets))
+        append(join(chain.from_iterable(zip(repeat(prefix), closes, counts, repeat("\n")))))
+        braces = f"{{{text}}}" if text else ""
+        append(
+            f"{count_name}{braces} {acc.count}\n{sum_name}{braces} {prometheus_number(acc.sum)}\n"
+        )
