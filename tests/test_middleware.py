@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fluxstack_otel import Monitoring, MonitoringMiddleware, configure_monitoring
+from fluxstack_otel._internal.http.recorder import DRAIN_AT
 from support.asgi import drive
 
 
@@ -105,6 +106,29 @@ def test_streamed_body_bytes_are_counted_as_sent(monitoring: Monitoring) -> None
     asyncio.run(drive(monitoring.instrument(app), scope("/s")))
     v = values(monitoring)
     assert v[("http_response_size_bytes_sum", MR | {("status_code", "200")})] == 1000
+
+
+def test_requests_beyond_a_full_queue_are_all_counted(monitoring: Monitoring) -> None:
+    """Requests past the queue's fold threshold are folded on the way, none lost or doubled."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"abc"})
+
+    wrapped = monitoring.instrument(app)
+    n = 2 * DRAIN_AT + 3
+
+    async def many() -> None:
+        for _ in range(n):
+            await drive(wrapped, scope("/q", method="POST"), [b"12345"])
+
+    asyncio.run(many())
+    v = values(monitoring)
+    mr = frozenset({("method", "POST"), ("route", "<unmatched>")})
+    assert v[("http_requests_total", mr)] == n
+    assert v[("http_request_size_bytes_sum", mr)] == 5 * n
+    assert v[("http_response_size_bytes_sum", mr | {("status_code", "200")})] == 3 * n
 
 
 def test_error_status_threshold_is_configurable() -> None:

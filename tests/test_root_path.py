@@ -75,6 +75,25 @@ def test_local_path_strips_the_prefix_only_at_a_segment_boundary() -> None:
     assert local_path("/metrics", "/api") == "/metrics"  # a server that leaves root_path out
 
 
+def test_a_route_shared_by_the_top_level_and_a_mount_keeps_each_template() -> None:
+    """One ``Route`` object listed at the top and under ``/v1`` is labelled by where it matched."""
+    shared = [Route("/items/{item_id}", ok)]
+    m = configure_monitoring({"system_metrics": False})
+    app = m.instrument(Starlette(routes=[*shared, Mount("/v1", routes=shared)]))
+
+    async def drive() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for path in ("/items/1", "/v1/items/2", "/items/3", "/v1/items/4", "/v1/items/5"):
+                assert (await client.get(path)).status_code == 200
+
+    try:
+        asyncio.run(drive())
+        assert series(m) == {("GET", "/items/{item_id}"): 2.0, ("GET", "/v1/items/{item_id}"): 3.0}
+    finally:
+        m.shutdown()
+
+
 def _check_served_and_uncounted(client: Any, prefix: str, m: Monitoring) -> None:
     for path in ENDPOINTS:
         response = client.get(prefix + path)

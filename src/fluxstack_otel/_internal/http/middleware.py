@@ -26,6 +26,7 @@ Rules:
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Awaitable
 from time import perf_counter
 from typing import TYPE_CHECKING, Protocol
@@ -33,9 +34,11 @@ from typing import TYPE_CHECKING, Protocol
 from fluxstack_otel._internal.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from fluxstack_otel._internal.http.options import OptionWiring, RequestOptions, warn_shadowed
 from fluxstack_otel._internal.http.paths import local_path
+from fluxstack_otel._internal.http.recorder import DRAIN_AT
 from fluxstack_otel._internal.http.routes import (
     KNOWN_METHODS,
     OTHER_METHOD,
+    PLAIN_ROUTE_TYPES,
     cached_template,
     mounted_at,
     own_routes_of,
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import TracerProvider
 
-    from fluxstack_otel._internal.http.recorder import HttpRecorder
+    from fluxstack_otel._internal.http.recorder import HttpRecorder, Pending
     from fluxstack_otel._internal.runtime.looplag import LoopLagProbe
     from fluxstack_otel._internal.sinks.base import Endpoint
 
@@ -115,6 +118,7 @@ class MonitoringMiddleware:
         self.app = traced(app, tracer_provider) if wiring.tracing else app
         self._endpoints = wiring.endpoints
         self._recorder = wiring.recorder
+        self._queue: deque[Pending] = deque() if self._recorder is None else self._recorder.queue
         self._excluded = wiring.exclusions.path
         self._error_status = wiring.error_status
         self._probe = wiring.loop_probe
@@ -132,7 +136,10 @@ class MonitoringMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        root_path = scope.get("root_path", "")
+        try:  # a subscript, not scope.get(): no method call, and the try costs nothing in 3.11+
+            root_path = scope["root_path"]
+        except KeyError:  # optional in ASGI
+            root_path = ""
         mounted = None
         if root_path:  # --root-path or a Mount: match below the prefix (paths.py)
             path = local_path(path, root_path)
@@ -146,13 +153,22 @@ class MonitoringMiddleware:
             await self.app(scope, receive, send)
             return
 
-        exchange = _Exchange(receive, send)
+        # Filled in here rather than by an __init__: calling a class that has one goes through a
+        # C-level slot that looks __init__ up and runs it in a fresh interpreter frame.
+        exchange = _Exchange()
+        exchange._receive = receive
+        exchange._send = send
+        exchange.received = exchange.sent = 0
+        exchange.status = None
+        exchange.end = 0.0
+        exchange.start = perf_counter()
         options = self._options
         if options is not None:
             options.enter(scope, root_path, mounted)
         error_type: str | None = None
+        app = self.app  # a local: ``self.app(...)`` would be a method lookup that never specialises
         try:
-            await self.app(scope, exchange.receive, exchange.send)
+            await app(scope, exchange.receive, exchange.send)
         except Exception as exc:
             error_type = type(exc).__name__
             if exchange.status is None:
@@ -175,25 +191,34 @@ class MonitoringMiddleware:
                     method = "GET"
                 if method not in KNOWN_METHODS:
                     method = OTHER_METHOD
-                # The template of an unmounted route seen before, inline (routes.cached_route):
-                # under a root path the mounts above add theirs, which resolve_route knows.
+                # An unmounted route's template inline (routes.cached_route): its own path_format
+                # when its class is known to keep it there, else the cache of routes seen before.
+                # Under a root path the mounts above add theirs, which resolve_route knows.
                 route_obj = scope.get("route")
-                route = (
-                    cached_template(id(route_obj))
-                    if route_obj is not None and not root_path and not scope.get("root_path")
-                    else None
-                ) or resolve_route(scope, root_path, status, mounted, self._routes)
-                if options is None:
-                    recorder.record(
-                        method,
-                        route,
-                        status,
-                        error_type,
-                        now - exchange.start,
-                        exchange.received,
-                        exchange.sent,
-                        now,
+                route = None
+                if route_obj is not None and not root_path and not scope.get("root_path"):
+                    route = (
+                        route_obj.path_format
+                        if type(route_obj) in PLAIN_ROUTE_TYPES
+                        else cached_template(id(route_obj))
                     )
+                if route is None:
+                    route = resolve_route(scope, root_path, status, mounted, self._routes)
+                if options is None:
+                    # recorder.record() inline: a call with eight arguments is a good part of
+                    # what queueing one record costs.
+                    queue = self._queue
+                    queue.append(
+                        (
+                            (method, route, status, error_type),
+                            now - exchange.start,
+                            exchange.received,
+                            exchange.sent,
+                            now,
+                        )
+                    )
+                    if len(queue) >= DRAIN_AT:
+                        recorder.drain()
                 else:
                     options.finish(
                         recorder, scope, method, route, status, error_type, exchange, now
@@ -209,17 +234,17 @@ class _Exchange:
 
     __slots__ = ("_receive", "_send", "end", "received", "sent", "start", "status")
 
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self.received = 0
-        self.sent = 0
-        self.status: int | None = None
-        self.end = 0.0
-        self.start = perf_counter()
+    _receive: Receive
+    _send: Send
+    received: int
+    sent: int
+    status: int | None
+    end: float
+    start: float
 
     async def receive(self) -> Message:
-        message = await self._receive()
+        receive = self._receive
+        message = await receive()
         body = message.get("body")
         if body:
             self.received += len(body)
@@ -228,22 +253,28 @@ class _Exchange:
     def send(self, message: Message) -> Awaitable[None]:
         # A plain function that returns the server's awaitable: no extra coroutine per message,
         # except for the final body message, whose completion time ends the duration.
+        # Subscripts and ``in`` over dict.get(): no method call (the try costs nothing in 3.11+).
         kind = message["type"]
         if kind == "http.response.body":
-            body = message.get("body")
+            try:
+                body = message["body"]
+            except KeyError:
+                body = None
             if body:
                 self.sent += len(body)
-            if not message.get("more_body", False):
+            if "more_body" not in message or not message["more_body"]:
                 return self._send_final(message)
         elif kind == "http.response.start":
             self.status = message["status"]
         elif kind == "http.response.pathsend":
             self.sent += _file_size(message.get("path"))
             return self._send_final(message)
-        return self._send(message)
+        send = self._send  # as in __call__: a slot read, not a method lookup
+        return send(message)
 
     async def _send_final(self, message: Message) -> None:
-        await self._send(message)
+        send = self._send
+        await send(message)
         self.end = perf_counter()
 
 

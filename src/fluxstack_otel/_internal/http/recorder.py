@@ -58,9 +58,10 @@ from fluxstack_otel._internal.http.series import OVERFLOW, SeriesTable, overflow
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.selection import HTTP_NAMES
 
-__all__ = ["OVERFLOW", "HttpRecorder", "SeriesKey", "SeriesSnapshot"]
+__all__ = ["DRAIN_AT", "OVERFLOW", "HttpRecorder", "Pending", "SeriesKey", "SeriesSnapshot"]
 
-_DRAIN_AT = 256
+# Records queued before the queue is folded (by the request that queues the last of them).
+DRAIN_AT = 256
 
 
 class HttpRecorder:
@@ -151,6 +152,8 @@ class HttpRecorder:
     ) -> None:
         """Count one finished HTTP exchange.
 
+        The middleware queues the same tuple itself (``queue``); mypy holds both to ``Pending``.
+
         Args:
             method: The normalised request method.
             route: The route template (never the raw path).
@@ -165,8 +168,18 @@ class HttpRecorder:
         pending.append(
             ((method, route, status, error_type), duration, request_bytes, response_bytes, now)
         )
-        if len(pending) >= _DRAIN_AT:
+        if len(pending) >= DRAIN_AT:
             self._drain()
+
+    @property
+    def queue(self) -> deque[Pending]:
+        """Where ``record()`` appends (never replaced): the middleware appends itself, saving a
+        call per request, and calls ``drain()`` on the append that brings it to ``DRAIN_AT``."""
+        return self._pending
+
+    def drain(self) -> None:
+        """Fold the queued records into the accumulators now."""
+        self._drain()
 
     def record_labeled(
         self,
@@ -186,16 +199,9 @@ class HttpRecorder:
         other arguments are those of ``record()``.
         """
         pending = self._pending
-        pending.append(
-            (
-                (method, route, status, error_type, labels),
-                duration,
-                request_bytes,
-                response_bytes,
-                now,
-            )
-        )
-        if len(pending) >= _DRAIN_AT:
+        key = (method, route, status, error_type, labels)
+        pending.append((key, duration, request_bytes, response_bytes, now))
+        if len(pending) >= DRAIN_AT:
             self._drain()
 
     def present_with(

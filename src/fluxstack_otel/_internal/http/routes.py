@@ -24,6 +24,7 @@ from fluxstack_otel._internal.metrics.catalog import UNMATCHED_ROUTE
 __all__ = [
     "KNOWN_METHODS",
     "OTHER_METHOD",
+    "PLAIN_ROUTE_TYPES",
     "Mounted",
     "cached_route",
     "cached_template",
@@ -48,6 +49,13 @@ _ROUTE_CACHE_LIMIT = 4096
 _route_cache: dict[int, str] = {}
 _cached_routes: list[object] = []
 cached_template = _route_cache.get
+# Route classes whose instances keep their template in ``path_format`` (a str made from the path
+# when the route is built) and are never mounts: Starlette's Route and FastAPI's APIRoute, added
+# by name when a route of one is first resolved, so neither package is imported here. For them
+# the request path reads ``route.path_format`` itself: a type check and an attribute read, where
+# the cache above takes id() (a new int each time) and a lookup keyed by it.
+_PLAIN_ROUTE_CLASSES = frozenset({("starlette.routing", "Route"), ("fastapi.routing", "APIRoute")})
+PLAIN_ROUTE_TYPES: set[type] = set()
 
 
 def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str | None:
@@ -61,6 +69,8 @@ def cached_route(scope: MutableMapping[str, Any], entry_root_path: str) -> str |
     # Under a root path the mounts above add their template: resolve_route knows them.
     if route is None or entry_root_path or scope.get("root_path"):
         return None
+    if type(route) in PLAIN_ROUTE_TYPES:
+        return route.path_format  # type: ignore[no-any-return]
     return _route_cache.get(id(route))
 
 
@@ -133,7 +143,10 @@ def _inner_route(
         if not _is_mount(route):
             path = getattr(route, "path_format", None) or getattr(route, "path", None)
             if isinstance(path, str):
-                if len(_route_cache) < _ROUTE_CACHE_LIMIT:
+                kind = type(route)
+                if (kind.__module__, kind.__qualname__) in _PLAIN_ROUTE_CLASSES:
+                    PLAIN_ROUTE_TYPES.add(kind)
+                elif len(_route_cache) < _ROUTE_CACHE_LIMIT:
                     _cached_routes.append(route)
                     _route_cache[id(route)] = path
                 return path
