@@ -78,24 +78,19 @@ def fold_grouped(
     """Fold ``records`` series by series: one pass to group them, C-level passes per series.
 
     Requires size bounds above zero (an empty body then bisects to the first bucket, where the
-    record-by-record loop puts it) and no exponential histogram. With ``totals``, the batch is
-    also added to the totals of its classes (``fold_totals``), a class at a time.
+    record-by-record loop puts it) and no exponential histogram. With ``totals``, each series'
+    increase is added to the totals of its class as well, from the same sorted buckets.
     """
     groups: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
     for record in records:
         groups[record[0]].append(record)
-    classes: defaultdict[Class, list[Pending]] = defaultdict(list)
     for key, rows in groups.items():
         acc = get(key)
         if acc is None:
             first = rows[0]
             acc = create(key, first[4] - first[1])
-        _add(acc, rows, key[2] is not None, dur_bounds, size_cuts, req_at, resp_at)
-        if totals is not None:
-            classes[(key[2] is None, key[3] is None)].extend(rows)
-    if totals is not None:
-        for cls, rows in classes.items():
-            _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
+        total = None if totals is None else totals[(key[2] is None, key[3] is None)]
+        _add(acc, rows, key[2] is not None, dur_bounds, size_cuts, req_at, resp_at, total)
 
 
 def fold_totals(
@@ -138,21 +133,34 @@ def _add(
     size_cuts: tuple[float, ...],
     req_at: int,
     resp_at: int,
+    total: list[float] | None = None,
 ) -> None:
-    """Add ``rows`` (queue order) to one series' accumulators: C-level sums and sorted buckets."""
+    """Add ``rows`` (queue order) to one series' accumulators: C-level sums and sorted buckets;
+    with ``total``, the same increase to those totals (their sums from the series' increase)."""
     _, durations, requests, responses, ends = zip(*rows, strict=True)
     acc[LAST] = ends[-1]
-    acc[DUR_SUM] = sum(durations, acc[DUR_SUM])
-    _count(acc, BUCKETS, dur_bounds, durations)
-    acc[REQ_SUM] = sum(requests, acc[REQ_SUM])
-    _count(acc, req_at, size_cuts, requests)
+    dur_sum, req_sum, resp_sum = acc[DUR_SUM], acc[REQ_SUM], acc[RESP_SUM]
+    acc[DUR_SUM] = sum(durations, dur_sum)
+    _count(acc, BUCKETS, dur_bounds, durations, total)
+    acc[REQ_SUM] = sum(requests, req_sum)
+    _count(acc, req_at, size_cuts, requests, total)
     if responded:  # the key has a status: a response started
-        acc[RESP_SUM] = sum(responses, acc[RESP_SUM])
-        _count(acc, resp_at, size_cuts, responses)
+        acc[RESP_SUM] = sum(responses, resp_sum)
+        _count(acc, resp_at, size_cuts, responses, total)
+    if total is not None:
+        total[DUR_SUM] += acc[DUR_SUM] - dur_sum
+        total[REQ_SUM] += acc[REQ_SUM] - req_sum
+        total[RESP_SUM] += acc[RESP_SUM] - resp_sum
 
 
-def _count(acc: list[float], at: int, bounds: tuple[float, ...], values: tuple[float, ...]) -> None:
-    """Add to ``acc[at + i]`` how many values bisect to bucket ``i`` of ``bounds``.
+def _count(
+    acc: list[float],
+    at: int,
+    bounds: tuple[float, ...],
+    values: tuple[float, ...],
+    total: list[float] | None,
+) -> None:
+    """Add to ``acc[at + i]`` (and ``total[at + i]``) how many values bisect to bucket ``i``.
 
     Sorted first (C, cheap on floats or small ints alike), so a batch costs two bisections
     when all its values share a bucket, the usual case, and one per bound crossed otherwise,
@@ -165,8 +173,12 @@ def _count(acc: list[float], at: int, bounds: tuple[float, ...], values: tuple[f
     for i in range(lo, hi):
         upto = bisect_right(ordered, bounds[i], done)  # the values <= bounds[i]: buckets <= i
         acc[at + i] += upto - done
+        if total is not None:
+            total[at + i] += upto - done
         done = upto
     acc[at + hi] += len(ordered) - done
+    if total is not None:
+        total[at + hi] += len(ordered) - done
 
 
 def fold_each(
