@@ -11,6 +11,7 @@ import pytest
 
 from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.runtime.scheduler import PeriodicWorker, Tick
+from support.fork import in_child
 
 
 def _where() -> tuple[str, int, int]:
@@ -49,20 +50,7 @@ def test_a_forked_child_renders_on_a_thread_of_its_own() -> None:
         return await asyncio.wait_for(background.run(_where), 5)
 
     asyncio.run(once())  # the parent's thread exists
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover (the child)
-        try:
-            _, _, child_pid = asyncio.run(once())
-            os.write(write, b"ok" if child_pid == os.getpid() else b"parent")
-        finally:
-            os._exit(0)
-    os.close(write)
-    try:
-        assert os.read(read, 16) == b"ok"
-    finally:
-        os.close(read)
-        os.waitpid(pid, 0)
+    assert in_child(lambda: asyncio.run(once())[2] == os.getpid(), timeout=10)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
