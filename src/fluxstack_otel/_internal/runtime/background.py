@@ -20,13 +20,15 @@ In: a function to run. Out: an awaitable of its result (``run``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # both loaded by the first scrape, not with the package (a lean default)
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["LOW_PRIORITY", "lower_priority", "run"]
 
@@ -47,6 +49,8 @@ def lower_priority() -> None:
 
 
 def _executor() -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _lock:
         if _pool is None or _pool[0] != os.getpid():  # none yet, or the parent's (forked)
@@ -59,4 +63,6 @@ def _executor() -> ThreadPoolExecutor:
 
 def run(fn: Callable[[], _T]) -> asyncio.Future[_T]:
     """Run ``fn`` on the render thread; await the result from the running event loop."""
+    import asyncio  # loaded already: the caller runs on an event loop
+
     return asyncio.get_running_loop().run_in_executor(_executor(), fn)
