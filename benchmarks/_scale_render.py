@@ -9,7 +9,7 @@ Used by ``scale.py``. Every figure for one size comes from one process, side by 
   reference), interleaved over ``rounds``, medians; the ratio, and the cost per label set;
 - **memory**: the process's RSS growth while the label sets were recorded (what the series hold,
   the C heap trimmed before and after so the feed's garbage does not count), and its growth over
-  a first fresh scrape, measured after the body is dropped (the package's own trim only);
+  a first fresh scrape, measured after the body is dropped (no trim: what the allocator keeps);
 - **alerts**: the CPU of one evaluation of the default rules (``evaluate_now``);
 - **p99** (one size): the app under uvicorn on loopback (``_scale_server.py``, one process,
   pinned to one core when there are two), loaded by ``wrk --latency`` (16 connections, on the
@@ -20,6 +20,7 @@ Used by ``scale.py``. Every figure for one size comes from one process, side by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import shutil
@@ -73,12 +74,12 @@ def _rss(trim: bool = False) -> int:
     import psutil
 
     gc.collect()
-    if trim:
-        from fluxstack_otel._internal.runtime import heap
+    if trim:  # glibc's malloc_trim; elsewhere nothing to hand back this way
+        import ctypes
+        import ctypes.util
 
-        heap._last = -float("inf")
-        heap.after_large_render(heap.MIN_BYTES)
-        heap._last = -float("inf")  # the package's next trim is not held back by this one
+        with contextlib.suppress(OSError, AttributeError, TypeError):
+            ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
     return int(psutil.Process().memory_info().rss)
 
 

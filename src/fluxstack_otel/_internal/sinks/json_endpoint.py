@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.runtime.failures import report_failure
-from fluxstack_otel._internal.runtime.heap import after_large_render
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.document import (
     CONTENT_TYPE,
@@ -65,12 +64,10 @@ class JsonEndpoint:
     def text(self, collect: Collect | None = None) -> str:
         """The document now (``collect``: instead of the stream's, such as a round's)."""
         extras = safe_extras(self._extras)
-        text = self._kept.encode(
+        return self._kept.encode(
             collect or self._collect,
             lambda data, http, keep: document_text(data, extras, http=http, keep=keep),
         )
-        after_large_render(len(text))
-        return text
 
     def body(self) -> bytes:
         """The document as served now."""

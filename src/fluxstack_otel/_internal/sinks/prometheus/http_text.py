@@ -14,8 +14,6 @@ writes (OpenMetrics with exemplars; label names that sanitise onto each other).
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
@@ -112,11 +110,7 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
         The text and its families, or None when only the points path can write it.
     """
     p = series.projected
-    # Written into one growing buffer, each piece freed as soon as it is copied: a list of
-    # pieces joined at the end would hold the whole text twice, and leave the allocator a heap
-    # of freed pieces it keeps (the process's RSS after a large scrape).
-    buffer = io.StringIO()
-    out = _Out(buffer.write)
+    out: list[str] = []
     families: dict[str, str] = {}
     made: dict[tuple[object, ...], dict[tuple[object, ...], str]] = {}
     for spec, counts in zip(_COUNTERS, (p.requests, p.responses, p.errors), strict=True):
@@ -147,25 +141,16 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
             return None
         _header(out, families, spec.name, "histogram", spec.help)
         _histograms(out, spec.name, hists, le_labels(bound), labels)
-    return HttpText(buffer.getvalue(), families)
+    return HttpText("".join(out), families)
 
 
-class _Out:
-    """``append`` onto a writer, as the renderer's list of pieces has it."""
-
-    __slots__ = ("append",)
-
-    def __init__(self, write: Callable[[str], object]) -> None:
-        self.append = write
-
-
-def _header(out: _Out, families: dict[str, str], family: str, kind: str, help_: str) -> None:
+def _header(out: list[str], families: dict[str, str], family: str, kind: str, help_: str) -> None:
     families[family] = kind
     out.append(f"# HELP {family} {escape_help(help_)}\n# TYPE {family} {kind}\n")
 
 
 def _histograms(
-    out: _Out,
+    out: list[str],
     name: str,
     hists: dict[tuple[object, ...], HistAcc],
     les: tuple[str, ...],

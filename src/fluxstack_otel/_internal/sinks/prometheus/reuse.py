@@ -14,7 +14,6 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.http.projection import HttpSeries
 from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
-from fluxstack_otel._internal.runtime.heap import after_large_render
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     HttpText,
@@ -70,18 +69,14 @@ class Exposition:
             return render(data, openmetrics=openmetrics, options=options, http=http, keep=keep)
 
         direct = None if self._series is None else partial(self._direct, openmetrics)
-        body = self._kept[openmetrics].encode(collect or self._collect, encode, direct)
-        after_large_render(len(body))
-        return body
+        return self._kept[openmetrics].encode(collect or self._collect, encode, direct)
 
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series
         where it can be)."""
         http = self._direct(openmetrics) if self._series is not None else None
         data = self._collect(None if http is None else ())
-        body = render(data, openmetrics=openmetrics, options=self._options, http=http)
-        after_large_render(len(body))
-        return body
+        return render(data, openmetrics=openmetrics, options=self._options, http=http)
 
     def _direct(self, openmetrics: bool) -> HttpText | None:
         series = self._series() if self._series is not None else None
