@@ -42,7 +42,8 @@ _log = logging.getLogger("fluxstack_otel")
 class JsonEndpoint:
     """The JSON document served by the middleware (an ASGI app for one path, GET and HEAD).
 
-    The document is built in the loop's default executor, so a large one never stalls requests.
+    The document is built on the package's render thread (``runtime/background.py``, low
+    priority), so a large one never stalls requests.
 
     Args:
         collect: The stream's ``collect(names)`` (cumulative data).

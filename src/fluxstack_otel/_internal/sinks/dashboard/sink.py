@@ -225,7 +225,8 @@ class _Static:
 class _Data:
     """``data.json``: the document now, plus the history's points (GET and HEAD).
 
-    Built in the loop's default executor, so a large document never stalls requests.
+    Built on the package's render thread (``runtime/background.py``), so a large document never
+    stalls requests.
     """
 
     def __init__(self, context: SinkContext, history: History | None) -> None:

@@ -1,9 +1,11 @@
 """The Prometheus exporter: ``/metrics`` served by the middleware, or on a port of its own.
 
 The exposition itself (text 0.0.4 and OpenMetrics, content negotiation) is rendered by
-``exposition``; its names are re-exported here. Rendering runs in the loop's default executor,
-so a large scrape never stalls requests, and the body is gzip-compressed when the client accepts
-it.
+``exposition``; its names are re-exported here. Rendering runs on the package's render thread
+(``runtime/background.py``, at the lowest CPU priority), so a large scrape never stalls requests,
+and the body is gzip-compressed when the client accepts it. While the recorder's version holds a
+scrape reuses the HTTP scope's text of the previous one; otherwise it writes that scope from the
+series (``reuse.py``, ``http_text.py``).
 
 With a ``port`` the exposition is served by the package's one standalone server
 (``sinks/endpoint_server.py``), guarded by the ``auth`` rules like every endpoint. A port that
@@ -81,7 +83,8 @@ _log = logging.getLogger("fluxstack_otel")
 class PrometheusEndpoint:
     """The ``/metrics`` handler served by the middleware (an ASGI app for one path).
 
-    Rendering runs in the loop's default executor, so a large scrape never stalls requests.
+    Rendering runs on the package's render thread (``runtime/background.py``, low priority),
+    so a large scrape never stalls requests.
 
     Args:
         collect: Returns the stream's current cumulative data (given the names wanted).
