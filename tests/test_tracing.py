@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from servers import (
     serve_asgi,
     wait_until,
 )
+from support.asgi import drive
 from support.asgi import ok_app as app
 
 OM = {"accept": "application/openmetrics-text"}
@@ -246,3 +248,29 @@ def test_a_real_prometheus_ingests_the_exemplars(traced: Monitoring, spans: Span
 
             exemplars = wait_until(stored, timeout=30, message="exemplars in Prometheus")
     assert {e["labels"]["trace_id"] for e in exemplars} <= trace_ids
+
+
+def test_exemplars_follow_their_series_with_per_request_labels(spans: Spans) -> None:
+    """With ``labels`` a series' key carries the label values: the exemplar lands on it too."""
+    monitoring = configure_monitoring(
+        {
+            "system_metrics": False,
+            "set_global": False,
+            "tracing": True,
+            "labels": {"tenant": {"header": "x-tenant"}},
+        }
+    )
+    try:
+        wrapped = monitoring.instrument(app, tracer_provider=spans.provider)
+        for tenant in ("acme", "globex"):
+            scope = {"type": "http", "method": "GET", "path": "/work", "raw_path": b"/work",
+                     "query_string": b"", "root_path": "",
+                     "headers": [(b"x-tenant", tenant.encode())]}  # fmt: skip
+            asyncio.run(drive(wrapped, scope))
+        text = monitoring.render_prometheus(openmetrics=True).decode()
+    finally:
+        monitoring.shutdown()
+    exemplars = bucket_exemplars(text)
+    assert {s.labels["tenant"] for s in exemplars} == {"acme", "globex"}
+    traces = {format(s.context.trace_id, "032x") for s in spans.server_spans()}
+    assert {s.exemplar.labels["trace_id"] for s in exemplars if s.exemplar} <= traces

@@ -116,17 +116,19 @@ class RequestOptions:
         if not self.keeps(route):
             return
         duration = now - exchange.start
+        labels: tuple[str, ...] = ()
         if self._labels is None:
             recorder.record(
                 method, route, status, error_type, duration, exchange.received, exchange.sent, now
             )
         else:
+            labels = self._labels.read(scope)
             recorder.record_labeled(
                 method,
                 route,
                 status,
                 error_type,
-                self._labels.read(scope),
+                labels,
                 duration,
                 exchange.received,
                 exchange.sent,
@@ -135,8 +137,9 @@ class RequestOptions:
         # The sampled server span the tracing hook noted, as the duration's exemplar.
         if self._traced and (context := span_context(scope)) is not None:
             recorder.exemplar(
-                method, route, status, error_type, duration, context.trace_id, context.span_id
-            )
+                method, route, status, error_type, duration, context.trace_id, context.span_id,
+                labels,
+            )  # fmt: skip
         if self._slow is not None and duration > self._slow:
             _log_slow_request(method, route, status, duration, self._slow)
 

@@ -254,15 +254,20 @@ class HttpRecorder:
         duration: float,
         trace_id: int,
         span_id: int,
+        labels: tuple[str, ...] = (),
     ) -> None:
         """Note the trace of an exchange just passed to ``record()`` (``tracing: true`` only).
 
-        ``trace_id`` and ``span_id`` are the request span's; the other arguments are as given to
+        ``trace_id`` and ``span_id`` are the request span's; ``labels`` the per-request label
+        values given to ``record_labeled()``, if any; the other arguments are as given to
         ``record()``.
         """
-        self._exemplars.note(
-            (method, route, status, error_type), duration, trace_id, span_id, self._wall_ns()
+        key: SeriesKey = (
+            (method, route, status, error_type, labels)
+            if labels
+            else (method, route, status, error_type)
         )
+        self._exemplars.note(key, duration, trace_id, span_id, self._wall_ns())
 
     def reset(self) -> None:
         """Forget every series (a forked child starts from zero, not from its parent's counts)."""
