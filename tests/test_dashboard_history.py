@@ -332,6 +332,6 @@ def test_rates_divide_by_the_interval_between_their_own_readings() -> None:
     history.sample()
     history.sample()
     (point,) = json.loads(history.encoded())["points"]
-    assert point["t"] == 140.0
+    assert point["t"] == 115.0  # the baseline's time plus the interval: the points abut
     assert (point["req"], point["dt"]) == (20, 10.0)  # 20 requests in the 10 s between readings
     assert (point["cpu"], point["cdt"]) == (4.0, 20.0)  # 4 CPU seconds in 20 s: 20 %, not 11 %

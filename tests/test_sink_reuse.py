@@ -41,9 +41,13 @@ def _sink(kind: str, context: SinkContext, directory: Path) -> Encode:
         return lambda shared: file.render(shared).decode()
     endpoint = JsonSink(JsonExporterConfig(endpoint="/m.json"), context)._endpoint
     stream = context.stream
-    return lambda shared: endpoint.text(
-        None if shared is None else partial(stream.collect_in, shared)
-    )
+
+    def text(shared: Round | None) -> str:
+        if shared is None:
+            return endpoint.text()
+        return endpoint.text(partial(stream.collect_in, shared), partial(stream.made_at, shared))
+
+    return text
 
 
 KINDS = ("console text", "console json", "file prometheus", "file json", "json document")
@@ -169,6 +173,7 @@ def test_an_eviction_between_two_outputs_leaves_the_next(tmp_path: Path) -> None
     try:
         pipeline.recorder = type(pipeline.recorder)(retention_period=10.0, clock=lambda: now[0])
         pipeline.stream._http_metrics = pipeline.recorder.to_metrics
+        pipeline.stream._version = pipeline.recorder.version
         sinks = {kind: Reusing(pipeline, kind, tmp_path) for kind in KINDS}
         pipeline.recorder.record("GET", "/old", 200, None, 0.01, 0, 5, now[0])
         for sink in sinks.values():
@@ -179,3 +184,19 @@ def test_an_eviction_between_two_outputs_leaves_the_next(tmp_path: Path) -> None
             assert "/old" not in sink.same_as_fresh()
     finally:
         pipeline.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_rounds_collection_made_before_a_request_is_not_kept_as_newer(
+    pipeline: Pipeline, kind: str, tmp_path: Path
+) -> None:
+    """Another job of the round collects, a request lands, then the sink reads the version and
+    encodes the round's (older) collection: the next idle round still shows the request."""
+    sink = Reusing(pipeline, kind, tmp_path)
+    pipeline.request("/a")
+    first = Round(2)
+    pipeline.stream.collect_in(first)  # the alert processor, an OTLP push...: made first
+    pipeline.request("/a")  # after that collection, before this sink reads the version
+    sink.encode(first)  # the round's collection: one request, correct for that collection
+    idle = Round(2)
+    sink.same_as_fresh(idle)  # two requests, as a fresh encoding says

@@ -29,7 +29,9 @@ class Pipeline:
         attributes = {"service.name": service, "service.instance.id": instance_id}
         self.resource = Resource.create(attributes)
         self.provider = MeterProvider(metric_readers=[self.reader], resource=self.resource)
-        self.stream = MetricStream([self.reader], self.recorder.to_metrics, self.resource)
+        self.stream = MetricStream(
+            [self.reader], self.recorder.to_metrics, self.resource, version=self.recorder.version
+        )
         self.sent = 0
         """How many requests ``request``/``requests`` recorded."""
 

@@ -187,7 +187,11 @@ def build(
         PresentedStream(MetricStream(in_memory, http_metrics, resource), presentation.present),
     )
     stream = MetricStream(
-        [*in_memory, sdk_reader], http_metrics, resource, retention=config.retention_period
+        [*in_memory, sdk_reader],
+        http_metrics,
+        resource,
+        retention=config.retention_period,
+        version=None if recorder is None else recorder.version,
     )
     alerts = build_processor(
         config,

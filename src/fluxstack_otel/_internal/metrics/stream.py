@@ -74,6 +74,11 @@ class MetricSource(Protocol):
         """
         ...
 
+    def made_at(self, shared: Round) -> int | None:
+        """The HTTP recorder's version read just before the round's full collection was made
+        (what its HTTP scope is at least as new as; None: not known)."""
+        ...
+
 
 class MetricStream:
     """Collects the merged, cumulative metric data on demand.
@@ -83,6 +88,8 @@ class MetricStream:
         http_metrics: Returns the HTTP recorder's metrics, given the names wanted or None for
             all (``HttpRecorder.to_metrics``; None: HTTP metrics are off).
         resource: The resource every collection carries.
+        version: The HTTP recorder's ``version``, read before a round's full collection
+            (``made_at``); None: not known.
     """
 
     def __init__(
@@ -93,9 +100,11 @@ class MetricStream:
         *,
         retention: float | None = None,
         wall_clock_ns: Callable[[], int] = time.time_ns,
+        version: Callable[[], int | None] | None = None,
     ) -> None:
         self._readers = tuple(readers)
         self._http_metrics = http_metrics
+        self._version = version
         self._resource = resource
         self._exemplars = ExemplarMemory()
         self._retention = None if retention is None else Retention(retention, wall_clock_ns)
@@ -138,8 +147,18 @@ class MetricStream:
         Only None and an empty ``names`` are shared: any other reads everything, as None does.
         """
         if names is None or names:
-            return shared.share(self, self.collect)
+            return shared.share(self, self._stamped)[0]
         return shared.share(self._light, lambda: self.collect(()))
+
+    def made_at(self, shared: Round) -> int | None:
+        """The recorder's version read just before the round's full collection was made."""
+        return shared.share(self, self._stamped)[1]
+
+    def _stamped(self) -> tuple[MetricsData, int | None]:
+        # A job of the round may make the collection before another reads the version: the part
+        # a sink keeps from it is kept under this reading, never under a later one.
+        stamp = None if self._version is None else self._version()
+        return self.collect(), stamp
 
 
 class PresentedStream:
@@ -172,6 +191,10 @@ class PresentedStream:
         """The round's collection of the inner source, shaped once for the round."""
         key = self if names is None or names else self._light
         return shared.share(key, lambda: self._present(self._inner.collect_in(shared, names)))
+
+    def made_at(self, shared: Round) -> int | None:
+        """The inner source's ``made_at``: the views change no count."""
+        return self._inner.made_at(shared)
 
 
 _SeriesId = tuple[str, str, frozenset[tuple[str, object]]]

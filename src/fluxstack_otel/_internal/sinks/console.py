@@ -79,13 +79,16 @@ class ConsoleSink(PeriodicSink):
         """
         source = self._source
         collect = source.collect if shared is None else partial(source.collect_in, shared)
+        made_at = None if shared is None else partial(source.made_at, shared)
         if self._config.format == "json":
             extras = safe_extras(self._extras)
             return self._kept_json.encode(
-                collect, lambda data, http, keep: document_text(data, extras, http=http, keep=keep)
+                collect,
+                lambda data, http, keep: document_text(data, extras, http=http, keep=keep),
+                made_at=made_at,
             )
         return self._kept_lines.encode(
-            collect, lambda data, http, keep: format_text(data, http=http, keep=keep)
+            collect, lambda data, http, keep: format_text(data, http=http, keep=keep), None, made_at
         )
 
     def emit(self, shared: Round | None = None) -> None:

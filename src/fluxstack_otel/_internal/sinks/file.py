@@ -71,13 +71,16 @@ class FileSink(PeriodicSink):
         """The file's content as it would be written now (from the round ``shared``'s collection)."""
         source = self._source
         collect = source.collect if shared is None else partial(source.collect_in, shared)
+        made_at = None if shared is None else partial(source.made_at, shared)
         if self._config.format == "json":
             extras = safe_extras(self._extras)
             text = self._kept_json.encode(
-                collect, lambda data, http, keep: document_text(data, extras, http=http, keep=keep)
+                collect,
+                lambda data, http, keep: document_text(data, extras, http=http, keep=keep),
+                made_at=made_at,
             )
             return (text + "\n").encode()
-        return self._exposition.render(False, collect)
+        return self._exposition.render(False, collect, made_at)
 
     def write(self, shared: Round | None = None) -> bool:
         """Write the file (and a snapshot, with history) now (``shared``: as in ``render``).

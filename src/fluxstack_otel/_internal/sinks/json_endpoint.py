@@ -62,12 +62,16 @@ class JsonEndpoint:
         self._extras = extras
         self._kept = KeptScope[HttpJson](version)
 
-    def text(self, collect: Collect | None = None) -> str:
-        """The document now (``collect``: instead of the stream's, such as a round's)."""
+    def text(
+        self, collect: Collect | None = None, made_at: Callable[[], int | None] | None = None
+    ) -> str:
+        """The document now (``collect``: instead of the stream's, such as a round's, whose
+        ``made_at`` says which version it was made at)."""
         extras = safe_extras(self._extras)
         return self._kept.encode(
             collect or self._collect,
             lambda data, http, keep: document_text(data, extras, http=http, keep=keep),
+            made_at=made_at,
         )
 
     def body(self) -> bytes:
@@ -144,7 +148,11 @@ class JsonSink:
     def push(self, tick: Tick) -> None:
         """One run: write the file and POST the document (each failure reported on its own)."""
         # The round's collection, shared
-        body = (self._endpoint.text(partial(self._source.collect_in, tick.round)) + "\n").encode()
+        source, shared = self._source, tick.round
+        text = self._endpoint.text(
+            partial(source.collect_in, shared), partial(source.made_at, shared)
+        )
+        body = (text + "\n").encode()
         path, url = self._config.file_path, self._config.url
         if path is not None:
             try:

@@ -57,11 +57,14 @@ class KeptScope(Generic[_T]):
         collect: Collect,
         encoder: Encoder[_T, _R],
         direct: Callable[[], _T | None] | None = None,
+        made_at: Callable[[], int | None] | None = None,
     ) -> _R:
         """``encoder``'s output for a collection now, reusing the kept HTTP part if it holds.
 
         ``direct`` makes the HTTP part straight from the recorder (None where it cannot): then
-        the collection is made without the HTTP metrics, as for a kept part.
+        the collection is made without the HTTP metrics, as for a kept part. ``made_at`` says
+        which version a shared collection (a round's) was made at: another job may have made it
+        before this one read the version, and the part is kept under that older one.
         """
         version = None if self._version is None else self._version()
         if version is None:
@@ -77,6 +80,11 @@ class KeptScope(Generic[_T]):
             out = encoder(collect(_NONE), part, None)
         else:
             out = encoder(collect(None), None, made.append)
+            if made_at is not None:
+                at = made_at()
+                if at is None:
+                    return out  # a collection of unknown age: nothing kept
+                version = min(version, at)
         if made:
             with self._lock:  # never replace a part kept under a later version
                 if self._kept is None or self._kept[0] <= version:

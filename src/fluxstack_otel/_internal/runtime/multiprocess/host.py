@@ -165,6 +165,10 @@ class HostStream:
         """Replace the resource of the worker's own stream."""
         self._local.set_resource(resource)
 
+    def made_at(self, shared: Round) -> int | None:
+        """None: the host's merged counts have no recorder version."""
+        return None
+
     def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
         """The host's metrics, read once for all the jobs of the round ``shared`` (``names`` is
         ignored, as in ``collect``)."""

@@ -141,7 +141,7 @@ class History:
         # rather than a float object and a tuple.
         self._ring: deque[bytes] = deque(maxlen=max(1, points))
         self._times: array[float] = array("d")
-        self._last: tuple[float, _View] | None = None
+        self._last: tuple[float, float, _View] | None = None  # (clock, point time, view)
         self._bounds: dict[str, tuple[float, ...]] = {}
         # Route names are written once, in the section; a point refers to them by index. They
         # are as many as the recorder's routes, which its cardinality cap bounds.
@@ -168,13 +168,15 @@ class History:
             last = self._last
             if last is not None and round(now, 6) <= round(last[0], 6):
                 return  # the clock has not moved: nothing to tell apart yet
-            self._last = (now, view)
             if last is None:
+                self._last = (now, now, view)
                 return
-            # Rates divide by the interval between two readings of the HTTP metrics, not
-            # between two clock readings around collections that take a while.
-            dt = _between(last[1], view, cat.HTTP_REQUESTS.name, now - last[0])
-            point = self._point(now, dt, last[1], view, alerts)
+            # Rates divide by the interval between the HTTP metrics' two readings, not between
+            # clock readings around slow collections; points abut (each ends dt after the last).
+            dt = _between(last[2], view, cat.HTTP_REQUESTS.name, now - last[0])
+            at = last[1] + dt
+            self._last = (now, at, view)
+            point = self._point(at, dt, last[2], view, alerts)
             text = json.dumps(point, separators=(",", ":"), allow_nan=False).encode()
             if len(self._times) == self._ring.maxlen:
                 del self._times[0]

@@ -58,9 +58,15 @@ class Exposition:
             else ""
         )
 
-    def render(self, openmetrics: bool, collect: Collect | None = None) -> bytes:
+    def render(
+        self,
+        openmetrics: bool,
+        collect: Collect | None = None,
+        made_at: Callable[[], int | None] | None = None,
+    ) -> bytes:
         """The exposition now: text 0.0.4, or OpenMetrics (``collect``: instead of the source's,
-        such as a scheduler round's shared collection)."""
+        such as a scheduler round's shared collection, whose ``made_at`` says which version it
+        was made at)."""
         options = self._options
 
         def encode(
@@ -69,7 +75,7 @@ class Exposition:
             return render(data, openmetrics=openmetrics, options=options, http=http, keep=keep)
 
         direct = None if self._series is None else partial(self._direct, openmetrics)
-        return self._kept[openmetrics].encode(collect or self._collect, encode, direct)
+        return self._kept[openmetrics].encode(collect or self._collect, encode, direct, made_at)
 
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series
