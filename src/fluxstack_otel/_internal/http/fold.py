@@ -264,8 +264,9 @@ def snapshots(copies: list[Any], req_at: int, resp_at: int, n_size: int) -> list
     out = []
     for i, (k, start_ns, acc, exemplar_slots, (dur_exp, req_exp, resp_exp)) in enumerate(copies):
         if not i & YIELD_MASK:
-            # Never under a lock: a fork in another thread meanwhile would leave it held in the
-            # child. Outside, the app's threads get their turn during a long collection.
+            # Never under the recorder's lock: a fork in another thread meanwhile would leave
+            # it held in the child (the locks a collection may run under, a round's, the alert
+            # processor's, the multiprocess host's, are made anew there).
             yield_now()
         # Bucket slots only ever hold ints (_new_series, drain): no conversion needed.
         dur = cast("tuple[int, ...]", tuple(acc[d0:r0]))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -43,9 +44,11 @@ _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid it was made in, the 
 
 def lower_priority() -> None:
     """Lower the calling thread's scheduling priority to ``LOW_PRIORITY`` (for good)."""
-    # No per-thread priority here (not Linux, or not allowed): the process's stays.
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
+    # Linux only: there a thread id names the thread; elsewhere it may name another process.
+    # Not allowed (a sandbox): the process's priority stays.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)
 
 
 def _executor() -> ThreadPoolExecutor:

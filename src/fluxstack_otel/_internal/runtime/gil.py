@@ -6,8 +6,9 @@ only every ``sys.getswitchinterval()`` (5 ms), so a request arriving during a la
 waits in steps of 5 ms, and the app's p99 rises with every scrape (measured under uvicorn with
 10,000 label sets and a scrape every 2 s: p99 10 ms without scrapes, 32 ms with). The loops that
 walk every series (the snapshot, the projection, the text) call ``yield_now`` every
-``YIELD_EVERY`` series: a ``time.sleep(0)`` releases the lock, a waiting thread takes it, and
-the loop goes on when it is handed back. Nothing changes for a thread that nobody waits for.
+``YIELD_EVERY`` series: a short sleep releases the lock, a waiting thread takes it, and the loop
+goes on when it is handed back. Never under the recorder's lock (a fork meanwhile would leave it
+held in the child); the other locks a collection runs under are made anew in a child.
 
 In: nothing. Out: the call, and how often the loops make it (a mask on the series' index).
 """
