@@ -83,8 +83,7 @@ __all__ = ["HOST_WIDE_SINKS", "HostStream", "process_alive"]
 _log = logging.getLogger("fluxstack_otel")
 
 HOST_WIDE_SINKS = frozenset({"prometheus", "json", "file"})
-"""Exporter types that read the host view; the others (OTLP, console) keep per-worker data, each
-worker being its own ``service.instance.id``."""
+"""Exporters reading the host view; the others (OTLP, console) are per worker (instance id)."""
 
 _STALE_AFTER = 3  # intervals without a publish before a live worker's file is reported stale
 _ARCHIVE, _LOCK, _PREFIX = "archive.json", ".lock", "worker-"
@@ -166,12 +165,10 @@ class HostStream:
         self._local.set_resource(resource)
 
     def made_at(self, shared: Round) -> int | None:
-        """None: the host's merged counts have no recorder version."""
-        return None
+        return None  # the host's merged counts have no recorder version
 
     def collect_in(self, shared: Round, names: Collection[str] | None = None) -> MetricsData:
-        """The host's metrics, read once for all the jobs of the round ``shared`` (``names`` is
-        ignored, as in ``collect``)."""
+        """The host's metrics, once for the round ``shared`` (``names`` ignored, as in collect)."""
         return shared.share(self, self.collect)
 
     def collect(self, names: Collection[str] | None = None) -> MetricsData:
