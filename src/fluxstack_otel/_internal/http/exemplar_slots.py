@@ -61,6 +61,10 @@ class ExemplarSlots:
                 slots = slots_of[key] = [None] * (len(bounds) + 1)
             slots[bisect_left(bounds, duration)] = (duration, at, trace_id, span_id)
 
+    def __bool__(self) -> bool:
+        """Whether any series holds an exemplar."""
+        return bool(self._slots)
+
     def copy(self, key: SeriesKey) -> tuple[_Exemplar | None, ...] | None:
         """The slots of ``key`` now, or None when it has none."""
         slots = self._slots.get(key)

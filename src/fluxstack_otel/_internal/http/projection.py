@@ -34,8 +34,8 @@ from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 
 __all__ = [
     "DEFAULT_LABELLING",
+    "GROUPED",
     "HTTP_SPECS",
-    "HttpSeries",
     "Labelling",
     "Projected",
     "SeriesKey",
@@ -104,7 +104,7 @@ class Labelling(NamedTuple):
 
 DEFAULT_LABELLING = Labelling()
 # "2xx" for every status code: made once, not per point.
-_GROUPED = {code: f"{code // 100}xx" for code in range(100, 600)}
+GROUPED = {code: f"{code // 100}xx" for code in range(100, 600)}
 
 
 class Projected(NamedTuple):
@@ -121,16 +121,6 @@ class Projected(NamedTuple):
     req_sizes: dict[tuple[object, ...], HistAcc] | None
     resp_sizes: dict[tuple[object, ...], HistAcc] | None
     """None: a metric not wanted."""
-
-
-class HttpSeries(NamedTuple):
-    """The recorder's series added up by projected key, with what labels and bounds them: what
-    an encoder that writes the HTTP scope itself reads (``sinks/prometheus/http_text.py``)."""
-
-    projected: Projected
-    labelling: Labelling
-    duration_bounds: tuple[float, ...]
-    size_bounds: tuple[float, ...]
 
 
 def project(
@@ -188,7 +178,7 @@ def accumulate(
     w_requests, w_responses, w_errors, w_durations, w_req_sizes, w_resp_sizes = (
         spec.name in want for spec in HTTP_SPECS
     )
-    grouped = _GROUPED if labelling.group_status else None
+    grouped = GROUPED if labelling.group_status else None
     caps = max_sizes or {}
     sizes = tuple(
         caps.get(spec.name, DEFAULT_MAX_SIZE)

@@ -47,14 +47,13 @@ from fluxstack_otel._internal.http.fold import (
 )
 from fluxstack_otel._internal.http.projection import (
     DEFAULT_LABELLING,
-    HttpSeries,
     Labelling,
     SeriesKey,
     SeriesSnapshot,
-    accumulate,
     project,
 )
 from fluxstack_otel._internal.http.series import OVERFLOW, SeriesTable, overflow_key
+from fluxstack_otel._internal.http.tally import HttpSeries, tally
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.selection import HTTP_NAMES
 
@@ -342,13 +341,21 @@ class HttpRecorder:
         )
 
     def series(self) -> HttpSeries | None:
-        """Every live series added up by projected key (``projection.accumulate``), for an
+        """Every live series added up by projected key (``tally.py``), for an
         encoder that writes the HTTP scope itself; None where only ``to_metrics`` says it all
         (in-progress counts, exponential histograms)."""
         if self._in_progress is not None or self._exp.on:
             return None
-        projected = accumulate(self.snapshot(), labelling=self._presentation)
-        return HttpSeries(projected, self._presentation, self._dur_bounds, self._size_bounds)
+        self._drain()
+        with self._lock:
+            self._evict()
+            series = self._series
+            # One tuple per series, copied in C: everything the text reads (``tally.py``).
+            copies = list(zip(series, map(tuple, series.values()), strict=True))
+            marked = bool(self._exemplars)
+        layout = (BUCKETS, self._req_at, self._resp_at, self._resp_at + self._n_size)
+        added = tally(copies, layout, self._presentation, marked)
+        return HttpSeries(added, self._presentation, self._dur_bounds, self._size_bounds)
 
     def to_metrics(
         self,

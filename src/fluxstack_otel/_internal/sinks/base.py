@@ -17,7 +17,7 @@ from fluxstack_otel._internal.asgi_types import ASGIApp, Send
 
 if TYPE_CHECKING:
     from fluxstack_otel._internal.config.model import MonitoringConfig
-    from fluxstack_otel._internal.http.projection import HttpSeries
+    from fluxstack_otel._internal.http.tally import HttpSeries
     from fluxstack_otel._internal.metrics.stream import MetricSource
 
 __all__ = [

@@ -3,10 +3,10 @@
 A scrape under load cannot reuse the kept text (``reuse.py``): every series moved. Building the
 six metrics as OpenTelemetry points (an attribute dict and a frozen point per series) and then
 reading them back into text was most of a fresh scrape. Here the recorder's series, added up by
-projected key (``projection.accumulate``), become the text families directly: the label text of
-a key is joined from its values, and a histogram's bucket lines are one C-level join.
+projected key (``http/tally.py``), become the text families directly: the label text of a key
+is joined from its values, and a histogram's bucket lines are one C-level join.
 
-In: ``HttpSeries`` (the accumulation, its labelling and bounds). Out: ``HttpText``, the same
+In: ``HttpSeries`` (the tally, its labelling and bounds). Out: ``HttpText``, the same
 text and families the renderer writes for the projected points (``tests/test_http_text.py``
 checks it byte for byte against ``exposition.render``), or None for what only the points path
 writes (OpenMetrics with exemplars; label names that sanitise onto each other).
@@ -17,7 +17,7 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
-from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.points import attribute_text, prometheus_number
 from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
@@ -30,7 +30,7 @@ from fluxstack_otel._internal.sinks.prometheus.labels import (
 )
 
 if TYPE_CHECKING:
-    from fluxstack_otel._internal.http.histograms import HistAcc
+    from fluxstack_otel._internal.http.tally import Hist
 
 __all__ = ["http_text"]
 
@@ -109,13 +109,11 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
     Returns:
         The text and its families, or None when only the points path can write it.
     """
-    p = series.projected
+    p = series.tally
     out: list[str] = []
     families: dict[str, str] = {}
     made: dict[tuple[object, ...], dict[tuple[object, ...], str]] = {}
     for spec, counts in zip(_COUNTERS, (p.requests, p.responses, p.errors), strict=True):
-        if counts is None:
-            continue
         labels = _Labels(spec, series, False, scope_labels, made)
         if not labels.distinct:
             return None
@@ -124,18 +122,16 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
         family = base if openmetrics else sample
         _header(out, families, family, "counter", spec.help)
         inner, append = labels.inner, out.append
-        for i, (key, (count, _)) in enumerate(counts.items()):
+        for i, (key, count) in enumerate(counts.items()):
             if not i & YIELD_MASK:
                 yield_now()  # a scrape's thread: the app's threads get their turn
             text = inner(key)
             append(f"{sample}{{{text}}} {count}\n" if text else f"{sample} {count}\n")
     histograms = (p.durations, p.req_sizes, p.resp_sizes)
     bounds = (series.duration_bounds, series.size_bounds, series.size_bounds)
+    if openmetrics and p.exemplars:
+        return None  # exemplar marks: the points path writes them
     for spec, hists, bound in zip(_HISTOGRAMS, histograms, bounds, strict=True):
-        if hists is None:
-            continue
-        if openmetrics and any(acc.exemplars for acc in hists.values()):
-            return None  # exemplar marks: the points path writes them
         labels = _Labels(spec, series, True, scope_labels, made)
         if not labels.distinct:
             return None
@@ -152,7 +148,7 @@ def _header(out: list[str], families: dict[str, str], family: str, kind: str, he
 def _histograms(
     out: list[str],
     name: str,
-    hists: dict[tuple[object, ...], HistAcc],
+    hists: dict[tuple[object, ...], Hist],
     les: tuple[str, ...],
     labels: _Labels,
 ) -> None:
@@ -161,22 +157,20 @@ def _histograms(
     # A series' bucket lines are the prefix (name and labels) joined with the line ends
     # ('le="..."} count' and a newline), which depend on its bucket counts alone: made once
     # per distinct counts in a render (most series share a few: one request, one bucket).
-    ends: dict[object, list[str]] = {}
+    ends: dict[tuple[int, ...], list[str]] = {}
     inner, append = labels.inner, out.append
-    for i, (key, acc) in enumerate(hists.items()):
+    for i, (key, (count, total, counts)) in enumerate(hists.items()):
         if not i & YIELD_MASK:
             yield_now()
         text = inner(key)
         prefix = f"{bucket}{{{text}," if text else f"{bucket}{{"
-        counts = acc.buckets
-        counted = tuple(counts) if isinstance(counts, list) else counts
-        tails = ends.get(counted)
+        tails = ends.get(counts)
         if tails is None:
-            tails = ends[counted] = [
-                f"{close}{n}\n" for close, n in zip(closes, accumulate(counted), strict=False)
+            tails = ends[counts] = [
+                f"{close}{n}\n" for close, n in zip(closes, accumulate(counts), strict=False)
             ]
         braces = f"{{{text}}}" if text else ""
         append(
-            f"{prefix}{prefix.join(tails)}{count_name}{braces} {acc.count}\n"
-            f"{sum_name}{braces} {prometheus_number(acc.sum)}\n"
+            f"{prefix}{prefix.join(tails)}{count_name}{braces} {count}\n"
+            f"{sum_name}{braces} {prometheus_number(total)}\n"
         )

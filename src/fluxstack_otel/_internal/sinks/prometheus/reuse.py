@@ -12,7 +12,7 @@ from functools import partial
 
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,

@@ -30,7 +30,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.asgi_types import Receive, Scope, Send
 from fluxstack_otel._internal.config.model import PrometheusExporterConfig
-from fluxstack_otel._internal.http.projection import HttpSeries
+from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
