@@ -15,6 +15,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from fluxstack_otel import Monitoring, configure_monitoring
+from fluxstack_otel._internal.http import recorder as recorder_module
 from fluxstack_otel._internal.http.recorder import HttpRecorder
 from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.sinks.prometheus.reuse import Exposition
@@ -37,19 +38,26 @@ def _scope(path: str, accept: str = "") -> dict[str, Any]:
 class Served:
     """A monitored app driven in-process, and how often the recorder was snapshot."""
 
-    def __init__(self, monitoring: Monitoring) -> None:
+    def __init__(self, monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch) -> None:
         self.monitoring = monitoring
         self.app = monitoring.instrument(_app)
         recorder = monitoring._recorder
         assert recorder is not None
-        inner = recorder.snapshot
+        # The reads of every series, for the points (``snapshot``) or for the text (``tally``);
+        # the alerts' running totals are neither.
         self.snapshots = 0
+        snapshot, tally = HttpRecorder.snapshot, recorder_module.tally
 
-        def counting() -> Any:
+        def counted_snapshot(recorder: HttpRecorder) -> Any:
             self.snapshots += 1
-            return inner()
+            return snapshot(recorder)
 
-        recorder.snapshot = counting  # type: ignore[method-assign]
+        def counted_tally(*args: Any) -> Any:
+            self.snapshots += 1
+            return tally(*args)
+
+        monkeypatch.setattr(HttpRecorder, "snapshot", counted_snapshot)
+        monkeypatch.setattr(recorder_module, "tally", counted_tally)
 
     def get(self, path: str, accept: str = "") -> bytes:
         sent = asyncio.run(drive(self.app, _scope(path, accept)))
@@ -61,7 +69,7 @@ class Served:
 
 
 @pytest.fixture
-def served() -> Iterator[Served]:
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     monitoring = configure_monitoring(
         {
             "service_name": "svc",
@@ -71,7 +79,7 @@ def served() -> Iterator[Served]:
         }
     )
     try:
-        yield Served(monitoring)
+        yield Served(monitoring, monkeypatch)
     finally:
         monitoring.shutdown()
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from fluxstack_otel import Monitoring, load_config
-from fluxstack_otel._internal.http import fold, projection
+from fluxstack_otel._internal.http import fold, projection, tally
 from fluxstack_otel._internal.sinks.periodic import PeriodicWorker, Tick
 from support.fork import in_child
 
@@ -193,6 +193,7 @@ def test_a_fork_while_a_collection_yields_leaves_the_recorder_usable_in_the_chil
 
     monkeypatch.setattr(fold, "yield_now", pause)
     monkeypatch.setattr(projection, "yield_now", pause)
+    monkeypatch.setattr(tally, "yield_now", pause)
     reader = {"snapshot": recorder.snapshot, "series": recorder.series,
               "totals": lambda: recorder.totals(["http_requests_total"])}[read]  # fmt: skip
     thread = threading.Thread(target=reader, daemon=True)

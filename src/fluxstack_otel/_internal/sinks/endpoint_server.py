@@ -101,7 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(500, [(b"content-length", b"0")], b"")
             return
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        self._answer(start["status"], list(start.get("headers", [])), body)
+        headers = list(start.get("headers", []))
+        if not any(k.lower() == b"content-length" for k, _ in headers):  # a streamed body
+            headers.append((b"content-length", str(len(body)).encode()))
+        self._answer(start["status"], headers, body)
 
     def _scope(self, path: str, query: str) -> dict[str, Any]:
         return {

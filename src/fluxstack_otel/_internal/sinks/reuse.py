@@ -66,13 +66,11 @@ class KeptScope(Generic[_T]):
         which version a shared collection (a round's) was made at: another job may have made it
         before this one read the version, and the part is kept under that older one.
         """
-        version = None if self._version is None else self._version()
+        version, kept = self.current()
         if version is None:
             return encoder(collect(None), None, None)
-        with self._lock:
-            kept = self._kept
-        if kept is not None and kept[0] == version:
-            return encoder(collect(_NONE), kept[1], None)
+        if kept is not None:
+            return encoder(collect(_NONE), kept, None)
         made: list[_T] = []
         part = None if direct is None else direct()
         if part is not None:
@@ -86,7 +84,20 @@ class KeptScope(Generic[_T]):
                     return out  # a collection of unknown age: nothing kept
                 version = min(version, at)
         if made:
-            with self._lock:  # never replace a part kept under a later version
-                if self._kept is None or self._kept[0] <= version:
-                    self._kept = (version, made[0])
+            self.keep(version, made[0])
         return out
+
+    def current(self) -> tuple[int | None, _T | None]:
+        """The recorder's version now, and the part kept under it (None: none holds)."""
+        version = None if self._version is None else self._version()
+        if version is None:
+            return None, None
+        with self._lock:
+            kept = self._kept
+        return version, kept[1] if kept is not None and kept[0] == version else None
+
+    def keep(self, version: int, part: _T) -> None:
+        """Keep ``part``, made at ``version``, unless a part of a later version is kept."""
+        with self._lock:
+            if self._kept is None or self._kept[0] <= version:
+                self._kept = (version, part)

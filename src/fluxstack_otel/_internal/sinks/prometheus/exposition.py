@@ -16,7 +16,7 @@ labels are opt-in, so upgrading this package never renames a series.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.metrics import Exemplar
@@ -47,14 +47,18 @@ from fluxstack_otel._internal.sinks.prometheus.negotiation import (
 )
 
 __all__ = [
+    "CHUNK",
     "CONTENT_TYPE_OPENMETRICS",
     "CONTENT_TYPE_TEXT",
     "DEFAULT_OPTIONS",
+    "HttpStream",
     "HttpText",
     "RenderOptions",
+    "chunked",
     "latest_exemplars",
     "le_labels",
     "negotiate",
+    "pieces",
     "render",
 ]
 
@@ -99,6 +103,14 @@ class HttpText(NamedTuple):
     families: dict[str, str]
 
 
+class HttpStream(NamedTuple):
+    """The HTTP scope's text to come: its families (known before any line) and its pieces, made
+    as they are read (a scrape streams them in chunks, never the whole text at once)."""
+
+    pieces: Iterator[str]
+    families: dict[str, str]
+
+
 def render(
     data: MetricsData,
     *,
@@ -117,19 +129,36 @@ def render(
             first) in place of what ``data`` holds for it: ``data`` was collected without it.
         keep: Called with the HTTP scope's text of this render.
     """
-    out: list[str] = []
+    # A lone surrogate in an attribute (from bytes decoded with surrogateescape) is no UTF-8:
+    # it becomes "?" rather than failing the scrape.
+    return "".join(pieces(data, openmetrics, options, http, keep)).encode("utf-8", "replace")
+
+
+def pieces(
+    data: MetricsData,
+    openmetrics: bool,
+    options: RenderOptions = DEFAULT_OPTIONS,
+    http: HttpText | HttpStream | None = None,
+    keep: Callable[[HttpText], None] | None = None,
+) -> Iterator[str]:
+    """``render``'s text as pieces made while they are read (``http`` may be a stream)."""
     families: dict[str, str] = {}  # family name -> its type, to merge scopes and skip clashes
     for rm in data.resource_metrics:
+        out: list[str] = []
         if options.target_info:
             _render_target_info(out, rm.resource.attributes, openmetrics)
+        yield from out
         if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
-            out.append(http.text)
             families.update(http.families)
+            if isinstance(http, HttpText):
+                yield http.text
+            else:
+                yield from http.pieces
         for sm in rm.scope_metrics:
             is_http = sm.scope.name == HTTP_SCOPE_NAME
             if is_http and http is not None:
                 continue
-            mark = len(out)
+            out = []
             scope_labels = ""
             if options.scope_labels:
                 scope_labels = labels_inner(
@@ -140,13 +169,40 @@ def render(
                 _render_metric(out, families, name, metric.description or "", metric.data,
                                scope_labels, openmetrics)  # fmt: skip
             if is_http and keep is not None:
-                keep(HttpText("".join(out[mark:]), dict(families)))
+                keep(HttpText("".join(out), dict(families)))
+            yield from out
         http = None  # one resource per collection: spliced once
     if openmetrics:
-        out.append("# EOF\n")
-    # A lone surrogate in an attribute (from bytes decoded with surrogateescape) is no UTF-8:
-    # it becomes "?" rather than failing the scrape.
-    return "".join(out).encode("utf-8", "replace")
+        yield "# EOF\n"
+
+
+CHUNK = 1 << 18
+"""Characters of text per chunk of a streamed exposition (256 KiB: a scrape's working set)."""
+
+
+def chunked(texts: Iterable[str], size: int | None = None) -> Iterator[bytes]:
+    """``texts`` as UTF-8 chunks of about ``size`` characters (default ``CHUNK``; a longer text
+    is cut), at least one."""
+    size = CHUNK if size is None else size
+    buffer: list[str] = []
+    held = 0
+    sent = False
+    for text in texts:
+        if len(text) > size:  # a kept scope's text: cut, never copied whole
+            if buffer:
+                yield "".join(buffer).encode("utf-8", "replace")
+                buffer, held = [], 0
+            for at in range(0, len(text), size):
+                yield text[at : at + size].encode("utf-8", "replace")
+            sent = True
+            continue
+        buffer.append(text)
+        held += len(text)
+        if held >= size:
+            yield "".join(buffer).encode("utf-8", "replace")
+            buffer, held, sent = [], 0, True
+    if buffer or not sent:
+        yield "".join(buffer).encode("utf-8", "replace")
 
 
 def _render_metric(

@@ -14,6 +14,7 @@ writes (OpenMetrics with exemplars; label names that sanitise onto each other).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics import catalog as cat
 from fluxstack_otel._internal.metrics.points import attribute_text, prometheus_number
 from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
-from fluxstack_otel._internal.sinks.prometheus.exposition import HttpText, le_labels
+from fluxstack_otel._internal.sinks.prometheus.exposition import HttpStream, HttpText, le_labels
 from fluxstack_otel._internal.sinks.prometheus.labels import (
     escape_help,
     escape_value,
@@ -32,7 +33,7 @@ from fluxstack_otel._internal.sinks.prometheus.labels import (
 if TYPE_CHECKING:
     from fluxstack_otel._internal.http.tally import Hist
 
-__all__ = ["http_text"]
+__all__ = ["http_stream", "http_text"]
 
 _COUNTERS = (cat.HTTP_REQUESTS, cat.HTTP_RESPONSES, cat.HTTP_ERRORS)
 _HISTOGRAMS = (cat.HTTP_REQUEST_DURATION, cat.HTTP_REQUEST_SIZE, cat.HTTP_RESPONSE_SIZE)
@@ -109,56 +110,70 @@ def http_text(series: HttpSeries, *, openmetrics: bool, scope_labels: str = "") 
     Returns:
         The text and its families, or None when only the points path can write it.
     """
+    stream = http_stream(series, openmetrics=openmetrics, scope_labels=scope_labels)
+    return None if stream is None else HttpText("".join(stream.pieces), stream.families)
+
+
+def http_stream(
+    series: HttpSeries, *, openmetrics: bool, scope_labels: str = ""
+) -> HttpStream | None:
+    """``http_text``'s text as pieces made while they are read (its arguments and None)."""
     p = series.tally
-    out: list[str] = []
-    families: dict[str, str] = {}
+    if openmetrics and p.exemplars:
+        return None  # exemplar marks: the points path writes them
     made: dict[tuple[object, ...], dict[tuple[object, ...], str]] = {}
-    for spec, counts in zip(_COUNTERS, (p.requests, p.responses, p.errors), strict=True):
-        labels = _Labels(spec, series, False, scope_labels, made)
-        if not labels.distinct:
-            return None
+    families: dict[str, str] = {}
+    plan: list[tuple[str, _Labels, str, str]] = []
+    for spec in _COUNTERS:
         base = spec.name[:-6] if spec.name.endswith("_total") else spec.name
-        sample = base + "_total"
-        family = base if openmetrics else sample
-        _header(out, families, family, "counter", spec.help)
-        inner, append = labels.inner, out.append
+        family = base if openmetrics else base + "_total"
+        plan.append(
+            (family, _Labels(spec, series, False, scope_labels, made), "counter", spec.help)
+        )
+    for spec in _HISTOGRAMS:
+        plan.append((spec.name, _Labels(spec, series, True, scope_labels, made), "histogram",
+                     spec.help))  # fmt: skip
+    if not all(labels.distinct for _, labels, _, _ in plan):
+        return None
+    for family, _, kind, _ in plan:
+        families[family] = kind
+    return HttpStream(_pieces(series, plan), families)
+
+
+def _pieces(series: HttpSeries, plan: list[tuple[str, _Labels, str, str]]) -> Iterator[str]:
+    p = series.tally
+    counters = (p.requests, p.responses, p.errors)
+    for (family, labels, kind, help_), counts in zip(plan[:3], counters, strict=True):
+        yield f"# HELP {family} {escape_help(help_)}\n# TYPE {family} {kind}\n"
+        sample = family if family.endswith("_total") else family + "_total"
+        inner = labels.inner
         for i, (key, count) in enumerate(counts.items()):
             if not i & YIELD_MASK:
                 yield_now()  # a scrape's thread: the app's threads get their turn
             text = inner(key)
-            append(f"{sample}{{{text}}} {count}\n" if text else f"{sample} {count}\n")
+            yield f"{sample}{{{text}}} {count}\n" if text else f"{sample} {count}\n"
     histograms = (p.durations, p.req_sizes, p.resp_sizes)
     bounds = (series.duration_bounds, series.size_bounds, series.size_bounds)
-    if openmetrics and p.exemplars:
-        return None  # exemplar marks: the points path writes them
-    for spec, hists, bound in zip(_HISTOGRAMS, histograms, bounds, strict=True):
-        labels = _Labels(spec, series, True, scope_labels, made)
-        if not labels.distinct:
-            return None
-        _header(out, families, spec.name, "histogram", spec.help)
-        _histograms(out, spec.name, hists, le_labels(bound), labels)
-    return HttpText("".join(out), families)
-
-
-def _header(out: list[str], families: dict[str, str], family: str, kind: str, help_: str) -> None:
-    families[family] = kind
-    out.append(f"# HELP {family} {escape_help(help_)}\n# TYPE {family} {kind}\n")
+    for (family, labels, kind, help_), hists, bound in zip(
+        plan[3:], histograms, bounds, strict=True
+    ):
+        yield f"# HELP {family} {escape_help(help_)}\n# TYPE {family} {kind}\n"
+        yield from _histograms(family, hists, le_labels(bound), labels)
 
 
 def _histograms(
-    out: list[str],
     name: str,
     hists: dict[tuple[object, ...], Hist],
     les: tuple[str, ...],
     labels: _Labels,
-) -> None:
+) -> Iterator[str]:
     bucket, count_name, sum_name = name + "_bucket", name + "_count", name + "_sum"
     closes = tuple(f"{le}}} " for le in les)  # 'le="0.005"} ' then the cumulative count
     # A series' bucket lines are the prefix (name and labels) joined with the line ends
     # ('le="..."} count' and a newline), which depend on its bucket counts alone: made once
     # per distinct counts in a render (most series share a few: one request, one bucket).
     ends: dict[tuple[int, ...], list[str]] = {}
-    inner, append = labels.inner, out.append
+    inner = labels.inner
     for i, (key, (count, total, counts)) in enumerate(hists.items()):
         if not i & YIELD_MASK:
             yield_now()
@@ -170,7 +185,7 @@ def _histograms(
                 f"{close}{n}\n" for close, n in zip(closes, accumulate(counts), strict=False)
             ]
         braces = f"{{{text}}}" if text else ""
-        append(
+        yield (
             f"{prefix}{prefix.join(tails)}{count_name}{braces} {count}\n"
             f"{sum_name}{braces} {prometheus_number(total)}\n"
         )

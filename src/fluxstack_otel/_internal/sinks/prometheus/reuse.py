@@ -7,7 +7,7 @@ In: the source's ``collect(names)``, the recorder's ``version()``, the render op
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from opentelemetry.sdk.metrics.export import MetricsData
@@ -16,15 +16,24 @@ from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
+    HttpStream,
     HttpText,
     RenderOptions,
+    chunked,
+    pieces,
     render,
 )
-from fluxstack_otel._internal.sinks.prometheus.http_text import http_text
+from fluxstack_otel._internal.sinks.prometheus.http_text import http_stream, http_text
 from fluxstack_otel._internal.sinks.prometheus.labels import labels_inner
 from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 
-__all__ = ["Exposition"]
+__all__ = ["KEEP_MAX", "Exposition"]
+
+KEEP_MAX = 8 << 20
+"""Characters of a streamed scrape's HTTP text kept for the next one: the text of the default
+cap of 2,000 label sets (about 5.6 MB with the default buckets) is kept; beyond it every scrape
+writes the scope afresh from the series, so memory never holds a second copy of a large
+exposition (a text of 50,000 label sets is 139 MB)."""
 
 
 class Exposition:
@@ -76,6 +85,42 @@ class Exposition:
 
         direct = None if self._series is None else partial(self._direct, openmetrics)
         return self._kept[openmetrics].encode(collect or self._collect, encode, direct, made_at)
+
+    def stream(self, openmetrics: bool) -> Iterator[bytes]:
+        """The exposition now, in chunks of about ``exposition.CHUNK`` characters, made as they
+        are read: the kept HTTP text while the version holds, else the scope written from the
+        series piece by piece (kept for the next scrape up to ``KEEP_MAX``), so a scrape's
+        working set is a chunk and the series' tally, not the text."""
+        kept = self._kept[openmetrics]
+        version, part = kept.current()
+        if part is not None:
+            data = self._collect(())
+            yield from chunked(pieces(data, openmetrics, self._options, part))
+            return
+        series = None if version is None or self._series is None else self._series()
+        made = None
+        if series is not None:
+            made = http_stream(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
+        if version is None or made is None:
+            yield self.render(openmetrics)  # the points path (in-progress counts, exemplars...)
+            return
+        texts: list[str] | None = []
+
+        def teed(texts_of: Iterator[str]) -> Iterator[str]:
+            nonlocal texts
+            held = 0
+            for text in texts_of:
+                if texts is not None:
+                    held += len(text)
+                    texts = texts if held <= KEEP_MAX else None
+                    if texts is not None:
+                        texts.append(text)
+                yield text
+
+        http = HttpStream(teed(made.pieces), made.families)
+        yield from chunked(pieces(self._collect(()), openmetrics, self._options, http))
+        if texts is not None:
+            kept.keep(version, HttpText("".join(texts), made.families))
 
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series

@@ -22,7 +22,7 @@ With a ``push_url`` the entry also pushes the text exposition to a Pushgateway e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -117,19 +117,30 @@ class PrometheusEndpoint:
         self, accept: str | None, accept_encoding: str | None
     ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """Render a scrape response body and its headers for the given request headers."""
+        headers, chunks = self.open(accept, accept_encoding)
+        body = b"".join(chunks)
+        headers.append((b"content-length", str(len(body)).encode()))
+        return body, headers
+
+    def open(
+        self, accept: str | None, accept_encoding: str | None
+    ) -> tuple[list[tuple[bytes, bytes]], Iterator[bytes]]:
+        """A scrape response's headers (without a length) and its body in chunks, made as they
+        are read (``Exposition.stream``), gzip-compressed as one stream when the client accepts
+        it."""
         fmt, content_type = negotiate(accept, allow_openmetrics=self._allow_om, allow_protobuf=True)
+        chunks: Iterator[bytes]
         if fmt == PROTOBUF:
             from fluxstack_otel._internal.sinks.prometheus.protobuf import render_protobuf
 
-            body = render_protobuf(self._collect(None), self._options)
+            chunks = iter((render_protobuf(self._collect(None), self._options),))
         else:
-            body = self._exposition.render(fmt == OPENMETRICS)
+            chunks = self._exposition.stream(fmt == OPENMETRICS)
         headers = [(b"content-type", content_type.encode()), (b"vary", b"accept, accept-encoding")]
         if self._allow_gzip and accept_encoding and "gzip" in accept_encoding.lower():
-            body = _gzip(body)
+            chunks = _gzipped(chunks)
             headers.append((b"content-encoding", b"gzip"))
-        headers.append((b"content-length", str(len(body)).encode()))
-        return body, headers
+        return headers, chunks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
@@ -142,20 +153,53 @@ class PrometheusEndpoint:
                 accept = value.decode("latin-1")
             elif key == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
+        head = method == "HEAD"
         try:
-            body, headers = await background.run(partial(self.respond, accept, accept_encoding))
+            # Every chunk is made on the render thread; the first two before the response
+            # starts, so a failed collection is still a 500 and a small body one message with
+            # its length.
+            headers, chunks = await background.run(partial(self.open, accept, accept_encoding))
+            first = await background.run(partial(next, chunks, b""))
+            second = await background.run(partial(next, chunks, None))
+            if head and second is not None:  # the length of a body not sent
+                rest = await background.run(partial(sum, map(len, chunks)))
+                length = len(first) + len(second) + rest
+                headers.append((b"content-length", str(length).encode()))
+                first, second = b"", None
         except Exception:
             _log.exception("rendering the Prometheus exposition failed")
-            await plain_response(send, 500, b"metrics collection failed", head=method == "HEAD")
+            await plain_response(send, 500, b"metrics collection failed", head=head)
+            return
+        if second is None:
+            if not any(k == b"content-length" for k, _ in headers):
+                headers.append((b"content-length", str(len(first)).encode()))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if head else first})
             return
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        chunk: bytes | None = second
+        try:
+            while chunk is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await background.run(partial(next, chunks, None))
+        except Exception:
+            # The response has started: left unfinished, so the server drops the connection and
+            # the scraper records a failed scrape rather than a short exposition.
+            _log.exception("rendering the Prometheus exposition failed")
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _gzip(body: bytes) -> bytes:
-    import gzip  # imported on the first compressed scrape, not with the package
+def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    import zlib  # loaded with gzip on the first compressed scrape, not with the package
 
-    return gzip.compress(body, compresslevel=3)
+    stream = zlib.compressobj(3, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+    for chunk in chunks:
+        out = stream.compress(chunk)
+        if out:
+            yield out
+    yield stream.flush()
 
 
 class PrometheusSink:
