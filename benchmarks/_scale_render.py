@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,16 @@ def _rss(trim: bool = False) -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def _streamed(endpoint: Any, encoding: str | None) -> None:
+    """A scrape through the endpoint, its chunks made and dropped one by one (as a server sends
+    them), rendered afresh (the kept text dropped first)."""
+    for kept in endpoint._exposition._kept.values():
+        kept._kept = None
+    _, chunks = endpoint.open(None, encoding)
+    for _ in chunks:
+        pass
+
+
 def _cpu_ms(render: Any) -> float:
     gc.collect()
     started = time.process_time()
@@ -100,18 +111,29 @@ def render_section(sizes: list[int], rounds: int) -> dict[str, Any]:
         monitoring = _monitoring(n)
         try:
             app = monitoring.instrument(_series_app(-(-n // 50)))
+            endpoint = next(
+                s for s in monitoring._sinks if type(s).__name__ == "PrometheusSink"
+            )._endpoint
+            # One scrape of nothing first: the render thread, the modules a scrape imports and
+            # the interpreter's caches are not the series' working set.
+            _streamed(endpoint, "gzip")
+            monitoring.render_prometheus()
             before = _rss(trim=True)
             asyncio.run(_feed(app, _requests(n)))
             held = _rss(trim=True) - before  # the series, without the feed's garbage
+            _streamed(endpoint, "gzip")  # a scrape as Prometheus makes it, chunks dropped as sent
+            streamed_grown = _rss() - before - held
             first = monitoring.render_prometheus()
             size = len(first)
             del first
             grown = _rss() - before - held
             reference = PromReference(label_sets(n))
             ours, theirs = [], []
+            streams: list[float] = []
             for r in range(rounds):
-                pair = [(ours, monitoring.render_prometheus), (theirs, reference.render)]
-                for into, render in pair[r % 2 :] + pair[: r % 2]:
+                pair = [(ours, monitoring.render_prometheus), (theirs, reference.render),
+                        (streams, partial(_streamed, endpoint, None))]  # fmt: skip
+                for into, render in pair[r % 3 :] + pair[: r % 3]:
                     into.append(_cpu_ms(render))
             alerts = monitoring._p.alerts
             started = time.thread_time()
@@ -129,6 +151,10 @@ def render_section(sizes: list[int], rounds: int) -> dict[str, Any]:
             "rss_series_bytes": held,
             "rss_growth_after_first_scrape_bytes": grown,
             "rss_growth_ratio": grown / held if held > 0 else None,
+            "streamed_cpu_ms": statistics.median(streams),
+            "streamed_ratio": statistics.median(streams) / prom,
+            "rss_growth_after_first_streamed_scrape_bytes": streamed_grown,
+            "streamed_rss_growth_ratio": streamed_grown / held if held > 0 else None,
             "alert_evaluation_cpu_ms": alert_ms,
         }
     return out

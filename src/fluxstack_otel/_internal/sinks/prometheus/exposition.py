@@ -94,12 +94,12 @@ class HttpText(NamedTuple):
     """The exposition of the HTTP scope from one render, to splice into a later one.
 
     Attributes:
-        text: The scope's families, as rendered.
+        text: The scope's families, as rendered (or in pieces, as a stream kept them).
         families: Every family declared up to the end of the scope, with its type (so the scopes
             after it merge and skip clashes as in the render it came from).
     """
 
-    text: str
+    text: str | tuple[str, ...]
     families: dict[str, str]
 
 
@@ -150,10 +150,12 @@ def pieces(
         yield from out
         if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
             families.update(http.families)
-            if isinstance(http, HttpText):
+            if isinstance(http, HttpStream):
+                yield from http.pieces
+            elif isinstance(http.text, str):
                 yield http.text
             else:
-                yield from http.pieces
+                yield from http.text
         for sm in rm.scope_metrics:
             is_http = sm.scope.name == HTTP_SCOPE_NAME
             if is_http and http is not None:

@@ -15,6 +15,7 @@ from opentelemetry.sdk.metrics.export import MetricsData
 from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
+    CHUNK,
     DEFAULT_OPTIONS,
     HttpStream,
     HttpText,
@@ -104,23 +105,33 @@ class Exposition:
         if version is None or made is None:
             yield self.render(openmetrics)  # the points path (in-progress counts, exemplars...)
             return
+        # The text kept as it streams, in pieces of about a chunk (never joined whole).
         texts: list[str] | None = []
+        pending: list[str] = []
 
         def teed(texts_of: Iterator[str]) -> Iterator[str]:
             nonlocal texts
-            held = 0
+            held = waiting = 0
             for text in texts_of:
                 if texts is not None:
                     held += len(text)
-                    texts = texts if held <= KEEP_MAX else None
-                    if texts is not None:
-                        texts.append(text)
+                    if held > KEEP_MAX:
+                        texts = None
+                        pending.clear()
+                    else:
+                        pending.append(text)
+                        waiting += len(text)
+                        if waiting >= CHUNK:
+                            texts.append("".join(pending))
+                            pending.clear()
+                            waiting = 0
                 yield text
 
         http = HttpStream(teed(made.pieces), made.families)
         yield from chunked(pieces(self._collect(()), openmetrics, self._options, http))
         if texts is not None:
-            kept.keep(version, HttpText("".join(texts), made.families))
+            texts.append("".join(pending))
+            kept.keep(version, HttpText(tuple(texts), made.families))
 
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series

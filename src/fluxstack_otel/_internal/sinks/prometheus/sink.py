@@ -5,7 +5,8 @@ The exposition itself (text 0.0.4 and OpenMetrics, content negotiation) is rende
 (``runtime/background.py``, at the lowest CPU priority), so a large scrape never stalls requests,
 and the body is gzip-compressed when the client accepts it. While the recorder's version holds a
 scrape reuses the HTTP scope's text of the previous one; otherwise it writes that scope from the
-series (``reuse.py``, ``http_text.py``).
+series (``reuse.py``, ``http_text.py``). A body larger than a chunk is streamed: each chunk is
+made on the render thread and sent before the next, so a scrape never holds its body whole.
 
 With a ``port`` the exposition is served by the package's one standalone server
 (``sinks/endpoint_server.py``), guarded by the ``auth`` rules like every endpoint. A port that
