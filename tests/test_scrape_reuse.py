@@ -21,6 +21,7 @@ from fluxstack_otel._internal.metrics.stream import MetricStream
 from fluxstack_otel._internal.sinks.prometheus.reuse import Exposition
 from support.asgi import drive
 from support.clocks import FakeClock
+from support.configs import SCRAPED
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -70,14 +71,7 @@ class Served:
 
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    monitoring = configure_monitoring(
-        {
-            "service_name": "svc",
-            "set_global": False,
-            "system_metrics": False,
-            "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
-        }
-    )
+    monitoring = configure_monitoring(SCRAPED)
     try:
         yield Served(monitoring, monkeypatch)
     finally:

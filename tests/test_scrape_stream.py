@@ -32,6 +32,7 @@ from servers import (
     serve_asgi,
 )
 from support.asgi import drive
+from support.configs import SCRAPED
 
 ROUTES = 300
 
@@ -53,14 +54,7 @@ def _scope(path: str, method: str = "GET", gzip_ok: bool = False) -> dict[str, A
 @pytest.fixture
 def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[Monitoring]:
     monkeypatch.setattr(exposition, "CHUNK", 4096)  # a body of 300 label sets: many chunks
-    m = configure_monitoring(
-        {
-            "service_name": "svc",
-            "set_global": False,
-            "system_metrics": False,
-            "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
-        }
-    )
+    m = configure_monitoring(SCRAPED)
     try:
         yield m
     finally:

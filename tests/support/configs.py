@@ -12,6 +12,14 @@ NO_THRESHOLDS: dict[str, Any] = {
 }
 """The four built-in threshold alerts switched off, so a test sees only its own rules."""
 
+SCRAPED: dict[str, Any] = {
+    "service_name": "svc",
+    "set_global": False,
+    "system_metrics": False,
+    "exporters": [{"type": "prometheus", "endpoint": "/metrics"}],
+}
+"""A monitoring scraped on ``/metrics`` and nothing else: the HTTP metrics alone."""
+
 FLUXSTACK_SEED: dict[str, Any] = {
     "enabled": True,
     "httpMetrics": True,

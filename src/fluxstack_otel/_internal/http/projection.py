@@ -41,6 +41,7 @@ __all__ = [
     "SeriesKey",
     "SeriesSnapshot",
     "accumulate",
+    "key_labels",
     "project",
 ]
 
@@ -193,16 +194,7 @@ def accumulate(
     for i, s in enumerate(snapshot):
         if not i & YIELD_MASK:
             yield_now()  # a background thread's long loop: the app's threads get their turn
-        key = s.key
-        method, route, code, error_type = key[0], key[1], key[2], key[3]
-        # Per-request label values (``labels``) ride at the end of the key; () without.
-        extra = key[4] if len(key) > 4 else ()
-        # The overflow keys, with or without a status, are one series per metric.
-        status: _Status = OVERFLOW if method == OVERFLOW else code
-        if grouped is not None and isinstance(status, int):
-            if error_type is not None and error_type == str(status):
-                error_type = grouped.get(status, error_type)
-            status = grouped.get(status, status)
+        method, route, code, status, error_type, extra = key_labels(s.key, grouped)
         mr = (method, route, extra)
         if w_requests:
             _add_count(requests, mr, s.requests, s.start_ns)
@@ -243,6 +235,23 @@ def accumulate(
         req_sizes if w_req_sizes else None,
         resp_sizes if w_resp_sizes else None,
     )
+
+
+def key_labels(
+    key: SeriesKey, grouped: Mapping[int, str] | None
+) -> tuple[str, str, int | None, object, str | None, tuple[str, ...]]:
+    """A series key's method, route, status code, status label, error type and per-request label
+    values (``labels``, at the end of the key; () without), the status grouped (``2xx``) where
+    ``grouped`` maps codes."""
+    method, route, code, error_type = key[0], key[1], key[2], key[3]
+    extra: tuple[str, ...] = key[4] if len(key) > 4 else ()
+    # The overflow keys, with or without a status, are one series per metric.
+    status: _Status = OVERFLOW if method == OVERFLOW else code
+    if grouped is not None and isinstance(status, int):
+        if error_type is not None and error_type == str(status):
+            error_type = grouped.get(status, error_type)
+        status = grouped.get(status, status)
+    return method, route, code, status, error_type, extra
 
 
 def _zero_errors(

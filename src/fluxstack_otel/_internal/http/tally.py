@@ -19,8 +19,7 @@ from operator import add
 from typing import NamedTuple, cast
 
 from fluxstack_otel._internal.http.fold import DUR_SUM, REQ_SUM, RESP_SUM
-from fluxstack_otel._internal.http.projection import GROUPED, Labelling, SeriesKey
-from fluxstack_otel._internal.http.series import OVERFLOW
+from fluxstack_otel._internal.http.projection import GROUPED, Labelling, SeriesKey, key_labels
 from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 
 __all__ = ["Hist", "HttpSeries", "Tally", "tally"]
@@ -80,13 +79,7 @@ def tally(
     for i, (key, acc) in enumerate(copies):
         if not i & YIELD_MASK:
             yield_now()  # a background thread's long loop: the app's threads get their turn
-        method, route, code, error_type = key[0], key[1], key[2], key[3]
-        extra = key[4] if len(key) > 4 else ()
-        status: object = OVERFLOW if method == OVERFLOW else code
-        if grouped is not None and isinstance(status, int):
-            if error_type is not None and error_type == str(status):
-                error_type = grouped.get(status, error_type)
-            status = grouped.get(status, status)
+        method, route, code, status, error_type, extra = key_labels(key, grouped)
         # Bucket slots only ever hold ints (fold.py).
         dur = cast("tuple[int, ...]", acc[d0:r0])
         n = sum(dur)
