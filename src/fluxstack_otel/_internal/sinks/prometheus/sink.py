@@ -192,15 +192,23 @@ class PrometheusEndpoint:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+GZIP_PIECE = 1 << 16
+"""Bytes of compressed body gathered before they are sent (a large body's messages)."""
+
+
 def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
     import zlib  # loaded with gzip on the first compressed scrape, not with the package
 
     stream = zlib.compressobj(3, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+    # Sent in pieces of at least GZIP_PIECE: zlib hands back its header alone at first, and a body
+    # that fits one chunk must stay one message with its length.
+    held = b""
     for chunk in chunks:
-        out = stream.compress(chunk)
-        if out:
-            yield out
-    yield stream.flush()
+        held += stream.compress(chunk)
+        if len(held) >= GZIP_PIECE:
+            yield held
+            held = b""
+    yield held + stream.flush()
 
 
 class PrometheusSink:
