@@ -70,6 +70,12 @@ def _feed(app: Any) -> None:
     asyncio.run(go())
 
 
+def _from_points(monitoring: Monitoring) -> bytes:
+    """The exposition the renderer writes for the stream's OTel points (no text from the series)."""
+    data = monitoring._p.exported.collect(None)
+    return exposition.render(data, openmetrics=False, options=monitoring._render_options())
+
+
 def _bodies(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m for m in sent if m["type"] == "http.response.body"]
 
@@ -93,6 +99,7 @@ def test_a_large_scrape_arrives_in_chunks_that_make_the_render(
         body = b"".join(m["body"] for m in bodies)
         text = gzip.decompress(body) if compressed else body
         assert text == monitoring.render_prometheus()
+        assert text == _from_points(monitoring)
         assert text.count(b"http_requests_total{") == ROUTES
 
 

@@ -136,9 +136,16 @@ class Exposition:
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series
         where it can be)."""
-        http = self._direct(openmetrics) if self._series is not None else None
+        series = self._series() if self._series is not None else None
+        http = None
+        if series is not None:
+            http = http_stream(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
         data = self._collect(None if http is None else ())
-        return render(data, openmetrics=openmetrics, options=self._options, http=http)
+        if http is None:
+            return render(data, openmetrics=openmetrics, options=self._options)
+        # Joined from the encoded chunks: two bodies' worth at most, not the pieces, the text
+        # and the bytes at once.
+        return b"".join(chunked(pieces(data, openmetrics, self._options, http)))
 
     def _direct(self, openmetrics: bool) -> HttpText | None:
         series = self._series() if self._series is not None else None
