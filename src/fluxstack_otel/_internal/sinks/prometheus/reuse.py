@@ -136,16 +136,9 @@ class Exposition:
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series
         where it can be)."""
-        series = self._series() if self._series is not None else None
-        http = None
-        if series is not None:
-            http = http_stream(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
+        http = self._direct(openmetrics) if self._series is not None else None
         data = self._collect(None if http is None else ())
-        if http is None:
-            return render(data, openmetrics=openmetrics, options=self._options)
-        # Joined from the encoded chunks: two bodies' worth at most, not the pieces, the text
-        # and the bytes at once.
-        return b"".join(chunked(pieces(data, openmetrics, self._options, http)))
+        return render(data, openmetrics=openmetrics, options=self._options, http=http)
 
     def _direct(self, openmetrics: bool) -> HttpText | None:
         series = self._series() if self._series is not None else None
