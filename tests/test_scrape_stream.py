@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
+from fluxstack_otel._internal.http import recorder as recorder_module
 from fluxstack_otel._internal.sinks.prometheus import exposition, reuse, sink
 from servers import (
     PrometheusServer,
@@ -217,3 +219,30 @@ def test_the_exporters_own_port_serves_the_streamed_body_with_its_length(
         assert body == m.render_prometheus()
     finally:
         m.shutdown()
+
+
+def test_an_openmetrics_scrape_with_exemplars_reads_the_series_once(
+    monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exemplar marks come from the points: the text path gives way after one read of the
+    series, and the points path does not read them for the text again."""
+    app = monitoring.instrument(ok_app)
+    _feed(app)
+    recorder = monitoring._recorder
+    assert recorder is not None
+    recorder.record("GET", "/r0", 200, None, 0.02, 0, 2, time.perf_counter())
+    recorder.exemplar("GET", "/r0", 200, None, 0.02, 0xABC, 0xDEF)
+    reads = []
+    tally = recorder_module.tally
+
+    def counted(*args: Any) -> Any:
+        reads.append(1)
+        return tally(*args)
+
+    monkeypatch.setattr(recorder_module, "tally", counted)
+    scope = _scope("/metrics")
+    scope["headers"].append((b"accept", b"application/openmetrics-text; version=1.0.0"))
+    body = b"".join(m["body"] for m in _bodies(asyncio.run(drive(app, scope))))
+    assert b"# {trace_id=" in body
+    assert body.endswith(b"# EOF\n")
+    assert reads == [1]

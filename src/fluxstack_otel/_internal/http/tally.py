@@ -4,7 +4,7 @@ A fresh scrape of many series spent half its time before the first line of text:
 ``SeriesSnapshot`` per series (three bucket tuples and the tuple itself), then a ``HistAcc`` and
 two ``[count, start]`` lists per series in ``projection.accumulate``, most of them garbage a
 moment later, and enough containers to set off the collector's full passes over every live
-series. The text needs none of the start times or exemplars: here each series' copy, one list
+series. The text needs none of the start times or exemplars: here each series' copy, one tuple
 taken under the recorder's lock, is read through the recorder's layout once into counts, sums
 and bucket counts by projected key (the keys ``accumulate`` makes, in the same order).
 

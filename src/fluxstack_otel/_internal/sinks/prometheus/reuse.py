@@ -73,10 +73,12 @@ class Exposition:
         openmetrics: bool,
         collect: Collect | None = None,
         made_at: Callable[[], int | None] | None = None,
+        direct: bool = True,
     ) -> bytes:
         """The exposition now: text 0.0.4, or OpenMetrics (``collect``: instead of the source's,
         such as a scheduler round's shared collection, whose ``made_at`` says which version it
-        was made at)."""
+        was made at; ``direct`` False: the HTTP scope from its points, without trying the
+        series first)."""
         options = self._options
 
         def encode(
@@ -84,8 +86,12 @@ class Exposition:
         ) -> bytes:
             return render(data, openmetrics=openmetrics, options=options, http=http, keep=keep)
 
-        direct = None if self._series is None else partial(self._direct, openmetrics)
-        return self._kept[openmetrics].encode(collect or self._collect, encode, direct, made_at)
+        from_series = None
+        if direct and self._series is not None:
+            from_series = partial(self._direct, openmetrics)
+        return self._kept[openmetrics].encode(
+            collect or self._collect, encode, from_series, made_at
+        )
 
     def stream(self, openmetrics: bool) -> Iterator[bytes]:
         """The exposition now, in chunks of about ``exposition.CHUNK`` characters, made as they
@@ -103,7 +109,9 @@ class Exposition:
         if series is not None:
             made = http_stream(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
         if version is None or made is None:
-            yield self.render(openmetrics)  # the points path (in-progress counts, exemplars...)
+            # The points path (in-progress counts, exemplars...): the series were read already,
+            # or say nothing, so they are not read again.
+            yield self.render(openmetrics, direct=False)
             return
         # The text kept as it streams, in pieces of about a chunk (never joined whole).
         texts: list[str] | None = []
