@@ -25,7 +25,8 @@ from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.http import recorder as recorder_module
-from fluxstack_otel._internal.sinks.prometheus import exposition, reuse, sink
+from fluxstack_otel._internal.sinks.prometheus import exposition, reuse
+from fluxstack_otel._internal.sinks.prometheus.deflate import Deflated
 from servers import (
     PrometheusServer,
     free_port,
@@ -56,7 +57,7 @@ def _scope(path: str, method: str = "GET", gzip_ok: bool = False) -> dict[str, A
 @pytest.fixture
 def monitoring(monkeypatch: pytest.MonkeyPatch) -> Iterator[Monitoring]:
     monkeypatch.setattr(exposition, "CHUNK", 4096)  # a body of 300 label sets: many chunks
-    monkeypatch.setattr(sink, "GZIP_PIECE", 1024)  # and, gzipped, many messages
+    monkeypatch.setattr(reuse, "PIECE", 1024)  # and, gzipped, many messages
     m = configure_monitoring(SCRAPED)
     try:
         yield m
@@ -80,6 +81,18 @@ def _from_points(monitoring: Monitoring) -> bytes:
 
 def _bodies(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m for m in sent if m["type"] == "http.response.body"]
+
+
+def _endpoint(monitoring: Monitoring) -> Any:
+    return next(s for s in monitoring._sinks if type(s).__name__ == "PrometheusSink")._endpoint
+
+
+def _scraped(app: Any, compressed: bool) -> bytes:
+    """A scrape's body as the scraper decodes it (gzip checks the member's CRC and length)."""
+    body = b"".join(
+        m["body"] for m in _bodies(asyncio.run(drive(app, _scope("/metrics", gzip_ok=compressed))))
+    )
+    return gzip.decompress(body) if compressed else body
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
@@ -110,7 +123,7 @@ def test_a_small_scrape_is_one_message_with_its_length(
     monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch, compressed: bool
 ) -> None:
     monkeypatch.setattr(exposition, "CHUNK", 1 << 20)
-    monkeypatch.setattr(sink, "GZIP_PIECE", 1 << 16)
+    monkeypatch.setattr(reuse, "PIECE", 1 << 16)
     app = monitoring.instrument(ok_app)
     _feed(app)
     sent = asyncio.run(drive(app, _scope("/metrics", gzip_ok=compressed)))
@@ -129,21 +142,21 @@ def test_head_on_a_streamed_body_gives_its_length_and_no_body(monitoring: Monito
     assert b"".join(m["body"] for m in _bodies(sent)) == b""
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 def test_a_text_over_the_budget_is_streamed_afresh_and_not_kept(
-    monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch
+    monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch, compressed: bool
 ) -> None:
     """Memory never holds a large exposition between scrapes: each one writes it anew."""
-    monkeypatch.setattr(reuse, "KEEP_MAX", 50_000)
+    monkeypatch.setattr(reuse, "KEEP_MAX", 2_000)  # compressed bytes; the text's are ~35,000
     app = monitoring.instrument(ok_app)
     _feed(app)
-    endpoint = next(s for s in monitoring._sinks if type(s).__name__ == "PrometheusSink")._endpoint
-    kept = endpoint._exposition._kept[False]
+    kept = _endpoint(monitoring)._exposition._kept[False]
     for _ in range(2):
-        body = b"".join(m["body"] for m in _bodies(asyncio.run(drive(app, _scope("/metrics")))))
+        body = _scraped(app, compressed)
         assert body == monitoring.render_prometheus()
         assert kept.current()[1] is None
     monkeypatch.setattr(reuse, "KEEP_MAX", 1 << 23)
-    asyncio.run(drive(app, _scope("/metrics")))
+    _scraped(app, compressed)
     assert kept.current()[1] is not None  # under the budget: kept for the next scrape
 
 
@@ -156,10 +169,10 @@ def test_a_failure_after_the_start_leaves_the_response_unfinished(
     made = exposition.chunked
 
     def failing(texts: Any, size: int | None = None) -> Iterator[bytes]:
-        chunks = made(texts, size)
-        yield next(chunks)
-        yield next(chunks)
-        raise RuntimeError("disk on fire")
+        for n, chunk in enumerate(made(texts, size)):
+            if n == 2:  # the HTTP scope's third chunk, after the first messages went out
+                raise RuntimeError("disk on fire")
+            yield chunk
 
     monkeypatch.setattr(reuse, "chunked", failing)
     sent = asyncio.run(drive(app, _scope("/metrics")))
@@ -193,6 +206,16 @@ def test_a_real_prometheus_scrapes_the_streamed_exposition(
         prom = prometheus([base.removeprefix("http://")])
         result = prom.wait_for(f"count(http_requests_total) == {ROUTES}")
         assert float(result[0]["value"][1]) == ROUTES
+        # Scrapes after the first send the kept fragment spliced into their gzip member: every
+        # one of them read whole, the same samples each time.
+        prom.wait_for("count_over_time(scrape_samples_scraped[1m]) >= 3")
+        prom.wait_for("min_over_time(up[1m]) == 1")
+        same = prom.wait_for(
+            "max_over_time(scrape_samples_scraped[1m]) - min_over_time(scrape_samples_scraped[1m])"
+        )
+        assert float(same[0]["value"][1]) == 0
+        kept = [k.current()[1] for k in _endpoint(monitoring)._exposition._kept.values()]
+        assert any(part is not None and isinstance(part.text, Deflated) for part in kept)
         buckets = prom.wait_for("count(http_request_duration_seconds_bucket)")
         assert float(buckets[0]["value"][1]) > ROUTES * 10
 

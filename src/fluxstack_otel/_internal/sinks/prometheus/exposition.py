@@ -34,6 +34,7 @@ from fluxstack_otel._internal.metrics.dual import classic_of
 from fluxstack_otel._internal.metrics.naming import exposition_name
 from fluxstack_otel._internal.metrics.points import prometheus_number
 from fluxstack_otel._internal.metrics.selection import HTTP_SCOPE_NAME
+from fluxstack_otel._internal.sinks.prometheus.deflate import Deflated
 from fluxstack_otel._internal.sinks.prometheus.labels import (
     escape_help,
     labels_inner,
@@ -55,11 +56,13 @@ __all__ = [
     "HttpText",
     "RenderOptions",
     "chunked",
+    "head",
     "latest_exemplars",
     "le_labels",
     "negotiate",
     "pieces",
     "render",
+    "tail",
 ]
 
 
@@ -94,12 +97,12 @@ class HttpText(NamedTuple):
     """The exposition of the HTTP scope from one render, to splice into a later one.
 
     Attributes:
-        text: The scope's families, as rendered (or in pieces, as a stream kept them).
+        text: The scope's families, as rendered (in pieces, or compressed as a stream kept them).
         families: Every family declared up to the end of the scope, with its type (so the scopes
             after it merge and skip clashes as in the render it came from).
     """
 
-    text: str | tuple[str, ...]
+    text: str | tuple[str, ...] | Deflated
     families: dict[str, str]
 
 
@@ -143,22 +146,46 @@ def pieces(
 ) -> Iterator[str]:
     """``render``'s text as pieces made while they are read (``http`` may be a stream)."""
     families: dict[str, str] = {}  # family name -> its type, to merge scopes and skip clashes
-    for rm in data.resource_metrics:
+    yield from head(data, openmetrics, options)
+    if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
+        families.update(http.families)
+        if isinstance(http, HttpStream):
+            yield from http.pieces
+        elif isinstance(http.text, str):
+            yield http.text
+        elif isinstance(http.text, tuple):
+            yield from http.text
+        else:
+            yield from http.text.texts(CHUNK)
+    yield from tail(data, openmetrics, options, families, http is not None, keep)
+
+
+def head(data: MetricsData, openmetrics: bool, options: RenderOptions) -> list[str]:
+    """The text before the first resource's HTTP scope: its ``target_info``."""
+    out: list[str] = []
+    if options.target_info and data.resource_metrics:
+        _render_target_info(out, data.resource_metrics[0].resource.attributes, openmetrics)
+    return out
+
+
+def tail(
+    data: MetricsData,
+    openmetrics: bool,
+    options: RenderOptions,
+    families: dict[str, str],
+    spliced: bool,
+    keep: Callable[[HttpText], None] | None = None,
+) -> Iterator[str]:
+    """The text after the first resource's HTTP scope (``spliced``: that scope is written in
+    its place, and ``families`` holds its families by the time this is read)."""
+    for at, rm in enumerate(data.resource_metrics):
         out: list[str] = []
-        if options.target_info:
+        if at and options.target_info:
             _render_target_info(out, rm.resource.attributes, openmetrics)
-        yield from out
-        if http is not None:  # the HTTP scope comes first in every collection (metrics/stream)
-            families.update(http.families)
-            if isinstance(http, HttpStream):
-                yield from http.pieces
-            elif isinstance(http.text, str):
-                yield http.text
-            else:
-                yield from http.text
+            yield from out
         for sm in rm.scope_metrics:
             is_http = sm.scope.name == HTTP_SCOPE_NAME
-            if is_http and http is not None:
+            if is_http and spliced and not at:  # one resource per collection: spliced once
                 continue
             out = []
             scope_labels = ""
@@ -173,7 +200,6 @@ def pieces(
             if is_http and keep is not None:
                 keep(HttpText("".join(out), dict(families)))
             yield from out
-        http = None  # one resource per collection: spliced once
     if openmetrics:
         yield "# EOF\n"
 

@@ -14,27 +14,36 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
+from fluxstack_otel._internal.sinks.prometheus.deflate import (
+    Deflated,
+    GzipBody,
+    PlainBody,
+    gathered,
+)
+from fluxstack_otel._internal.sinks.prometheus import exposition
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
-    CHUNK,
     DEFAULT_OPTIONS,
-    HttpStream,
     HttpText,
     RenderOptions,
     chunked,
-    pieces,
+    head,
     render,
+    tail,
 )
 from fluxstack_otel._internal.sinks.prometheus.http_text import http_stream, http_text
 from fluxstack_otel._internal.sinks.prometheus.labels import labels_inner
 from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 
-__all__ = ["KEEP_MAX", "Exposition"]
+__all__ = ["KEEP_MAX", "PIECE", "Exposition"]
 
 KEEP_MAX = 8 << 20
-"""Characters of a streamed scrape's HTTP text kept for the next one: the text of the default
-cap of 2,000 label sets (about 5.6 MB with the default buckets) is kept; beyond it every scrape
-writes the scope afresh from the series, so memory never holds a second copy of a large
-exposition (a text of 50,000 label sets is 139 MB)."""
+"""Compressed bytes of a streamed scrape's HTTP text kept for the next one: about 115 bytes per
+label set with the default buckets, so the text of 50,000 label sets (139 MB, 5.8 MB compressed)
+is kept; beyond it every scrape writes the scope afresh from the series."""
+
+PIECE = 1 << 16
+"""Bytes of body gathered before they are sent: zlib hands back a gzip header alone at first,
+and a body that fits one chunk must stay one message with its length."""
 
 
 class Exposition:
@@ -93,53 +102,56 @@ class Exposition:
             collect or self._collect, encode, from_series, made_at
         )
 
-    def stream(self, openmetrics: bool) -> Iterator[bytes]:
-        """The exposition now, in chunks of about ``exposition.CHUNK`` characters, made as they
-        are read: the kept HTTP text while the version holds, else the scope written from the
-        series piece by piece (kept for the next scrape up to ``KEEP_MAX``), so a scrape's
-        working set is a chunk and the series' tally, not the text."""
+    def stream(self, openmetrics: bool, gzip: bool = False) -> Iterator[bytes]:
+        """The exposition now, plain or as one gzip member, in pieces of at least ``PIECE``
+        bytes (a small body is one), made as they are read: the HTTP scope is the kept fragment
+        while the version holds, else written from the series chunk by chunk and kept,
+        compressed, for the next scrape (up to ``KEEP_MAX`` bytes). A scrape's working set is a
+        chunk and the series' tally, never the text."""
+        body: PlainBody | GzipBody = GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK, KEEP_MAX)
+        return gathered(self._written(openmetrics, body), PIECE)
+
+    def _written(self, openmetrics: bool, body: PlainBody | GzipBody) -> Iterator[bytes]:
         kept = self._kept[openmetrics]
         version, part = kept.current()
-        if part is not None:
-            data = self._collect(())
-            yield from chunked(pieces(data, openmetrics, self._options, part))
-            return
-        series = None if version is None or self._series is None else self._series()
         made = None
-        if series is not None:
-            made = http_stream(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
-        if version is None or made is None:
-            # The points path (in-progress counts, exemplars...): the series were read already,
-            # or say nothing, so they are not read again.
-            yield self.render(openmetrics, direct=False)
-            return
-        # The text kept as it streams, in pieces of about a chunk (never joined whole).
-        texts: list[str] | None = []
-        pending: list[str] = []
-
-        def teed(texts_of: Iterator[str]) -> Iterator[str]:
-            nonlocal texts
-            held = waiting = 0
-            for text in texts_of:
-                if texts is not None:
-                    held += len(text)
-                    if held > KEEP_MAX:
-                        texts = None
-                        pending.clear()
-                    else:
-                        pending.append(text)
-                        waiting += len(text)
-                        if waiting >= CHUNK:
-                            texts.append("".join(pending))
-                            pending.clear()
-                            waiting = 0
-                yield text
-
-        http = HttpStream(teed(made.pieces), made.families)
-        yield from chunked(pieces(self._collect(()), openmetrics, self._options, http))
-        if texts is not None:
-            texts.append("".join(pending))
-            kept.keep(version, HttpText(tuple(texts), made.families))
+        if part is None:
+            series = None if version is None or self._series is None else self._series()
+            if series is not None:
+                made = http_stream(series, openmetrics=openmetrics, scope_labels=self._scope_labels)
+            if version is None or made is None:
+                # The points path (in-progress counts, exemplars...): the series were read
+                # already, or say nothing, so they are not read again.
+                yield body.start()
+                yield body.write(self.render(openmetrics, direct=False))
+                yield body.finish()
+                return
+        data = self._collect(())
+        options = self._options
+        families: dict[str, str] = {}
+        yield body.start()
+        for chunk in chunked(head(data, openmetrics, options)):
+            yield body.write(chunk)
+        if made is not None and version is not None:
+            families.update(made.families)
+            yield body.begin()
+            for chunk in chunked(made.pieces):
+                yield body.write(chunk)
+            out, fragment = body.end()
+            yield out
+            if fragment is not None:
+                kept.keep(version, HttpText(fragment, made.families))
+        elif part is not None:
+            families.update(part.families)
+            if isinstance(part.text, Deflated):
+                yield from body.splice(part.text)
+            else:  # a text the points path kept
+                texts = (part.text,) if isinstance(part.text, str) else part.text
+                for chunk in chunked(texts):
+                    yield body.write(chunk)
+        for chunk in chunked(tail(data, openmetrics, options, families, True)):
+            yield body.write(chunk)
+        yield body.finish()
 
     def fresh(self, openmetrics: bool) -> bytes:
         """The exposition now, reusing no kept text (the HTTP scope written from the series

@@ -34,6 +34,7 @@ from fluxstack_otel._internal.config.model import PrometheusExporterConfig
 from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
+from fluxstack_otel._internal.sinks.prometheus.deflate import GZIP_LEVEL
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     RenderOptions,
@@ -130,18 +131,27 @@ class PrometheusEndpoint:
         are read (``Exposition.stream``), gzip-compressed as one stream when the client accepts
         it."""
         fmt, content_type = negotiate(accept, allow_openmetrics=self._allow_om, allow_protobuf=True)
+        gzip = self._allow_gzip and "gzip" in (accept_encoding or "").lower()
         chunks: Iterator[bytes]
         if fmt == PROTOBUF:
-            from fluxstack_otel._internal.sinks.prometheus.protobuf import render_protobuf
-
-            chunks = iter((render_protobuf(self._collect(None), self._options),))
+            chunks = iter((self._protobuf(gzip),))
         else:
-            chunks = self._exposition.stream(fmt == OPENMETRICS)
+            chunks = self._exposition.stream(fmt == OPENMETRICS, gzip)
         headers = [(b"content-type", content_type.encode()), (b"vary", b"accept, accept-encoding")]
-        if self._allow_gzip and accept_encoding and "gzip" in accept_encoding.lower():
-            chunks = _gzipped(chunks)
+        if gzip:
             headers.append((b"content-encoding", b"gzip"))
         return headers, chunks
+
+    def _protobuf(self, gzip: bool) -> bytes:
+        from fluxstack_otel._internal.sinks.prometheus.protobuf import render_protobuf
+
+        body = render_protobuf(self._collect(None), self._options)
+        if not gzip:
+            return body
+        import zlib  # loaded on the first compressed scrape, not with the package
+
+        member = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+        return member.compress(body) + member.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "GET")
@@ -190,25 +200,6 @@ class PrometheusEndpoint:
             _log.exception("rendering the Prometheus exposition failed")
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-GZIP_PIECE = 1 << 16
-"""Bytes of compressed body gathered before they are sent (a large body's messages)."""
-
-
-def _gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    import zlib  # loaded with gzip on the first compressed scrape, not with the package
-
-    stream = zlib.compressobj(3, zlib.DEFLATED, 31)  # wbits 31: a gzip member
-    # Sent in pieces of at least GZIP_PIECE: zlib hands back its header alone at first, and a body
-    # that fits one chunk must stay one message with its length.
-    held = b""
-    for chunk in chunks:
-        held += stream.compress(chunk)
-        if len(held) >= GZIP_PIECE:
-            yield held
-            held = b""
-    yield held + stream.flush()
 
 
 class PrometheusSink:
