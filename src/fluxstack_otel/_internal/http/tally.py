@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import add
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from fluxstack_otel._internal.http.fold import DUR_SUM, REQ_SUM, RESP_SUM
 from fluxstack_otel._internal.http.projection import GROUPED, Labelling, SeriesKey, key_labels
@@ -54,7 +54,7 @@ class HttpSeries(NamedTuple):
 
 
 def tally(
-    copies: Sequence[tuple[SeriesKey, tuple[float, ...]]],
+    copies: list[Any],
     layout: tuple[int, int, int, int],
     labelling: Labelling,
     exemplars: bool,
@@ -62,7 +62,8 @@ def tally(
     """Add up the copies ``(key, accumulators)`` by projected key.
 
     Args:
-        copies: Each series' key and a copy of its accumulators, taken under the lock.
+        copies: Each series' key and a copy of its accumulators, taken under the lock; each
+            is replaced by its key as it is read.
         layout: Where the duration, request size and response size buckets start, and where
             the last ends (``fold.py``'s layout for the recorder's bounds).
         labelling: How the series are labelled (grouped status codes, zero error series).
@@ -76,21 +77,23 @@ def tally(
     durations: dict[Key, Hist] = {}
     req_sizes: dict[Key, Hist] = {}
     resp_sizes: dict[Key, Hist] = {}
-    for i, (key, acc) in enumerate(copies):
+    for i in range(len(copies)):
         if not i & YIELD_MASK:
             yield_now()  # a background thread's long loop: the app's threads get their turn
+        key, acc = copies[i]
+        copies[i] = key  # the copy dropped once read: the tally's peak is its sums, not both
         method, route, code, status, error_type, extra = key_labels(key, grouped)
         # Bucket slots only ever hold ints (fold.py).
         dur = cast("tuple[int, ...]", acc[d0:r0])
         n = sum(dur)
         mr = (method, route, extra)
         requests[mr] = requests.get(mr, 0) + n
-        _add(req_sizes, mr, n, float(int(acc[REQ_SUM])), acc[r0:p0])  # type: ignore[arg-type]
+        _add(req_sizes, mr, n, float(int(acc[REQ_SUM])), acc[r0:p0])
         mrs = (method, route, status, extra)
         _add(durations, mrs, n, acc[DUR_SUM], dur)
         if code is not None:
             responses[mrs] = responses.get(mrs, 0) + n
-            _add(resp_sizes, mrs, n, float(int(acc[RESP_SUM])), acc[p0:end])  # type: ignore[arg-type]
+            _add(resp_sizes, mrs, n, float(int(acc[RESP_SUM])), acc[p0:end])
         if error_type is not None:
             e = (method, route, status, error_type, extra)
             errors[e] = errors.get(e, 0) + n
@@ -109,12 +112,10 @@ def _add(
         into[key] = (h[0] + count, h[1] + total, tuple(map(add, h[2], buckets)))
 
 
-def _zero_errors(
-    copies: Sequence[tuple[SeriesKey, tuple[float, ...]]], errors: dict[Key, int]
-) -> None:
+def _zero_errors(keys: Sequence[SeriesKey], errors: dict[Key, int]) -> None:
     """A 0 per (method, route, labels) without an error series (``projection._zero_errors``)."""
     with_errors = {(k[0], k[1], k[4]) for k in errors}
-    for key, _ in copies:
+    for key in keys:
         group = (key[0], key[1], key[4] if len(key) > 4 else ())
         if group not in with_errors:
             errors.setdefault((group[0], group[1], None, None, group[2]), 0)

@@ -14,13 +14,13 @@ from opentelemetry.sdk.metrics.export import MetricsData
 
 from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.metrics.stream import HTTP_SCOPE
+from fluxstack_otel._internal.sinks.prometheus import exposition
 from fluxstack_otel._internal.sinks.prometheus.deflate import (
     Deflated,
     GzipBody,
     PlainBody,
     gathered,
 )
-from fluxstack_otel._internal.sinks.prometheus import exposition
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     HttpText,
@@ -108,7 +108,9 @@ class Exposition:
         while the version holds, else written from the series chunk by chunk and kept,
         compressed, for the next scrape (up to ``KEEP_MAX`` bytes). A scrape's working set is a
         chunk and the series' tally, never the text."""
-        body: PlainBody | GzipBody = GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK, KEEP_MAX)
+        body: PlainBody | GzipBody = (
+            GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK, KEEP_MAX)
+        )
         return gathered(self._written(openmetrics, body), PIECE)
 
     def _written(self, openmetrics: bool, body: PlainBody | GzipBody) -> Iterator[bytes]:
