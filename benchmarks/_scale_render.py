@@ -1,7 +1,7 @@
 """The stream at scale, the scrape side: fresh renders against prometheus_client, the memory a
 first scrape leaves, alert evaluations, and request latency while large scrapes run.
 
-Used by ``scale.py``. Every figure for one size comes from one process, side by side:
+Used by ``scale.py``. Every figure for one size comes from one process of its own, side by side:
 
 - **render**: the CPU time (``time.process_time``) of a fresh ``render_prometheus()`` (the HTTP
   scope written from the series, ``sinks/prometheus/http_text.py``) and of prometheus_client's
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import shutil
 import socket
@@ -84,11 +85,12 @@ def _rss(trim: bool = False) -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _streamed(endpoint: Any, encoding: str | None) -> None:
+def _streamed(endpoint: Any, encoding: str | None, keep: bool = False) -> None:
     """A scrape through the endpoint, its chunks made and dropped one by one (as a server sends
-    them), rendered afresh (the kept text dropped first)."""
-    for kept in endpoint._exposition._kept.values():
-        kept._kept = None
+    them), rendered afresh (the kept text dropped first, unless ``keep``: an idle scrape)."""
+    if not keep:
+        for kept in endpoint._exposition._kept.values():
+            kept._kept = None
     _, chunks = endpoint.open(None, encoding)
     for _ in chunks:
         pass
@@ -102,63 +104,78 @@ def _cpu_ms(render: Any) -> float:
 
 
 def render_section(sizes: list[int], rounds: int) -> dict[str, Any]:
-    """Per size: fresh render against prometheus_client, memory, alert evaluation."""
+    """Per size, in a process of its own (so no size finds the heap another one left): fresh
+    render against prometheus_client, memory, alert evaluation."""
+    out: dict[str, Any] = {}
+    for n in sizes:
+        done = subprocess.run(
+            [sys.executable, __file__, str(n), str(rounds)],
+            capture_output=True, text=True, check=False, timeout=1800,
+        )  # fmt: skip
+        if done.returncode:
+            raise RuntimeError(f"the render run for {n} label sets failed:\n{done.stderr}")
+        out[str(n)] = json.loads(done.stdout.splitlines()[-1])
+    return out
+
+
+def _render_one(n: int, rounds: int) -> dict[str, Any]:
     from prometheus_client import disable_created_metrics
 
     disable_created_metrics()
-    out: dict[str, Any] = {}
-    for n in sizes:
-        monitoring = _monitoring(n)
-        try:
-            app = monitoring.instrument(_series_app(-(-n // 50)))
-            endpoint = next(
-                s for s in monitoring._sinks if type(s).__name__ == "PrometheusSink"
-            )._endpoint
-            # One scrape of nothing first: the render thread, the modules a scrape imports and
-            # the interpreter's caches are not the series' working set.
+    monitoring = _monitoring(n)
+    try:
+        app = monitoring.instrument(_series_app(-(-n // 50)))
+        endpoint = next(
+            s for s in monitoring._sinks if type(s).__name__ == "PrometheusSink"
+        )._endpoint
+        # One scrape of nothing first: the render thread, the modules a scrape imports and
+        # the interpreter's caches are not the series' working set.
+        _streamed(endpoint, "gzip")
+        monitoring.render_prometheus()
+        before = _rss(trim=True)
+        asyncio.run(_feed(app, _requests(n)))
+        monitoring._recorder.drain()  # the records folded: the series as a scrape finds them
+        held = _rss(trim=True) - before  # the series, without the feed's garbage
+        _streamed(endpoint, "gzip")  # a scrape as Prometheus makes it, chunks dropped as sent
+        streamed_grown = _rss() - before - held
+        first = monitoring.render_prometheus()
+        size = len(first)
+        del first
+        grown = _rss() - before - held
+        reference = PromReference(label_sets(n))
+        ours, theirs = [], []
+        streams: list[float] = []
+        idle: list[float] = []
+        for r in range(rounds):
+            pair = [(ours, monitoring.render_prometheus), (theirs, reference.render),
+                    (streams, partial(_streamed, endpoint, None))]  # fmt: skip
+            for into, render in pair[r % 3 :] + pair[: r % 3]:
+                into.append(_cpu_ms(render))
             _streamed(endpoint, "gzip")
-            monitoring.render_prometheus()
-            before = _rss(trim=True)
-            asyncio.run(_feed(app, _requests(n)))
-            monitoring._recorder.drain()  # the records folded: the series as a scrape finds them
-            held = _rss(trim=True) - before  # the series, without the feed's garbage
-            _streamed(endpoint, "gzip")  # a scrape as Prometheus makes it, chunks dropped as sent
-            streamed_grown = _rss() - before - held
-            first = monitoring.render_prometheus()
-            size = len(first)
-            del first
-            grown = _rss() - before - held
-            reference = PromReference(label_sets(n))
-            ours, theirs = [], []
-            streams: list[float] = []
-            for r in range(rounds):
-                pair = [(ours, monitoring.render_prometheus), (theirs, reference.render),
-                        (streams, partial(_streamed, endpoint, None))]  # fmt: skip
-                for into, render in pair[r % 3 :] + pair[: r % 3]:
-                    into.append(_cpu_ms(render))
-            alerts = monitoring._p.alerts
-            started = time.thread_time()
-            alerts.evaluate_now()
-            alert_ms = (time.thread_time() - started) * 1000
-        finally:
-            monitoring.shutdown()
-        mine, prom = statistics.median(ours), statistics.median(theirs)
-        out[str(n)] = {
-            "render_cpu_ms": mine,
-            "prometheus_client_cpu_ms": prom,
-            "ratio": mine / prom,
-            "us_per_label_set": 1000 * mine / n,
-            "body_bytes": size,
-            "rss_series_bytes": held,
-            "rss_growth_after_first_scrape_bytes": grown,
-            "rss_growth_ratio": grown / held if held > 0 else None,
-            "streamed_cpu_ms": statistics.median(streams),
-            "streamed_ratio": statistics.median(streams) / prom,
-            "rss_growth_after_first_streamed_scrape_bytes": streamed_grown,
-            "streamed_rss_growth_ratio": streamed_grown / held if held > 0 else None,
-            "alert_evaluation_cpu_ms": alert_ms,
-        }
-    return out
+            idle.append(_cpu_ms(partial(_streamed, endpoint, "gzip", keep=True)))
+        alerts = monitoring._p.alerts
+        started = time.thread_time()
+        alerts.evaluate_now()
+        alert_ms = (time.thread_time() - started) * 1000
+    finally:
+        monitoring.shutdown()
+    mine, prom = statistics.median(ours), statistics.median(theirs)
+    return {
+        "render_cpu_ms": mine,
+        "prometheus_client_cpu_ms": prom,
+        "ratio": mine / prom,
+        "us_per_label_set": 1000 * mine / n,
+        "body_bytes": size,
+        "rss_series_bytes": held,
+        "rss_growth_after_first_scrape_bytes": grown,
+        "rss_growth_ratio": grown / held if held > 0 else None,
+        "streamed_cpu_ms": statistics.median(streams),
+        "streamed_ratio": statistics.median(streams) / prom,
+        "idle_gzip_scrape_cpu_ms": statistics.median(idle),
+        "rss_growth_after_first_streamed_scrape_bytes": streamed_grown,
+        "streamed_rss_growth_ratio": streamed_grown / held if held > 0 else None,
+        "alert_evaluation_cpu_ms": alert_ms,
+    }
 
 
 def p99_section(n: int, seconds: float, every: float, slices: int = 4) -> dict[str, Any]:
@@ -244,3 +261,7 @@ def _wait(url: str, server: subprocess.Popen[bytes], timeout: float) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the scale server did not answer in time")
+
+
+if __name__ == "__main__":  # one size's render figures, as JSON on the last line
+    print(json.dumps(_render_one(int(sys.argv[1]), int(sys.argv[2]))))

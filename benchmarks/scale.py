@@ -176,7 +176,8 @@ def main() -> None:
                 f"{row['alert_evaluation_cpu_ms']:.1f} ms CPU; streamed scrape "
                 f"{row['streamed_cpu_ms']:.0f} ms CPU ({row['streamed_ratio']:.3f}x), "
                 f"+{row['rss_growth_after_first_streamed_scrape_bytes'] / 1e6:.1f} MB after the "
-                f"first ({row['streamed_rss_growth_ratio'] or 0:.2f}x)"
+                f"first ({row['streamed_rss_growth_ratio'] or 0:.2f}x); idle gzip scrape "
+                f"{row['idle_gzip_scrape_cpu_ms']:.1f} ms CPU"
             )
     if "p99" in sections:
         p99 = result["p99"] = p99_section(args.p99_series, args.p99_seconds, args.scrape_every)

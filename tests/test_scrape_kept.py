@@ -58,7 +58,9 @@ def test_the_combined_crc_holds_past_a_megabyte() -> None:
 
 
 def _fragment(text: bytes, compressed: bool) -> Deflated:
-    body: PlainBody | GzipBody = GzipBody(1 << 20) if compressed else PlainBody(64, 1 << 20)
+    body: PlainBody | GzipBody = (
+        GzipBody(1 << 20) if compressed else PlainBody(64, 1 << 20, 1 << 20)
+    )
     body.start()
     body.write(b"before\n")
     body.begin()
@@ -179,3 +181,24 @@ def test_every_order_of_plain_and_gzip_scrapes_reads_a_fresh_render(
     after = _scrape(app, order[0], openmetrics)
     assert after == _fresh(monitoring, openmetrics) != fresh
     assert reads == [1, 1]
+
+
+def test_a_plain_scrape_keeps_only_a_small_text_and_reuses_what_gzip_kept(
+    monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compressing is work a plain scrape does only to keep the text: above ``KEEP_PLAIN`` it
+    keeps nothing, while a gzip scrape keeps what it sends, which a plain scrape then inflates."""
+    monkeypatch.setattr(reuse, "KEEP_PLAIN", 10_000)  # bytes of text; this one is ~600,000
+    app = monitoring.instrument(app_routes)
+    _feed(app, range(ROUTES))
+    kept = _endpoint(monitoring)._exposition._kept[False]
+    fresh = _fresh(monitoring, False)
+    assert _scrape(app, False, False) == fresh
+    assert kept.current()[1] is None
+    assert _scrape(app, True, False) == fresh
+    assert isinstance(kept.current()[1].text, Deflated)
+    reads = []
+    tally = recorder_module.tally
+    monkeypatch.setattr(recorder_module, "tally", lambda *a: reads.append(1) or tally(*a))
+    assert _scrape(app, False, False) == fresh
+    assert reads == []

@@ -128,6 +128,11 @@ class _Keeper:
         self._crc = self._size = self._held = 0
         self._limit = limit
 
+    @property
+    def size(self) -> int:
+        """Bytes of text added."""
+        return self._size
+
     def add(self, text: bytes, out: bytes) -> None:
         if self._blocks is None:
             return
@@ -148,18 +153,21 @@ class _Keeper:
 
 
 class PlainBody:
-    """A body sent as it is; a fragment to keep is compressed beside it (``KEEP_LEVEL``).
+    """A body sent as it is; a fragment to keep is compressed beside it (``KEEP_LEVEL``), from a
+    text of at most ``text_limit`` bytes (compressing is work a plain scrape does only to keep).
 
     Args:
         chunk: Bytes per chunk a kept fragment is inflated in.
         limit: Compressed bytes a kept fragment may hold.
+        text_limit: Bytes of text a kept fragment may be made from.
     """
 
-    __slots__ = ("_chunk", "_deflate", "_keeper", "_limit")
+    __slots__ = ("_chunk", "_deflate", "_keeper", "_limit", "_text_limit")
 
-    def __init__(self, chunk: int, limit: int) -> None:
+    def __init__(self, chunk: int, limit: int, text_limit: int) -> None:
         self._chunk = chunk
         self._limit = limit
+        self._text_limit = text_limit
         self._keeper: _Keeper | None = None
         self._deflate: zlib._Compress | None = None
 
@@ -167,8 +175,11 @@ class PlainBody:
         return b""
 
     def write(self, data: bytes) -> bytes:
-        if self._keeper is not None and self._deflate is not None:
-            self._keeper.add(data, self._deflate.compress(data))
+        keeper = self._keeper
+        if keeper is not None and self._deflate is not None:
+            keeper.add(data, self._deflate.compress(data))
+            if keeper.size > self._text_limit:
+                self._keeper = self._deflate = None  # nothing kept from this scrape
         return data
 
     def begin(self) -> bytes:

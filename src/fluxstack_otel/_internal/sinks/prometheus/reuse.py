@@ -34,12 +34,17 @@ from fluxstack_otel._internal.sinks.prometheus.http_text import http_stream, htt
 from fluxstack_otel._internal.sinks.prometheus.labels import labels_inner
 from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 
-__all__ = ["KEEP_MAX", "PIECE", "Exposition"]
+__all__ = ["KEEP_MAX", "KEEP_PLAIN", "PIECE", "Exposition"]
 
 KEEP_MAX = 8 << 20
 """Compressed bytes of a streamed scrape's HTTP text kept for the next one: about 115 bytes per
 label set with the default buckets, so the text of 50,000 label sets (139 MB, 5.8 MB compressed)
 is kept; beyond it every scrape writes the scope afresh from the series."""
+
+KEEP_PLAIN = 8 << 20
+"""Bytes of HTTP text a plain scrape compresses to keep: the text of the default cap of 2,000
+label sets (5.6 MB). A gzip scrape keeps what it sends, at no cost; a plain one (rare: Prometheus
+and the agents built on its scraper ask for gzip) would compress a larger text only to keep it."""
 
 PIECE = 1 << 16
 """Bytes of body gathered before they are sent: zlib hands back a gzip header alone at first,
@@ -109,7 +114,7 @@ class Exposition:
         compressed, for the next scrape (up to ``KEEP_MAX`` bytes). A scrape's working set is a
         chunk and the series' tally, never the text."""
         body: PlainBody | GzipBody = (
-            GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK, KEEP_MAX)
+            GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK, KEEP_MAX, KEEP_PLAIN)
         )
         return gathered(self._written(openmetrics, body), PIECE)
 
