@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
 from fluxstack_otel._internal.http import recorder as recorder_module
-from fluxstack_otel._internal.sinks.prometheus import exposition, reuse
+from fluxstack_otel._internal.sinks.prometheus import deflate, exposition, reuse
 from fluxstack_otel._internal.sinks.prometheus.deflate import (
     Deflated,
     GzipBody,
@@ -195,7 +195,16 @@ def test_a_plain_scrape_keeps_only_a_small_text_and_reuses_what_gzip_kept(
     fresh = _fresh(monitoring, False)
     assert _scrape(app, False, False) == fresh
     assert kept.current()[1] is None
+    # Seen over the budget once, the text is not compressed again only to be dropped.
+    made = []
+    compressobj = zlib.compressobj
+    monkeypatch.setattr(deflate.zlib, "compressobj", lambda *a: made.append(a) or compressobj(*a))
+    _feed(app, range(1))
+    fresh = _fresh(monitoring, False)
+    assert _scrape(app, False, False) == fresh
+    assert made == []
     assert _scrape(app, True, False) == fresh
+    assert len(made) == 1  # the gzip member's own compressor
     assert isinstance(kept.current()[1].text, Deflated)
     reads = []
     tally = recorder_module.tally

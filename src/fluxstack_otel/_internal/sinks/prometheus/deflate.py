@@ -184,6 +184,8 @@ class PlainBody:
 
     def begin(self) -> bytes:
         """From here the text written is kept, until ``end``."""
+        if self._text_limit <= 0:
+            return b""
         self._keeper = _Keeper(self._limit)
         self._deflate = zlib.compressobj(KEEP_LEVEL, zlib.DEFLATED, -15)
         return b""

@@ -73,6 +73,7 @@ class Exposition:
         self._collect = collect
         self._options = options
         self._kept = {om: KeptScope[HttpText](version) for om in (False, True)}
+        self._http_bytes = dict.fromkeys((False, True), 0)  # the last streamed HTTP text's size
         self._series = series
         self._scope_labels = (
             labels_inner(
@@ -113,9 +114,12 @@ class Exposition:
         while the version holds, else written from the series chunk by chunk and kept,
         compressed, for the next scrape (up to ``KEEP_MAX`` bytes). A scrape's working set is a
         chunk and the series' tally, never the text."""
-        body: PlainBody | GzipBody = (
-            GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK, KEEP_MAX, KEEP_PLAIN)
-        )
+        body: PlainBody | GzipBody
+        if gzip:
+            body = GzipBody(KEEP_MAX)
+        else:  # a text last seen over the plain budget is not compressed only to be dropped
+            text_limit = KEEP_PLAIN if self._http_bytes[openmetrics] <= KEEP_PLAIN else 0
+            body = PlainBody(exposition.CHUNK, KEEP_MAX, text_limit)
         return gathered(self._written(openmetrics, body), PIECE)
 
     def _written(self, openmetrics: bool, body: PlainBody | GzipBody) -> Iterator[bytes]:
@@ -142,8 +146,11 @@ class Exposition:
         if made is not None and version is not None:
             families.update(made.families)
             yield body.begin()
+            written = 0
             for chunk in chunked(made.pieces):
+                written += len(chunk)
                 yield body.write(chunk)
+            self._http_bytes[openmetrics] = written
             out, fragment = body.end()
             yield out
             if fragment is not None:
