@@ -30,7 +30,6 @@ from fluxstack_otel._internal.sinks.prometheus import deflate, exposition, reuse
 from fluxstack_otel._internal.sinks.prometheus.deflate import (
     Deflated,
     GzipBody,
-    PlainBody,
     crc32_combine,
 )
 from support.asgi import drive
@@ -57,10 +56,9 @@ def test_the_combined_crc_holds_past_a_megabyte() -> None:
     assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
 
 
-def _fragment(text: bytes, compressed: bool) -> Deflated:
-    body: PlainBody | GzipBody = (
-        GzipBody(1 << 20) if compressed else PlainBody(64, 1 << 20, 1 << 20)
-    )
+def _fragment(text: bytes) -> Deflated:
+    """``text`` kept as a gzip scrape keeps it, after other text in its member."""
+    body = GzipBody(1 << 20)
     body.start()
     body.write(b"before\n")
     body.begin()
@@ -71,10 +69,9 @@ def _fragment(text: bytes, compressed: bool) -> Deflated:
     return fragment
 
 
-@pytest.mark.parametrize("made_by_gzip", [False, True], ids=["kept-plain", "kept-gzip"])
-def test_a_spliced_fragment_makes_one_gzip_member_that_checks(made_by_gzip: bool) -> None:
+def test_a_spliced_fragment_makes_one_gzip_member_that_checks() -> None:
     text = "".join(f'route="/é{i}",status="200"}} {i}\n' for i in range(2000)).encode()
-    fragment = _fragment(text, made_by_gzip)
+    fragment = _fragment(text)
     assert fragment.size == len(text)
     assert fragment.crc == zlib.crc32(text)
     assert sum(map(len, fragment.blocks)) < len(text) // 5
@@ -93,7 +90,7 @@ def test_a_spliced_fragment_makes_one_gzip_member_that_checks(made_by_gzip: bool
 
 def test_a_fragment_inflates_in_bounded_chunks_and_whole_characters() -> None:
     text = "é€𝄞 " * 5000  # characters of 2, 3 and 4 bytes, cut anywhere by the chunks
-    fragment = _fragment(text.encode(), compressed=False)
+    fragment = _fragment(text.encode())
     chunks = list(fragment.chunks(7))
     assert max(map(len, chunks)) <= 7
     assert b"".join(chunks) == text.encode()
@@ -172,7 +169,9 @@ def test_every_order_of_plain_and_gzip_scrapes_reads_a_fresh_render(
     assert fresh.startswith(b"# HELP target")  # the head before the HTTP scope
     for compressed in order:
         assert _scrape(app, compressed, openmetrics) == fresh
-    assert reads == [1]  # the first scrape wrote the text; the others used the fragment
+    # Plain scrapes write the text and keep nothing; the first gzip one keeps its fragment,
+    # which every scrape after it uses.
+    assert len(reads) == order.index(True) + 1
     kept = _endpoint(monitoring)._exposition._kept[openmetrics].current()[1]
     assert isinstance(kept.text, Deflated)
     assert sum(map(len, kept.text.blocks)) < kept.text.size // 10
@@ -180,28 +179,23 @@ def test_every_order_of_plain_and_gzip_scrapes_reads_a_fresh_render(
     _feed(app, range(1))
     after = _scrape(app, order[0], openmetrics)
     assert after == _fresh(monitoring, openmetrics) != fresh
-    assert reads == [1, 1]
+    assert len(reads) == order.index(True) + 2
 
 
-def test_a_plain_scrape_keeps_only_a_small_text_and_reuses_what_gzip_kept(
+def test_a_plain_scrape_keeps_nothing_and_inflates_what_gzip_kept(
     monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Compressing is work a plain scrape does only to keep the text: above ``KEEP_PLAIN`` it
-    keeps nothing, while a gzip scrape keeps what it sends, which a plain scrape then inflates."""
-    monkeypatch.setattr(reuse, "KEEP_PLAIN", 10_000)  # bytes of text; this one is ~600,000
+    """Compressing would be work a plain scrape does only to keep the text: it keeps nothing
+    and compresses nothing, while a gzip scrape keeps what it sends, which a plain one inflates."""
     app = monitoring.instrument(app_routes)
     _feed(app, range(ROUTES))
     kept = _endpoint(monitoring)._exposition._kept[False]
-    fresh = _fresh(monitoring, False)
-    assert _scrape(app, False, False) == fresh
-    assert kept.current()[1] is None
-    # Seen over the budget once, the text is not compressed again only to be dropped.
     made = []
     compressobj = zlib.compressobj
     monkeypatch.setattr(deflate.zlib, "compressobj", lambda *a: made.append(a) or compressobj(*a))
-    _feed(app, range(1))
     fresh = _fresh(monitoring, False)
     assert _scrape(app, False, False) == fresh
+    assert kept.current()[1] is None
     assert made == []
     assert _scrape(app, True, False) == fresh
     assert len(made) == 1  # the gzip member's own compressor

@@ -1,12 +1,14 @@
 """A scrape of an idle server reuses the HTTP scope's text, and is never stale for it.
 
 The kept text may serve a scrape only while the recorder's version holds: every request,
-eviction and reset moves it. Each scrape must equal a fresh render of the same moment.
+eviction and reset moves it. Each scrape must equal a fresh render of the same moment. Scrapes
+ask for gzip, as Prometheus does: a gzip scrape keeps what it sends (``test_scrape_kept.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +33,9 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def _scope(path: str, accept: str = "") -> dict[str, Any]:
-    headers = [(b"accept", accept.encode())] if accept else []
+    headers = [(b"accept-encoding", b"gzip")]
+    if accept:
+        headers.append((b"accept", accept.encode()))
     return {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
             "query_string": b"", "headers": headers, "root_path": ""}  # fmt: skip
 
@@ -62,7 +66,9 @@ class Served:
 
     def get(self, path: str, accept: str = "") -> bytes:
         sent = asyncio.run(drive(self.app, _scope(path, accept)))
-        return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        gzipped = (b"content-encoding", b"gzip") in sent[0].get("headers", [])
+        return gzip.decompress(body) if gzipped else body
 
     def total(self, body: bytes, route: str = "<unmatched>") -> int:
         pattern = rf'^http_requests_total\{{[^}}]*route="{re.escape(route)}"[^}}]*\}} (\S+)$'

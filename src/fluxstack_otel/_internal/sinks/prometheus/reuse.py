@@ -34,17 +34,12 @@ from fluxstack_otel._internal.sinks.prometheus.http_text import http_stream, htt
 from fluxstack_otel._internal.sinks.prometheus.labels import labels_inner
 from fluxstack_otel._internal.sinks.reuse import Collect, KeptScope
 
-__all__ = ["KEEP_MAX", "KEEP_PLAIN", "PIECE", "Exposition"]
+__all__ = ["KEEP_MAX", "PIECE", "Exposition"]
 
 KEEP_MAX = 8 << 20
 """Compressed bytes of a streamed scrape's HTTP text kept for the next one: about 115 bytes per
 label set with the default buckets, so the text of 50,000 label sets (139 MB, 5.8 MB compressed)
 is kept; beyond it every scrape writes the scope afresh from the series."""
-
-KEEP_PLAIN = 8 << 20
-"""Bytes of HTTP text a plain scrape compresses to keep: the text of the default cap of 2,000
-label sets (5.6 MB). A gzip scrape keeps what it sends, at no cost; a plain one (rare: Prometheus
-and the agents built on its scraper ask for gzip) would compress a larger text only to keep it."""
 
 PIECE = 1 << 16
 """Bytes of body gathered before they are sent: zlib hands back a gzip header alone at first,
@@ -73,7 +68,6 @@ class Exposition:
         self._collect = collect
         self._options = options
         self._kept = {om: KeptScope[HttpText](version) for om in (False, True)}
-        self._http_bytes = dict.fromkeys((False, True), 0)  # the last streamed HTTP text's size
         self._series = series
         self._scope_labels = (
             labels_inner(
@@ -114,12 +108,7 @@ class Exposition:
         while the version holds, else written from the series chunk by chunk and kept,
         compressed, for the next scrape (up to ``KEEP_MAX`` bytes). A scrape's working set is a
         chunk and the series' tally, never the text."""
-        body: PlainBody | GzipBody
-        if gzip:
-            body = GzipBody(KEEP_MAX)
-        else:  # a text last seen over the plain budget is not compressed only to be dropped
-            text_limit = KEEP_PLAIN if self._http_bytes[openmetrics] <= KEEP_PLAIN else 0
-            body = PlainBody(exposition.CHUNK, KEEP_MAX, text_limit)
+        body = GzipBody(KEEP_MAX) if gzip else PlainBody(exposition.CHUNK)
         return gathered(self._written(openmetrics, body), PIECE)
 
     def _written(self, openmetrics: bool, body: PlainBody | GzipBody) -> Iterator[bytes]:
@@ -146,11 +135,8 @@ class Exposition:
         if made is not None and version is not None:
             families.update(made.families)
             yield body.begin()
-            written = 0
             for chunk in chunked(made.pieces):
-                written += len(chunk)
                 yield body.write(chunk)
-            self._http_bytes[openmetrics] = written
             out, fragment = body.end()
             yield out
             if fragment is not None:
