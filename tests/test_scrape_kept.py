@@ -25,7 +25,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel._internal.http import recorder as recorder_module
 from fluxstack_otel._internal.sinks.prometheus import deflate, exposition, reuse
 from fluxstack_otel._internal.sinks.prometheus.deflate import (
     Deflated,
@@ -34,6 +33,7 @@ from fluxstack_otel._internal.sinks.prometheus.deflate import (
 )
 from support.asgi import drive
 from support.configs import SCRAPED
+from support.reads import tally_reads
 
 ROUTES = 200
 OPENMETRICS = b"application/openmetrics-text; version=1.0.0"
@@ -157,14 +157,7 @@ def test_every_order_of_plain_and_gzip_scrapes_reads_a_fresh_render(
 ) -> None:
     app = monitoring.instrument(app_routes)
     _feed(app, range(ROUTES))
-    reads = []
-    tally = recorder_module.tally
-
-    def counted(*args: Any) -> Any:
-        reads.append(1)
-        return tally(*args)
-
-    monkeypatch.setattr(recorder_module, "tally", counted)
+    reads = tally_reads(monkeypatch)
     fresh = _fresh(monitoring, openmetrics)
     assert fresh.startswith(b"# HELP target")  # the head before the HTTP scope
     for compressed in order:
@@ -200,8 +193,6 @@ def test_a_plain_scrape_keeps_nothing_and_inflates_what_gzip_kept(
     assert _scrape(app, True, False) == fresh
     assert len(made) == 1  # the gzip member's own compressor
     assert isinstance(kept.current()[1].text, Deflated)
-    reads = []
-    tally = recorder_module.tally
-    monkeypatch.setattr(recorder_module, "tally", lambda *a: reads.append(1) or tally(*a))
+    reads = tally_reads(monkeypatch)
     assert _scrape(app, False, False) == fresh
     assert reads == []

@@ -24,7 +24,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from fluxstack_otel import Monitoring, configure_monitoring
-from fluxstack_otel._internal.http import recorder as recorder_module
 from fluxstack_otel._internal.sinks.prometheus import exposition, reuse
 from fluxstack_otel._internal.sinks.prometheus.deflate import Deflated
 from servers import (
@@ -36,6 +35,7 @@ from servers import (
 )
 from support.asgi import drive
 from support.configs import SCRAPED
+from support.reads import tally_reads
 
 ROUTES = 300
 
@@ -254,14 +254,7 @@ def test_an_openmetrics_scrape_with_exemplars_reads_the_series_once(
     assert recorder is not None
     recorder.record("GET", "/r0", 200, None, 0.02, 0, 2, time.perf_counter())
     recorder.exemplar("GET", "/r0", 200, None, 0.02, 0xABC, 0xDEF)
-    reads = []
-    tally = recorder_module.tally
-
-    def counted(*args: Any) -> Any:
-        reads.append(1)
-        return tally(*args)
-
-    monkeypatch.setattr(recorder_module, "tally", counted)
+    reads = tally_reads(monkeypatch)
     scope = _scope("/metrics")
     scope["headers"].append((b"accept", b"application/openmetrics-text; version=1.0.0"))
     body = b"".join(m["body"] for m in _bodies(asyncio.run(drive(app, scope))))
