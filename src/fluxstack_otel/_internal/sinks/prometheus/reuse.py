@@ -41,9 +41,10 @@ KEEP_MAX = 8 << 20
 label set with the default buckets, so the text of 50,000 label sets (139 MB, 5.8 MB compressed)
 is kept; beyond it every scrape writes the scope afresh from the series."""
 
-PIECE = 1 << 16
-"""Bytes of body gathered before they are sent: zlib hands back a gzip header alone at first,
-and a body that fits one chunk must stay one message with its length."""
+PIECE = 1 << 14
+"""Bytes of body gathered before they are sent (16 KiB, a chunk's worth): zlib hands back a
+gzip header alone at first, and a body that fits one piece must stay one message with its
+length."""
 
 
 class Exposition:

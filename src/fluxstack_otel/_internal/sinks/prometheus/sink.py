@@ -34,7 +34,7 @@ from fluxstack_otel._internal.config.model import PrometheusExporterConfig
 from fluxstack_otel._internal.http.tally import HttpSeries
 from fluxstack_otel._internal.runtime import background
 from fluxstack_otel._internal.sinks.base import ALLOWED_METHODS, method_not_allowed, plain_response
-from fluxstack_otel._internal.sinks.prometheus.deflate import GZIP_LEVEL
+from fluxstack_otel._internal.sinks.prometheus.deflate import compressor
 from fluxstack_otel._internal.sinks.prometheus.exposition import (
     DEFAULT_OPTIONS,
     RenderOptions,
@@ -148,9 +148,7 @@ class PrometheusEndpoint:
         body = render_protobuf(self._collect(None), self._options)
         if not gzip:
             return body
-        import zlib  # loaded on the first compressed scrape, not with the package
-
-        member = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+        member = compressor(31)  # wbits 31: a gzip member
         return member.compress(body) + member.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
