@@ -142,6 +142,33 @@ def test_head_on_a_streamed_body_gives_its_length_and_no_body(monitoring: Monito
     assert b"".join(m["body"] for m in _bodies(sent)) == b""
 
 
+NATIVE_SCRAPER = (  # what a Prometheus with native histograms on asks for
+    b"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+    b"encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
+)
+
+
+def test_a_protobuf_scrape_is_gzipped_when_asked_and_inflates_to_the_plain_one(
+    monitoring: Monitoring,
+) -> None:
+    """The delimited protobuf body goes through the scrape's compressor as one gzip member: the
+    scraper's gunzip (which checks the member's CRC and length) gives the uncompressed body."""
+    app = monitoring.instrument(ok_app)
+    _feed(app)
+    bodies: dict[bool, bytes] = {}
+    for compressed in (False, True):
+        scope = _scope("/metrics", gzip_ok=compressed)
+        scope["headers"].append((b"accept", NATIVE_SCRAPER))
+        sent = asyncio.run(drive(app, scope))
+        headers = dict(sent[0]["headers"])
+        assert headers[b"content-type"].startswith(b"application/vnd.google.protobuf")
+        assert (headers.get(b"content-encoding") == b"gzip") is compressed
+        bodies[compressed] = b"".join(m["body"] for m in _bodies(sent))
+    assert len(bodies[True]) < len(bodies[False]) // 4
+    assert gzip.decompress(bodies[True]) == bodies[False]
+    assert bodies[False].count(b"http_requests_total") == 1  # one family, its series inside
+
+
 def test_a_text_over_the_budget_is_streamed_afresh_and_not_kept(
     monitoring: Monitoring, monkeypatch: pytest.MonkeyPatch
 ) -> None:

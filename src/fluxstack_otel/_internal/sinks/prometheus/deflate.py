@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GZIP_LEVEL",
+    "GZIP_MEMLEVEL",
     "Deflated",
     "GzipBody",
     "PlainBody",
