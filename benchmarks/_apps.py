@@ -74,6 +74,8 @@ class Built:
     close: Callable[[], None] = lambda: None
     notes: list[str] = field(default_factory=list)
     handle: Any = None
+    # Work left pending for a background thread, done inside a timed batch (Driver.batch).
+    settle: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,7 @@ def build_package(
     notes.insert(
         0, f"exporters: {kinds}; alerts: {len(config.get('alerts', []))}; set_global: {scope}"
     )
-    return Built(app, monitoring.shutdown, notes, monitoring)
+    return Built(app, monitoring.shutdown, notes, monitoring, _pending_folds(monitoring))
 
 
 def build_package_default(ctx: Context) -> Built:
@@ -332,9 +334,19 @@ def build_package_default(ctx: Context) -> Built:
         monitoring.shutdown()
         raise
     scope = "off (shared process)" if ctx.shared_process else "default (on)"
-    return Built(
-        app, monitoring.shutdown, [f"default configuration; set_global: {scope}"], monitoring
-    )
+    notes = [f"default configuration; set_global: {scope}"]
+    return Built(app, monitoring.shutdown, notes, monitoring, _pending_folds(monitoring))
+
+
+def _pending_folds(monitoring: Any) -> Callable[[], None] | None:
+    """The package's recorder drain: a timed batch folds the records it queued, all of them.
+
+    The middleware folds on the request thread every ``DRAIN_AT`` records; what a batch leaves
+    below that would be folded by the next collection, on a background thread in production, on
+    the thread clock of no variant here. Draining at the end of each batch charges the batch.
+    """
+    recorder = monitoring._wiring().recorder
+    return None if recorder is None else recorder.drain
 
 
 def build_package_fastapi(ctx: Context) -> Built:

@@ -20,13 +20,13 @@ async def main(name: str, requests: int, warmup: int, ctx: Context) -> None:
     try:
         if not await driver.startup():
             raise SystemExit(f"{name}: lifespan start-up failed")
-        await driver.batch(warmup)
+        await driver.batch(warmup, built.settle)
         # As in section 1: what set-up built is moved out of the collector's reach, so a full
         # collection inside the counted requests does not traverse the whole process.
         gc.collect()
         gc.freeze()
         if requests:
-            await driver.batch(requests)
+            await driver.batch(requests, built.settle)
         await driver.shutdown()
     finally:
         built.close()

@@ -7,6 +7,14 @@ other, so the machine's slow spells hit both. The figure per variant is the medi
 (batch time / batch size); the overhead of an instrumented variant is the median over rounds of
 its time minus its bare app's time in the same round.
 
+The clock is the serving thread's CPU time (``time.thread_time_ns``, read twice per batch), so
+time the thread spends descheduled by the machine's other load does not count; the wall-clock time
+of each batch is kept beside it (``wall_us_per_request``). A variant whose recorder queues records
+for a later fold passes a ``settle`` step, run inside both timings after the batch's last request,
+so the batch pays for folding every record it queued rather than leaving some to a background
+thread. Each instrumented row also carries ``vs_reference``: the median over rounds of its overhead
+divided by the hand-written reference's overhead in the same round.
+
 Garbage collection: after set-up, ``gc.freeze()`` moves every object built so far (all variants'
 apps, one process holding them all) out of the collector's reach, so a collection inside one
 variant's batch does not traverse the other variants' heaps. A ``gc.collect()`` runs before every
@@ -36,6 +44,7 @@ class _Running:
     built: Built
     driver: Driver
     times_us: list[float] = field(default_factory=list)
+    wall_us: list[float] = field(default_factory=list)
 
 
 def run(
@@ -99,7 +108,7 @@ async def _run(
             entry["lifespan"] = await driver.startup()
             if variant is not NOOP:
                 await driver.check()
-            ns = await driver.batch(warmup)
+            ns, _ = await driver.batch(warmup, built.settle)
         except Exception as exc:
             entry["error"] = _describe(exc)
             await _close(variant, driver, built, ctx, entry)
@@ -123,7 +132,7 @@ async def _run(
                     gc.disable()
                 try:
                     batch = out[name]["batch"]
-                    ns = await state.driver.batch(batch)
+                    wall, cpu = await state.driver.batch(batch, state.built.settle)
                 except Exception as exc:
                     out[name]["error"] = _describe(exc)
                     del running[name]
@@ -131,7 +140,8 @@ async def _run(
                     continue
                 finally:
                     gc.enable()
-                state.times_us.append(ns / batch / 1000)
+                state.times_us.append(cpu / batch / 1000)
+                state.wall_us.append(wall / batch / 1000)
                 # Give the loop's own callbacks (lag probes, timers) a turn, outside the timing.
                 await asyncio.sleep(0)
     finally:
@@ -141,6 +151,7 @@ async def _run(
 
     for name, state in running.items():
         out[name].update(_summary(state.times_us))
+        out[name]["wall_us_per_request"] = median(state.wall_us)
     for name, state in running.items():
         base = state.variant.base
         if base is None or base not in running:
@@ -154,7 +165,35 @@ async def _run(
         out[name]["overhead_us_per_round"] = diffs
         out[name]["ratio_to_base"] = median(ratios)
         out[name]["ratio_to_base_per_round"] = ratios
+        wall_base = running[base].wall_us
+        out[name]["wall_overhead_us"] = median(
+            [t - b for t, b in zip(state.wall_us, wall_base, strict=False)]
+        )
+    _versus_reference(out)
     return result
+
+
+def _versus_reference(out: dict[str, Any]) -> None:
+    """Each package row's overhead over the hand-written reference's, round by round.
+
+    The issue's figure: (package - its bare app) / (reference - its bare app) in the same round,
+    median over rounds; the ratio of the two medians is reported beside it.
+    """
+    hand = out.get("handwritten", {})
+    hand_rounds = hand.get("overhead_us_per_round")
+    if not hand_rounds or hand.get("base") is None:
+        return
+    for name, entry in out.items():
+        mine = entry.get("overhead_us_per_round")
+        if not name.startswith("fluxstack") or not mine or entry.get("base") != hand["base"]:
+            continue
+        per_round = [m / h for m, h in zip(mine, hand_rounds, strict=False) if h > 0]
+        entry["vs_reference_per_round"] = per_round
+        entry["vs_reference"] = median(per_round) if per_round else None
+        reference = hand["overhead_us"]
+        entry["vs_reference_of_medians"] = (
+            entry["overhead_us"] / reference if reference > 0 else None
+        )
 
 
 def _summary(times: list[float]) -> dict[str, Any]:

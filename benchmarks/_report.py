@@ -119,6 +119,14 @@ def _trailer(variants: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _versus(per_round: float | None, of_medians: float | None) -> str:
+    """The per-round ratio to the reference, the ratio of medians in brackets; blank if unknown."""
+    if per_round is None and of_medians is None:
+        return ""
+    first, second = (("-" if v is None else f"{v:.2f}x") for v in (per_round, of_medians))
+    return f"{first} ({second})"
+
+
 def inproc(res: dict[str, Any]) -> str:
     rows = []
     for entry in res["variants"].values():
@@ -128,21 +136,26 @@ def inproc(res: dict[str, Any]) -> str:
         row = [entry["label"], fmt(entry["us_per_request"], ".2f"), f"{q1:.1f}-{q3:.1f}"]
         if "overhead_us" in entry:
             o1, o3 = entry["overhead_us_q1_q3"]
+            per_round, of_medians = entry.get("vs_reference"), entry.get("vs_reference_of_medians")
             row += [
                 fmt(entry["overhead_us"], ".2f", sign=True),
                 f"{o1:+.1f}..{o3:+.1f}",
                 fmt(entry["ratio_to_base"], ".2f") + "x",
+                _versus(per_round, of_medians),
+                fmt(entry["wall_overhead_us"], ".2f", sign=True),
                 entry["base"],
             ]
         else:
-            row += ["", "", "", ""]
+            row += ["", "", "", "", "", ""]
         rows.append(row)
     title = (
-        f"1. In-process ASGI, µs per request: median of {res['rounds']} rounds, one batch of "
+        f"1. In-process ASGI, CPU µs per request (the serving thread's clock): median of "
+        f"{res['rounds']} rounds, one batch of "
         + (f"~{res['slice_ms']:g} ms" if res["slice_ms"] else "one pass of the mix")
         + f" per variant per round (mix: {'; '.join(res['requests'])}); GC {res['gc']}"
     )
-    heads = ["variant", "µs/req", "IQR", "overhead µs", "IQR", "x base", "base"]
+    heads = ["variant", "µs/req", "IQR", "overhead µs", "IQR", "x base",
+             "vs hand-written (per round)", "wall overhead µs", "base"]  # fmt: skip
     return "\n".join([title, table(heads, rows), *_trailer(res["variants"])])
 
 
