@@ -93,6 +93,31 @@ def test_duration_stops_at_the_last_body_byte(monitoring: Monitoring) -> None:
     assert v[("http_request_duration_seconds_sum", MR | {("status_code", "200")})] < 0.25
 
 
+def test_duration_includes_a_slow_client_until_the_final_chunk_is_handed_over(
+    monitoring: Monitoring,
+) -> None:
+    """A server held up writing an earlier chunk (flow control, a slow client) is inside the
+    duration; its write of the final chunk is not: the duration ends when that is handed over."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a" * 10, "more_body": True})
+        await send({"type": "http.response.body", "body": b"b" * 10})
+
+    async def server_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            await asyncio.sleep(0.1 if message.get("more_body") else 0.4)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    asyncio.run(monitoring.instrument(app)(scope("/slow"), receive, server_send))
+    duration = values(monitoring)[
+        ("http_request_duration_seconds_sum", MR | {("status_code", "200")})
+    ]
+    assert 0.099 <= duration < 0.4
+
+
 def test_streamed_body_bytes_are_counted_as_sent(monitoring: Monitoring) -> None:
     """Response size is the sum of the body chunks actually sent, not a header."""
 

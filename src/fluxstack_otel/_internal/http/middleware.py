@@ -8,9 +8,12 @@ recorder. No OpenTelemetry call happens on this path.
 Rules:
 - ``http_requests_total`` counts every request that entered, also those that end without a
   response (client gone, cancelled).
-- Duration runs from entry until the last response body byte is sent (``more_body`` false), so
-  Starlette background tasks are excluded and streaming is included. When no final body message
-  is sent, it runs until the app returns.
+- Duration runs from entry until the final response body message (``more_body`` false, or a
+  ``pathsend``) is handed to the server, so Starlette background tasks are excluded and
+  streaming is included, as starlette-exporter measures it. The server's own write of that last
+  message is not timed: waiting for it would take a coroutine per request (about 0.1 µs, a
+  twentieth of the middleware's cost), and every earlier chunk's write, flow control included,
+  is inside the duration. When no final body message is sent, it runs until the app returns.
 - An unhandled ``Exception`` is recorded as status 500 (when no response had started) with
   ``error_type`` = the exception's class name, and re-raised unchanged. Its response size is what
   reaches the client: the bytes sent when the response had started (``instrument()`` outside
@@ -179,7 +182,7 @@ class MonitoringMiddleware:
                 exchange.sent = SERVER_ERROR_BODY_SIZE
             raise
         finally:
-            # The end of the exchange: the final body message's completion, else now.
+            # The end of the exchange: when the final body message was handed over, else now.
             now = exchange.end or perf_counter()
             status = exchange.status
             try:
@@ -251,8 +254,8 @@ class _Exchange:
         return message
 
     def send(self, message: Message) -> Awaitable[None]:
-        # A plain function that returns the server's awaitable: no extra coroutine per message,
-        # except for the final body message, whose completion time ends the duration.
+        # A plain function that returns the server's awaitable: no coroutine of its own per
+        # message. The final body message ends the duration when it is handed to the server.
         # Subscripts and ``in`` over dict.get(): no method call (the try costs nothing in 3.11+).
         kind = message["type"]
         if kind == "http.response.body":
@@ -263,19 +266,14 @@ class _Exchange:
             if body:
                 self.sent += len(body)
             if "more_body" not in message or not message["more_body"]:
-                return self._send_final(message)
+                self.end = perf_counter()
         elif kind == "http.response.start":
             self.status = message["status"]
         elif kind == "http.response.pathsend":
             self.sent += _file_size(message.get("path"))
-            return self._send_final(message)
+            self.end = perf_counter()
         send = self._send  # as in __call__: a slot read, not a method lookup
         return send(message)
-
-    async def _send_final(self, message: Message) -> None:
-        send = self._send
-        await send(message)
-        self.end = perf_counter()
 
 
 def _file_size(path: object) -> int:
