@@ -1,10 +1,20 @@
 """Section 2: throughput under uvicorn on 127.0.0.1, one server subprocess per variant.
 
 All servers start first (in parallel, then pinned to one core) and are warmed up; the load
-generator is pinned to another core. Each round runs every bare app, then each of its variants
-followed by the bare app again (``B v1 B v2 B ...``, variant order rotated per round): a variant
-run's ratio is its requests/s over the mean of the two bare runs around it. The report gives the
-median of those ratios and the medians of requests/s, p50 and p99 over the rounds.
+generator is pinned to another core. Each round has two parts:
+
+- solo runs: every server alone under load, in an order rotated per round, for the absolute
+  requests/s, p50 and p99;
+- paired runs: each variant and its bare app loaded at the same time, for the same second, both
+  servers on the one core. The kernel's scheduler interleaves them every few milliseconds, so a
+  slow spell of the machine (on a shared virtual machine, adjacent seconds differ by up to 15 %)
+  lands on both alike. Each server's CPU time is read from ``/proc/PID/task/*/schedstat`` (ns)
+  around the run, and the round's **capacity ratio** is the variant's requests per CPU-second
+  over the bare app's: what a saturated server's requests/s would be, corrected for the
+  scheduler's share not being exactly half.
+
+The report gives the median capacity ratio over the rounds (the figure the targets use), the
+paired runs' raw requests/s ratio beside it, and the medians of the solo runs.
 """
 
 from __future__ import annotations
@@ -40,6 +50,15 @@ class _Server:
     stderr: Path
     runs: list[dict[str, Any]] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
+    capacity: list[float] = field(default_factory=list)
+    paired: list[dict[str, Any]] = field(default_factory=list)
+    # More processes of the same variant, for the paired runs (see run's ``instances``).
+    twins: list[_Server] = field(default_factory=list)
+
+    def instance(self, k: int) -> _Server:
+        """Process ``k`` (mod their number) of this variant: 0 is this one, then the twins."""
+        every = [self, *self.twins]
+        return every[k % len(every)]
 
 
 def plan_cores() -> tuple[int | None, int | None, str]:
@@ -77,20 +96,21 @@ def _get(url: str, method: str = "GET", body: bytes = b"", ctype: bytes = b"") -
         return int(exc.code)
 
 
-def _start(variant: Variant, ctx: Context, workdir: Path) -> _Server:
+def _start(variant: Variant, ctx: Context, workdir: Path, instance: int = 0) -> _Server:
     port = _free_port()
-    report = workdir / f"{variant.name}.json"
-    stderr = workdir / f"{variant.name}.stderr"
+    tag = variant.name if instance == 0 else f"{variant.name}.{instance}"
+    report = workdir / f"{tag}.json"
+    stderr = workdir / f"{tag}.stderr"
     cmd = [
         sys.executable,
         str(HERE / "_server.py"),
         f"--variant={variant.name}",
         f"--port={port}",
-        f"--tmpdir={ctx.tmpdir / variant.name}",
+        f"--tmpdir={ctx.tmpdir / tag}",
         f"--otlp-endpoint={ctx.otlp_endpoint}",
         f"--report={report}",
     ]
-    (ctx.tmpdir / variant.name).mkdir(parents=True, exist_ok=True)
+    (ctx.tmpdir / tag).mkdir(parents=True, exist_ok=True)
     with stderr.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     return _Server(variant, port, proc, report, stderr)
@@ -189,6 +209,51 @@ def _load(
     return _parse(loadgen, done.stdout)
 
 
+def cpu_ns(pid: int) -> int | None:
+    """CPU time every live thread of ``pid`` has run, in ns (``schedstat``); None off Linux."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended between the listing and the read
+    return total
+
+
+def _load_pair(
+    loadgen: str, bare: _Server, variant: _Server, duration: int, connections: int,
+    cpu: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Load both servers at once for the same duration; each run with its server's CPU time."""
+    pair = (bare, variant)
+    before = [cpu_ns(s.proc.pid) for s in pair]
+    procs = [
+        subprocess.Popen(
+            _load_cmd(loadgen, s.port, duration, connections, cpu),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in pair
+    ]
+    outs = [p.communicate(timeout=duration + 60) for p in procs]
+    after = [cpu_ns(s.proc.pid) for s in pair]
+    runs = []
+    for proc, (stdout, stderr), b, a in zip(procs, outs, before, after, strict=True):
+        if proc.returncode != 0:
+            raise ValueError(f"exit status {proc.returncode}: {stderr.strip()[-300:]}")
+        run = _parse(loadgen, stdout)
+        if b is not None and a is not None and run["requests"] > 0:
+            run["cpu_s"] = (a - b) / 1e9
+        runs.append(run)
+    return runs[0], runs[1]
+
+
 def _load_all_at_once(
     loadgen: str, servers: dict[str, _Server], duration: int, connections: int
 ) -> dict[str, dict[str, Any] | str]:
@@ -215,13 +280,16 @@ def _load_all_at_once(
 
 
 def _stop(server: _Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGINT)
+    """Stop the server and its twins (SIGINT, then SIGKILL after 15 s)."""
+    for process in (server, *server.twins):
+        if process.proc.poll() is None:
+            process.proc.send_signal(signal.SIGINT)
+    for process in (server, *server.twins):
         try:
-            server.proc.wait(timeout=15)
+            process.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
+            process.proc.kill()
+            process.proc.wait()
 
 
 def run(
@@ -234,8 +302,14 @@ def run(
     warmup: int,
     loadgen: str,
     smoke: bool = False,
+    instances: int = 3,
 ) -> dict[str, Any]:
-    """Measure requests/s, p50 and p99 per variant; returns the section's JSON-ready result."""
+    """Measure requests/s, p50 and p99 per variant; returns the section's JSON-ready result.
+
+    ``instances`` processes of every variant serve the paired runs, in turn: one process's
+    figures carry its own luck (memory layout, hash seed), which moved two processes of the
+    same bare app up to 3 % apart here, as much as the differences being measured.
+    """
     server_cpu, client_cpu, pin_note = plan_cores()
     result: dict[str, Any] = {
         "loadgen": loadgen,
@@ -248,6 +322,7 @@ def run(
         "warmup_seconds": warmup,
         "pinning": pin_note,
         "server": "uvicorn, one process, h11/asyncio as installed, access log off",
+        "instances": instances,
         "variants": {},
     }
     out: dict[str, Any] = result["variants"]
@@ -258,6 +333,10 @@ def run(
     try:
         for variant in variants:
             servers[variant.name] = _start(variant, ctx, workdir)
+            if not smoke:
+                servers[variant.name].twins = [
+                    _start(variant, ctx, workdir, k) for k in range(1, instances)
+                ]
         for name, server in list(servers.items()):
             entry = out[name] = {"label": server.variant.label, "base": server.variant.base}
             problem = _wait_ready(server) or _smoke(server)
@@ -268,33 +347,59 @@ def run(
                 _stop(server)
                 del servers[name]
                 continue
+            for twin in server.twins:
+                problem = _wait_ready(twin) or _smoke(twin)
+                if problem is not None:
+                    entry["error"] = f"a second process of it: {problem}"
+                    break
+            if "error" in entry:
+                _stop(server)
+                del servers[name]
+                continue
             entry["notes"] = _read_report(server).get("notes", [])
-            _pin(server.proc.pid, server_cpu)
+            for process in (server, *server.twins):
+                _pin(process.proc.pid, server_cpu)
         for name, server in list(servers.items()):
             try:
                 if warmup:
-                    _load(loadgen, server.port, warmup, connections, client_cpu)
+                    for process in (server, *server.twins):
+                        _load(loadgen, process.port, warmup, connections, client_cpu)
             except (subprocess.SubprocessError, ValueError) as exc:
                 out[name]["error"] = f"warm-up load failed: {exc}"
                 _stop(server)
                 del servers[name]
         for r in range(rounds if not smoke else 0):
             print(f"  throughput round {r + 1}/{rounds}", file=sys.stderr, flush=True)
-            done: list[tuple[str, float]] = []
-            for name in _schedule(servers, r):
+            for name in rotated(list(servers), r):
                 server = servers.get(name)
                 if server is None:
                     continue
                 try:
-                    run = _load(loadgen, server.port, duration, connections, client_cpu)
+                    server.runs.append(
+                        _load(loadgen, server.port, duration, connections, client_cpu)
+                    )
                 except (subprocess.SubprocessError, ValueError) as exc:
                     out[name]["error"] = f"load round {r + 1} failed: {exc}"
                     _stop(server)
                     del servers[name]
+            members = [n for n, s in servers.items() if s.variant.base in servers]
+            for name in rotated(members, r):
+                # Every pairing of the variant's processes with the bare app's, in turn.
+                k = instances
+                variant = servers[name].instance(r)
+                bare = servers[servers[name].variant.base or ""].instance(r + r // k)
+                server = servers[name]
+                try:
+                    b, v = _load_pair(loadgen, bare, variant, duration, connections, client_cpu)
+                except (subprocess.SubprocessError, ValueError) as exc:
+                    out[name]["error"] = f"paired load round {r + 1} failed: {exc}"
                     continue
-                server.runs.append(run)
-                done.append((name, run["rps"]))
-            _bracketed_ratios(servers, done)
+                server.ratios.append(v["rps"] / b["rps"])
+                if "cpu_s" in b and "cpu_s" in v and b["cpu_s"] > 0 and v["cpu_s"] > 0:
+                    server.capacity.append(
+                        (v["requests"] / v["cpu_s"]) / (b["requests"] / b["cpu_s"])
+                    )
+                server.paired.append({"bare": b, "variant": v})
         if smoke:
             for name, got in _load_all_at_once(loadgen, servers, duration, connections).items():
                 if isinstance(got, str):
@@ -324,35 +429,19 @@ def run(
         if server.ratios:
             out[name]["ratio_to_base"] = median(server.ratios)
             out[name]["ratio_to_base_per_round"] = server.ratios
+        if server.capacity:
+            out[name]["capacity_ratio"] = median(server.capacity)
+            out[name]["capacity_ratio_per_round"] = server.capacity
+        if server.paired:
+            out[name]["paired_runs"] = server.paired
+    # CPU per request from the paired runs: each variant's own, each bare app's over all its pairs.
+    cpu: dict[str, list[float]] = {}
+    for name, server in servers.items():
+        for pair in server.paired:
+            for side, who in (("variant", name), ("bare", server.variant.base or "")):
+                run = pair[side]
+                if run.get("cpu_s") and run["requests"]:
+                    cpu.setdefault(who, []).append(run["cpu_s"] / run["requests"] * 1e6)
+    for name, values in cpu.items():
+        out[name]["cpu_us_per_request"] = median(values)
     return result
-
-
-def _schedule(servers: dict[str, _Server], round_index: int) -> list[str]:
-    """One round's run order: each bare app, then each of its variants followed by it again.
-
-    ``B v1 B v2 B ...``: every variant run is bracketed by two runs of its bare app, seconds
-    apart, so a slow spell of the machine lands on both sides of the ratio. Variant order is
-    rotated per round.
-    """
-    bases = [n for n, s in servers.items() if s.variant.base is None]
-    order: list[str] = []
-    for base in rotated(bases, round_index):
-        order.append(base)
-        members = [n for n, s in servers.items() if s.variant.base == base]
-        for name in rotated(members, round_index):
-            order += [name, base]
-    # Variants whose bare app is not running still get one run.
-    order += [n for n, s in servers.items() if s.variant.base not in (None, *bases)]
-    return order
-
-
-def _bracketed_ratios(servers: dict[str, _Server], done: list[tuple[str, float]]) -> None:
-    """Per variant run: requests/s over the mean of the bare runs just before and after it."""
-    for i, (name, rps) in enumerate(done):
-        server = servers.get(name)
-        if server is None or server.variant.base is None:
-            continue
-        base = server.variant.base
-        around = [done[j][1] for j in (i - 1, i + 1) if 0 <= j < len(done) and done[j][0] == base]
-        if around:
-            server.ratios.append(rps / (sum(around) / len(around)))

@@ -55,7 +55,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         s = {
             "inproc": {"rounds": 200, "slice_ms": 10.0, "warmup": 1000},
             "icount": {"requests": 2048, "warmup": 1024},
-            "throughput": {"rounds": 8, "duration": 1, "warmup": 1, "connections": 16},
+            "throughput": {"rounds": 18, "duration": 1, "warmup": 1, "connections": 16},
             "scrape": {"rounds": 3, "sizes": [100, 1_000, 10_000], "budget_s": 0.05},
             "memory": {"sizes": (1_000, 10_000), "window_s": 2.5},
             "startup": {"rounds": 15},
