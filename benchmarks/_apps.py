@@ -366,6 +366,33 @@ def build_starlette(ctx: Context) -> Built:
     return Built(starlette_app())
 
 
+class PassThrough:
+    """The floor of any metrics middleware: a class middleware whose send wrapper notes the status.
+
+    No timing, no counting, no recording. What it costs is what wrapping an app and its ``send``
+    costs before a middleware measures anything; the package's row minus this one is what the
+    measuring and recording add.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        status = None
+
+        def noted(message: Any) -> Any:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
+        await self.app(scope, receive, noted)
+
+
+def build_passthrough(ctx: Context) -> Built:
+    return Built(PassThrough(starlette_app()))
+
+
 def build_fastapi(ctx: Context) -> Built:
     _require("fastapi", "fastapi")
     return Built(fastapi_app())
@@ -440,6 +467,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "fluxstack-default", "fluxstack-otel, default config", "starlette", build_package_default
     ),
+    Variant("passthrough", "pass-through middleware (floor)", "starlette", build_passthrough),
     Variant("handwritten", "hand-written prometheus_client", "starlette", build_handwritten),
     Variant("otel", "OpenTelemetry ASGI middleware", "starlette", build_otel),
     Variant("starlette-exporter", "starlette-exporter", "starlette", build_starlette_exporter),

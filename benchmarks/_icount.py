@@ -29,8 +29,9 @@ from _apps import Context, Variant
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-# The variants the budget compares; the others take minutes each under valgrind.
-MEASURED = ("starlette", "fluxstack-default", "fluxstack", "handwritten")
+# The variants the budget compares, and the floor any middleware pays (the pass-through); the
+# others take minutes each under valgrind.
+MEASURED = ("starlette", "passthrough", "fluxstack-default", "fluxstack", "handwritten")
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 

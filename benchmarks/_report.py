@@ -168,20 +168,25 @@ def icount(res: dict[str, Any]) -> str:
         return f"{title}\n  skipped: {res['skipped']}"
     variants = res["variants"]
     hand = variants.get("handwritten", {}).get("overhead")
+    floor = variants.get("passthrough", {}).get("overhead")
     rows = []
     for name, entry in variants.items():
         if "instructions_per_request" not in entry:
             continue
         overhead = entry.get("overhead")
         versus = f"{overhead / hand:.2f}x" if overhead is not None and hand else ""
+        above = (
+            "" if overhead is None or floor is None else fmt(overhead - floor, ",.0f", sign=True)
+        )
         rows.append([
             name,
             fmt(entry["instructions_per_request"], ",.0f"),
             "" if overhead is None else fmt(overhead, ",.0f", sign=True),
             versus,
+            above,
         ])  # fmt: skip
     errors = [f"  {name}: ERROR {e['error']}" for name, e in variants.items() if "error" in e]
-    heads = ["variant", "instr/req", "over starlette", "vs hand-written"]
+    heads = ["variant", "instr/req", "over starlette", "vs hand-written", "over pass-through"]
     return "\n".join([title, table(heads, rows), *errors])
 
 
