@@ -378,7 +378,7 @@ class PassThrough:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        status = None
+        status = None  # noted and never read: the least any middleware that labels by status does
 
         def noted(message: Any) -> Any:
             nonlocal status
