@@ -132,6 +132,45 @@ def starlette_app() -> Any:
     )
 
 
+# The wide app: the four routes under each of WIDE prefixes, so a request mix that turns through
+# the prefixes (``Widened``) makes 4 x WIDE route templates, each its own series. A batch of
+# DRAIN_AT records then holds a few records of each series instead of dozens of four.
+WIDE = 16
+
+
+def wide_app() -> Any:
+    """The four routes again under ``/v0`` ... ``/v15``: 64 plain routes (no mounts, whose
+    templates take another path through the middleware)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    four = starlette_app().routes
+    return Starlette(
+        routes=[
+            Route(f"/v{i}{r.path}", r.endpoint, methods=r.methods)
+            for i in range(WIDE)
+            for r in four
+        ]
+    )
+
+
+class Widened:
+    """In front of an app (and its middlewares): each request goes to the next prefix in turn."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._prefixes = [(f"/v{i}", f"/v{i}".encode()) for i in range(WIDE)]
+        self._turn = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self._turn = turn = (self._turn + 1) % (WIDE * len(MIX))
+            prefix, raw = self._prefixes[turn // len(MIX)]  # every kind under each prefix
+            scope["path"] = prefix + scope["path"]
+            scope["raw_path"] = raw + scope["raw_path"]
+        await self.app(scope, receive, send)
+
+
 def fastapi_app() -> Any:
     """The same four routes as a FastAPI application (typed path parameter, no docs routes)."""
     from fastapi import FastAPI
@@ -323,7 +362,8 @@ def build_package_default(ctx: Context) -> Built:
     """This package as ``configure_monitoring()`` builds it with no configuration at all.
 
     The default: the six HTTP metrics with counted body bytes, system metrics (with the loop-lag
-    probe) and the Prometheus endpoint at ``/metrics``; no periodic exporter, no alert rule.
+    probe), the Prometheus endpoint at ``/metrics`` and the four threshold rules; no periodic
+    exporter, no other alert rule.
     """
     pkg = import_package()
     # As in full_config: one process holding every variant must not claim the global provider.
@@ -336,6 +376,35 @@ def build_package_default(ctx: Context) -> Built:
     scope = "off (shared process)" if ctx.shared_process else "default (on)"
     notes = [f"default configuration; set_global: {scope}"]
     return Built(app, monitoring.shutdown, notes, monitoring, _pending_folds(monitoring))
+
+
+def build_wide(ctx: Context) -> Built:
+    return Built(Widened(wide_app()))
+
+
+def build_package_wide(ctx: Context) -> Built:
+    """The default configuration on the wide app: 64 route templates, 64 series and more."""
+    pkg = import_package()
+    monitoring = pkg.configure_monitoring({"set_global": False} if ctx.shared_process else None)
+    try:
+        app = Widened(monitoring.instrument(wide_app()))
+    except BaseException:
+        monitoring.shutdown()
+        raise
+    notes = [f"default configuration on {4 * WIDE} routes, requested in turn"]
+    return Built(app, monitoring.shutdown, notes, monitoring, _pending_folds(monitoring))
+
+
+def build_handwritten_wide(ctx: Context) -> Built:
+    """The hand-written reference on the wide app."""
+    _require("prometheus_client", "prometheus-client")
+    from prometheus_client import CollectorRegistry
+
+    from _handwritten import PrometheusReferenceMiddleware
+
+    registry = CollectorRegistry()
+    app = Widened(PrometheusReferenceMiddleware(wide_app(), registry=registry))
+    return Built(app, handle=registry)
 
 
 def _pending_folds(monitoring: Any) -> Callable[[], None] | None:
@@ -473,5 +542,29 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("starlette-exporter", "starlette-exporter", "starlette", build_starlette_exporter),
     Variant("instrumentator", "prometheus-fastapi-instrumentator", "fastapi", build_instrumentator),
     Variant("fluxstack-fastapi", "fluxstack-otel on FastAPI", "fastapi", build_package_fastapi),
+    # The cost's flatness in routes and series: the package and the reference on 64 routes.
+    Variant(
+        "starlette-wide",
+        "Starlette, 64 routes (bare)",
+        None,
+        build_wide,
+        "starlette",
+        sections=("inproc",),
+    ),
+    Variant(
+        "fluxstack-wide",
+        "fluxstack-otel, default config, 64 routes",
+        "starlette-wide",
+        build_package_wide,
+        sections=("inproc",),
+    ),
+    Variant(
+        "handwritten-wide",
+        "hand-written prometheus_client, 64 routes",
+        "starlette-wide",
+        build_handwritten_wide,
+        "prometheus-client",
+        sections=("inproc",),
+    ),
 )
 BY_NAME = {v.name: v for v in (NOOP, *VARIANTS)}

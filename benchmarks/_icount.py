@@ -31,7 +31,17 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 # The variants the budget compares, and the floor any middleware pays (the pass-through); the
 # others take minutes each under valgrind.
-MEASURED = ("starlette", "passthrough", "fluxstack-default", "fluxstack", "handwritten")
+MEASURED = (
+    "starlette",
+    "passthrough",
+    "fluxstack-default",
+    "fluxstack",
+    "handwritten",
+    # 64 routes, so 64 series and more: what the cost does with the number of series.
+    "starlette-wide",
+    "fluxstack-wide",
+    "handwritten-wide",
+)
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -70,9 +80,13 @@ def run(
             row["error"] = str(exc)
             continue
         row["instructions_per_request"] = (full - empty) / requests
-    bare = result["variants"].get("starlette", {}).get("instructions_per_request")
-    for name, row in result["variants"].items():
-        if name != "starlette" and bare is not None and "instructions_per_request" in row:
+    bases = {v.name: v.base for v in variants}
+    counted = result["variants"]
+    for name, row in counted.items():
+        base = bases.get(name)
+        bare = counted.get(base, {}).get("instructions_per_request") if base else None
+        if bare is not None and "instructions_per_request" in row:
+            row["base"] = base
             row["overhead"] = row["instructions_per_request"] - bare
     return result
 

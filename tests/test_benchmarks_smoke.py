@@ -37,7 +37,12 @@ def test_quick_benchmark_run_builds_every_variant(tmp_path: Path) -> None:
     for variant in ("fluxstack", "handwritten", "otel", "starlette-exporter", "instrumentator"):
         assert variant in text, f"{variant} missing from the quick run"
     # The default configuration is the row issue 21's target is set on: built and served too.
-    assert "fluxstack-default" in results["sections"]["inproc"]["variants"]
+    inproc = results["sections"]["inproc"]["variants"]
+    assert "fluxstack-default" in inproc
+    # The cost with 64 routes (64 series and more), beside the reference on the same app.
+    for variant in ("fluxstack-wide", "handwritten-wide"):
+        assert inproc[variant]["base"] == "starlette-wide", variant
+        assert "overhead_us" in inproc[variant], variant
     assert "unavailable" not in done.stdout
     icount = results["sections"]["icount"]
     if shutil.which("valgrind") is None:

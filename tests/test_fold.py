@@ -1,4 +1,7 @@
-"""The recorder's two folds agree: grouped by series (the default path) and record by record."""
+"""The recorder's two folds agree: grouped by series (the default path) and record by record.
+
+The grouped fold takes two paths itself, by how many records a series has in the batch (C-level
+passes from ``GROUP_MIN`` records, else a loop): the batches below mix both."""
 
 from __future__ import annotations
 
@@ -6,7 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
-from fluxstack_otel._internal.http.fold import BUCKETS, Pending, fold_each, fold_grouped
+from fluxstack_otel._internal.http.fold import (
+    BUCKETS,
+    DUR_SUM,
+    GROUP_MIN,
+    Pending,
+    Totals,
+    fold_each,
+    fold_grouped,
+    fold_totals,
+    new_totals,
+)
 from fluxstack_otel._internal.http.projection import SeriesKey
 
 _DUR = (0.001, 0.01, 0.1, 1.0)
@@ -17,7 +30,9 @@ _KEYS: list[SeriesKey] = [
     ("GET", "/a", 200, None),
     ("POST", "/b", 500, "500"),
     ("GET", "/a", None, "RuntimeError"),  # no response: no response size
+    *[("GET", f"/r{i}", 200, None) for i in range(12)],  # a few records each: the loop
 ]
+_WIDTH = _RESP_AT + len(_SIZE) + 1
 
 _records = st.lists(
     st.tuples(
@@ -32,26 +47,47 @@ _records = st.lists(
 )
 
 
-def _fold(records: list[Pending], grouped: bool) -> dict[SeriesKey, list[float]]:
+def _fold(records: list[Pending], grouped: bool) -> tuple[dict[SeriesKey, list[float]], Totals]:
     series: dict[SeriesKey, list[float]] = {}
     starts: dict[SeriesKey, float] = {}
+    totals = new_totals(_WIDTH)
 
     def create(key: SeriesKey, started: float) -> list[float]:
         starts[key] = started
-        acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (_RESP_AT + len(_SIZE) + 1 - BUCKETS)
+        acc: list[float] = [0.0, 0.0, 0, 0] + [0] * (_WIDTH - BUCKETS)
         series[key] = acc
         return acc
 
     args = (iter(records), series.get, create, _DUR, _SIZE, _REQ_AT, _RESP_AT)
     if grouped:
-        fold_grouped(*args)
+        fold_grouped(*args, totals)
     else:
         fold_each(*args, ExponentialSeries({}), lambda key: key)
-    return {key: [*acc, starts[key]] for key, acc in series.items()}
+        fold_totals(records, totals, _DUR, _SIZE, _REQ_AT, _RESP_AT)
+    return {key: [*acc, starts[key]] for key, acc in series.items()}, totals
+
+
+def _rounded(totals: Totals) -> Totals:
+    """The totals' sums rounded (the paths add the same values in different orders), without
+    the slot of the last update, which nothing reads from the totals."""
+    return {cls: [round(v, 6) for v in acc[DUR_SUM:]] for cls, acc in totals.items()}
 
 
 @settings(max_examples=200, deadline=None)
 @given(_records)
 def test_grouped_fold_matches_the_record_by_record_loop(records: list[Pending]) -> None:
-    """Every bucket, sum (bit for bit), last update and start time is what one-by-one folding gives."""
-    assert _fold(records, grouped=True) == _fold(records, grouped=False)
+    """Every bucket, sum (bit for bit), last update and start time is what one-by-one folding
+    gives, and so are the totals of every class."""
+    grouped, grouped_totals = _fold(records, grouped=True)
+    each, each_totals = _fold(records, grouped=False)
+    assert grouped == each
+    assert _rounded(grouped_totals) == _rounded(each_totals)
+
+
+def test_a_batch_takes_both_paths() -> None:
+    """The batches above reach both: a series with many records and one with few."""
+    many = [(_KEYS[0], 0.5, 10, 10, 1.0)] * GROUP_MIN
+    few = [(_KEYS[3], 0.002, 0, 2000, 2.0)] * (GROUP_MIN - 1)
+    series, totals = _fold(many + few, grouped=True)
+    assert series == _fold(many + few, grouped=False)[0]
+    assert sum(totals[(False, True)][BUCKETS:_REQ_AT]) == 2 * GROUP_MIN - 1

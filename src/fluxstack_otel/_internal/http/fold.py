@@ -30,6 +30,7 @@ from fluxstack_otel._internal.runtime.gil import YIELD_MASK, yield_now
 __all__ = [
     "BUCKETS",
     "DUR_SUM",
+    "GROUP_MIN",
     "LAST",
     "REQ_SUM",
     "RESP_SUM",
@@ -59,6 +60,10 @@ LAST, DUR_SUM, REQ_SUM, RESP_SUM, BUCKETS = 0, 1, 2, 3, 4
 _Lookup = Callable[[SeriesKey], "list[float] | None"]
 _Create = Callable[[SeriesKey, float], "list[float]"]
 
+# A series with fewer records than this in a batch is folded record by record: ``_add``'s
+# passes cost about 2.4 µs per series however few its records, the loop about 0.3 µs a record.
+GROUP_MIN = 8
+
 Class = tuple[bool, bool]
 """A record's class for the totals: (no response started, no error counted)."""
 Totals = dict[Class, "list[float]"]
@@ -78,19 +83,46 @@ def fold_grouped(
     """Fold ``records`` series by series: one pass to group them, C-level passes per series.
 
     Requires size bounds above zero (an empty body then bisects to the first bucket, where the
-    record-by-record loop puts it) and no exponential histogram. With ``totals``, each series'
-    increase is added to the totals of its class as well, from the same sorted buckets.
+    record-by-record loop puts it) and no exponential histogram. A series with fewer than
+    ``GROUP_MIN`` records in the batch is folded record by record instead: the passes cost
+    about as much for one record as for dozens, so with many series per batch they would cost
+    more than the loop. With ``totals``, every record is added to the totals of its class as
+    well (from the same sorted buckets, in a series of many records).
     """
     groups: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
     for record in records:
         groups[record[0]].append(record)
+    # The records folded one at a time, by class: added to the totals after, with passes.
+    few: defaultdict[Class, list[Pending]] | None = None if totals is None else defaultdict(list)
+    bisect = bisect_left
     for key, rows in groups.items():
         acc = get(key)
         if acc is None:
             first = rows[0]
             acc = create(key, first[4] - first[1])
-        total = None if totals is None else totals[(key[2] is None, key[3] is None)]
-        _add(acc, rows, key[2] is not None, dur_bounds, size_cuts, req_at, resp_at, total)
+        responded = key[2] is not None  # the key has a status: a response started
+        cls = (not responded, key[3] is None)
+        if len(rows) >= GROUP_MIN:
+            total = None if totals is None else totals[cls]
+            _add(acc, rows, responded, dur_bounds, size_cuts, req_at, resp_at, total)
+            continue
+        for _, duration, request_bytes, response_bytes, _ in rows:
+            acc[DUR_SUM] += duration
+            acc[BUCKETS + bisect(dur_bounds, duration)] += 1
+            if request_bytes:
+                acc[REQ_SUM] += request_bytes
+                acc[req_at + bisect(size_cuts, request_bytes)] += 1
+            else:
+                acc[req_at] += 1
+            if responded:
+                acc[RESP_SUM] += response_bytes
+                acc[resp_at + bisect(size_cuts, response_bytes)] += 1
+        acc[LAST] = rows[-1][4]
+        if few is not None:
+            few[cls] += rows
+    if few and totals is not None:
+        for cls, rows in few.items():
+            _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
 
 
 def fold_totals(
