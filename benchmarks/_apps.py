@@ -408,14 +408,18 @@ def build_handwritten_wide(ctx: Context) -> Built:
 
 
 def _pending_folds(monitoring: Any) -> Callable[[], None] | None:
-    """The package's recorder drain: a timed batch folds the records it queued, all of them.
+    """The package's recorder drain: a timed batch takes in the records it queued, all of them.
 
-    The middleware folds on the request thread every ``DRAIN_AT`` records; what a batch leaves
-    below that would be folded by the next collection, on a background thread in production, on
-    the thread clock of no variant here. Draining at the end of each batch charges the batch.
+    The middleware drains on the request thread every ``DRAIN_AT`` records; what a batch leaves
+    below that would be drained by the next collection, on a background thread in production,
+    on the thread clock of no variant here. Draining at the end of each batch charges the batch.
+    It is ``drain_ready``, as the middleware's: the records of a series with few of them stay
+    held (``fold.HOLD_ROWS``) and are folded by a later batch of the same variant, as in
+    production by a later request; a full fold per batch would charge every 10 ms what a server
+    pays once per scrape.
     """
     recorder = monitoring._wiring().recorder
-    return None if recorder is None else recorder.drain
+    return None if recorder is None else recorder.drain_ready
 
 
 def build_package_fastapi(ctx: Context) -> Built:

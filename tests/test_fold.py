@@ -5,6 +5,8 @@ passes from ``GROUP_MIN`` records, else a loop): the batches below mix both."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +49,9 @@ _records = st.lists(
 )
 
 
-def _fold(records: list[Pending], grouped: bool) -> tuple[dict[SeriesKey, list[float]], Totals]:
+def _fold(
+    records: list[Pending], grouped: bool, chunk: int = 0
+) -> tuple[dict[SeriesKey, list[float]], Totals]:
     series: dict[SeriesKey, list[float]] = {}
     starts: dict[SeriesKey, float] = {}
     totals = new_totals(_WIDTH)
@@ -60,7 +64,12 @@ def _fold(records: list[Pending], grouped: bool) -> tuple[dict[SeriesKey, list[f
 
     args = (iter(records), series.get, create, _DUR, _SIZE, _REQ_AT, _RESP_AT)
     if grouped:
-        fold_grouped(*args, totals)
+        held: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
+        # In chunks as the queue fills (series held between them), then flushed as a reader does.
+        for at in range(0, len(records), chunk or 1) if chunk else ():
+            fold_grouped(iter(records[at : at + chunk]), held, *args[1:], totals, flush=False)
+        fold_grouped(iter(() if chunk else records), held, *args[1:], totals)
+        assert not held  # flushed: nothing left held
     else:
         fold_each(*args, ExponentialSeries({}), lambda key: key)
         fold_totals(records, totals, _DUR, _SIZE, _REQ_AT, _RESP_AT)
@@ -74,11 +83,12 @@ def _rounded(totals: Totals) -> Totals:
 
 
 @settings(max_examples=200, deadline=None)
-@given(_records)
-def test_grouped_fold_matches_the_record_by_record_loop(records: list[Pending]) -> None:
+@given(_records, st.sampled_from([0, 1, 7, 64]))
+def test_grouped_fold_matches_the_record_by_record_loop(records: list[Pending], chunk: int) -> None:
     """Every bucket, sum (bit for bit), last update and start time is what one-by-one folding
-    gives, and so are the totals of every class."""
-    grouped, grouped_totals = _fold(records, grouped=True)
+    gives, and so are the totals of every class, whether the batch is folded at once or in
+    chunks with series held between them."""
+    grouped, grouped_totals = _fold(records, grouped=True, chunk=chunk)
     each, each_totals = _fold(records, grouped=False)
     assert grouped == each
     assert _rounded(grouped_totals) == _rounded(each_totals)

@@ -31,6 +31,7 @@ __all__ = [
     "BUCKETS",
     "DUR_SUM",
     "GROUP_MIN",
+    "HOLD_ROWS",
     "LAST",
     "REQ_SUM",
     "RESP_SUM",
@@ -60,8 +61,10 @@ LAST, DUR_SUM, REQ_SUM, RESP_SUM, BUCKETS = 0, 1, 2, 3, 4
 _Lookup = Callable[[SeriesKey], "list[float] | None"]
 _Create = Callable[[SeriesKey, float], "list[float]"]
 
-# A series with fewer records than this in a batch is folded record by record: ``_add``'s
-# passes cost about 2.4 µs per series however few its records, the loop about 0.3 µs a record.
+# ``_add``'s passes cost about 2.4 µs per series however few its records, the loop about 0.3 µs
+# a record: a series is held until it has HOLD_ROWS records (or a reader flushes), and one
+# flushed with fewer than GROUP_MIN takes the loop.
+HOLD_ROWS = 32
 GROUP_MIN = 8
 
 Class = tuple[bool, bool]
@@ -72,6 +75,7 @@ Totals = dict[Class, "list[float]"]
 
 def fold_grouped(
     records: Iterable[Pending],
+    held: defaultdict[SeriesKey, list[Pending]],
     get: _Lookup,
     create: _Create,
     dur_bounds: tuple[float, ...],
@@ -79,27 +83,37 @@ def fold_grouped(
     req_at: int,
     resp_at: int,
     totals: Totals | None = None,
-) -> None:
-    """Fold ``records`` series by series: one pass to group them, C-level passes per series.
+    flush: bool = True,
+) -> int:
+    """Group ``records`` by series into ``held``, then fold series by series; the number folded.
 
     Requires size bounds above zero (an empty body then bisects to the first bucket, where the
-    record-by-record loop puts it) and no exponential histogram. A series with fewer than
-    ``GROUP_MIN`` records in the batch is folded record by record instead: the passes cost
-    about as much for one record as for dozens, so with many series per batch they would cost
-    more than the loop. With ``totals``, every record is added to the totals of its class as
-    well (from the same sorted buckets, in a series of many records).
+    record-by-record loop puts it) and no exponential histogram. The C-level passes of a series
+    cost about as much for one record as for dozens, so without ``flush`` a series' records are
+    held until it has ``HOLD_ROWS`` of them, however many batches that takes; ``flush`` folds
+    every series held. A series flushed with fewer than ``GROUP_MIN`` records takes a loop
+    instead of the passes. A series' accumulators exist from its first record on (made then),
+    so what refers to a series meanwhile (an exemplar, the cap) finds it. With ``totals``,
+    every record is added to the totals of its class as well.
     """
-    groups: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
+    ready: list[SeriesKey] = []
     for record in records:
-        groups[record[0]].append(record)
+        key = record[0]
+        rows = held[key]
+        if not rows and get(key) is None:
+            create(key, record[4] - record[1])  # the series starts with its first request
+        rows.append(record)
+        if len(rows) == HOLD_ROWS:
+            ready.append(key)
     # The records folded one at a time, by class: added to the totals after, with passes.
     few: defaultdict[Class, list[Pending]] | None = None if totals is None else defaultdict(list)
     bisect = bisect_left
-    for key, rows in groups.items():
-        acc = get(key)
-        if acc is None:
-            first = rows[0]
-            acc = create(key, first[4] - first[1])
+    folded = 0
+    for key in list(held) if flush else ready:
+        rows = held.pop(key)
+        folded += len(rows)
+        first = rows[0]
+        acc = get(key) or create(key, first[4] - first[1])  # past the cap: the overflow's
         responded = key[2] is not None  # the key has a status: a response started
         cls = (not responded, key[3] is None)
         if len(rows) >= GROUP_MIN:
@@ -123,6 +137,7 @@ def fold_grouped(
     if few and totals is not None:
         for cls, rows in few.items():
             _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
+    return folded
 
 
 def fold_totals(

@@ -221,7 +221,7 @@ class MonitoringMiddleware:
                         )
                     )
                     if len(queue) >= DRAIN_AT:
-                        recorder.drain()
+                        recorder.drain_ready()
                 else:
                     options.finish(
                         recorder, scope, method, route, status, error_type, exchange, now

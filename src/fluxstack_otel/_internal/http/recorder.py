@@ -3,9 +3,11 @@
 One request is one ``record()`` call, which appends one tuple to a queue; the queue is folded into
 the per-series accumulators in batches (``fold.py``: grouped by series, then C-level sums and
 sorted bucket counts per series), under one lock, by the request that fills it or by the next
-collection. Its cost does not depend on how many exporters read the data. At collection time
-``snapshot()`` copies the accumulators and ``to_metrics()`` projects them onto the six catalogue
-metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative, built by
+collection. A series with few records in a batch is held, grouped, until it has enough to fold
+(``fold.HOLD_ROWS``, at most ``HOLD_MAX`` records in all) or a reader asks: every reader folds
+first. Its cost does not depend on how many exporters read the data, nor much on how many series
+share a batch. At collection time ``snapshot()`` copies the accumulators and ``to_metrics()``
+projects them onto the six catalogue metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative, built by
 ``_projection``), so every OTel exporter can consume them.
 
 A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from itertools import repeat, starmap
 
@@ -61,6 +63,8 @@ __all__ = ["DRAIN_AT", "OVERFLOW", "HttpRecorder", "Pending", "SeriesKey", "Seri
 
 # Records queued before the queue is folded (by the request that queues the last of them).
 DRAIN_AT = 256
+# Records held by series between folds at most (fold.HOLD_ROWS); beyond, every series is folded.
+HOLD_MAX = 4096
 
 
 class HttpRecorder:
@@ -114,6 +118,10 @@ class HttpRecorder:
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
         # record. Bounded: the request that fills it drains it.
         self._pending: deque[Pending] = deque()
+        # The grouped fold's records by series, until a series has enough of them to fold
+        # (fold.HOLD_ROWS) or a reader flushes; under the lock, at most HOLD_MAX of them.
+        self._held: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
+        self._held_count = 0
         self._presentation = DEFAULT_LABELLING
         self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
         self._created_ns = wall_clock_ns()
@@ -168,17 +176,23 @@ class HttpRecorder:
             ((method, route, status, error_type), duration, request_bytes, response_bytes, now)
         )
         if len(pending) >= DRAIN_AT:
-            self._drain()
+            self._drain(flush=False)
 
     @property
     def queue(self) -> deque[Pending]:
         """Where ``record()`` appends (never replaced): the middleware appends itself, saving a
-        call per request, and calls ``drain()`` on the append that brings it to ``DRAIN_AT``."""
+        call per request, and calls ``drain_ready()`` on the append that brings it to
+        ``DRAIN_AT``."""
         return self._pending
 
     def drain(self) -> None:
-        """Fold the queued records into the accumulators now."""
+        """Fold every queued and held record into the accumulators now."""
         self._drain()
+
+    def drain_ready(self) -> None:
+        """Take the queued records in: fold the series that have enough of them to fold (what
+        the request that fills the queue calls); the others' records wait, up to ``HOLD_MAX``."""
+        self._drain(flush=False)
 
     def record_labeled(
         self,
@@ -201,7 +215,7 @@ class HttpRecorder:
         key = (method, route, status, error_type, labels)
         pending.append((key, duration, request_bytes, response_bytes, now))
         if len(pending) >= DRAIN_AT:
-            self._drain()
+            self._drain(flush=False)
 
     def present_with(
         self,
@@ -218,11 +232,13 @@ class HttpRecorder:
         self._in_progress = in_progress
         self._version += 1
 
-    def _drain(self) -> None:
-        """Fold the pending records into the accumulators (``fold.py``, one lock for all)."""
+    def _drain(self, *, flush: bool = True) -> None:
+        """Fold the pending records into the accumulators (``fold.py``, one lock for all);
+        without ``flush``, the series with few records are held (``fold_grouped``)."""
         with self._lock:
             pending = self._pending
-            if pending or self._exemplars.pending:
+            count = len(pending)
+            if pending or self._exemplars.pending or (flush and self._held_count):
                 self._version += 1
             # Only the records present now: appends racing with this fold wait for the next one.
             records = starmap(pending.popleft, repeat((), len(pending)))
@@ -236,7 +252,11 @@ class HttpRecorder:
                 self._resp_at,
             )
             if self._grouped:
-                fold_grouped(*args, self._table.totals)
+                flush = flush or self._held_count + count > HOLD_MAX
+                folded = fold_grouped(
+                    records, self._held, *args[1:], self._table.totals, flush=flush
+                )
+                self._held_count = 0 if flush else self._held_count + count - folded
             else:
                 batch = list(records)  # read twice: by the fold, then into the totals
                 fold_each(batch, *args[1:], self._exp, self._table.owner)
@@ -272,6 +292,8 @@ class HttpRecorder:
         """Forget every series (a forked child starts from zero, not from its parent's counts)."""
         with self._lock:
             self._pending.clear()
+            self._held.clear()
+            self._held_count = 0
             self._table.clear()
             self._exemplars.clear()
             self._exp.clear()
