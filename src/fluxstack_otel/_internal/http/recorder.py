@@ -7,8 +7,8 @@ collection. A series with few records in a batch is held, grouped, until it has 
 (``fold.HOLD_ROWS``, at most ``HOLD_MAX`` records in all) or a reader asks: every reader folds
 first. Its cost does not depend on how many exporters read the data, nor much on how many series
 share a batch. At collection time ``snapshot()`` copies the accumulators and ``to_metrics()``
-projects them onto the six catalogue metrics as standard OpenTelemetry points (``Sum`` and ``Histogram``, cumulative, built by
-``_projection``), so every OTel exporter can consume them.
+projects them onto the six catalogue metrics as standard OpenTelemetry points (``Sum`` and
+``Histogram``, cumulative, built by ``_projection``), so every OTel exporter can consume them.
 
 A series key is ``(method, route, status_code | None, error_type | None)``. The six metrics are
 projections of those keys: ``http_requests_total`` sums over status and error, and so on.
