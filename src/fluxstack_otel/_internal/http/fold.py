@@ -31,11 +31,13 @@ __all__ = [
     "BUCKETS",
     "DUR_SUM",
     "GROUP_MIN",
+    "HOLD_MAX",
     "HOLD_ROWS",
     "LAST",
     "REQ_SUM",
     "RESP_SUM",
     "Class",
+    "Held",
     "Pending",
     "Totals",
     "fold_each",
@@ -66,6 +68,7 @@ _Create = Callable[[SeriesKey, float], "list[float]"]
 # flushed with fewer than GROUP_MIN takes the loop.
 HOLD_ROWS = 32
 GROUP_MIN = 8
+HOLD_MAX = 4096  # records held in all at most (about 1 MB); beyond, every series is folded
 
 Class = tuple[bool, bool]
 """A record's class for the totals: (no response started, no error counted)."""
@@ -138,6 +141,43 @@ def fold_grouped(
         for cls, rows in few.items():
             _add(totals[cls], rows, not cls[0], dur_bounds, size_cuts, req_at, resp_at)
     return folded
+
+
+class Held:
+    """The grouped fold's records by series between drains: a series' records wait until it
+    has ``HOLD_ROWS`` (``fold_grouped``), and every series is folded once more than
+    ``HOLD_MAX`` wait in all, or when a reader flushes. Under the recorder's lock."""
+
+    __slots__ = ("count", "rows")
+
+    def __init__(self) -> None:
+        self.rows: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
+        self.count = 0
+        """Records waiting in ``rows``."""
+
+    def fold(
+        self,
+        records: Iterable[Pending],
+        count: int,
+        flush: bool,
+        get: _Lookup,
+        create: _Create,
+        dur_bounds: tuple[float, ...],
+        size_cuts: tuple[float, ...],
+        req_at: int,
+        resp_at: int,
+        totals: Totals,
+    ) -> None:
+        """``fold_grouped`` the ``count`` records of ``records``, holding what may wait."""
+        flush = flush or self.count + count > HOLD_MAX
+        folded = fold_grouped(
+            records, self.rows, get, create, dur_bounds, size_cuts, req_at, resp_at, totals, flush
+        )
+        self.count = 0 if flush else self.count + count - folded
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.count = 0
 
 
 def fold_totals(

@@ -4,7 +4,7 @@ One request is one ``record()`` call, which appends one tuple to a queue; the qu
 the per-series accumulators in batches (``fold.py``: grouped by series, then C-level sums and
 sorted bucket counts per series), under one lock, by the request that fills it or by the next
 collection. A series with few records in a batch is held, grouped, until it has enough to fold
-(``fold.HOLD_ROWS``, at most ``HOLD_MAX`` records in all) or a reader asks: every reader folds
+(``fold.Held``) or a reader asks: every reader folds
 first. Its cost does not depend on how many exporters read the data, nor much on how many series
 share a batch. At collection time ``snapshot()`` copies the accumulators and ``to_metrics()``
 projects them onto the six catalogue metrics as standard OpenTelemetry points (``Sum`` and
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from itertools import repeat, starmap
 
@@ -41,9 +41,9 @@ from fluxstack_otel._internal.http.exemplar_slots import ExemplarSlots
 from fluxstack_otel._internal.http.exponential_series import ExponentialSeries
 from fluxstack_otel._internal.http.fold import (
     BUCKETS,
+    Held,
     Pending,
     fold_each,
-    fold_grouped,
     fold_totals,
     snapshots,
 )
@@ -63,8 +63,6 @@ __all__ = ["DRAIN_AT", "OVERFLOW", "HttpRecorder", "Pending", "SeriesKey", "Seri
 
 # Records queued before the queue is folded (by the request that queues the last of them).
 DRAIN_AT = 256
-# Records held by series between folds at most (fold.HOLD_ROWS); beyond, every series is folded.
-HOLD_MAX = 4096
 
 
 class HttpRecorder:
@@ -118,10 +116,7 @@ class HttpRecorder:
         # fraction of updating accumulators under a lock, and draining in batches is cheaper per
         # record. Bounded: the request that fills it drains it.
         self._pending: deque[Pending] = deque()
-        # The grouped fold's records by series, until a series has enough of them to fold
-        # (fold.HOLD_ROWS) or a reader flushes; under the lock, at most HOLD_MAX of them.
-        self._held: defaultdict[SeriesKey, list[Pending]] = defaultdict(list)
-        self._held_count = 0
+        self._held = Held()  # the grouped fold's records, by series, that may wait
         self._presentation = DEFAULT_LABELLING
         self._in_progress: Callable[[], Mapping[tuple[str, str], int]] | None = None
         self._created_ns = wall_clock_ns()
@@ -191,7 +186,7 @@ class HttpRecorder:
 
     def drain_ready(self) -> None:
         """Take the queued records in: fold the series that have enough of them to fold (what
-        the request that fills the queue calls); the others' records wait, up to ``HOLD_MAX``."""
+        the request that fills the queue calls); the others' records wait (``fold.Held``)."""
         self._drain(flush=False)
 
     def record_labeled(
@@ -234,11 +229,11 @@ class HttpRecorder:
 
     def _drain(self, *, flush: bool = True) -> None:
         """Fold the pending records into the accumulators (``fold.py``, one lock for all);
-        without ``flush``, the series with few records are held (``fold_grouped``)."""
+        without ``flush``, the series with few records are held (``fold.Held``)."""
         with self._lock:
             pending = self._pending
             count = len(pending)
-            if pending or self._exemplars.pending or (flush and self._held_count):
+            if pending or self._exemplars.pending or (flush and self._held.count):
                 self._version += 1
             # Only the records present now: appends racing with this fold wait for the next one.
             records = starmap(pending.popleft, repeat((), len(pending)))
@@ -252,11 +247,7 @@ class HttpRecorder:
                 self._resp_at,
             )
             if self._grouped:
-                flush = flush or self._held_count + count > HOLD_MAX
-                folded = fold_grouped(
-                    records, self._held, *args[1:], self._table.totals, flush=flush
-                )
-                self._held_count = 0 if flush else self._held_count + count - folded
+                self._held.fold(records, count, flush, *args[1:], self._table.totals)
             else:
                 batch = list(records)  # read twice: by the fold, then into the totals
                 fold_each(batch, *args[1:], self._exp, self._table.owner)
@@ -293,7 +284,6 @@ class HttpRecorder:
         with self._lock:
             self._pending.clear()
             self._held.clear()
-            self._held_count = 0
             self._table.clear()
             self._exemplars.clear()
             self._exp.clear()
